@@ -1,0 +1,72 @@
+/**
+ * The three kinds of failure (DESIGN.md "What every part does with bad input").
+ *
+ * - ProtocolError: a peer fault. Carries a fixed code and never any peer bytes; the session or
+ *   channel that saw it ends.
+ * - ConfigError: an operator fault. A clear message that says how to fix it, and an exit code.
+ * - assert(): a bug in our own code. Throws AssertionError and is allowed to crash.
+ *
+ * This module must never format peer-supplied data into a message.
+ */
+
+/** Fixed codes for peer faults. Stable strings: they appear in logs and tests, never on the wire. */
+export type ProtocolErrorCode =
+  | "frame-too-large"
+  | "frame-truncated"
+  | "frame-malformed"
+  | "frame-crc"
+  | "cbor-malformed"
+  | "cbor-limit"
+  | "cbor-noncanonical"
+  | "schema"
+  | "handshake-malformed"
+  | "handshake-decrypt"
+  | "handshake-unknown-key"
+  | "handshake-replay"
+  | "handshake-rate"
+  | "handshake-timeout"
+  | "handshake-psk"
+  | "suite-mismatch"
+  | "decrypt"
+  | "replay"
+  | "nonce-exhausted"
+  | "unexpected-message"
+  | "channel-limit"
+  | "channel-unknown"
+  | "channel-state"
+  | "flow-control"
+  | "keepalive-timeout"
+  | "link-lost";
+
+export class ProtocolError extends Error {
+  override readonly name = "ProtocolError";
+  constructor(
+    readonly code: ProtocolErrorCode,
+    detail?: string,
+  ) {
+    // `detail` is our own wording about what was wrong, never text taken from the peer.
+    super(detail ? `${code}: ${detail}` : code);
+  }
+}
+
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    message: string,
+    readonly exitCode = 2,
+  ) {
+    super(message);
+  }
+}
+
+export class AssertionError extends Error {
+  override readonly name = "AssertionError";
+}
+
+export function assert(condition: unknown, message = "assertion failed"): asserts condition {
+  if (!condition) throw new AssertionError(message);
+}
+
+export function isProtocolError(e: unknown, code?: ProtocolErrorCode): e is ProtocolError {
+  return e instanceof ProtocolError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,66 @@
+/**
+ * Every wire size, count and time limit of the link, in one place, each with its reason.
+ * Decoders check against these before they allocate. Nothing here is configurable by a peer.
+ * Sources: Noise spec rev 34 §3/§13; DESIGN.md "The link, layer by layer".
+ */
+
+// --- Noise (spec §3, §13) ---
+/** Every Noise message, tag included, is at most 65535 bytes (spec §3). */
+export const NOISE_MAX_MESSAGE = 65535;
+/** ChaChaPoly and AESGCM tags are 16 bytes. */
+export const AEAD_TAG_BYTES = 16;
+/** Largest plaintext one Noise transport message can carry. */
+export const NOISE_MAX_PLAINTEXT = NOISE_MAX_MESSAGE - AEAD_TAG_BYTES;
+/** Handshake payloads carry a few small fields only; a cap stops pre-auth memory abuse. */
+export const HANDSHAKE_PAYLOAD_MAX = 1024;
+/** 2^64-1 is reserved by the spec (§5.1); we stop far earlier and re-handshake (see REKEY_*). */
+export const NONCE_REFUSE_AT = 2n ** 60n;
+
+// --- TCP framing: u16 BE length + one Noise message (spec §13) ---
+export const TCP_LENGTH_PREFIX_BYTES = 2;
+
+// --- Serial framing: COBS(type | epoch | counter u64 BE | body | CRC-32C) + 0x00 ---
+/** type(1) + epoch(1) + counter(8). */
+export const SERIAL_HEADER_BYTES = 10;
+export const SERIAL_CRC_BYTES = 4;
+/**
+ * Largest body (Noise message) in one serial frame. Smaller than the Noise limit so a lost or
+ * corrupted frame costs little to resend on a line that can drop bytes (USB-serial, FTDI).
+ */
+export const SERIAL_MAX_BODY = 16 * 1024;
+/** Largest unencoded frame; the receiver drops anything longer and resyncs at the next 0x00. */
+export const SERIAL_MAX_FRAME = SERIAL_HEADER_BYTES + SERIAL_MAX_BODY + SERIAL_CRC_BYTES;
+/** Counters accepted out of order behind the highest seen (RFC 6479 style sliding bitmap). */
+export const REPLAY_WINDOW_BITS = 2048;
+
+// --- Strict CBOR for control messages (DESIGN.md §4) ---
+/** Control messages are small maps; deeper nesting is an attack, not a message. */
+export const CBOR_MAX_DEPTH = 16;
+/** Items in one array or map. */
+export const CBOR_MAX_ITEMS = 1024;
+/** A control message never needs more than one Noise plaintext. */
+export const CBOR_MAX_BYTES = NOISE_MAX_PLAINTEXT;
+
+// --- vchan (channel multiplexer) ---
+/** Open channels per session: 256 concurrent qrexec calls plus headroom, with a memory bound. */
+export const VCHAN_MAX_CHANNELS = 512;
+/** Per-channel, per-direction receive window: the most a peer may send before we grant credit. */
+export const VCHAN_WINDOW_BYTES = 256 * 1024;
+/** Record kind(1) + vchan type(1) + channel id(4). */
+export const VCHAN_DATA_HEADER_BYTES = 6;
+/** Largest data chunk: one chunk always fits one Noise message. */
+export const VCHAN_MAX_CHUNK = NOISE_MAX_PLAINTEXT - VCHAN_DATA_HEADER_BYTES;
+
+// --- Session timers and rekey (noise-transport.md §1.3, §7.5; WireGuard constants) ---
+/** A handshake that has not finished in this time is abandoned. */
+export const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Minimum spacing of accepted handshake initiations from one peer (WireGuard: 20 ms). */
+export const HANDSHAKE_MIN_INTERVAL_MS = 20;
+/** Fresh handshake after this much time on one key... */
+export const REKEY_AFTER_MS = 10 * 60_000;
+/** ...or after this many messages in either direction, whichever comes first. */
+export const REKEY_AFTER_MESSAGES = 2 ** 32;
+/** A ping when the link has been idle this long; RTT is measured from it. */
+export const KEEPALIVE_INTERVAL_MS = 10_000;
+/** No message at all for this long means the peer is gone. */
+export const KEEPALIVE_TIMEOUT_MS = 30_000;
