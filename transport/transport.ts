@@ -10,7 +10,7 @@ import { assert } from "../core/errors.ts";
 
 /**
  * A duplex, ordered, reliable byte stream. Contract (every implementation passes the shared
- * suite in transport/contract.test-suite.ts):
+ * suite in test/helpers/stream-contract.ts):
  *
  * - Pull-based reading: nothing is read from the source faster than the caller asks, beyond a
  *   bounded read-ahead buffer, so a slow reader pushes back on the peer instead of growing memory.
@@ -20,7 +20,10 @@ import { assert } from "../core/errors.ts";
  * - close() is always safe, idempotent, and must eventually be called by the owner, even after
  *   EOF in both directions: it is what releases the fd.
  */
-export interface ByteStream {
+export interface ByteStream extends ByteSource, ByteSink {}
+
+/** The read half of the contract (a child's stdout, a tty reader). */
+export interface ByteSource {
   /**
    * Next chunk (never empty), or null at EOF: the peer half-closed, the line went away (a pty
    * whose other side closed reads EIO, reported as EOF), or close() was called. At most one read
@@ -30,10 +33,24 @@ export interface ByteStream {
    */
   read(): Promise<Uint8Array | null>;
   /**
+   * Closes both directions now, dropping unread and unwritten bytes. Idempotent. A pending read
+   * resolves null and pending writes reject with TransportError.
+   */
+  close(): void;
+  /** Resolves (never rejects) once the stream is fully closed and its fd/handle released. */
+  readonly closed: Promise<void>;
+  /** Human description for logs, e.g. "tcp 127.0.0.1:4001" or "serial /dev/ttyACM0". */
+  readonly description: string;
+}
+
+/** The write half of the contract (a child's stdin). */
+export interface ByteSink {
+  /**
    * Queues all of `data` and resolves once the stream can take more; callers must await it
-   * (that is the backpressure). The caller must not mutate `data` until it resolves. A zero-length
-   * write is a no-op (it does not mean EOF here; use closeWrite). Rejects with TransportError
-   * after closeWrite()/close() or on an I/O failure; writes pending at close() reject too.
+   * (that is the backpressure). The caller must not mutate `data` until it resolves; after that
+   * the stream no longer refers to it. A zero-length write is a no-op (it does not mean EOF here;
+   * use closeWrite). Rejects with TransportError after closeWrite()/close() or on an I/O failure;
+   * writes pending at close() reject too.
    */
   write(data: Uint8Array): Promise<void>;
   /**
@@ -42,14 +59,9 @@ export interface ByteStream {
    * (serial) document what they do instead.
    */
   closeWrite(): Promise<void>;
-  /**
-   * Closes both directions now, dropping unread and unwritten bytes. Idempotent. A pending read
-   * resolves null and pending writes reject with TransportError.
-   */
+  /** As ByteSource.close. */
   close(): void;
-  /** Resolves (never rejects) once the stream is fully closed and its fd/handle released. */
   readonly closed: Promise<void>;
-  /** Human description for logs, e.g. "tcp 127.0.0.1:4001" or "serial /dev/ttyACM0". */
   readonly description: string;
 }
 

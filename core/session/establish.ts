@@ -1,0 +1,90 @@
+/**
+ * From a fresh RecordLink to a running Session with its vchan: the handshake (under a deadline),
+ * then the transport phase. The one place where handshake, session and multiplexer are joined.
+ * Must never: leave a half-open link behind on failure (the link is closed on every error).
+ */
+import { ProtocolError } from "../errors.ts";
+import type { CryptoResolver } from "../noise/suites.ts";
+import { resolveLinkSuite } from "../noise/suites.ts";
+import { Vchan } from "../vchan/vchan.ts";
+import type { Channel } from "../vchan/channel.ts";
+import { HANDSHAKE_TIMEOUT_MS } from "../wire/limits.ts";
+import type { Clock } from "./duplex.ts";
+import {
+  type Established,
+  type InitiatorOptions,
+  type ResponderOptions,
+  initiateHandshake,
+  respondHandshake,
+} from "./handshake.ts";
+import { Session, type SessionOptions } from "./session.ts";
+
+export interface LinkTuning {
+  readonly clock: Clock;
+  readonly handshakeTimeoutMs?: number;
+  readonly session?: Partial<Pick<SessionOptions, "rekeyAfterMs" | "rekeyAfterRecords" | "keepaliveIntervalMs" | "keepaliveTimeoutMs">>;
+  readonly maxChannels?: number;
+  /** A channel the peer opened. */
+  readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
+}
+
+export interface Connected {
+  readonly established: Established;
+  readonly session: Session;
+  readonly vchan: Vchan;
+}
+
+export function connectAsInitiator(o: InitiatorOptions, t: LinkTuning): Promise<Connected> {
+  return run(initiateHandshake(o), o.link, o.resolver, o.staticKey, o.version, true, t);
+}
+
+export function connectAsResponder(o: ResponderOptions, t: LinkTuning): Promise<Connected> {
+  return run(respondHandshake(o), o.link, o.resolver, o.staticKey, o.version, false, t);
+}
+
+async function run(
+  handshake: Promise<Established>,
+  link: InitiatorOptions["link"],
+  resolver: CryptoResolver,
+  staticKey: InitiatorOptions["staticKey"],
+  version: string,
+  initiator: boolean,
+  t: LinkTuning,
+): Promise<Connected> {
+  let cancel = () => {};
+  const deadline = new Promise<never>((_, reject) => {
+    cancel = t.clock.setTimer(t.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, () =>
+      reject(new ProtocolError("handshake-timeout")),
+    );
+  });
+  let established: Established;
+  try {
+    established = await Promise.race([handshake, deadline]);
+  } catch (error) {
+    link.close();
+    handshake.catch(() => {}); // the link is closed; its late failure is expected
+    throw error;
+  } finally {
+    cancel();
+  }
+  let vchan: Vchan | null = null;
+  const session = new Session(link, established, {
+    initiator,
+    staticKey,
+    suite: resolveLinkSuite(resolver, established.suite),
+    suiteName: established.suite,
+    version,
+    clock: t.clock,
+    onVchan: (record) => vchan!.receive(record),
+    ...t.session,
+  });
+  vchan = new Vchan({
+    initiator,
+    send: (record) => session.sendVchan(record),
+    onOpen: t.onOpen,
+    maxChannels: t.maxChannels,
+  });
+  void session.closed.then((error) => vchan!.end(error ?? new ProtocolError("link-lost", "session closed")));
+  session.start();
+  return { established, session, vchan };
+}

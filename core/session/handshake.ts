@@ -1,0 +1,189 @@
+/**
+ * The link's handshakes (DESIGN.md "The link", step 3; noise-transport.md §7.2):
+ *   offer  ->                      (cleartext: mode and the initiator's suites)
+ *   choice <-                      (cleartext: the responder's pick, or a refusal)
+ *   then, with both bound into the prologue:
+ *   reconnect  Noise_IK     host initiates; msg 1 carries a strictly increasing timestamp
+ *   pair-psk   Noise_XXpsk3 32-byte one-time token from the image builder
+ *   pair-code  Noise_XX     6-digit code from h, compared by the user on both ends
+ *
+ * Must never: accept a static key that is not pinned (reconnect), accept a replayed or
+ * non-increasing msg-1 timestamp, let the peer pick the pattern, or complete a pairing whose
+ * code the local user has not confirmed. Errors are ProtocolError with fixed codes.
+ */
+import { ProtocolError, assert } from "../errors.ts";
+import type { KeyPair } from "../noise/crypto.ts";
+import { blake2sHash } from "../noise/crypto-noble.ts";
+import { HandshakeState, type HandshakeResult } from "../noise/handshake-state.ts";
+import { parsePattern } from "../noise/patterns.ts";
+import { type CryptoResolver, type LinkSuiteName, resolveLinkSuite } from "../noise/suites.ts";
+import {
+  type HandshakeMode,
+  PATTERN_OF_MODE,
+  buildPrologue,
+  decodeChoice,
+  decodeOffer,
+  decodeTimestampPayload,
+  decodeVersionPayload,
+  encodeChoice,
+  encodeOffer,
+  encodeTimestampPayload,
+  encodeVersionPayload,
+} from "./messages.ts";
+import type { RecordLink } from "./record-link.ts";
+
+export interface Established {
+  readonly mode: HandshakeMode;
+  readonly suite: LinkSuiteName;
+  readonly result: HandshakeResult;
+  /** The peer's static public key (pinned for reconnect, learned when pairing). */
+  readonly peerKey: Uint8Array;
+  readonly peerVersion: string;
+  /** Pair-code mode: the 6 digits both users must see. */
+  readonly pairingCode?: string;
+}
+
+export interface InitiatorOptions {
+  readonly link: RecordLink;
+  readonly resolver: CryptoResolver;
+  readonly staticKey: KeyPair;
+  readonly version: string;
+  /** Our suites, best first (a self-measurement at start-up ranks them). */
+  readonly suites: readonly LinkSuiteName[];
+  readonly mode: HandshakeMode;
+  /** reconnect: the responder's pinned key. */
+  readonly responderKey?: Uint8Array;
+  /** pair-psk: the 32-byte token. */
+  readonly token?: Uint8Array;
+  /** reconnect: a value greater than any sent before with this key (e.g. time in µs, persisted). */
+  readonly timestamp?: () => bigint;
+}
+
+/** What the responder knows about initiators it has paired with. */
+export interface PeerStore {
+  isPinned(key: Uint8Array): boolean;
+  /** Accepts and records ts only if strictly greater than the last accepted for this key. */
+  acceptTimestamp(key: Uint8Array, ts: bigint): boolean;
+}
+
+export interface ResponderOptions {
+  readonly link: RecordLink;
+  readonly resolver: CryptoResolver;
+  readonly staticKey: KeyPair;
+  readonly version: string;
+  readonly suites: readonly LinkSuiteName[];
+  readonly peers: PeerStore;
+  /** Which pairing modes are open now (a token present, a pairing window open). */
+  readonly pairing: { readonly token?: Uint8Array; readonly allowCode?: boolean };
+}
+
+export async function initiateHandshake(o: InitiatorOptions): Promise<Established> {
+  const offerBytes = encodeOffer({ mode: o.mode, suites: o.suites });
+  await o.link.sendHandshake(offerBytes);
+  const choiceBytes = await o.link.recvHandshake();
+  const choice = decodeChoice(choiceBytes);
+  if ("refuse" in choice) throw new ProtocolError(choice.refuse === "suite" ? "suite-mismatch" : "handshake-psk");
+  if (!o.suites.includes(choice.suite)) throw new ProtocolError("suite-mismatch");
+  const hs = new HandshakeState(`Noise_${PATTERN_OF_MODE[o.mode]}_${choice.suite}`, {
+    suite: resolveLinkSuite(o.resolver, choice.suite),
+    pattern: parsePattern(PATTERN_OF_MODE[o.mode])!,
+    initiator: true,
+    prologue: buildPrologue(o.link.transport, offerBytes, choiceBytes),
+    s: o.staticKey,
+    rs: o.mode === "reconnect" ? required(o.responderKey, "responderKey") : undefined,
+    psks: o.mode === "pair-psk" ? [required(o.token, "token")] : [],
+  });
+  let peerVersion: string;
+  if (o.mode === "reconnect") {
+    // -> e, es, s, ss   (payload: timestamp against replay of this message)
+    const ts = required(o.timestamp, "timestamp")();
+    await o.link.sendHandshake(hs.writeMessage(encodeTimestampPayload(ts, o.version)));
+    // <- e, ee, se
+    peerVersion = decodeVersionPayload(hs.readMessage(await o.link.recvHandshake()));
+  } else {
+    // -> e
+    await o.link.sendHandshake(hs.writeMessage(new Uint8Array(0)));
+    // <- e, ee, s, es
+    peerVersion = decodeVersionPayload(hs.readMessage(await o.link.recvHandshake()));
+    // -> s, se [, psk]
+    await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
+  }
+  return established(o.mode, choice.suite, hs, peerVersion);
+}
+
+export async function respondHandshake(o: ResponderOptions): Promise<Established> {
+  const offerBytes = await o.link.recvHandshake();
+  const offer = decodeOffer(offerBytes);
+  const suite = o.suites.find((s) => offer.suites.includes(s));
+  const modeOpen =
+    offer.mode === "reconnect" ||
+    (offer.mode === "pair-psk" && o.pairing.token !== undefined) ||
+    (offer.mode === "pair-code" && o.pairing.allowCode === true);
+  if (!suite || !modeOpen) {
+    await o.link.sendHandshake(encodeChoice({ refuse: suite ? "mode" : "suite" }));
+    throw new ProtocolError(suite ? "handshake-psk" : "suite-mismatch");
+  }
+  const choiceBytes = encodeChoice({ suite });
+  await o.link.sendHandshake(choiceBytes);
+  const hs = new HandshakeState(`Noise_${PATTERN_OF_MODE[offer.mode]}_${suite}`, {
+    suite: resolveLinkSuite(o.resolver, suite),
+    pattern: parsePattern(PATTERN_OF_MODE[offer.mode])!,
+    initiator: false,
+    prologue: buildPrologue(o.link.transport, offerBytes, choiceBytes),
+    s: o.staticKey,
+    psks: offer.mode === "pair-psk" ? [o.pairing.token!] : [],
+  });
+  let peerVersion: string;
+  if (offer.mode === "reconnect") {
+    // -> e, es, s, ss
+    const msg1 = decodeTimestampPayload(hs.readMessage(await o.link.recvHandshake()));
+    const initiatorKey = hs.remoteStatic!;
+    if (!o.peers.isPinned(initiatorKey)) throw new ProtocolError("handshake-unknown-key");
+    if (!o.peers.acceptTimestamp(initiatorKey, msg1.ts)) throw new ProtocolError("handshake-replay");
+    // <- e, ee, se
+    await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
+    peerVersion = msg1.version;
+  } else {
+    // -> e
+    hs.readMessage(await o.link.recvHandshake());
+    // <- e, ee, s, es
+    await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
+    // -> s, se [, psk]   (a wrong token fails here, at the psk's MixKeyAndHash)
+    try {
+      peerVersion = decodeVersionPayload(hs.readMessage(await o.link.recvHandshake()));
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === "handshake-decrypt" && offer.mode === "pair-psk") {
+        throw new ProtocolError("handshake-psk");
+      }
+      throw error;
+    }
+  }
+  return established(offer.mode, suite, hs, peerVersion);
+}
+
+function established(mode: HandshakeMode, suite: LinkSuiteName, hs: HandshakeState, peerVersion: string): Established {
+  const result = hs.completed;
+  assert(result.remoteStatic !== null, "link patterns always authenticate the peer");
+  return {
+    mode,
+    suite,
+    result,
+    peerKey: result.remoteStatic,
+    peerVersion,
+    ...(mode === "pair-code" ? { pairingCode: pairingCode(result.handshakeHash) } : {}),
+  };
+}
+
+const CODE_LABEL = new TextEncoder().encode("qubes-air pairing code");
+
+/** Six digits from BLAKE2s(label || h): a short authentication string (spec §11.2: use h). */
+export function pairingCode(h: Uint8Array): string {
+  const digest = blake2sHash.hash(CODE_LABEL, h);
+  const n = new DataView(digest.buffer, digest.byteOffset, 8).getBigUint64(0, false);
+  return (n % 1_000_000n).toString().padStart(6, "0");
+}
+
+function required<T>(value: T | undefined, name: string): T {
+  assert(value !== undefined, `${name} is required for this mode`);
+  return value;
+}

@@ -1,0 +1,156 @@
+/**
+ * Session wire messages: the cleartext offer/choice that negotiates mode and suite before the
+ * handshake, the handshake payloads, and the record kinds of the transport phase.
+ * Layouts (all control messages are strict CBOR maps, core/wire/cbor.ts):
+ *
+ *   offer   {v: 1, mode: "reconnect"|"pair-psk"|"pair-code", suites: [name...]}   initiator -> responder
+ *   choice  {suite: name}  |  {refuse: code}                                    responder -> initiator
+ *   IK msg1 payload {ts: u64, version}        (strictly increasing per initiator key; replay defence)
+ *   other handshake payloads {version: string}
+ *
+ * Transport records: kind u8 | body. Must never: accept unknown fields, kinds or names.
+ */
+import { ProtocolError } from "../errors.ts";
+import { LINK_SUITES, type LinkSuiteName } from "../noise/suites.ts";
+import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
+import { HANDSHAKE_PAYLOAD_MAX } from "../wire/limits.ts";
+
+export const PROTOCOL_VERSION = 1;
+export const PROLOGUE_LABEL = "qubes-air/1";
+
+export const MODES = ["reconnect", "pair-psk", "pair-code"] as const;
+export type HandshakeMode = (typeof MODES)[number];
+
+/** Noise pattern per mode (DESIGN.md "The link", step 3). */
+export const PATTERN_OF_MODE: Record<HandshakeMode, string> = {
+  reconnect: "IK",
+  "pair-psk": "XXpsk3",
+  "pair-code": "XX",
+};
+
+/** Reasons a responder refuses before any handshake; fixed strings, no detail. */
+export const REFUSALS = ["suite", "mode", "busy"] as const;
+export type Refusal = (typeof REFUSALS)[number];
+
+export const RecordKind = {
+  /** A vchan message (core/vchan). */
+  VCHAN: 1,
+  /** Keepalive ping: u64 id; answered by PONG with the same id (round-trip time). */
+  PING: 2,
+  PONG: 3,
+  /** One message of a rekey handshake. */
+  REKEY: 4,
+  /** The initiator's last record under the old send key (TCP has no epoch byte). */
+  REKEY_SWITCH: 5,
+  /** The user confirmed the 6-digit pairing code on this side. */
+  PAIR_CONFIRM: 6,
+  /** Orderly close: u8 reason. */
+  CLOSE: 7,
+} as const;
+
+export interface Offer {
+  readonly mode: HandshakeMode;
+  readonly suites: readonly LinkSuiteName[];
+}
+
+function decodeMap(bytes: Uint8Array): CborMap {
+  if (bytes.length > HANDSHAKE_PAYLOAD_MAX) throw new ProtocolError("handshake-malformed", "too long");
+  let value: CborValue;
+  try {
+    value = decodeCbor(bytes);
+  } catch (error) {
+    if (error instanceof ProtocolError) throw new ProtocolError("handshake-malformed", "not strict CBOR");
+    throw error;
+  }
+  if (value === null || typeof value !== "object" || value instanceof Uint8Array || Array.isArray(value)) {
+    throw new ProtocolError("handshake-malformed", "not a map");
+  }
+  return value;
+}
+
+function exactKeys(map: CborMap, keys: readonly string[]): void {
+  const present = Object.keys(map);
+  if (present.length !== keys.length || !keys.every((k) => Object.hasOwn(map, k))) {
+    throw new ProtocolError("handshake-malformed", "unexpected fields");
+  }
+}
+
+export function encodeOffer(offer: Offer): Uint8Array {
+  return encodeCbor({ v: PROTOCOL_VERSION, mode: offer.mode, suites: [...offer.suites] });
+}
+
+export function decodeOffer(bytes: Uint8Array): Offer {
+  const map = decodeMap(bytes);
+  exactKeys(map, ["v", "mode", "suites"]);
+  if (map.v !== PROTOCOL_VERSION) throw new ProtocolError("handshake-malformed", "version");
+  const mode = MODES.find((m) => m === map.mode);
+  if (!mode) throw new ProtocolError("handshake-malformed", "mode");
+  const suites = map.suites;
+  if (!Array.isArray(suites) || suites.length === 0 || suites.length > LINK_SUITES.length) {
+    throw new ProtocolError("handshake-malformed", "suites");
+  }
+  const names: LinkSuiteName[] = [];
+  for (const s of suites) {
+    const name = LINK_SUITES.find((known) => known === s);
+    if (!name || names.includes(name)) throw new ProtocolError("handshake-malformed", "suites");
+    names.push(name);
+  }
+  return { mode, suites: names };
+}
+
+export type Choice = { readonly suite: LinkSuiteName } | { readonly refuse: Refusal };
+
+export function encodeChoice(choice: Choice): Uint8Array {
+  return encodeCbor("suite" in choice ? { suite: choice.suite } : { refuse: choice.refuse });
+}
+
+export function decodeChoice(bytes: Uint8Array): Choice {
+  const map = decodeMap(bytes);
+  if (Object.hasOwn(map, "suite")) {
+    exactKeys(map, ["suite"]);
+    const suite = LINK_SUITES.find((s) => s === map.suite);
+    if (!suite) throw new ProtocolError("suite-mismatch");
+    return { suite };
+  }
+  exactKeys(map, ["refuse"]);
+  const refuse = REFUSALS.find((r) => r === map.refuse);
+  if (!refuse) throw new ProtocolError("handshake-malformed", "refusal");
+  return { refuse };
+}
+
+export function encodeTimestampPayload(ts: bigint, version: string): Uint8Array {
+  return encodeCbor({ ts, version });
+}
+
+export function decodeTimestampPayload(bytes: Uint8Array): { ts: bigint; version: string } {
+  const map = decodeMap(bytes);
+  exactKeys(map, ["ts", "version"]);
+  const ts = map.ts;
+  const version = checkVersion(map.version);
+  if (typeof ts === "number" && Number.isSafeInteger(ts) && ts >= 0) return { ts: BigInt(ts), version };
+  if (typeof ts === "bigint" && ts >= 0n) return { ts, version };
+  throw new ProtocolError("handshake-malformed", "timestamp");
+}
+
+export function encodeVersionPayload(version: string): Uint8Array {
+  return encodeCbor({ version });
+}
+
+export function decodeVersionPayload(bytes: Uint8Array): string {
+  const map = decodeMap(bytes);
+  exactKeys(map, ["version"]);
+  return checkVersion(map.version);
+}
+
+/** A version string is shown in `qubes-air list`; only a short printable charset passes. */
+function checkVersion(version: CborValue | undefined): string {
+  if (typeof version !== "string" || !/^[0-9A-Za-z.+_-]{1,32}$/.test(version)) {
+    throw new ProtocolError("handshake-malformed", "version");
+  }
+  return version;
+}
+
+/** The prologue binds the negotiation (§6): a changed offer or choice breaks the handshake. */
+export function buildPrologue(transport: string, offer: Uint8Array, choice: Uint8Array, extra?: Uint8Array): Uint8Array {
+  return encodeCbor([PROLOGUE_LABEL, transport, offer, choice, extra ?? new Uint8Array(0)]);
+}

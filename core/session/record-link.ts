@@ -1,0 +1,27 @@
+/**
+ * A RecordLink carries the two kinds of traffic a session has over one framed byte stream:
+ * handshake messages (before keys exist) and encrypted transport records. TCP and serial frame
+ * them differently (tcp-record-link.ts, serial-record-link.ts); the session sees only this.
+ *
+ * Contract: setSendKey/setRecvKey switch the direction to transport phase (and, when called
+ * again, to a new key after a rekey); recvHandshake/recv throw ProtocolError("link-lost") on EOF
+ * in the middle of a handshake, recv returns null on EOF between records. Any ProtocolError from
+ * a link is fatal for the session that sees it.
+ */
+import type { CipherState } from "../noise/cipher-state.ts";
+
+export interface RecordLink {
+  /** "tcp" or "serial"; bound into the prologue. */
+  readonly transport: string;
+  sendHandshake(message: Uint8Array): Promise<void>;
+  recvHandshake(): Promise<Uint8Array>;
+  setSendKey(cs: CipherState): void;
+  setRecvKey(cs: CipherState): void;
+  /** Encrypts and sends one record (at most NOISE_MAX_PLAINTEXT bytes). */
+  send(plaintext: Uint8Array): Promise<void>;
+  /** Next decrypted record, or null at EOF. */
+  recv(): Promise<Uint8Array | null>;
+  /** Messages sent and received under the current keys, for the rekey limit. */
+  readonly recordsSinceKey: number;
+  close(): void;
+}

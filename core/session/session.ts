@@ -1,0 +1,323 @@
+/**
+ * The transport phase of a link: a read loop that dispatches records by kind, keepalive with
+ * round-trip time, rekey by a fresh IK handshake on the live link, pairing-code confirmation,
+ * and orderly close. The vchan multiplexer rides on VCHAN records.
+ *
+ * Rekey (noise-transport.md §7.5; new ephemerals, so forward secrecy, unlike Noise Rekey()):
+ *   initiator  REKEY(msg1: -> e, es, s, ss)            under old keys
+ *   responder  REKEY(msg2: <- e, ee, se), then sends under the new key
+ *   initiator  receives under the new key from then on; REKEY_SWITCH under the old send key,
+ *              then sends under the new key; the responder switches its receive key on SWITCH.
+ * Only the original initiator starts a rekey, so two rekeys never cross.
+ *
+ * Must never: process a record after a decryption failure, accept a rekey from a different
+ * static key than the session's peer, or let vchan traffic through before a pairing code is
+ * confirmed on both ends.
+ */
+import { ProtocolError, assert } from "../errors.ts";
+import type { CipherState } from "../noise/cipher-state.ts";
+import type { KeyPair, NoiseSuite } from "../noise/crypto.ts";
+import { HandshakeState } from "../noise/handshake-state.ts";
+import { parsePattern } from "../noise/patterns.ts";
+import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, REKEY_AFTER_MESSAGES, REKEY_AFTER_MS } from "../wire/limits.ts";
+import type { Clock } from "./duplex.ts";
+import type { Established } from "./handshake.ts";
+import { RecordKind, buildPrologue, decodeVersionPayload, encodeVersionPayload } from "./messages.ts";
+import type { RecordLink } from "./record-link.ts";
+
+export interface SessionOptions {
+  readonly initiator: boolean;
+  readonly staticKey: KeyPair;
+  readonly suite: NoiseSuite;
+  readonly suiteName: string;
+  readonly version: string;
+  readonly clock: Clock;
+  readonly onVchan: (record: Uint8Array) => void;
+  readonly rekeyAfterMs?: number;
+  readonly rekeyAfterRecords?: number;
+  readonly keepaliveIntervalMs?: number;
+  readonly keepaliveTimeoutMs?: number;
+}
+
+const REKEY_LABEL = new TextEncoder().encode("rekey");
+
+export class Session {
+  readonly peerKey: Uint8Array;
+  readonly peerVersion: string;
+  private handshakeHash: Uint8Array;
+  private rekeyState: HandshakeState | null = null;
+  private rekeyWaiters: (() => void)[] = [];
+  private pendingRecvKey: CipherState | null = null;
+  private keyEstablishedAt: number;
+  private lastReceivedAt: number;
+  private lastSentAt: number;
+  private pings = new Map<bigint, { sentAt: number; resolve: (rtt: number) => void }>();
+  private nextPingId = 1n;
+  private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: (() => void)[] };
+  private ended = false;
+  private cancelTimer: () => void = () => {};
+  private resolveClosed!: (error: ProtocolError | null) => void;
+  /** Resolves once, when the session ends: null for an orderly close, else the fault. */
+  readonly closed: Promise<ProtocolError | null>;
+  rttMs: number | null = null;
+
+  constructor(
+    private readonly link: RecordLink,
+    established: Established,
+    private readonly o: SessionOptions,
+  ) {
+    this.peerKey = established.peerKey;
+    this.peerVersion = established.peerVersion;
+    this.handshakeHash = established.result.handshakeHash;
+    this.confirm = { needed: established.mode === "pair-code", mine: false, peer: false, waiters: [] };
+    link.setSendKey(established.result.send);
+    link.setRecvKey(established.result.receive);
+    const now = o.clock.now();
+    this.keyEstablishedAt = now;
+    this.lastReceivedAt = now;
+    this.lastSentAt = now;
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+  }
+
+  /** Starts the read loop and timers. */
+  start(): void {
+    this.scheduleTick();
+    void this.readLoop();
+  }
+
+  get isOpen(): boolean {
+    return !this.ended;
+  }
+
+  /** Channel binding value (Noise §11.2): changes with every rekey. */
+  get hash(): Uint8Array {
+    return this.handshakeHash;
+  }
+
+  /** Sends a vchan record; record[0] must already be RecordKind.VCHAN (no copy on the data path). */
+  sendVchan(record: Uint8Array): Promise<void> {
+    assert(record[0] === RecordKind.VCHAN, "vchan record without its kind byte");
+    if (this.confirm.needed && !(this.confirm.mine && this.confirm.peer)) {
+      return Promise.reject(new ProtocolError("unexpected-message", "pairing not confirmed"));
+    }
+    return this.sendRecord(record);
+  }
+
+  /** Round-trip time of one PING/PONG. */
+  ping(): Promise<number> {
+    const id = this.nextPingId++;
+    const body = new Uint8Array(9);
+    body[0] = RecordKind.PING;
+    new DataView(body.buffer).setBigUint64(1, id, false);
+    return new Promise((resolve, reject) => {
+      this.pings.set(id, { sentAt: this.o.clock.now(), resolve });
+      this.sendRecord(body).catch(reject);
+      void this.closed.then(() => reject(new ProtocolError("link-lost")));
+    });
+  }
+
+  /**
+   * Pair-code mode: the local user's verdict on the code. Resolves once both users confirmed;
+   * rejects (and ends the session) if the local user refused or the peer went away.
+   */
+  async confirmPairing(approved: boolean): Promise<void> {
+    assert(this.confirm.needed, "no pairing code to confirm");
+    if (!approved) {
+      this.close();
+      throw new ProtocolError("handshake-unknown-key", "pairing code refused");
+    }
+    this.confirm.mine = true;
+    await this.sendRecord(Uint8Array.of(RecordKind.PAIR_CONFIRM));
+    if (this.confirm.peer) return;
+    await new Promise<void>((resolve, reject) => {
+      this.confirm.waiters.push(resolve);
+      void this.closed.then(() => reject(new ProtocolError("link-lost", "peer left before confirming")));
+    });
+  }
+
+  /** Initiator: start a rekey now; resolves when both directions use the new keys. */
+  rekey(): Promise<void> {
+    assert(this.o.initiator, "only the initiator starts a rekey");
+    const done = new Promise<void>((resolve, reject) => {
+      this.rekeyWaiters.push(resolve);
+      void this.closed.then((e) => reject(e ?? new ProtocolError("link-lost")));
+    });
+    if (this.rekeyState === null) {
+      this.rekeyState = this.newRekeyState(true);
+      const msg1 = this.rekeyState.writeMessage(encodeVersionPayload(this.o.version)); // -> e, es, s, ss
+      this.sendRecord(prefixed(RecordKind.REKEY, msg1)).catch(() => {});
+    }
+    return done;
+  }
+
+  /** Orderly close: tells the peer (once the CLOSE record is written), then ends. */
+  close(): void {
+    if (this.ended) return;
+    void this.sendRecord(Uint8Array.of(RecordKind.CLOSE, 0))
+      .catch(() => {})
+      .finally(() => this.end(null));
+  }
+
+  private newRekeyState(initiator: boolean): HandshakeState {
+    return new HandshakeState(`Noise_IK_${this.o.suiteName}`, {
+      suite: this.o.suite,
+      pattern: parsePattern("IK")!,
+      initiator,
+      prologue: buildPrologue(this.link.transport, REKEY_LABEL, this.handshakeHash),
+      s: this.o.staticKey,
+      rs: initiator ? this.peerKey : undefined,
+    });
+  }
+
+  private sendRecord(record: Uint8Array): Promise<void> {
+    if (this.ended) return Promise.reject(new ProtocolError("link-lost", "session closed"));
+    this.lastSentAt = this.o.clock.now();
+    return this.link.send(record).catch((error) => {
+      this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "write failed"));
+      throw error;
+    });
+  }
+
+  private async readLoop(): Promise<void> {
+    try {
+      for (;;) {
+        const record = await this.link.recv();
+        if (this.ended) return;
+        if (record === null) return this.end(new ProtocolError("link-lost", "peer closed the link"));
+        this.lastReceivedAt = this.o.clock.now();
+        this.dispatch(record);
+      }
+    } catch (error) {
+      this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "read failed"));
+    }
+  }
+
+  private dispatch(record: Uint8Array): void {
+    const kind = record[0];
+    const body = record.subarray(1);
+    switch (kind) {
+      case RecordKind.VCHAN:
+        if (this.confirm.needed && !(this.confirm.mine && this.confirm.peer)) {
+          throw new ProtocolError("unexpected-message", "vchan before pairing confirmation");
+        }
+        this.o.onVchan(record);
+        return;
+      case RecordKind.PING:
+        if (body.length !== 8) throw new ProtocolError("frame-malformed", "ping");
+        this.sendRecord(prefixed(RecordKind.PONG, body)).catch(() => {});
+        return;
+      case RecordKind.PONG: {
+        if (body.length !== 8) throw new ProtocolError("frame-malformed", "pong");
+        const id = new DataView(body.buffer, body.byteOffset, 8).getBigUint64(0, false);
+        const ping = this.pings.get(id);
+        if (!ping) return; // late answer to a ping we gave up on
+        this.pings.delete(id);
+        this.rttMs = this.o.clock.now() - ping.sentAt;
+        ping.resolve(this.rttMs);
+        return;
+      }
+      case RecordKind.REKEY:
+        return this.onRekeyMessage(body);
+      case RecordKind.REKEY_SWITCH:
+        if (this.o.initiator || this.pendingRecvKey === null || body.length !== 0) {
+          throw new ProtocolError("unexpected-message", "rekey switch");
+        }
+        this.link.setRecvKey(this.pendingRecvKey);
+        this.pendingRecvKey = null;
+        return;
+      case RecordKind.PAIR_CONFIRM:
+        if (!this.confirm.needed || this.confirm.peer || body.length !== 0) {
+          throw new ProtocolError("unexpected-message", "pair confirm");
+        }
+        this.confirm.peer = true;
+        if (this.confirm.mine) for (const w of this.confirm.waiters.splice(0)) w();
+        return;
+      case RecordKind.CLOSE:
+        return this.end(null);
+      default:
+        throw new ProtocolError("unexpected-message", "unknown record kind");
+    }
+  }
+
+  private onRekeyMessage(message: Uint8Array): void {
+    if (this.o.initiator) {
+      // <- e, ee, se
+      const hs = this.rekeyState;
+      if (hs === null) throw new ProtocolError("unexpected-message", "unrequested rekey answer");
+      decodeVersionPayload(hs.readMessage(message));
+      const keys = hs.completed;
+      this.rekeyState = null;
+      this.link.setRecvKey(keys.receive);
+      // The switch record is encrypted under the old key before the new one is installed.
+      this.sendRecord(Uint8Array.of(RecordKind.REKEY_SWITCH)).catch(() => {});
+      this.link.setSendKey(keys.send);
+      this.installed(keys.handshakeHash);
+      for (const w of this.rekeyWaiters.splice(0)) w();
+      return;
+    }
+    if (this.pendingRecvKey !== null) throw new ProtocolError("unexpected-message", "overlapping rekey");
+    // -> e, es, s, ss
+    const hs = this.newRekeyState(false);
+    decodeVersionPayload(hs.readMessage(message));
+    if (!equalBytes(hs.remoteStatic!, this.peerKey)) throw new ProtocolError("handshake-unknown-key", "rekey");
+    // <- e, ee, se
+    const msg2 = hs.writeMessage(encodeVersionPayload(this.o.version));
+    const keys = hs.completed;
+    this.sendRecord(prefixed(RecordKind.REKEY, msg2)).catch(() => {});
+    this.link.setSendKey(keys.send);
+    this.pendingRecvKey = keys.receive;
+    this.installed(keys.handshakeHash);
+  }
+
+  private installed(h: Uint8Array): void {
+    this.handshakeHash = h;
+    this.keyEstablishedAt = this.o.clock.now();
+  }
+
+  private scheduleTick(): void {
+    const interval = Math.min(this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS, 1000);
+    this.cancelTimer = this.o.clock.setTimer(interval, () => {
+      if (this.ended) return;
+      this.tick();
+      this.scheduleTick();
+    });
+  }
+
+  private tick(): void {
+    const now = this.o.clock.now();
+    if (now - this.lastReceivedAt > (this.o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS)) {
+      return this.end(new ProtocolError("keepalive-timeout"));
+    }
+    if (now - this.lastSentAt > (this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS)) {
+      this.ping().catch(() => {});
+    }
+    const due =
+      now - this.keyEstablishedAt > (this.o.rekeyAfterMs ?? REKEY_AFTER_MS) ||
+      this.link.recordsSinceKey > (this.o.rekeyAfterRecords ?? REKEY_AFTER_MESSAGES);
+    if (this.o.initiator && due && this.rekeyState === null) this.rekey().catch(() => {});
+  }
+
+  private end(error: ProtocolError | null): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.cancelTimer();
+    this.link.close();
+    this.resolveClosed(error);
+  }
+}
+
+function prefixed(kind: number, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + body.length);
+  out[0] = kind;
+  out.set(body, 1);
+  return out;
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
