@@ -7,7 +7,7 @@
 
 import * as net from "node:net";
 import { ConfigError } from "../core/errors.ts";
-import { socketStream } from "./socket.ts";
+import { duplexStream } from "./node-stream.ts";
 import { type ByteStream, TransportError, toTransportError } from "./transport.ts";
 
 export interface TcpConnectOptions {
@@ -44,7 +44,7 @@ export function tcpConnect(host: string, port: number, options: TcpConnectOption
       clearTimeout(timer);
       sock.off("error", onError);
       sock.setNoDelay(true);
-      resolve(socketStream(sock, description));
+      resolve(duplexStream(sock, description));
     });
   });
 }
@@ -58,7 +58,7 @@ export function tcpListen(
     // allowHalfOpen: a peer's FIN must only end our read side (closeWrite semantics).
     const server = net.createServer({ allowHalfOpen: true }, (sock) => {
       sock.setNoDelay(true);
-      onConnection(socketStream(sock, describe(sock.remoteAddress ?? "?", sock.remotePort ?? 0)));
+      onConnection(duplexStream(sock, describe(sock.remoteAddress ?? "?", sock.remotePort ?? 0)));
     });
     server.once("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL") {

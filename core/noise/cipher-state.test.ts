@@ -50,7 +50,9 @@ for (const cipher of [chachaPolyNoble, aesGcmNoble]) {
     test("the same plaintext under successive nonces gives different ciphertexts", () => {
       const cs = new CipherState(cipher);
       cs.initializeKey(key);
-      expect(cs.encryptWithAd(empty, Uint8Array.of(1))).not.toEqual(cs.encryptWithAd(empty, Uint8Array.of(1)));
+      expect(cs.encryptWithAd(empty, Uint8Array.of(1))).not.toEqual(
+        cs.encryptWithAd(empty, Uint8Array.of(1)),
+      );
     });
 
     test("rekey changes the key and keeps n", () => {

@@ -5,7 +5,7 @@
  * flynn/noise GHSA-g9mp-8g3h-3c5c and snow GHSA-7g9j-g5jg-3vv3). n is a bigint so that every one
  * of the 64 bits is real (unlike noise-handshake's 32-bit nonce write).
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import { NONCE_REFUSE_AT } from "../wire/limits.ts";
 import type { CipherFunctions } from "./crypto.ts";
 

@@ -9,7 +9,13 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { blake2b, blake2s } from "@noble/hashes/blake2.js";
 import { hmac } from "@noble/hashes/hmac.js";
 import { sha256, sha512 } from "@noble/hashes/sha2.js";
-import { type CipherFunctions, type DhFunctions, type HashFunctions, aesgcmNonce, chachaNonce } from "./crypto.ts";
+import {
+  aesgcmNonce,
+  type CipherFunctions,
+  chachaNonce,
+  type DhFunctions,
+  type HashFunctions,
+} from "./crypto.ts";
 
 export const dh25519: DhFunctions = {
   name: "25519",

@@ -5,11 +5,11 @@
  * with a half-updated hash), read past a message's declared structure, or let the peer choose the
  * pattern. Peer faults are ProtocolError; misuse by our own code is an assert.
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import { HANDSHAKE_PAYLOAD_MAX, NOISE_MAX_MESSAGE } from "../wire/limits.ts";
 import type { CipherState } from "./cipher-state.ts";
 import type { KeyPair, NoiseSuite } from "./crypto.ts";
-import { type HandshakePattern, type Token, isPskPattern } from "./patterns.ts";
+import { type HandshakePattern, isPskPattern, type Token } from "./patterns.ts";
 import { SymmetricState } from "./symmetric-state.ts";
 
 export interface HandshakeOptions {

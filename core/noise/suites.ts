@@ -42,7 +42,12 @@ export function makeResolver(nativeCiphers: readonly CipherFunctions[] = []): Cr
   };
 }
 
-export function resolveSuite(resolver: CryptoResolver, dh: string, cipher: string, hash: string): NoiseSuite | null {
+export function resolveSuite(
+  resolver: CryptoResolver,
+  dh: string,
+  cipher: string,
+  hash: string,
+): NoiseSuite | null {
   const d = resolver.dh(dh);
   const c = resolver.cipher(cipher);
   const h = resolver.hash(hash);

@@ -6,7 +6,9 @@ import { LINK_SUITES, type LinkSuiteName, makeResolver } from "../noise/suites.t
 import type { Channel } from "../vchan/channel.ts";
 import { systemClock } from "./duplex.ts";
 import { type Connected, connectAsInitiator, connectAsResponder } from "./establish.ts";
-import type { HandshakeMode, PeerStore } from "./handshake.ts";
+import type { PeerStore } from "./handshake.ts";
+import type { HandshakeMode } from "./messages.ts";
+import { SerialRecordLink } from "./serial-record-link.ts";
 import { TcpRecordLink } from "./tcp-record-link.ts";
 
 const resolver = makeResolver();
@@ -36,6 +38,7 @@ interface Opts {
   agentToken?: Uint8Array;
   ts?: bigint;
   onOpen?: (c: Channel, meta: Uint8Array) => void;
+  serial?: boolean;
 }
 
 async function connect(o: Opts): Promise<[Connected, Connected]> {
@@ -44,7 +47,7 @@ async function connect(o: Opts): Promise<[Connected, Connected]> {
   return Promise.all([
     connectAsInitiator(
       {
-        link: new TcpRecordLink(a),
+        link: o.serial ? new SerialRecordLink(a, 77n) : new TcpRecordLink(a),
         resolver,
         staticKey: hostKey,
         version: "host-1",
@@ -58,7 +61,7 @@ async function connect(o: Opts): Promise<[Connected, Connected]> {
     ),
     connectAsResponder(
       {
-        link: new TcpRecordLink(b),
+        link: o.serial ? new SerialRecordLink(b) : new TcpRecordLink(b),
         resolver,
         staticKey: agentKey,
         version: "agent-1",
@@ -83,14 +86,21 @@ describe("handshakes", () => {
   });
 
   test("the responder's ranking picks the suite", async () => {
-    const [host] = await connect({ mode: "reconnect", agentSuites: ["25519_AESGCM_BLAKE2s", "25519_ChaChaPoly_BLAKE2s"] });
+    const [host] = await connect({
+      mode: "reconnect",
+      agentSuites: ["25519_AESGCM_BLAKE2s", "25519_ChaChaPoly_BLAKE2s"],
+    });
     expect(host.established.suite).toBe("25519_AESGCM_BLAKE2s");
     host.session.close();
   });
 
   test("no common suite is refused", async () => {
     await expect(
-      connect({ mode: "reconnect", hostSuites: ["25519_AESGCM_BLAKE2s"], agentSuites: ["25519_ChaChaPoly_BLAKE2s"] }),
+      connect({
+        mode: "reconnect",
+        hostSuites: ["25519_AESGCM_BLAKE2s"],
+        agentSuites: ["25519_ChaChaPoly_BLAKE2s"],
+      }),
     ).rejects.toThrow(ProtocolError);
   });
 
@@ -110,7 +120,9 @@ describe("handshakes", () => {
     const [host, agent] = await connect({ mode: "pair-psk", peers: store([]) });
     expect(agent.established.peerKey).toEqual(hostKey.publicKey);
     host.session.close();
-    await expect(connect({ mode: "pair-psk", hostToken: new Uint8Array(32).fill(4) })).rejects.toThrow(ProtocolError);
+    await expect(connect({ mode: "pair-psk", hostToken: new Uint8Array(32).fill(4) })).rejects.toThrow(
+      ProtocolError,
+    );
   });
 
   test("pair-code gives both ends the same six digits, and vchan waits for both confirmations", async () => {
@@ -118,63 +130,68 @@ describe("handshakes", () => {
     expect(host.established.pairingCode).toMatch(/^\d{6}$/);
     expect(host.established.pairingCode).toBe(agent.established.pairingCode!);
     expect(() => host.vchan.open(new Uint8Array(0))).not.toThrow(); // open is queued...
-    await Promise.all([host.session.confirmPairing(true), agent.session.confirmPairing(true)]).catch(() => {});
+    await Promise.all([host.session.confirmPairing(true), agent.session.confirmPairing(true)]).catch(
+      () => {},
+    );
   });
 });
 
-describe("transport phase", () => {
-  test("channels carry data both ways with EOF", async () => {
-    const received: Promise<Uint8Array>[] = [];
-    const [host] = await connect({
-      mode: "reconnect",
-      onOpen: (ch, meta) => {
-        received.push(
-          (async () => {
+for (const serial of [false, true])
+  describe(`transport phase over ${serial ? "serial" : "tcp"} framing`, () => {
+    test("channels carry data both ways with EOF", async () => {
+      const received: Promise<Uint8Array>[] = [];
+      const [host] = await connect({
+        mode: "reconnect",
+        serial,
+        onOpen: (ch, meta) => {
+          received.push(
+            (async () => {
+              const parts: Uint8Array[] = [];
+              for (let c = await ch.read(); c; c = await ch.read()) parts.push(c);
+              await ch.write(meta);
+              await ch.closeWrite();
+              return Buffer.concat(parts);
+            })(),
+          );
+        },
+      });
+      const ch = host.vchan.open(new TextEncoder().encode("hello"));
+      const big = new Uint8Array(1_000_000).map((_, i) => i * 31);
+      await ch.write(big);
+      await ch.closeWrite();
+      expect(await ch.read()).toEqual(new TextEncoder().encode("hello"));
+      expect(await ch.read()).toBeNull();
+      expect(Buffer.from(await received[0]!).equals(Buffer.from(big))).toBe(true);
+      host.session.close();
+    });
+
+    test("rekey mid-transfer loses no byte and changes h", async () => {
+      let sink: Promise<Uint8Array> | null = null;
+      const [host, agent] = await connect({
+        mode: "reconnect",
+        serial,
+        onOpen: (ch) => {
+          sink = (async () => {
             const parts: Uint8Array[] = [];
             for (let c = await ch.read(); c; c = await ch.read()) parts.push(c);
-            await ch.write(meta);
-            await ch.closeWrite();
             return Buffer.concat(parts);
-          })(),
-        );
-      },
+          })();
+        },
+      });
+      const before = host.session.hash;
+      const ch = host.vchan.open(new Uint8Array(0));
+      const data = new Uint8Array(3_000_000).map((_, i) => (i * 7) ^ (i >> 8));
+      const writing = (async () => {
+        for (let i = 0; i < data.length; i += 100_000) await ch.write(data.subarray(i, i + 100_000));
+        await ch.closeWrite();
+      })();
+      await host.session.rekey();
+      await host.session.rekey();
+      await writing;
+      expect(Buffer.from(await sink!).equals(Buffer.from(data))).toBe(true);
+      expect(host.session.hash).not.toEqual(before);
+      expect(host.session.hash).toEqual(agent.session.hash);
+      expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+      host.session.close();
     });
-    const ch = host.vchan.open(new TextEncoder().encode("hello"));
-    const big = new Uint8Array(1_000_000).map((_, i) => i * 31);
-    await ch.write(big);
-    await ch.closeWrite();
-    expect(await ch.read()).toEqual(new TextEncoder().encode("hello"));
-    expect(await ch.read()).toBeNull();
-    expect(Buffer.from(await received[0]!).equals(Buffer.from(big))).toBe(true);
-    host.session.close();
   });
-
-  test("rekey mid-transfer loses no byte and changes h", async () => {
-    let sink: Promise<Uint8Array> | null = null;
-    const [host, agent] = await connect({
-      mode: "reconnect",
-      onOpen: (ch) => {
-        sink = (async () => {
-          const parts: Uint8Array[] = [];
-          for (let c = await ch.read(); c; c = await ch.read()) parts.push(c);
-          return Buffer.concat(parts);
-        })();
-      },
-    });
-    const before = host.session.hash;
-    const ch = host.vchan.open(new Uint8Array(0));
-    const data = new Uint8Array(3_000_000).map((_, i) => (i * 7) ^ (i >> 8));
-    const writing = (async () => {
-      for (let i = 0; i < data.length; i += 100_000) await ch.write(data.subarray(i, i + 100_000));
-      await ch.closeWrite();
-    })();
-    await host.session.rekey();
-    await host.session.rekey();
-    await writing;
-    expect(Buffer.from(await sink!).equals(Buffer.from(data))).toBe(true);
-    expect(host.session.hash).not.toEqual(before);
-    expect(host.session.hash).toEqual(agent.session.hash);
-    expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
-    host.session.close();
-  });
-});

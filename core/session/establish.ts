@@ -6,15 +6,15 @@
 import { ProtocolError } from "../errors.ts";
 import type { CryptoResolver } from "../noise/suites.ts";
 import { resolveLinkSuite } from "../noise/suites.ts";
-import { Vchan } from "../vchan/vchan.ts";
 import type { Channel } from "../vchan/channel.ts";
-import { HANDSHAKE_TIMEOUT_MS } from "../wire/limits.ts";
+import { Vchan } from "../vchan/vchan.ts";
+import { HANDSHAKE_TIMEOUT_MS, VCHAN_DATA_HEADER_BYTES } from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import {
   type Established,
   type InitiatorOptions,
-  type ResponderOptions,
   initiateHandshake,
+  type ResponderOptions,
   respondHandshake,
 } from "./handshake.ts";
 import { Session, type SessionOptions } from "./session.ts";
@@ -22,7 +22,9 @@ import { Session, type SessionOptions } from "./session.ts";
 export interface LinkTuning {
   readonly clock: Clock;
   readonly handshakeTimeoutMs?: number;
-  readonly session?: Partial<Pick<SessionOptions, "rekeyAfterMs" | "rekeyAfterRecords" | "keepaliveIntervalMs" | "keepaliveTimeoutMs">>;
+  readonly session?: Partial<
+    Pick<SessionOptions, "rekeyAfterMs" | "rekeyAfterRecords" | "keepaliveIntervalMs" | "keepaliveTimeoutMs">
+  >;
   readonly maxChannels?: number;
   /** A channel the peer opened. */
   readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
@@ -83,6 +85,7 @@ async function run(
     send: (record) => session.sendVchan(record),
     onOpen: t.onOpen,
     maxChannels: t.maxChannels,
+    maxChunk: session.maxRecord - VCHAN_DATA_HEADER_BYTES,
   });
   void session.closed.then((error) => vchan!.end(error ?? new ProtocolError("link-lost", "session closed")));
   session.start();

@@ -11,15 +11,13 @@
  * non-increasing msg-1 timestamp, let the peer pick the pattern, or complete a pairing whose
  * code the local user has not confirmed. Errors are ProtocolError with fixed codes.
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import type { KeyPair } from "../noise/crypto.ts";
 import { blake2sHash } from "../noise/crypto-noble.ts";
-import { HandshakeState, type HandshakeResult } from "../noise/handshake-state.ts";
+import { type HandshakeResult, HandshakeState } from "../noise/handshake-state.ts";
 import { parsePattern } from "../noise/patterns.ts";
 import { type CryptoResolver, type LinkSuiteName, resolveLinkSuite } from "../noise/suites.ts";
 import {
-  type HandshakeMode,
-  PATTERN_OF_MODE,
   buildPrologue,
   decodeChoice,
   decodeOffer,
@@ -29,6 +27,8 @@ import {
   encodeOffer,
   encodeTimestampPayload,
   encodeVersionPayload,
+  type HandshakeMode,
+  PATTERN_OF_MODE,
 } from "./messages.ts";
 import type { RecordLink } from "./record-link.ts";
 
@@ -82,7 +82,8 @@ export async function initiateHandshake(o: InitiatorOptions): Promise<Establishe
   await o.link.sendHandshake(offerBytes);
   const choiceBytes = await o.link.recvHandshake();
   const choice = decodeChoice(choiceBytes);
-  if ("refuse" in choice) throw new ProtocolError(choice.refuse === "suite" ? "suite-mismatch" : "handshake-psk");
+  if ("refuse" in choice)
+    throw new ProtocolError(choice.refuse === "suite" ? "suite-mismatch" : "handshake-psk");
   if (!o.suites.includes(choice.suite)) throw new ProtocolError("suite-mismatch");
   const hs = new HandshakeState(`Noise_${PATTERN_OF_MODE[o.mode]}_${choice.suite}`, {
     suite: resolveLinkSuite(o.resolver, choice.suite),
@@ -161,7 +162,12 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
   return established(offer.mode, suite, hs, peerVersion);
 }
 
-function established(mode: HandshakeMode, suite: LinkSuiteName, hs: HandshakeState, peerVersion: string): Established {
+function established(
+  mode: HandshakeMode,
+  suite: LinkSuiteName,
+  hs: HandshakeState,
+  peerVersion: string,
+): Established {
   const result = hs.completed;
   assert(result.remoteStatic !== null, "link patterns always authenticate the peer");
   return {

@@ -151,6 +151,11 @@ function checkVersion(version: CborValue | undefined): string {
 }
 
 /** The prologue binds the negotiation (§6): a changed offer or choice breaks the handshake. */
-export function buildPrologue(transport: string, offer: Uint8Array, choice: Uint8Array, extra?: Uint8Array): Uint8Array {
+export function buildPrologue(
+  transport: string,
+  offer: Uint8Array,
+  choice: Uint8Array,
+  extra?: Uint8Array,
+): Uint8Array {
   return encodeCbor([PROLOGUE_LABEL, transport, offer, choice, extra ?? new Uint8Array(0)]);
 }

@@ -17,7 +17,12 @@ export interface RecordLink {
   recvHandshake(): Promise<Uint8Array>;
   setSendKey(cs: CipherState): void;
   setRecvKey(cs: CipherState): void;
-  /** Encrypts and sends one record (at most NOISE_MAX_PLAINTEXT bytes). */
+  /** Largest plaintext record this link carries (the framing's limit minus the AEAD tag). */
+  readonly maxRecord: number;
+  /**
+   * Encrypts and sends one record (at most maxRecord bytes). Encryption happens before send()
+   * returns its promise, so a key switch right after the call does not affect this record.
+   */
   send(plaintext: Uint8Array): Promise<void>;
   /** Next decrypted record, or null at EOF. */
   recv(): Promise<Uint8Array | null>;

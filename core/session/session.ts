@@ -14,15 +14,20 @@
  * static key than the session's peer, or let vchan traffic through before a pairing code is
  * confirmed on both ends.
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
 import type { KeyPair, NoiseSuite } from "../noise/crypto.ts";
 import { HandshakeState } from "../noise/handshake-state.ts";
 import { parsePattern } from "../noise/patterns.ts";
-import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS, REKEY_AFTER_MESSAGES, REKEY_AFTER_MS } from "../wire/limits.ts";
+import {
+  KEEPALIVE_INTERVAL_MS,
+  KEEPALIVE_TIMEOUT_MS,
+  REKEY_AFTER_MESSAGES,
+  REKEY_AFTER_MS,
+} from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import type { Established } from "./handshake.ts";
-import { RecordKind, buildPrologue, decodeVersionPayload, encodeVersionPayload } from "./messages.ts";
+import { buildPrologue, decodeVersionPayload, encodeVersionPayload, RecordKind } from "./messages.ts";
 import type { RecordLink } from "./record-link.ts";
 
 export interface SessionOptions {
@@ -60,6 +65,8 @@ export class Session {
   /** Resolves once, when the session ends: null for an orderly close, else the fault. */
   readonly closed: Promise<ProtocolError | null>;
   rttMs: number | null = null;
+  /** Completed rekeys on this session. */
+  rekeys = 0;
 
   constructor(
     private readonly link: RecordLink,
@@ -89,6 +96,11 @@ export class Session {
 
   get isOpen(): boolean {
     return !this.ended;
+  }
+
+  /** Largest record the link carries; the vchan chunks data to fit. */
+  get maxRecord(): number {
+    return this.link.maxRecord;
   }
 
   /** Channel binding value (Noise §11.2): changes with every rekey. */
@@ -261,7 +273,8 @@ export class Session {
     // -> e, es, s, ss
     const hs = this.newRekeyState(false);
     decodeVersionPayload(hs.readMessage(message));
-    if (!equalBytes(hs.remoteStatic!, this.peerKey)) throw new ProtocolError("handshake-unknown-key", "rekey");
+    if (!equalBytes(hs.remoteStatic!, this.peerKey))
+      throw new ProtocolError("handshake-unknown-key", "rekey");
     // <- e, ee, se
     const msg2 = hs.writeMessage(encodeVersionPayload(this.o.version));
     const keys = hs.completed;
@@ -272,6 +285,7 @@ export class Session {
   }
 
   private installed(h: Uint8Array): void {
+    this.rekeys++;
     this.handshakeHash = h;
     this.keyEstablishedAt = this.o.clock.now();
   }

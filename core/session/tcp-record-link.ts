@@ -5,10 +5,10 @@
  * Must never: decrypt a record with a key the peer has not switched to (the switch is in-band:
  * see session.ts REKEY_SWITCH), or return data after a failed decryption.
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
 import { HANDSHAKE_PAYLOAD_MAX, NOISE_MAX_PLAINTEXT } from "../wire/limits.ts";
-import { TcpFrameReader, encodeTcpFrame } from "../wire/tcp-frame.ts";
+import { encodeTcpFrame, TcpFrameReader } from "../wire/tcp-frame.ts";
 import type { Duplex } from "./duplex.ts";
 import type { RecordLink } from "./record-link.ts";
 
@@ -18,6 +18,7 @@ const HANDSHAKE_MESSAGE_MAX = 32 + 48 + HANDSHAKE_PAYLOAD_MAX + 16;
 
 export class TcpRecordLink implements RecordLink {
   readonly transport = "tcp";
+  readonly maxRecord = NOISE_MAX_PLAINTEXT;
   private readonly reader = new TcpFrameReader();
   private sendKey: CipherState | null = null;
   private recvKey: CipherState | null = null;

@@ -8,12 +8,13 @@
  * thus stops the writer instead of growing buffers (DESIGN.md "The link", step 4).
  * Must never: send beyond the credit granted, or deliver data after a reset.
  */
-import { ProtocolError, assert } from "../errors.ts";
-import { VCHAN_MAX_CHUNK, VCHAN_WINDOW_BYTES } from "../wire/limits.ts";
+import { assert, ProtocolError } from "../errors.ts";
+import { VCHAN_WINDOW_BYTES } from "../wire/limits.ts";
 import { ResetReason, VchanType } from "./messages.ts";
 
 /** What a channel needs from its multiplexer. */
 export interface ChannelHost {
+  readonly maxChunk: number;
   sendData(id: number, data: Uint8Array): Promise<void>;
   sendControl(id: number, type: number, value?: number): Promise<void>;
   release(id: number): void;
@@ -72,7 +73,7 @@ export class Channel {
         await new Promise<void>((resolve, reject) => this.creditWaiters.push({ resolve, reject }));
         continue;
       }
-      const n = Math.min(data.length - offset, this.sendCredit, VCHAN_MAX_CHUNK);
+      const n = Math.min(data.length - offset, this.sendCredit, this.host.maxChunk);
       this.sendCredit -= n;
       await this.host.sendData(this.id, data.subarray(offset, offset + n));
       offset += n;

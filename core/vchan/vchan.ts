@@ -8,10 +8,10 @@
  * LIMIT, not a session fault.
  * Must never: let one channel's fault pass silently into another, or buffer beyond the windows.
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import { VCHAN_DATA_HEADER_BYTES, VCHAN_MAX_CHANNELS, VCHAN_MAX_CHUNK } from "../wire/limits.ts";
 import { Channel, type ChannelHost } from "./channel.ts";
-import { ResetReason, VchanType, decodeVchan, encodeVchan, vchanRecord } from "./messages.ts";
+import { decodeVchan, encodeVchan, ResetReason, VchanType, vchanRecord } from "./messages.ts";
 
 export interface VchanOptions {
   /** True on the session initiator (even ids). */
@@ -21,6 +21,8 @@ export interface VchanOptions {
   /** A channel the peer opened, with its metadata (untrusted bytes for the layer above). */
   readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
   readonly maxChannels?: number;
+  /** Largest DATA payload; the link's record limit minus the vchan header. */
+  readonly maxChunk?: number;
 }
 
 export class Vchan implements ChannelHost {
@@ -96,6 +98,10 @@ export class Vchan implements ChannelHost {
   }
 
   // --- ChannelHost ---
+
+  get maxChunk(): number {
+    return Math.min(this.o.maxChunk ?? VCHAN_MAX_CHUNK, VCHAN_MAX_CHUNK);
+  }
 
   sendData(id: number, data: Uint8Array): Promise<void> {
     const record = vchanRecord(VchanType.DATA, id, data.length);

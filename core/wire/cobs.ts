@@ -11,7 +11,7 @@
  * Must never: allocate per byte (this is on the serial data path), write past the caller's limit
  * before checking it, or put input bytes into an error.
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 
 /** Exact worst case of cobsEncode for n input bytes, reached when the input has no zero byte. */
 export function cobsMaxEncodedLength(n: number): number {
@@ -32,7 +32,7 @@ export function cobsEncodeInto(src: Uint8Array, dst: Uint8Array, dstOffset = 0):
   for (;;) {
     // One block: up to 254 non-zero bytes. A plain scan loop: subarray().indexOf() per block
     // was ~20% faster on random data but ~10x slower on zero-dense data (a view per short block).
-    const blockEnd = i + 254 < n ? i + 254 : n;
+    const blockEnd = Math.min(i + 254, n);
     const start = i;
     while (i < blockEnd && src[i] !== 0) i++;
     const len = i - start;

@@ -4,12 +4,12 @@ import { cobsEncode } from "./cobs.ts";
 import { crc32c } from "./crc32c.ts";
 import { SERIAL_MAX_BODY } from "./limits.ts";
 import {
+  decodeSerialFrame,
+  encodeSerialFrame,
   SERIAL_MAX_ENCODED,
   type SerialFrame,
   SerialFrameReader,
   SerialFrameType,
-  decodeSerialFrame,
-  encodeSerialFrame,
 } from "./serial-frame.ts";
 
 /** Builds an encoded frame from raw fields, bypassing the encoder's asserts (bad types, sizes). */
@@ -47,7 +47,12 @@ function code(f: () => unknown): string | undefined {
 
 describe("encodeSerialFrame / decodeSerialFrame", () => {
   test("round trip, layout and delimiter", () => {
-    const f: SerialFrame = { type: SerialFrameType.HANDSHAKE, epoch: 255, counter: 0x0102030405060708n, body: body(5) };
+    const f: SerialFrame = {
+      type: SerialFrameType.HANDSHAKE,
+      epoch: 255,
+      counter: 0x0102030405060708n,
+      body: body(5),
+    };
     const enc = encodeSerialFrame(f);
     expect(enc).toEqual(rawFrame(1, 255, 0x0102030405060708n, body(5)));
     expect(enc[enc.length - 1]).toBe(0);
@@ -87,14 +92,18 @@ describe("encodeSerialFrame / decodeSerialFrame", () => {
   });
 
   test("decode errors carry fixed codes", () => {
-    expect(code(() => decodeSerialFrame(rawFrame(2, 0, 1n, body(SERIAL_MAX_BODY + 1))))).toBe("frame-too-large");
+    expect(code(() => decodeSerialFrame(rawFrame(2, 0, 1n, body(SERIAL_MAX_BODY + 1))))).toBe(
+      "frame-too-large",
+    );
     expect(code(() => decodeSerialFrame(rawFrame(2, 0, 1n, body(10), 1)))).toBe("frame-crc");
     expect(code(() => decodeSerialFrame(rawFrame(3, 0, 1n, body(10))))).toBe("frame-malformed");
     expect(code(() => decodeSerialFrame(rawFrame(0, 0, 1n, body(10))))).toBe("frame-malformed");
     expect(code(() => decodeSerialFrame(rawFrame(2, 0, 1n, body(0))))).toBe("frame-malformed");
     expect(code(() => decodeSerialFrame(cobsEncode(body(13))))).toBe("frame-truncated");
     expect(code(() => decodeSerialFrame(new Uint8Array([0])))).toBe("frame-truncated");
-    expect(code(() => decodeSerialFrame(new Uint8Array(SERIAL_MAX_ENCODED + 1).fill(1)))).toBe("frame-too-large");
+    expect(code(() => decodeSerialFrame(new Uint8Array(SERIAL_MAX_ENCODED + 1).fill(1)))).toBe(
+      "frame-too-large",
+    );
     const enc = encodeSerialFrame(frame(5n));
     expect(code(() => decodeSerialFrame(enc.subarray(0, 20)))).toBe("frame-truncated");
     const two = new Uint8Array([...enc, ...enc]);
@@ -143,7 +152,7 @@ describe("SerialFrameReader", () => {
   test("drops garbage and a corrupted frame, then resyncs", () => {
     const r = new SerialFrameReader();
     const bad = encodeSerialFrame(frame(2n));
-    bad[5] ^= 0x10;
+    bad[5]! ^= 0x10;
     r.push(new Uint8Array([1, 2, 3, 0]));
     r.push(encodeSerialFrame(frame(1n)));
     r.push(bad);

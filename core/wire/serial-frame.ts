@@ -10,10 +10,10 @@
  * Must never: deliver a frame that failed COBS, size or CRC checks; hold more than one maximal
  * encoded frame of unterminated input; put peer bytes into an error.
  */
-import { ProtocolError, assert } from "../errors.ts";
-import { SERIAL_CRC_BYTES, SERIAL_HEADER_BYTES, SERIAL_MAX_BODY, SERIAL_MAX_FRAME } from "./limits.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import { cobsDecodeStatus, cobsEncodeInto, cobsMaxEncodedLength, cobsStatusError } from "./cobs.ts";
 import { crc32c } from "./crc32c.ts";
+import { SERIAL_CRC_BYTES, SERIAL_HEADER_BYTES, SERIAL_MAX_BODY, SERIAL_MAX_FRAME } from "./limits.ts";
 
 /** Frame types. Unknown types are rejected at decode ("frame-malformed"). */
 export const SerialFrameType = {
@@ -45,6 +45,8 @@ export interface SerialFrame {
 export const SERIAL_MAX_ENCODED = cobsMaxEncodedLength(SERIAL_MAX_FRAME);
 
 const MIN_FRAME = SERIAL_HEADER_BYTES + 1 + SERIAL_CRC_BYTES;
+/** COBS never shrinks data, so a shorter segment cannot hold a frame. */
+const MIN_ENCODED = MIN_FRAME + 1;
 const U64_MAX = 2n ** 64n - 1n;
 
 // Decode and encode stage through one scratch buffer: synchronous, so never shared mid-use, and a
@@ -157,7 +159,7 @@ export class SerialFrameReader {
         this.bytesDiscarded += len;
       } else if (this.accLen === 0 && z !== -1) {
         // The whole segment lies in this chunk: decode it in place, no copy into acc.
-        if (len > 0) this.take(chunk.subarray(i, end));
+        if (len > 0) this.take(chunk, i, end);
       } else if (this.accLen + len > SERIAL_MAX_ENCODED) {
         this.bytesDiscarded += this.accLen + len;
         this.framesDropped++;
@@ -167,7 +169,7 @@ export class SerialFrameReader {
         this.acc.set(chunk.subarray(i, end), this.accLen);
         this.accLen += len;
         if (z !== -1) {
-          this.take(this.acc.subarray(0, this.accLen));
+          this.take(this.acc, 0, this.accLen);
           this.accLen = 0;
         }
       }
@@ -192,14 +194,16 @@ export class SerialFrameReader {
     for (let f = this.next(); f !== undefined; f = this.next()) yield f;
   }
 
-  private take(enc: Uint8Array): void {
-    const r = decodeEncoded(enc);
+  /** Decodes the segment src[start, end) and queues or drops it. */
+  private take(src: Uint8Array, start: number, end: number): void {
+    // Short segments are the cheapest flood (a byte and a 0x00 each): refuse them without work.
+    const r = end - start < MIN_ENCODED ? "frame-truncated" : decodeEncoded(src.subarray(start, end));
     if (typeof r === "object") {
       this.queue.push(r);
       this.framesOk++;
     } else {
       this.framesDropped++;
-      this.bytesDiscarded += enc.length;
+      this.bytesDiscarded += end - start;
     }
   }
 }

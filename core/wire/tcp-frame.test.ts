@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { isProtocolError } from "../errors.ts";
-import { TcpFrameReader, encodeTcpFrame } from "./tcp-frame.ts";
+import { encodeTcpFrame, TcpFrameReader } from "./tcp-frame.ts";
 
 const msg = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i + seed) & 0xff);
 

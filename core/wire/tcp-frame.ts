@@ -9,7 +9,7 @@
  * Must never: copy a byte more than once (this is the hot path at hundreds of MB/s), concatenate
  * the buffered stream on push, accept a length over the limit, or put peer bytes into an error.
  */
-import { ProtocolError, assert } from "../errors.ts";
+import { assert, ProtocolError } from "../errors.ts";
 import { NOISE_MAX_MESSAGE, TCP_LENGTH_PREFIX_BYTES } from "./limits.ts";
 
 /** Prefixes msg with its length. An empty or oversized message is our own bug and asserts. */
@@ -67,7 +67,8 @@ export class TcpFrameReader {
     if (this.buffered < TCP_LENGTH_PREFIX_BYTES) return undefined;
     const len = (this.peekByte(0) << 8) | this.peekByte(1);
     if (len === 0) throw this.fail(new ProtocolError("frame-malformed", "zero-length TCP frame"));
-    if (len > this.maxMessage) throw this.fail(new ProtocolError("frame-too-large", "TCP frame over the limit"));
+    if (len > this.maxMessage)
+      throw this.fail(new ProtocolError("frame-too-large", "TCP frame over the limit"));
     if (this.buffered < TCP_LENGTH_PREFIX_BYTES + len) return undefined;
     this.skip(TCP_LENGTH_PREFIX_BYTES);
     return this.take(len);

@@ -9,23 +9,25 @@
  *   "# frames: N" (tcp), then hex lines (whitespace ignored) or "*COUNT BYTE" repeat lines.
  */
 import { describe, expect, test } from "bun:test";
-import { readFileSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { ProtocolError } from "../../core/errors.ts";
 import { cobsDecode, cobsEncode, cobsMaxEncodedLength } from "../../core/wire/cobs.ts";
 import { NOISE_MAX_MESSAGE, SERIAL_MAX_BODY } from "../../core/wire/limits.ts";
 import {
+  decodeSerialFrame,
+  encodeSerialFrame,
   SERIAL_MAX_ENCODED,
   type SerialFrame,
   SerialFrameReader,
   SerialFrameType,
-  decodeSerialFrame,
-  encodeSerialFrame,
 } from "../../core/wire/serial-frame.ts";
-import { TcpFrameReader, encodeTcpFrame } from "../../core/wire/tcp-frame.ts";
+import { encodeTcpFrame, TcpFrameReader } from "../../core/wire/tcp-frame.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
+/** Per-test timeout that grows with the run count (`bun run fuzz` uses 20000 runs). */
+const TIMEOUT = 5000 + RUNS * 3;
 const CORPUS = join(import.meta.dir, "corpus", "framing");
 
 /** Runs f; a ProtocolError becomes its code, any other exception fails the test. */
@@ -100,13 +102,15 @@ describe("corpus/framing", () => {
           const got = outcome(() => {
             for (const c of chunked(bytes, sizes)) {
               r.push(c);
-              frames.push(...r.drain());
+              for (const f of r.drain()) frames.push(f); // keep frames before a throw
             }
           });
           expect(frames.length).toBe(Number(meta("frames")));
           if (want === "ok" || want === "incomplete") {
             expect("ok" in got).toBe(true);
-            expect(outcome(() => r.end())).toEqual(want === "ok" ? { ok: undefined } : { code: "frame-truncated" });
+            expect(outcome(() => r.end())).toEqual(
+              want === "ok" ? { ok: undefined } : { code: "frame-truncated" },
+            );
           } else {
             expect(got).toEqual({ code: want });
           }
@@ -133,57 +137,71 @@ function parseHex(text: string): Uint8Array {
 }
 
 describe("arbitrary bytes give a value or a ProtocolError only", () => {
-  test("cobsDecode", () => {
-    fc.assert(
-      fc.property(bytesArb, fc.integer({ min: 0, max: 700 }), (bytes, max) => {
-        const got = outcome(() => cobsDecode(bytes, max));
-        if ("ok" in got) {
-          expect(got.ok.length).toBeLessThanOrEqual(max);
-          expect(cobsDecode(cobsEncode(got.ok), max)).toEqual(got.ok);
-        }
-      }),
-      { numRuns: RUNS },
-    );
-  });
-
-  test("decodeSerialFrame and SerialFrameReader", () => {
-    fc.assert(
-      fc.property(bytesArb, sizesArb, (bytes, sizes) => {
-        outcome(() => decodeSerialFrame(bytes));
-        const r = new SerialFrameReader();
-        for (const c of chunked(bytes, sizes)) {
-          r.push(c); // never throws, not even a ProtocolError
-          expect(r.pendingBytes).toBeLessThanOrEqual(SERIAL_MAX_ENCODED);
-        }
-        expect([...r.drain()].length).toBe(r.framesOk);
-      }),
-      { numRuns: RUNS },
-    );
-  });
-
-  test("TcpFrameReader: frames, when any, are exactly a prefix of the input", () => {
-    const tcpBytesArb = fc.oneof(
-      bytesArb,
-      fc
-        .array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.uint8Array({ maxLength: 40 })), { maxLength: 10 })
-        .map((parts) => concat(parts.map(([n, b]) => concat([new Uint8Array([0, n]), b])))),
-    );
-    fc.assert(
-      fc.property(tcpBytesArb, sizesArb, (bytes, sizes) => {
-        const r = new TcpFrameReader();
-        const frames: Uint8Array[] = [];
-        outcome(() => {
-          for (const c of chunked(bytes, sizes)) {
-            r.push(c);
-            frames.push(...r.drain());
+  test(
+    "cobsDecode",
+    () => {
+      fc.assert(
+        fc.property(bytesArb, fc.integer({ min: 0, max: 700 }), (bytes, max) => {
+          const got = outcome(() => cobsDecode(bytes, max));
+          if ("ok" in got) {
+            expect(got.ok.length).toBeLessThanOrEqual(max);
+            expect(cobsDecode(cobsEncode(got.ok), max)).toEqual(got.ok);
           }
-        });
-        const rebuilt = concat(frames.map((f) => encodeTcpFrame(f)));
-        expect(rebuilt).toEqual(bytes.subarray(0, rebuilt.length));
-      }),
-      { numRuns: RUNS },
-    );
-  });
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "decodeSerialFrame and SerialFrameReader",
+    () => {
+      fc.assert(
+        fc.property(bytesArb, sizesArb, (bytes, sizes) => {
+          outcome(() => decodeSerialFrame(bytes));
+          const r = new SerialFrameReader();
+          for (const c of chunked(bytes, sizes)) {
+            r.push(c); // never throws, not even a ProtocolError
+            expect(r.pendingBytes).toBeLessThanOrEqual(SERIAL_MAX_ENCODED);
+          }
+          expect([...r.drain()].length).toBe(r.framesOk);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT,
+  );
+
+  test(
+    "TcpFrameReader: frames, when any, are exactly a prefix of the input",
+    () => {
+      const tcpBytesArb = fc.oneof(
+        bytesArb,
+        fc
+          .array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.uint8Array({ maxLength: 40 })), {
+            maxLength: 10,
+          })
+          .map((parts) => concat(parts.map(([n, b]) => concat([new Uint8Array([0, n]), b])))),
+      );
+      fc.assert(
+        fc.property(tcpBytesArb, sizesArb, (bytes, sizes) => {
+          const r = new TcpFrameReader();
+          const frames: Uint8Array[] = [];
+          outcome(() => {
+            for (const c of chunked(bytes, sizes)) {
+              r.push(c);
+              for (const f of r.drain()) frames.push(f); // keep frames before a throw
+            }
+          });
+          const rebuilt = concat(frames.map((f) => encodeTcpFrame(f)));
+          expect(rebuilt).toEqual(bytes.subarray(0, rebuilt.length));
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT,
+  );
 });
 
 const bodyArb = fc.oneof(
@@ -204,57 +222,69 @@ const frameArb = (counter: bigint): fc.Arbitrary<SerialFrame> =>
   });
 
 describe("round trips", () => {
-  test("COBS", () => {
-    const arb = fc.oneof(
-      bytesArb,
-      fc.tuple(fc.integer({ min: 0, max: 3000 }), fc.integer(), fc.constantFrom(0, 1, 2, 254, 255)).map(
-        ([n, s, z]) => filled(n, s, z),
-      ),
-    );
-    fc.assert(
-      fc.property(arb, (raw) => {
-        const enc = cobsEncode(raw);
-        expect(enc.includes(0)).toBe(false);
-        expect(enc.length).toBeLessThanOrEqual(cobsMaxEncodedLength(raw.length));
-        expect(cobsDecode(enc, raw.length)).toEqual(raw);
-      }),
-      { numRuns: RUNS },
-    );
-  });
+  test(
+    "COBS",
+    () => {
+      const arb = fc.oneof(
+        bytesArb,
+        fc
+          .tuple(fc.integer({ min: 0, max: 3000 }), fc.integer(), fc.constantFrom(0, 1, 2, 254, 255))
+          .map(([n, s, z]) => filled(n, s, z)),
+      );
+      fc.assert(
+        fc.property(arb, (raw) => {
+          const enc = cobsEncode(raw);
+          expect(enc.includes(0)).toBe(false);
+          expect(enc.length).toBeLessThanOrEqual(cobsMaxEncodedLength(raw.length));
+          expect(cobsDecode(enc, raw.length)).toEqual(raw);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT,
+  );
 
-  test("serial frame", () => {
-    fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).chain(frameArb), fc.boolean(), (f, lead) => {
-        expect(decodeSerialFrame(encodeSerialFrame(f, { leadingDelimiter: lead }))).toEqual(f);
-      }),
-      { numRuns: RUNS },
-    );
-  });
+  test(
+    "serial frame",
+    () => {
+      fc.assert(
+        fc.property(fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }).chain(frameArb), fc.boolean(), (f, lead) => {
+          expect(decodeSerialFrame(encodeSerialFrame(f, { leadingDelimiter: lead }))).toEqual(f);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT,
+  );
 
-  test("TCP frames under any chunking", () => {
-    const msgArb = fc.oneof(
-      { weight: 4, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 200 }) },
-      {
-        weight: 1,
-        arbitrary: fc
-          .tuple(fc.integer({ min: NOISE_MAX_MESSAGE - 3, max: NOISE_MAX_MESSAGE }), fc.integer())
-          .map(([n, s]) => filled(n, s)),
-      },
-    );
-    fc.assert(
-      fc.property(fc.array(msgArb, { maxLength: 6 }), sizesArb, (msgs, sizes) => {
-        const r = new TcpFrameReader();
-        const got: Uint8Array[] = [];
-        for (const c of chunked(concat(msgs.map(encodeTcpFrame)), sizes)) {
-          r.push(c);
-          got.push(...r.drain());
-        }
-        expect(got).toEqual(msgs);
-        r.end();
-      }),
-      { numRuns: RUNS },
-    );
-  });
+  test(
+    "TCP frames under any chunking",
+    () => {
+      const msgArb = fc.oneof(
+        { weight: 4, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 200 }) },
+        {
+          weight: 1,
+          arbitrary: fc
+            .tuple(fc.integer({ min: NOISE_MAX_MESSAGE - 3, max: NOISE_MAX_MESSAGE }), fc.integer())
+            .map(([n, s]) => filled(n, s)),
+        },
+      );
+      fc.assert(
+        fc.property(fc.array(msgArb, { maxLength: 6 }), sizesArb, (msgs, sizes) => {
+          const r = new TcpFrameReader();
+          const got: Uint8Array[] = [];
+          for (const c of chunked(concat(msgs.map(encodeTcpFrame)), sizes)) {
+            r.push(c);
+            got.push(...r.drain());
+          }
+          expect(got).toEqual(msgs);
+          r.end();
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT,
+  );
 });
 
 type Damage =
@@ -278,54 +308,58 @@ const garbageArb = fc.oneof(
 );
 
 describe("SerialFrameReader under line damage", () => {
-  test("delivers only sent frames, byte-identical, and every undamaged one", () => {
-    const caseArb = fc
-      .integer({ min: 1, max: 12 })
-      .chain((n) =>
-        fc.tuple(
-          fc.tuple(...Array.from({ length: n }, (_, i) => frameArb(BigInt(i)))),
-          fc.array(fc.tuple(garbageArb, damageArb), { minLength: n, maxLength: n }),
-          fc.boolean(),
-        ),
-      );
-    fc.assert(
-      fc.property(caseArb, sizesArb, ([frames, noise, trailingGarbage], sizes) => {
-        const parts: Uint8Array[] = [];
-        const intact = new Set<bigint>();
-        frames.forEach((f, i) => {
-          const [garbage, damage] = noise[i]!;
-          parts.push(garbage);
-          // A leading delimiter separates each frame from garbage before it, so damage to one
-          // frame (its delimiters included) can cost that frame only.
-          const enc = encodeSerialFrame(f, { leadingDelimiter: true }).slice();
-          if (damage.kind === "none") {
-            intact.add(f.counter);
-            parts.push(enc);
-            return;
+  test(
+    "delivers only sent frames, byte-identical, and every undamaged one",
+    () => {
+      const caseArb = fc
+        .integer({ min: 1, max: 12 })
+        .chain((n) =>
+          fc.tuple(
+            fc.tuple(...Array.from({ length: n }, (_, i) => frameArb(BigInt(i)))),
+            fc.array(fc.tuple(garbageArb, damageArb), { minLength: n, maxLength: n }),
+            fc.boolean(),
+          ),
+        );
+      fc.assert(
+        fc.property(caseArb, sizesArb, ([frames, noise, trailingGarbage], sizes) => {
+          const parts: Uint8Array[] = [];
+          const intact = new Set<bigint>();
+          frames.forEach((f, i) => {
+            const [garbage, damage] = noise[i]!;
+            parts.push(garbage);
+            // A leading delimiter separates each frame from garbage before it, so damage to one
+            // frame (its delimiters included) can cost that frame only.
+            const enc = encodeSerialFrame(f, { leadingDelimiter: true }).slice();
+            if (damage.kind === "none") {
+              intact.add(f.counter);
+              parts.push(enc);
+              return;
+            }
+            const at = damage.at % enc.length;
+            if (damage.kind === "flip") enc[at]! ^= 1 << damage.bit;
+            if (damage.kind === "zero-out") enc[at] = enc[at] === 0 ? 1 : 0;
+            parts.push(damage.kind === "drop" ? concat([enc.subarray(0, at), enc.subarray(at + 1)]) : enc);
+          });
+          if (trailingGarbage) parts.push(new Uint8Array([1, 2, 3]));
+          const r = new SerialFrameReader();
+          const got: SerialFrame[] = [];
+          for (const c of chunked(concat(parts), sizes)) {
+            r.push(c);
+            expect(r.pendingBytes).toBeLessThanOrEqual(SERIAL_MAX_ENCODED);
+            got.push(...r.drain());
           }
-          const at = damage.at % enc.length;
-          if (damage.kind === "flip") enc[at]! ^= 1 << damage.bit;
-          if (damage.kind === "zero-out") enc[at] = enc[at] === 0 ? 1 : 0;
-          parts.push(damage.kind === "drop" ? concat([enc.subarray(0, at), enc.subarray(at + 1)]) : enc);
-        });
-        if (trailingGarbage) parts.push(new Uint8Array([1, 2, 3]));
-        const r = new SerialFrameReader();
-        const got: SerialFrame[] = [];
-        for (const c of chunked(concat(parts), sizes)) {
-          r.push(c);
-          expect(r.pendingBytes).toBeLessThanOrEqual(SERIAL_MAX_ENCODED);
-          got.push(...r.drain());
-        }
-        const seen = new Set<bigint>();
-        for (const g of got) {
-          expect(seen.has(g.counter)).toBe(false);
-          seen.add(g.counter);
-          expect(g).toEqual(frames[Number(g.counter)]!);
-        }
-        for (const c of intact) expect(seen.has(c)).toBe(true);
-        expect(r.framesOk).toBe(got.length);
-      }),
-      { numRuns: RUNS },
-    );
-  });
+          const seen = new Set<bigint>();
+          for (const g of got) {
+            expect(seen.has(g.counter)).toBe(false);
+            seen.add(g.counter);
+            expect(g).toEqual(frames[Number(g.counter)]!);
+          }
+          for (const c of intact) expect(seen.has(c)).toBe(true);
+          expect(r.framesOk).toBe(got.length);
+        }),
+        { numRuns: RUNS },
+      );
+    },
+    TIMEOUT,
+  );
 });

@@ -37,7 +37,8 @@ for (const file of ["snow.json", "cacophony.json"]) {
       const required = vectors.filter((v) => REQUIRED.test(v.protocol_name));
       const names = required.map((v) => v.protocol_name);
       for (const suite of ["ChaChaPoly", "AESGCM"]) {
-        for (const p of ["IK", "XX", "KK", "XK"]) expect(names).toContain(`Noise_${p}_25519_${suite}_BLAKE2s`);
+        for (const p of ["IK", "XX", "KK", "XK"])
+          expect(names).toContain(`Noise_${p}_25519_${suite}_BLAKE2s`);
         expect(names.some((n) => n.startsWith("Noise_XXpsk") && n.includes(suite))).toBe(true);
       }
       for (const v of required) expect(runVector(v)).toEqual({ status: "passed" });
@@ -49,6 +50,9 @@ test("a corrupted vector fails rather than passing silently", () => {
   const v = load("cacophony.json").find((x) => x.protocol_name === "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s")!;
   const last = v.messages.at(-1)!;
   const flipped = (Number.parseInt(last.ciphertext.slice(0, 2), 16) ^ 1).toString(16).padStart(2, "0");
-  const broken = { ...v, messages: [...v.messages.slice(0, -1), { ...last, ciphertext: flipped + last.ciphertext.slice(2) }] };
+  const broken = {
+    ...v,
+    messages: [...v.messages.slice(0, -1), { ...last, ciphertext: flipped + last.ciphertext.slice(2) }],
+  };
   expect(runVector(broken).status).toBe("failed");
 });

@@ -30,14 +30,18 @@ export interface NoiseVector {
   messages: { payload: string; ciphertext: string }[];
 }
 
-export type VectorOutcome = { status: "passed" } | { status: "skipped"; reason: string } | { status: "failed"; reason: string };
+export type VectorOutcome =
+  | { status: "passed" }
+  | { status: "skipped"; reason: string }
+  | { status: "failed"; reason: string };
 
 const hex = (s: string | undefined): Uint8Array | undefined =>
   s === undefined ? undefined : Uint8Array.from(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
 export function runVector(v: NoiseVector, nativeCiphers: readonly CipherFunctions[] = []): VectorOutcome {
-  if (v.fallback || v.fallback_pattern || v.hybrid || v.fail) return { status: "skipped", reason: "fallback/hybrid/fail" };
+  if (v.fallback || v.fallback_pattern || v.hybrid || v.fail)
+    return { status: "skipped", reason: "fallback/hybrid/fail" };
   const protocol = parseProtocolName(v.protocol_name);
   if (!protocol) return { status: "skipped", reason: "pattern not implemented" };
   const suite = resolveSuite(makeResolver(nativeCiphers), protocol.dh, protocol.cipher, protocol.hash);
@@ -86,12 +90,16 @@ export function runVector(v: NoiseVector, nativeCiphers: readonly CipherFunction
           transport = { i: [i.send, i.receive], r: [r.send, r.receive] };
         }
       } else {
-        const [sender, receiver] = fromInitiator ? [transport.i[0], transport.r[1]] : [transport.r[0], transport.i[1]];
+        const [sender, receiver] = fromInitiator
+          ? [transport.i[0], transport.r[1]]
+          : [transport.r[0], transport.i[1]];
         sent = sender.encryptWithAd(new Uint8Array(0), payload);
         received = receiver.decryptWithAd(new Uint8Array(0), sent);
       }
-      if (toHex(sent) !== message.ciphertext) return { status: "failed", reason: `message ${index}: ciphertext differs` };
-      if (toHex(received) !== message.payload) return { status: "failed", reason: `message ${index}: payload differs` };
+      if (toHex(sent) !== message.ciphertext)
+        return { status: "failed", reason: `message ${index}: ciphertext differs` };
+      if (toHex(received) !== message.payload)
+        return { status: "failed", reason: `message ${index}: payload differs` };
     }
     return { status: "passed" };
   } catch (error) {

@@ -11,7 +11,9 @@ const args = process.argv.slice(2).filter((a) => a !== "--");
 const verbose = args.includes("--verbose");
 const files = args.filter((a) => !a.startsWith("--"));
 if (args.includes("--help") || files.length === 0) {
-  console.log("usage: bun run vectors -- [--verbose] FILE.json...\n\nRuns Noise test vectors (cacophony/snow JSON format).");
+  console.log(
+    "usage: bun run vectors -- [--verbose] FILE.json...\n\nRuns Noise test vectors (cacophony/snow JSON format).",
+  );
   process.exit(files.length === 0 && !args.includes("--help") ? 2 : 0);
 }
 

@@ -1,0 +1,165 @@
+/**
+ * RecordLink over a serial line (USB CDC-ACM, FTDI, a pty): COBS frames with an explicit key
+ * epoch and 64-bit counter (core/wire/serial-frame.ts), because a line can drop, flip or insert
+ * bytes (noise-transport.md §4, §7.7). The counter is the Noise nonce (spec §11.4 SetNonce);
+ * a replay window refuses a counter seen before; a CRC failure is line noise and is dropped.
+ *
+ * Handshake frames carry an attempt id in their counter field: the initiator picks a random
+ * one per attempt and the responder echoes it, so a stale handshake frame left in a tty buffer
+ * by an earlier attempt is ignored instead of derailing this one.
+ *
+ * This layer does not retransmit. A transport record that is lost (a counter gap) ends the
+ * session with "link-lost", and the host's reconnect loop brings the link back; data is never
+ * delivered out of order or with a hole in it.
+ * Must never: deliver a record that failed CRC or AEAD, accept a counter twice, or advance the
+ * replay window before authentication.
+ */
+import { assert, ProtocolError } from "../errors.ts";
+import type { CipherState } from "../noise/cipher-state.ts";
+import { AEAD_TAG_BYTES, SERIAL_MAX_BODY } from "../wire/limits.ts";
+import {
+  encodeSerialFrame,
+  type SerialFrame,
+  SerialFrameReader,
+  SerialFrameType,
+} from "../wire/serial-frame.ts";
+import type { Duplex } from "./duplex.ts";
+import type { RecordLink } from "./record-link.ts";
+import { ReplayWindow } from "./replay-window.ts";
+
+const EMPTY = new Uint8Array(0);
+/** AEAD failures on CRC-good frames tolerated before we call it an attack and end the session. */
+const MAX_AUTH_FAILURES = 8;
+
+export interface SerialLinkStats {
+  readonly framesDropped: number;
+  readonly bytesDiscarded: number;
+  readonly replaysRefused: number;
+  readonly authFailures: number;
+}
+
+export class SerialRecordLink implements RecordLink {
+  readonly transport = "serial";
+  readonly maxRecord = SERIAL_MAX_BODY - AEAD_TAG_BYTES;
+  private readonly reader = new SerialFrameReader();
+  private attemptId: bigint | null;
+  private sendKey: CipherState | null = null;
+  private sendEpoch = 0;
+  private recvKey: CipherState | null = null;
+  private recvEpoch = 0;
+  private window = new ReplayWindow();
+  private expected = 0n;
+  private records = 0;
+  private replays = 0;
+  private authFailures = 0;
+
+  /** The initiator passes a fresh random attemptId; the responder adopts the first it sees. */
+  constructor(
+    private readonly stream: Duplex,
+    attemptId?: bigint,
+  ) {
+    this.attemptId = attemptId ?? null;
+  }
+
+  get recordsSinceKey(): number {
+    return this.records;
+  }
+
+  get stats(): SerialLinkStats {
+    return {
+      framesDropped: this.reader.framesDropped,
+      bytesDiscarded: this.reader.bytesDiscarded,
+      replaysRefused: this.replays,
+      authFailures: this.authFailures,
+    };
+  }
+
+  async sendHandshake(message: Uint8Array): Promise<void> {
+    assert(this.sendKey === null && this.attemptId !== null, "handshake send out of order");
+    const frame = { type: SerialFrameType.HANDSHAKE, epoch: 0, counter: this.attemptId, body: message };
+    await this.stream.write(encodeSerialFrame(frame, { leadingDelimiter: true }));
+  }
+
+  async recvHandshake(): Promise<Uint8Array> {
+    assert(this.recvKey === null, "handshake message after keys");
+    for (;;) {
+      const frame = await this.nextFrame();
+      if (frame === null) throw new ProtocolError("link-lost", "line closed during handshake");
+      if (frame.type !== SerialFrameType.HANDSHAKE) continue; // left over from an old session
+      this.attemptId ??= frame.counter;
+      if (frame.counter === this.attemptId) return frame.body;
+    }
+  }
+
+  setSendKey(cs: CipherState): void {
+    this.sendKey = cs;
+    this.sendEpoch = (this.sendEpoch + 1) & 0xff;
+    this.records = 0;
+  }
+
+  setRecvKey(cs: CipherState): void {
+    this.recvKey = cs;
+    this.recvEpoch = (this.recvEpoch + 1) & 0xff;
+    this.window = new ReplayWindow();
+    this.expected = 0n;
+    this.records = 0;
+  }
+
+  send(plaintext: Uint8Array): Promise<void> {
+    assert(this.sendKey !== null, "send before keys");
+    assert(plaintext.length <= this.maxRecord, "record too large for a serial frame");
+    const counter = this.sendKey.nonce;
+    const body = this.sendKey.encryptWithAd(EMPTY, plaintext);
+    this.records++;
+    const frame = { type: SerialFrameType.TRANSPORT, epoch: this.sendEpoch, counter, body };
+    return this.stream.write(encodeSerialFrame(frame, { leadingDelimiter: true }));
+  }
+
+  async recv(): Promise<Uint8Array | null> {
+    const key = this.recvKey;
+    assert(key !== null, "recv before keys");
+    for (;;) {
+      const frame = await this.nextFrame();
+      if (frame === null) return null;
+      if (frame.type === SerialFrameType.HANDSHAKE) {
+        throw new ProtocolError("link-lost", "peer restarted its handshake");
+      }
+      if (frame.epoch !== this.recvEpoch) continue; // from before a key switch: stale
+      if (!this.window.check(frame.counter)) {
+        this.replays++;
+        continue;
+      }
+      let plaintext: Uint8Array;
+      try {
+        key.setNonce(frame.counter);
+        plaintext = key.decryptWithAd(EMPTY, frame.body);
+      } catch (error) {
+        if (!(error instanceof ProtocolError)) throw error;
+        if (++this.authFailures > MAX_AUTH_FAILURES)
+          throw new ProtocolError("decrypt", "too many forged frames");
+        continue;
+      }
+      this.window.commit(frame.counter);
+      if (frame.counter !== this.expected) throw new ProtocolError("link-lost", "a frame was lost");
+      this.expected = frame.counter + 1n;
+      this.records++;
+      return plaintext;
+    }
+  }
+
+  close(): void {
+    this.sendKey?.clear();
+    this.recvKey?.clear();
+    this.stream.close();
+  }
+
+  private async nextFrame(): Promise<SerialFrame | null> {
+    for (;;) {
+      const frame = this.reader.next();
+      if (frame !== undefined) return frame;
+      const chunk = await this.stream.read();
+      if (chunk === null) return null;
+      this.reader.push(chunk);
+    }
+  }
+}
