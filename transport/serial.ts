@@ -14,7 +14,7 @@ import { assert, ConfigError } from "../core/errors.ts";
 import { platform as defaultPlatform } from "../platform/index.ts";
 import type { Platform } from "../platform/platform.ts";
 import { SpawnError } from "../platform/platform.ts";
-import { type ByteStream, TransportError, toTransportError } from "./transport.ts";
+import { type ByteSource, type ByteStream, TransportError, toTransportError } from "./transport.ts";
 
 export interface SerialOptions {
   /** Line speed for real UARTs (FTDI). USB CDC-ACM and ptys ignore it. Default: leave as is. */
@@ -125,7 +125,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
  * end of stream has to be said by the framing above. Writes are serialised on one chain so
  * concurrent callers never interleave partial writes.
  */
-function serialStream(path: string, reader: ReturnType<Platform["openTtyReader"]> extends Promise<infer S> ? S : never, fd: number): ByteStream {
+function serialStream(path: string, reader: ByteSource, fd: number): ByteStream {
   const description = `serial ${path}`;
   let chain: Promise<unknown> = Promise.resolve();
   let writeClosed = false;

@@ -27,7 +27,10 @@ import type { Duplex } from "./duplex.ts";
 import type { RecordLink } from "./record-link.ts";
 import { ReplayWindow } from "./replay-window.ts";
 
-const EMPTY = new Uint8Array(0);
+/** AD = type | epoch: binds the unauthenticated header fields to the ciphertext. */
+function headerAd(epoch: number): Uint8Array {
+  return Uint8Array.of(SerialFrameType.TRANSPORT, epoch);
+}
 /** AEAD failures on CRC-good frames tolerated before we call it an attack and end the session. */
 const MAX_AUTH_FAILURES = 8;
 
@@ -109,7 +112,7 @@ export class SerialRecordLink implements RecordLink {
     assert(this.sendKey !== null, "send before keys");
     assert(plaintext.length <= this.maxRecord, "record too large for a serial frame");
     const counter = this.sendKey.nonce;
-    const body = this.sendKey.encryptWithAd(EMPTY, plaintext);
+    const body = this.sendKey.encryptWithAd(headerAd(this.sendEpoch), plaintext);
     this.records++;
     const frame = { type: SerialFrameType.TRANSPORT, epoch: this.sendEpoch, counter, body };
     return this.stream.write(encodeSerialFrame(frame, { leadingDelimiter: true }));
@@ -132,7 +135,7 @@ export class SerialRecordLink implements RecordLink {
       let plaintext: Uint8Array;
       try {
         key.setNonce(frame.counter);
-        plaintext = key.decryptWithAd(EMPTY, frame.body);
+        plaintext = key.decryptWithAd(headerAd(frame.epoch), frame.body);
       } catch (error) {
         if (!(error instanceof ProtocolError)) throw error;
         if (++this.authFailures > MAX_AUTH_FAILURES)

@@ -183,9 +183,17 @@ export class Session {
     });
   }
 
+  private get rekeyAfterRecords(): number {
+    return this.o.rekeyAfterRecords ?? REKEY_AFTER_MESSAGES;
+  }
+
   private sendRecord(record: Uint8Array): Promise<void> {
     if (this.ended) return Promise.reject(new ProtocolError("link-lost", "session closed"));
     this.lastSentAt = this.o.clock.now();
+    // The message limit is checked per record, not per tick: a fast link passes it in well under a second.
+    if (this.o.initiator && this.rekeyState === null && this.link.recordsSinceKey > this.rekeyAfterRecords) {
+      this.rekey().catch(() => {});
+    }
     return this.link.send(record).catch((error) => {
       this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "write failed"));
       throw error;
@@ -307,9 +315,7 @@ export class Session {
     if (now - this.lastSentAt > (this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS)) {
       this.ping().catch(() => {});
     }
-    const due =
-      now - this.keyEstablishedAt > (this.o.rekeyAfterMs ?? REKEY_AFTER_MS) ||
-      this.link.recordsSinceKey > (this.o.rekeyAfterRecords ?? REKEY_AFTER_MESSAGES);
+    const due = now - this.keyEstablishedAt > (this.o.rekeyAfterMs ?? REKEY_AFTER_MS);
     if (this.o.initiator && due && this.rekeyState === null) this.rekey().catch(() => {});
   }
 

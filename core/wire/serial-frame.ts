@@ -45,7 +45,7 @@ export interface SerialFrame {
 export const SERIAL_MAX_ENCODED = cobsMaxEncodedLength(SERIAL_MAX_FRAME);
 
 const MIN_FRAME = SERIAL_HEADER_BYTES + 1 + SERIAL_CRC_BYTES;
-/** COBS never shrinks data, so a shorter segment cannot hold a frame. */
+/** COBS adds at least one byte, so a shorter segment cannot hold a frame. */
 const MIN_ENCODED = MIN_FRAME + 1;
 const U64_MAX = 2n ** 64n - 1n;
 

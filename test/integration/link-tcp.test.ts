@@ -90,7 +90,7 @@ describe("two processes over TCP", () => {
     const recorded: Buffer[] = [];
     const mitm = net.createServer((client) => {
       const upstream = net.connect(Number(port), "127.0.0.1");
-      client.on("data", (d) => {
+      client.on("data", (d: Buffer) => {
         recorded.push(d);
         upstream.write(d);
       });
