@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { dh25519 } from "../core/noise/crypto-noble.ts";
 import { killAll, spawnFixture } from "../test/helpers/fixture-process.ts";
+import { hasSocat, socatPtyPair } from "../test/helpers/socat-pty.ts";
 
 const PEER = join(import.meta.dir, "../test/fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -49,23 +50,15 @@ try {
   await stranger.exited;
   say(`refusal  unknown host key: agent refused (${refused.code})`);
 
-  if (Bun.which("socat")) {
-    const socat = Bun.spawn(["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"], { stderr: "pipe" });
-    const ptys: string[] = [];
-    const reader = socat.stderr.getReader();
-    let text = "";
-    while (ptys.length < 2) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += new TextDecoder().decode(value);
-      ptys.splice(0, ptys.length, ...[...text.matchAll(/PTY is (\/dev\/pts\/\d+)/g)].map((m) => m[1]!));
-    }
+  if (hasSocat()) {
+    const pty = await socatPtyPair();
+    const ptys = [pty.a, pty.b];
     const serialAgent = spawnFixture(PEER, ["--role", "agent", "--key", agentKey.priv, "--pin", hostKey.pub, "--tty", ptys[0]!]);
     await serialAgent.waitFor((e) => e.event === "listening");
     const serialHost = spawnFixture(PEER, ["--role", "host", "--tty", ptys[1]!, "--key", hostKey.priv, "--mode", "reconnect", "--peer", agentKey.pub, "--channels", "4", "--bytes", "500000"]);
     const sd = await serialHost.waitFor((e) => e.event === "done");
     say(`serial   pty pair (USB-serial stand-in), COBS+CRC-32C frames: 4 channels ${sd.ok ? "intact" : "FAILED"}, ${Number(sd.mbPerSecond).toFixed(1)} MB/s`);
-    socat.kill();
+    pty.close();
   } else {
     say("serial   skipped: install socat for the pty demo");
   }

@@ -6,7 +6,9 @@
  *
  * Handshake frames carry an attempt id in their counter field: the initiator picks a random
  * one per attempt and the responder echoes it, so a stale handshake frame left in a tty buffer
- * by an earlier attempt is ignored instead of derailing this one.
+ * by an earlier attempt is ignored instead of derailing this one. A handshake frame arriving
+ * during a session means the peer restarted: the session ends, and carryOver() hands that frame
+ * to the next link on the same line so the new handshake is not lost.
  *
  * This layer does not retransmit. A transport record that is lost (a counter gap) ends the
  * session with "link-lost", and the host's reconnect loop brings the link back; data is never
@@ -55,13 +57,26 @@ export class SerialRecordLink implements RecordLink {
   private records = 0;
   private replays = 0;
   private authFailures = 0;
+  private readonly pending: SerialFrame[];
 
-  /** The initiator passes a fresh random attemptId; the responder adopts the first it sees. */
+  /**
+   * The initiator passes a fresh random attemptId; the responder adopts the first it sees.
+   * `carried` are frames a previous link on this line received but did not use (carryOver()).
+   */
   constructor(
     private readonly stream: Duplex,
     attemptId?: bigint,
+    carried: readonly SerialFrame[] = [],
   ) {
     this.attemptId = attemptId ?? null;
+    this.pending = [...carried];
+  }
+
+  /** Handshake frames received but not consumed, for the next link on the same line. */
+  carryOver(): SerialFrame[] {
+    const frames = [...this.pending, ...this.reader.drain()];
+    this.pending.length = 0;
+    return frames.filter((f) => f.type === SerialFrameType.HANDSHAKE);
   }
 
   get recordsSinceKey(): number {
@@ -125,6 +140,7 @@ export class SerialRecordLink implements RecordLink {
       const frame = await this.nextFrame();
       if (frame === null) return null;
       if (frame.type === SerialFrameType.HANDSHAKE) {
+        this.pending.push(frame);
         throw new ProtocolError("link-lost", "peer restarted its handshake");
       }
       if (frame.epoch !== this.recvEpoch) continue; // from before a key switch: stale
@@ -157,6 +173,8 @@ export class SerialRecordLink implements RecordLink {
   }
 
   private async nextFrame(): Promise<SerialFrame | null> {
+    const carried = this.pending.shift();
+    if (carried !== undefined) return carried;
     for (;;) {
       const frame = this.reader.next();
       if (frame !== undefined) return frame;

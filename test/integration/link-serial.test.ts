@@ -1,0 +1,88 @@
+/**
+ * The secure link between two real processes over a real pty pair (the USB-serial stand-in):
+ * pairing with a token then reconnect, rekey during a transfer, 100 concurrent channels, and a
+ * host that restarts mid-session (stale frames in the line) reconnecting cleanly.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { dh25519 } from "../../core/noise/crypto-noble.ts";
+import { killAll, spawnFixture } from "../helpers/fixture-process.ts";
+import { type PtyPair, hasSocat, socatPtyPair } from "../helpers/socat-pty.ts";
+
+const PEER = join(import.meta.dir, "../fixtures/link-peer.ts");
+const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+const newKey = () => {
+  const k = dh25519.generateKeyPair();
+  return { priv: hex(k.privateKey), pub: hex(k.publicKey) };
+};
+
+let pty: PtyPair | null = null;
+afterEach(() => {
+  killAll();
+  pty?.close();
+  pty = null;
+});
+
+async function setup(agentArgs: string[]) {
+  pty = await socatPtyPair();
+  const agentKey = newKey();
+  const agent = spawnFixture(PEER, ["--role", "agent", "--tty", pty.a, "--key", agentKey.priv, ...agentArgs]);
+  await agent.waitFor((e) => e.event === "listening");
+  return { agent, agentKey, tty: pty.b };
+}
+
+const host = (tty: string, key: { priv: string }, args: string[]) =>
+  spawnFixture(PEER, ["--role", "host", "--tty", tty, "--key", key.priv, ...args]);
+
+describe.skipIf(!hasSocat())("two processes over a pty pair", () => {
+  test("pair with a token, then reconnect with IK on the same line", async () => {
+    const token = hex(randomBytes(32));
+    const { agent, agentKey, tty } = await setup(["--token", token]);
+    const hostKey = newKey();
+    const pairing = host(tty, hostKey, ["--mode", "pair-psk", "--token", token]);
+    expect((await pairing.waitFor((e) => e.event === "session")).peer).toBe(agentKey.pub);
+    expect((await pairing.waitFor((e) => e.event === "done")).ok).toBe(true);
+    expect(await pairing.exited).toBe(0);
+    await agent.waitFor((e) => e.event === "listening");
+    const again = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--bytes", "100000"]);
+    expect((await again.waitFor((e) => e.event === "session")).mode).toBe("reconnect");
+    expect((await again.waitFor((e) => e.event === "done")).ok).toBe(true);
+  });
+
+  test("an unpinned key is refused over serial too", async () => {
+    const { agent, agentKey, tty } = await setup(["--pin", newKey().pub]);
+    const stranger = host(tty, newKey(), ["--mode", "reconnect", "--peer", agentKey.pub]);
+    expect((await agent.waitFor((e) => e.event === "refused")).code).toBe("handshake-unknown-key");
+    stranger.proc.kill();
+  });
+
+  test("rekey during a transfer loses no byte", async () => {
+    const hostKey = newKey();
+    const { agent, agentKey, tty } = await setup(["--pin", hostKey.pub]);
+    const h = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--bytes", String(4 << 20), "--rekey-records", "100"]);
+    const done = await h.waitFor((e) => e.event === "done");
+    expect(done.ok).toBe(true);
+    expect(done.rekeys as number).toBeGreaterThanOrEqual(2);
+    expect((await agent.waitFor((e) => e.event === "closed")).rekeys as number).toBeGreaterThanOrEqual(2);
+  });
+
+  test("100 concurrent channels move data both ways with EOF and checksums", async () => {
+    const hostKey = newKey();
+    const { agentKey, tty } = await setup(["--pin", hostKey.pub]);
+    const h = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--channels", "100", "--bytes", "20000"]);
+    expect(await h.waitFor((e) => e.event === "done")).toMatchObject({ ok: true, failed: 0 });
+  });
+
+  test("a host killed mid-transfer leaves stale frames; the next host reconnects cleanly", async () => {
+    const hostKey = newKey();
+    const { agent, agentKey, tty } = await setup(["--pin", hostKey.pub]);
+    const first = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--bytes", String(64 << 20)]);
+    await first.waitFor((e) => e.event === "session");
+    first.proc.kill("SIGKILL");
+    await first.exited;
+    const second = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--bytes", "200000"]);
+    expect((await second.waitFor((e) => e.event === "done")).ok).toBe(true);
+    await agent.waitFor((e) => e.event === "closed");
+  });
+});
