@@ -1,0 +1,60 @@
+/**
+ * The raw pty ceiling for bench/run.ts: bytes written into one end of a socat pty pair and read
+ * from the other with plain blocking node:fs, after `stty raw -echo`, no framing, no crypto.
+ *
+ *   --role reader --tty PATH --seconds S
+ *       prints {"event":"ready"}, then counts bytes from the first byte for S seconds and prints
+ *       {"event":"done",bytes,seconds,mbPerSecond} (steady-state rate); exits.
+ *   --role writer --tty PATH
+ *       writes one reused 64 KiB block forever (blocking writes: backpressure from the line);
+ *       the bench kills it once the reader is done.
+ */
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import { parseArgs } from "node:util";
+
+const { values: a } = parseArgs({
+  options: { role: { type: "string" }, tty: { type: "string" }, seconds: { type: "string" } },
+});
+const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
+const tty = a.tty!;
+
+const stty = spawnSync("stty", ["-F", tty, "raw", "-echo"], { stdio: ["ignore", "ignore", "pipe"] });
+if (stty.status !== 0) {
+  process.stderr.write(`stty -F ${tty} raw -echo failed: ${stty.stderr}\n`);
+  process.exit(2);
+}
+
+if (a.role === "reader") {
+  const fd = fs.openSync(tty, fs.constants.O_RDONLY | fs.constants.O_NOCTTY);
+  const buf = new Uint8Array(1 << 16);
+  emit({ event: "ready" });
+  const limitMs = Number(a.seconds ?? 1) * 1000;
+  let bytes = 0;
+  let t0 = 0;
+  let now = 0;
+  for (;;) {
+    const n = fs.readSync(fd, buf, 0, buf.length, null);
+    if (n <= 0) break;
+    now = performance.now();
+    if (t0 === 0) {
+      t0 = now; // the first read only starts the clock
+      continue;
+    }
+    bytes += n;
+    if (now - t0 >= limitMs) break;
+  }
+  const seconds = (now - t0) / 1000;
+  emit({ event: "done", ok: bytes > 0, bytes, seconds, mbPerSecond: seconds > 0 ? bytes / seconds / 1e6 : 0 });
+  process.exit(0);
+} else {
+  const fd = fs.openSync(tty, fs.constants.O_WRONLY | fs.constants.O_NOCTTY);
+  const block = new Uint8Array(1 << 16);
+  for (let i = 0; i < block.length; i++) block[i] = (i * 2654435761) >>> 24;
+  emit({ event: "writing" });
+  try {
+    for (;;) fs.writeSync(fd, block);
+  } catch {
+    process.exit(0); // the line went away (EIO): the run is over
+  }
+}
