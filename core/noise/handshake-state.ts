@@ -173,7 +173,10 @@ export class HandshakeState {
         }
       }
       const rest = message.subarray(offset);
-      if (rest.length > HANDSHAKE_PAYLOAD_MAX + 16) throw new ProtocolError("handshake-malformed", "payload");
+      // The tag is there only once the state is keyed (XX message 1 carries a cleartext payload).
+      if (rest.length > HANDSHAKE_PAYLOAD_MAX + (this.ss.hasKey() ? 16 : 0)) {
+        throw new ProtocolError("handshake-malformed", "payload");
+      }
       const payload = this.ss.decryptAndHash(rest);
       this.advance();
       return payload;
