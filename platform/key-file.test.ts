@@ -112,26 +112,35 @@ describe("loadKeyPair refuses", () => {
     );
   });
 
-  test.each(["644", "640", "604", "660", "601", "610", "666"])("mode 0%s, with the chmod to run", async (octal) => {
-    const mode = Number.parseInt(octal, 8);
-    const path = await put(formatKeyFile(generateStaticKeyPair()), mode);
-    const message = await configError(loadKeyPair(path));
-    expect(message).toContain(`has mode 0${octal}`);
-    expect(message).toContain(`chmod 600 ${path}`);
-  });
+  test.each(["644", "640", "604", "660", "601", "610", "666"])(
+    "mode 0%s, with the chmod to run",
+    async (octal) => {
+      const mode = Number.parseInt(octal, 8);
+      const path = await put(formatKeyFile(generateStaticKeyPair()), mode);
+      const message = await configError(loadKeyPair(path));
+      expect(message).toContain(`has mode 0${octal}`);
+      expect(message).toContain(`chmod 600 ${path}`);
+    },
+  );
 
   test("modes 0600 and 0400 are accepted", async () => {
-    for (const mode of [0o600, 0o400]) await loadKeyPair(await put(formatKeyFile(generateStaticKeyPair()), mode));
+    for (const mode of [0o600, 0o400])
+      await loadKeyPair(await put(formatKeyFile(generateStaticKeyPair()), mode));
   });
 
   test("a file over 4 KiB, before parsing it", async () => {
     const big = `${formatKeyFile(generateStaticKeyPair())}#${"x".repeat(5000)}\n`;
-    expect(await configError(loadKeyPair(await put(big)))).toContain("bytes; a key file is under 4096 bytes");
+    expect(await configError(loadKeyPair(await put(big)))).toContain(
+      "bytes; a key file is at most 4096 bytes",
+    );
   });
 
   test("a key of the wrong size", async () => {
     const pair = generateStaticKeyPair();
-    const text = formatKeyFile(pair).replace(/qa-priv:([0-9a-f]{64})/, (_, h: string) => `qa-priv:${h.slice(0, 62)}`);
+    const text = formatKeyFile(pair).replace(
+      /qa-priv:([0-9a-f]{64})/,
+      (_, h: string) => `qa-priv:${h.slice(0, 62)}`,
+    );
     expect(await configError(loadKeyPair(await put(text)))).toContain("64 hex digits (32 bytes), not 62");
   });
 

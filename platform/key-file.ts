@@ -19,14 +19,14 @@ import { type FileHandle, link, lstat, open, rename, unlink } from "node:fs/prom
 import { basename, dirname, join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import {
-  KEY_FILE_MAX_BYTES,
-  type StaticKeyPair,
-  type StaticPublicKey,
   formatKeyFile,
   formatPublicKey,
   generateStaticKeyPair,
+  KEY_FILE_MAX_BYTES,
   parseKeyFile,
   parsePublicKey,
+  type StaticKeyPair,
+  type StaticPublicKey,
 } from "../core/session/key-text.ts";
 
 export interface LoadKeyOptions {
@@ -62,7 +62,11 @@ export async function generateKeyFile(path: string, options: WriteKeyOptions = {
 }
 
 /** Writes an existing pair (migration, tests) with mode 0600 (atomically). */
-export async function writeKeyFile(path: string, pair: StaticKeyPair, options: WriteKeyOptions = {}): Promise<void> {
+export async function writeKeyFile(
+  path: string,
+  pair: StaticKeyPair,
+  options: WriteKeyOptions = {},
+): Promise<void> {
   await writeAtomic(path, formatKeyFile(pair), 0o600, options.overwrite ?? false);
 }
 
@@ -84,7 +88,8 @@ async function readKeyText(path: string, kind: "private" | "public", howToCreate
   } catch (error) {
     const code = errnoCode(error);
     if (code === "ENOENT") throw new ConfigError(`key file ${path} does not exist; ${howToCreate}`);
-    if (code === "EACCES") throw new ConfigError(`key file ${path} cannot be read by this user (permission denied)`);
+    if (code === "EACCES")
+      throw new ConfigError(`key file ${path} cannot be read by this user (permission denied)`);
     throw new ConfigError(`key file ${path} cannot be opened (${code ?? "error"})`);
   }
   try {
@@ -114,7 +119,7 @@ async function readKeyText(path: string, kind: "private" | "public", howToCreate
     }
     if (st.size > KEY_FILE_MAX_BYTES) {
       throw new ConfigError(
-        `key file ${path} is ${st.size} bytes; a key file is under ${KEY_FILE_MAX_BYTES} bytes (wrong file?)`,
+        `key file ${path} is ${st.size} bytes; a key file is at most ${KEY_FILE_MAX_BYTES} bytes (wrong file?)`,
       );
     }
     // One byte more than the limit, in case the file grew since fstat.
@@ -150,9 +155,12 @@ async function writeAtomic(path: string, text: string, mode: number, overwrite: 
   } catch (error) {
     const code = errnoCode(error);
     if (code === "ENOENT") {
-      throw new ConfigError(`directory ${dir} does not exist; create it with: mkdir -p -m 700 ${shellQuote(dir)}`);
+      throw new ConfigError(
+        `directory ${dir} does not exist; create it with: mkdir -p -m 700 ${shellQuote(dir)}`,
+      );
     }
-    if (code === "EACCES") throw new ConfigError(`cannot write key file ${path}: directory ${dir} is not writable`);
+    if (code === "EACCES")
+      throw new ConfigError(`cannot write key file ${path}: directory ${dir} is not writable`);
     throw new ConfigError(`cannot write key file ${path} (${code ?? "error"})`);
   }
   try {

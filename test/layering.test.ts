@@ -132,7 +132,8 @@ function upwardViolations(file: string, src: string): string[] {
   for (const { spec, line } of importsOf(stripComments(src))) {
     if (!spec.startsWith(".")) continue;
     const top = relative(ROOT, resolve(ROOT, dirname(file), spec)).split(sep)[0];
-    if (top === "agent" || top === "host") out.push(`${file}:${line}: imports ${spec} (${top}/ is a higher layer)`);
+    if (top === "agent" || top === "host")
+      out.push(`${file}:${line}: imports ${spec} (${top}/ is a higher layer)`);
   }
   return out;
 }

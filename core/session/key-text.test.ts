@@ -2,10 +2,10 @@ import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../errors.ts";
 import { dh25519 } from "../noise/crypto-noble.ts";
 import {
-  KEY_FILE_HEADER,
   formatKeyFile,
   formatPublicKey,
   generateStaticKeyPair,
+  KEY_FILE_HEADER,
   parseKeyFile,
   parsePublicKey,
   staticKeyPairFromPrivate,
@@ -34,14 +34,16 @@ function configError(f: () => unknown): string {
 
 describe("key file text", () => {
   test("has the documented layout", () => {
-    expect(formatKeyFile(pair)).toBe(`${KEY_FILE_HEADER}\nprivate: qa-priv:${privHex}\npublic: qa-pub:${pubHex}\n`);
+    expect(formatKeyFile(pair)).toBe(
+      `${KEY_FILE_HEADER}\nprivate: qa-priv:${privHex}\npublic: qa-pub:${pubHex}\n`,
+    );
   });
 
   test("round-trips, and the public key is the derived one", () => {
     const fresh = generateStaticKeyPair();
     const parsed = parseKeyFile(formatKeyFile(fresh));
     expect(parsed.privateKey).toEqual(fresh.privateKey);
-    expect(parsed.publicKey).toEqual(dh25519.keyPairFromPrivate(fresh.privateKey).publicKey);
+    expect(parsed.publicKey as Uint8Array).toEqual(dh25519.keyPairFromPrivate(fresh.privateKey).publicKey);
   });
 
   test("tolerates comments, blank lines, CRLF, spaces, order and upper-case hex", () => {
@@ -61,13 +63,25 @@ describe("key file text", () => {
     ["missing public", `private: qa-priv:${privHex}`, 'no "public: qa-pub:..." line'],
     ["empty", "", 'no "private:'],
     ["only comments", "# a\n# b\n", 'no "private:'],
-    ["duplicate private", `private: qa-priv:${privHex}\nprivate: qa-priv:${privHex}\npublic: qa-pub:${pubHex}`, "line 2: a second"],
-    ["duplicate public", `private: qa-priv:${privHex}\npublic: qa-pub:${pubHex}\npublic: qa-pub:${pubHex}`, "line 3: a second"],
+    [
+      "duplicate private",
+      `private: qa-priv:${privHex}\nprivate: qa-priv:${privHex}\npublic: qa-pub:${pubHex}`,
+      "line 2: a second",
+    ],
+    [
+      "duplicate public",
+      `private: qa-priv:${privHex}\npublic: qa-pub:${pubHex}\npublic: qa-pub:${pubHex}`,
+      "line 3: a second",
+    ],
     ["unknown line", `private: qa-priv:${privHex}\nseed: 1234\npublic: qa-pub:${pubHex}`, "line 2: expected"],
     ["bare key line", `qa-priv:${privHex}\npublic: qa-pub:${pubHex}`, "line 1: expected"],
     ["no prefix", `private: ${privHex}\npublic: qa-pub:${pubHex}`, 'must start with "qa-priv:"'],
     ["swapped prefixes", `private: qa-pub:${privHex}\npublic: qa-priv:${pubHex}`, "swapped"],
-    ["short key", `private: qa-priv:${privHex.slice(2)}\npublic: qa-pub:${pubHex}`, "64 hex digits (32 bytes), not 62"],
+    [
+      "short key",
+      `private: qa-priv:${privHex.slice(2)}\npublic: qa-pub:${pubHex}`,
+      "64 hex digits (32 bytes), not 62",
+    ],
     ["long key", `private: qa-priv:${privHex}00\npublic: qa-pub:${pubHex}`, "not 66"],
     ["short public", `private: qa-priv:${privHex}\npublic: qa-pub:${pubHex.slice(1)}`, "not 63"],
     ["not hex", `private: qa-priv:${privHex.slice(1)}g\npublic: qa-pub:${pubHex}`, "hexadecimal"],

@@ -211,6 +211,7 @@ export class Session {
       }
     } catch (error) {
       this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "read failed"));
+      if (error instanceof AssertionError) throw error; // our bug: crash loudly, never hide it as link loss
     }
   }
 

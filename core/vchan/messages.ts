@@ -81,6 +81,7 @@ export function decodeVchan(record: Uint8Array): VchanMessage {
       return { type, id, meta: rest };
     case VchanType.DATA:
       if (rest.length === 0) throw new ProtocolError("frame-malformed", "empty data");
+      if (rest.length > VCHAN_MAX_CHUNK) throw new ProtocolError("frame-too-large", "data chunk");
       return { type, id, data: rest };
     case VchanType.EOF:
       if (rest.length !== 0) throw new ProtocolError("frame-malformed", "eof");

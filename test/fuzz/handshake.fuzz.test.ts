@@ -20,7 +20,12 @@ import { dh25519 } from "../../core/noise/crypto-noble.ts";
 import { HandshakeState } from "../../core/noise/handshake-state.ts";
 import { parsePattern } from "../../core/noise/patterns.ts";
 import { LINK_SUITES, type LinkSuiteName, makeResolver, resolveLinkSuite } from "../../core/noise/suites.ts";
-import { type Established, initiateHandshake, type PeerStore, respondHandshake } from "../../core/session/handshake.ts";
+import {
+  type Established,
+  initiateHandshake,
+  type PeerStore,
+  respondHandshake,
+} from "../../core/session/handshake.ts";
 import {
   decodeChoice,
   decodeOffer,
@@ -86,7 +91,11 @@ const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant("flip" as const), at: fc.nat(), mask: fc.integer({ min: 1, max: 255 }) }),
   fc.record({ kind: fc.constant("cut" as const), at: fc.nat() }),
   fc.record({ kind: fc.constant("extend" as const), tail: fc.uint8Array({ minLength: 1, maxLength: 40 }) }),
-  fc.record({ kind: fc.constant("splice" as const), at: fc.nat(), bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }) }),
+  fc.record({
+    kind: fc.constant("splice" as const),
+    at: fc.nat(),
+    bytes: fc.uint8Array({ minLength: 1, maxLength: 8 }),
+  }),
 );
 
 /** Always returns bytes different from `valid` (a splice that changes nothing is made to). */
@@ -152,7 +161,10 @@ const scalarArb: fc.Arbitrary<CborValue> = fc.oneof(
 );
 const valueArb: fc.Arbitrary<CborValue> = fc.oneof(
   { weight: 4, arbitrary: scalarArb },
-  { weight: 2, arbitrary: fc.array(fc.oneof(fc.constantFrom<CborValue>(...LINK_SUITES), scalarArb), { maxLength: 4 }) },
+  {
+    weight: 2,
+    arbitrary: fc.array(fc.oneof(fc.constantFrom<CborValue>(...LINK_SUITES), scalarArb), { maxLength: 4 }),
+  },
   { weight: 1, arbitrary: fc.dictionary(keyArb, scalarArb, { maxKeys: 3 }) },
 );
 /** Maps whose keys and values are near misses of the real messages. */
@@ -178,60 +190,76 @@ const decoderInputArb: fc.Arbitrary<Uint8Array> = fc.oneof(
 const VERSION = /^[0-9A-Za-z.+_-]{1,32}$/;
 
 describe("negotiation and payload decoders", () => {
-  test("decodeOffer: a checked offer or ProtocolError; accepted offers round-trip", () => {
-    fc.assert(
-      fc.property(decoderInputArb, (bytes) => {
-        const r = outcome(() => decodeOffer(bytes));
-        if ("code" in r) return;
-        expect(MODES).toContain(r.ok.mode);
-        expect(r.ok.suites.length).toBeGreaterThan(0);
-        expect(new Set(r.ok.suites).size).toBe(r.ok.suites.length);
-        for (const s of r.ok.suites) expect(LINK_SUITES).toContain(s);
-        expect(decodeOffer(encodeOffer(r.ok))).toEqual(r.ok);
-      }),
-      params,
-    );
-  }, TIMEOUT);
+  test(
+    "decodeOffer: a checked offer or ProtocolError; accepted offers round-trip",
+    () => {
+      fc.assert(
+        fc.property(decoderInputArb, (bytes) => {
+          const r = outcome(() => decodeOffer(bytes));
+          if ("code" in r) return;
+          expect(MODES).toContain(r.ok.mode);
+          expect(r.ok.suites.length).toBeGreaterThan(0);
+          expect(new Set(r.ok.suites).size).toBe(r.ok.suites.length);
+          for (const s of r.ok.suites) expect(LINK_SUITES).toContain(s);
+          expect(decodeOffer(encodeOffer(r.ok))).toEqual(r.ok);
+        }),
+        params,
+      );
+    },
+    TIMEOUT,
+  );
 
-  test("decodeChoice: a known suite or a known refusal, or ProtocolError", () => {
-    fc.assert(
-      fc.property(decoderInputArb, (bytes) => {
-        const r = outcome(() => decodeChoice(bytes));
-        if ("code" in r) return;
-        const keys = Object.keys(r.ok);
-        expect(keys.length).toBe(1);
-        if ("suite" in r.ok) expect(LINK_SUITES).toContain(r.ok.suite);
-        else expect(REFUSALS).toContain(r.ok.refuse);
-        expect(decodeChoice(encodeChoice(r.ok))).toEqual(r.ok);
-      }),
-      params,
-    );
-  }, TIMEOUT);
+  test(
+    "decodeChoice: a known suite or a known refusal, or ProtocolError",
+    () => {
+      fc.assert(
+        fc.property(decoderInputArb, (bytes) => {
+          const r = outcome(() => decodeChoice(bytes));
+          if ("code" in r) return;
+          const keys = Object.keys(r.ok);
+          expect(keys.length).toBe(1);
+          if ("suite" in r.ok) expect(LINK_SUITES).toContain(r.ok.suite);
+          else expect(REFUSALS).toContain(r.ok.refuse);
+          expect(decodeChoice(encodeChoice(r.ok))).toEqual(r.ok);
+        }),
+        params,
+      );
+    },
+    TIMEOUT,
+  );
 
-  test("decodeTimestampPayload: a u64 bigint and a short printable version, or ProtocolError", () => {
-    fc.assert(
-      fc.property(decoderInputArb, (bytes) => {
-        const r = outcome(() => decodeTimestampPayload(bytes));
-        if ("code" in r) return;
-        expect(typeof r.ok.ts).toBe("bigint");
-        expect(r.ok.ts >= 0n && r.ok.ts < 2n ** 64n).toBe(true);
-        expect(r.ok.version).toMatch(VERSION);
-        expect(decodeTimestampPayload(encodeTimestampPayload(r.ok.ts, r.ok.version))).toEqual(r.ok);
-      }),
-      params,
-    );
-  }, TIMEOUT);
+  test(
+    "decodeTimestampPayload: a u64 bigint and a short printable version, or ProtocolError",
+    () => {
+      fc.assert(
+        fc.property(decoderInputArb, (bytes) => {
+          const r = outcome(() => decodeTimestampPayload(bytes));
+          if ("code" in r) return;
+          expect(typeof r.ok.ts).toBe("bigint");
+          expect(r.ok.ts >= 0n && r.ok.ts < 2n ** 64n).toBe(true);
+          expect(r.ok.version).toMatch(VERSION);
+          expect(decodeTimestampPayload(encodeTimestampPayload(r.ok.ts, r.ok.version))).toEqual(r.ok);
+        }),
+        params,
+      );
+    },
+    TIMEOUT,
+  );
 
-  test("decodeVersionPayload: a short printable version, or ProtocolError", () => {
-    fc.assert(
-      fc.property(decoderInputArb, (bytes) => {
-        const r = outcome(() => decodeVersionPayload(bytes));
-        if ("code" in r) return;
-        expect(r.ok).toMatch(VERSION);
-      }),
-      params,
-    );
-  }, TIMEOUT);
+  test(
+    "decodeVersionPayload: a short printable version, or ProtocolError",
+    () => {
+      fc.assert(
+        fc.property(decoderInputArb, (bytes) => {
+          const r = outcome(() => decodeVersionPayload(bytes));
+          if ("code" in r) return;
+          expect(r.ok).toMatch(VERSION);
+        }),
+        params,
+      );
+    },
+    TIMEOUT,
+  );
 
   test("edge seeds: empty, every single byte, the size limit and one over", () => {
     const decoders = [decodeOffer, decodeChoice, decodeTimestampPayload, decodeVersionPayload];
@@ -263,8 +291,12 @@ describe("negotiation and payload decoders", () => {
       { v: 1, mode: "reconnect", suites: [LINK_SUITES[0]], x: 0 },
     ];
     for (const v of bad) expect(outcome(() => decodeOffer(encodeCbor(v)))).toHaveProperty("code");
-    expect(outcome(() => decodeChoice(encodeCbor({ suite: LINK_SUITES[0], refuse: "busy" })))).toHaveProperty("code");
-    expect(outcome(() => decodeTimestampPayload(encodeCbor({ ts: -1, version: "a" })))).toHaveProperty("code");
+    expect(outcome(() => decodeChoice(encodeCbor({ suite: LINK_SUITES[0], refuse: "busy" })))).toHaveProperty(
+      "code",
+    );
+    expect(outcome(() => decodeTimestampPayload(encodeCbor({ ts: -1, version: "a" })))).toHaveProperty(
+      "code",
+    );
   });
 });
 
@@ -368,17 +400,21 @@ function checkRead(pattern: PatternName, suite: LinkSuiteName, index: number, by
 describe("HandshakeState.readMessage on arbitrary bytes", () => {
   for (const [pattern, index] of TARGETS) {
     const who = index % 2 === 0 ? "responder" : "initiator";
-    test(`${pattern} message ${index + 1} (${who} reads): payload or ProtocolError; only the real message passes`, () => {
-      fc.assert(
-        fc.property(fc.constantFrom(...LINK_SUITES), readInputArb, (suite, input) => {
-          const valid = transcript(pattern, suite)[index]!;
-          const bytes = input.kind === "random" ? input.bytes : mutate(valid, input.mutation);
-          const r = checkRead(pattern, suite, index, bytes);
-          if (input.kind === "mutant" && authenticated(pattern, index)) expect(r).toHaveProperty("code");
-        }),
-        params,
-      );
-    }, TIMEOUT);
+    test(
+      `${pattern} message ${index + 1} (${who} reads): payload or ProtocolError; only the real message passes`,
+      () => {
+        fc.assert(
+          fc.property(fc.constantFrom(...LINK_SUITES), readInputArb, (suite, input) => {
+            const valid = transcript(pattern, suite)[index]!;
+            const bytes = input.kind === "random" ? input.bytes : mutate(valid, input.mutation);
+            const r = checkRead(pattern, suite, index, bytes);
+            if (input.kind === "mutant" && authenticated(pattern, index)) expect(r).toHaveProperty("code");
+          }),
+          params,
+        );
+      },
+      TIMEOUT,
+    );
   }
 
   test("edge seeds at every message: empty, short, low-order keys, size limits", () => {
@@ -482,49 +518,57 @@ const scriptArb = fc.array(
 );
 
 describe("handshake drivers on a scripted link", () => {
-  test("respondHandshake: Established or ProtocolError, whatever the initiator sends", async () => {
-    await fc.assert(
-      fc.asyncProperty(scriptArb, fc.boolean(), async (script, allowCode) => {
-        const link = new ScriptedLink(script);
-        const r = await outcomeAsync(() =>
-          respondHandshake({
-            link,
-            resolver,
-            staticKey: R_STATIC,
-            version: "agent-1",
-            suites: [...LINK_SUITES],
-            peers,
-            pairing: { token: PSK, allowCode },
-          }),
-        );
-        if ("ok" in r) checkEstablished(r.ok);
-      }),
-      params,
-    );
-  }, TIMEOUT);
+  test(
+    "respondHandshake: Established or ProtocolError, whatever the initiator sends",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(scriptArb, fc.boolean(), async (script, allowCode) => {
+          const link = new ScriptedLink(script);
+          const r = await outcomeAsync(() =>
+            respondHandshake({
+              link,
+              resolver,
+              staticKey: R_STATIC,
+              version: "agent-1",
+              suites: [...LINK_SUITES],
+              peers,
+              pairing: { token: PSK, allowCode },
+            }),
+          );
+          if ("ok" in r) checkEstablished(r.ok);
+        }),
+        params,
+      );
+    },
+    TIMEOUT,
+  );
 
-  test("initiateHandshake: Established or ProtocolError, whatever the responder sends", async () => {
-    await fc.assert(
-      fc.asyncProperty(scriptArb, fc.constantFrom(...MODES), async (script, mode) => {
-        const link = new ScriptedLink(script);
-        const r = await outcomeAsync(() =>
-          initiateHandshake({
-            link,
-            resolver,
-            staticKey: I_STATIC,
-            version: "host-1",
-            suites: [...LINK_SUITES],
-            mode,
-            responderKey: R_STATIC.publicKey,
-            token: PSK,
-            timestamp: () => 5n,
-          }),
-        );
-        if ("ok" in r) checkEstablished(r.ok);
-      }),
-      params,
-    );
-  }, TIMEOUT);
+  test(
+    "initiateHandshake: Established or ProtocolError, whatever the responder sends",
+    async () => {
+      await fc.assert(
+        fc.asyncProperty(scriptArb, fc.constantFrom(...MODES), async (script, mode) => {
+          const link = new ScriptedLink(script);
+          const r = await outcomeAsync(() =>
+            initiateHandshake({
+              link,
+              resolver,
+              staticKey: I_STATIC,
+              version: "host-1",
+              suites: [...LINK_SUITES],
+              mode,
+              responderKey: R_STATIC.publicKey,
+              token: PSK,
+              timestamp: () => 5n,
+            }),
+          );
+          if ("ok" in r) checkEstablished(r.ok);
+        }),
+        params,
+      );
+    },
+    TIMEOUT,
+  );
 });
 
 // Keys used above are fixed for the whole file; make sure none of them is low-order by accident.

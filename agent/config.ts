@@ -1,0 +1,179 @@
+/**
+ * The agent's configuration file (docs/agent.md "Configuration"): one JSON object, read strictly.
+ * Unknown keys, wrong types and invalid values are ConfigError naming the file, the key and the
+ * fix; defaults are filled in here so the rest of the agent sees one complete, checked Config.
+ * Must never: accept a key it does not know (a typo must not silently fall back to a default).
+ */
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { isAbsolute } from "node:path";
+import { ConfigError } from "../core/errors.ts";
+import { isQubeName } from "../core/qrexec/names.ts";
+import { HANDSHAKE_MIN_INTERVAL_MS } from "../core/wire/limits.ts";
+
+export const DEFAULT_CONFIG_PATH = "/etc/qubes-air/agent.json";
+const CONFIG_MAX_BYTES = 64 * 1024;
+
+export type ConfirmConfig =
+  | { readonly kind: "deny" }
+  | { readonly kind: "command"; readonly argv: readonly string[]; readonly timeoutSeconds: number };
+
+export interface TcpAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface Config {
+  /** The file it came from, for messages. */
+  readonly path: string;
+  readonly name: string;
+  readonly stateDir: string;
+  readonly listen: { readonly tcp: TcpAddress | null; readonly tty: string | null };
+  readonly serviceDirs: readonly string[];
+  readonly policyDir: string;
+  readonly incomingDir: string;
+  readonly socket: string;
+  readonly allowCodePairing: boolean;
+  readonly confirm: ConfirmConfig;
+  readonly handshakeMinIntervalMs: number;
+}
+
+const KEYS = [
+  "name",
+  "stateDir",
+  "listen",
+  "serviceDirs",
+  "policyDir",
+  "incomingDir",
+  "socket",
+  "allowCodePairing",
+  "confirm",
+  "handshakeMinIntervalMs",
+] as const;
+
+export async function loadConfig(path: string): Promise<Config> {
+  let text: string;
+  try {
+    const bytes = await readFile(path);
+    if (bytes.length > CONFIG_MAX_BYTES) throw new ConfigError(`${path} is over ${CONFIG_MAX_BYTES} bytes (wrong file?)`);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch (error) {
+    if (error instanceof ConfigError) throw error;
+    const code = (error as { code?: string }).code;
+    if (code === "ENOENT") {
+      throw new ConfigError(
+        `config file ${path} does not exist; create it (see docs/agent.md) or give another with --config PATH`,
+      );
+    }
+    throw new ConfigError(`cannot read config file ${path} (${code ?? "not UTF-8 text"})`);
+  }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError(`${path} is not valid JSON (${(error as Error).message}); fix the syntax`);
+  }
+  return parseConfig(value, path);
+}
+
+export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  const fail = (key: string, what: string): never => {
+    throw new ConfigError(`${path}: "${key}" ${what}`);
+  };
+  const o = object(value, () => fail("(top level)", "must be a JSON object"));
+  unknownKeys(o, KEYS, path, "");
+  const str = (key: string, v: unknown) => (typeof v === "string" && v !== "" ? v : fail(key, "must be a non-empty string"));
+  const absPath = (key: string, v: unknown) => {
+    const s = str(key, v);
+    return isAbsolute(s) ? s : fail(key, `must be an absolute path, not "${s}"`);
+  };
+
+  const name = str("name", o.name);
+  if (!isQubeName(name)) {
+    fail("name", "must be this device's qube name as Qubes knows it: 1-31 characters [A-Za-z0-9_.-], starting with a letter");
+  }
+
+  const listenObj = object(o.listen, () =>
+    fail("listen", 'is required: an object with "tcp": "ADDR:PORT" and/or "tty": "/dev/ttyGS0"'),
+  );
+  unknownKeys(listenObj, ["tcp", "tty"], path, "listen.");
+  const tcp = listenObj.tcp === undefined ? null : parseTcp(str("listen.tcp", listenObj.tcp), fail);
+  const tty = listenObj.tty === undefined ? null : absPath("listen.tty", listenObj.tty);
+  if (!tcp && !tty) fail("listen", 'needs at least one of "tcp" and "tty"');
+
+  let serviceDirs: string[] = ["/usr/local/etc/qubes-rpc", "/etc/qubes-rpc"];
+  if (o.serviceDirs !== undefined) {
+    if (!Array.isArray(o.serviceDirs) || o.serviceDirs.length === 0) {
+      fail("serviceDirs", "must be a non-empty array of absolute directory paths");
+    }
+    serviceDirs = (o.serviceDirs as unknown[]).map((d, i) => absPath(`serviceDirs[${i}]`, d));
+  }
+
+  const home = env.HOME || homedir();
+  const allowCodePairing = o.allowCodePairing ?? false;
+  if (typeof allowCodePairing !== "boolean") fail("allowCodePairing", "must be true or false");
+  const interval = o.handshakeMinIntervalMs ?? HANDSHAKE_MIN_INTERVAL_MS;
+  if (typeof interval !== "number" || !Number.isInteger(interval) || interval < 0 || interval > 3_600_000) {
+    fail("handshakeMinIntervalMs", "must be a whole number of milliseconds between 0 and 3600000");
+  }
+
+  return {
+    path,
+    name,
+    stateDir: o.stateDir === undefined ? "/var/lib/qubes-air" : absPath("stateDir", o.stateDir),
+    listen: { tcp, tty },
+    serviceDirs,
+    policyDir: o.policyDir === undefined ? "/etc/qubes-air/policy.d" : absPath("policyDir", o.policyDir),
+    incomingDir: o.incomingDir === undefined ? home : absPath("incomingDir", o.incomingDir),
+    socket: o.socket === undefined ? "/run/qubes-air/agent.sock" : absPath("socket", o.socket),
+    allowCodePairing: allowCodePairing as boolean,
+    confirm: parseConfirm(o.confirm, path, fail),
+    handshakeMinIntervalMs: interval as number,
+  };
+}
+
+function parseConfirm(v: unknown, path: string, fail: (key: string, what: string) => never): ConfirmConfig {
+  if (v === undefined) return { kind: "deny" };
+  const o = object(v, () => fail("confirm", 'must be {"kind":"deny"} or {"kind":"command","argv":[...]}'));
+  if (o.kind === "deny") {
+    unknownKeys(o, ["kind"], path, "confirm.");
+    return { kind: "deny" };
+  }
+  if (o.kind !== "command") fail("confirm.kind", 'must be "deny" or "command"');
+  unknownKeys(o, ["kind", "argv", "timeoutSeconds"], path, "confirm.");
+  const argv = o.argv;
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === "string")) {
+    fail("confirm.argv", 'must be a non-empty array of strings, e.g. ["/usr/local/bin/confirm-button"]');
+  }
+  if (!isAbsolute((argv as string[])[0]!)) fail("confirm.argv", "must start with an absolute program path");
+  const timeout = o.timeoutSeconds ?? 60;
+  if (typeof timeout !== "number" || !(timeout > 0 && timeout <= 3600)) {
+    fail("confirm.timeoutSeconds", "must be a number of seconds between 0 and 3600 (a timeout means deny)");
+  }
+  return { kind: "command", argv: argv as string[], timeoutSeconds: timeout as number };
+}
+
+function parseTcp(text: string, fail: (key: string, what: string) => never): TcpAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(text);
+  const port = m ? Number(m[3]) : -1;
+  if (!m || port > 65535) {
+    fail("listen.tcp", `must be "ADDR:PORT" (e.g. "0.0.0.0:7441" or "[::]:7441"), not "${text}"`);
+  }
+  return { host: (m![1] ?? m![2])!, port };
+}
+
+function object(v: unknown, onError: () => never): Record<string, unknown> {
+  if (v === null || typeof v !== "object" || Array.isArray(v)) onError();
+  return v as Record<string, unknown>;
+}
+
+function unknownKeys(o: Record<string, unknown>, known: readonly string[], path: string, prefix: string): void {
+  for (const key of Object.keys(o)) {
+    if (!known.includes(key)) {
+      throw new ConfigError(
+        `${path}: unknown key "${prefix}${key}"; the known keys here are ${known.map((k) => `"${prefix}${k}"`).join(", ")} ` +
+          "(see docs/agent.md)",
+      );
+    }
+  }
+}

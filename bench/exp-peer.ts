@@ -1,0 +1,235 @@
+/**
+ * An EXPERIMENT, not product code: the one-way bulk transfer of `link-peer.ts --sink`, with the
+ * sender's record path swapped for variants that show what the lead could change in
+ * core/session/tcp-record-link.ts, platform/native-aead.ts and transport/node-stream.ts, and
+ * what each change buys end to end (bench/README.md, "Where the time goes"). Same handshake,
+ * session, vchan and receiver as the product; only TcpRecordLink.send and the socket write differ.
+ *
+ *   --variant baseline   TcpRecordLink over transport/tcp.ts (what link-peer.ts runs)
+ *   --variant seal       seal with node:crypto straight into [prefix, body, tag] and write the
+ *                        three as they are (no zeroed out buffer, no copy into a frame)
+ *   --variant nowait     as baseline, but a record's write resolves as soon as the socket took it
+ *                        (write() returned true), or on 'drain'; not on the write callback
+ *   --variant both       seal + nowait
+ *
+ *   agent: --role agent --key HEX --pin HEX --variant V          (listens on 127.0.0.1:0)
+ *   host:  --role host --connect PORT --key HEX --peer HEX --suites S --seconds N --variant V
+ *
+ * The seal variant reaches into CipherState's private key and nonce: fine for a measurement,
+ * not a design; the real change is an AEAD call that seals record parts into frame parts.
+ */
+import { createCipheriv } from "node:crypto";
+import * as net from "node:net";
+import { parseArgs } from "node:util";
+import { assert } from "../core/errors.ts";
+import type { CipherState } from "../core/noise/cipher-state.ts";
+import { aesgcmNonce } from "../core/noise/crypto.ts";
+import { dh25519 } from "../core/noise/crypto-noble.ts";
+import { type LinkSuiteName, makeResolver } from "../core/noise/suites.ts";
+import { systemClock } from "../core/session/duplex.ts";
+import { type Connected, connectAsInitiator, connectAsResponder } from "../core/session/establish.ts";
+import type { RecordLink } from "../core/session/record-link.ts";
+import { TcpRecordLink } from "../core/session/tcp-record-link.ts";
+import type { Channel } from "../core/vchan/channel.ts";
+import { NOISE_MAX_PLAINTEXT } from "../core/wire/limits.ts";
+import { encodeTcpFrame, TcpFrameReader } from "../core/wire/tcp-frame.ts";
+import { nativeCiphers } from "../platform/native-aead.ts";
+import { duplexStream } from "../transport/node-stream.ts";
+import type { ByteStream } from "../transport/transport.ts";
+
+const { values: a } = parseArgs({
+  options: {
+    role: { type: "string" },
+    connect: { type: "string" },
+    key: { type: "string" },
+    pin: { type: "string" },
+    peer: { type: "string" },
+    suites: { type: "string" },
+    seconds: { type: "string" },
+    variant: { type: "string" },
+  },
+});
+const variant = a.variant ?? "baseline";
+const seal = variant === "seal" || variant === "both";
+const nowait = variant === "nowait" || variant === "both";
+const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
+const unhex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
+const same = (x: Uint8Array, y: Uint8Array) => Buffer.from(x).equals(Buffer.from(y));
+const resolver = makeResolver(nativeCiphers());
+const staticKey = dh25519.keyPairFromPrivate(unhex(a.key!));
+const suites = (a.suites ?? "25519_AESGCM_BLAKE2s").split(",") as LinkSuiteName[];
+const EMPTY = new Uint8Array(0);
+
+/** TcpRecordLink with the variant's send path; recv is the product's. */
+class VariantLink implements RecordLink {
+  readonly transport = "tcp";
+  readonly maxRecord = NOISE_MAX_PLAINTEXT;
+  private readonly reader = new TcpFrameReader();
+  private sendKey: CipherState | null = null;
+  private recvKey: CipherState | null = null;
+  private aesgcm = false;
+  private records = 0;
+
+  constructor(
+    private readonly sock: net.Socket,
+    private readonly stream: ByteStream,
+    private readonly suite: () => string | null,
+  ) {}
+
+  get recordsSinceKey(): number {
+    return this.records;
+  }
+
+  sendHandshake(message: Uint8Array): Promise<void> {
+    return this.stream.write(encodeTcpFrame(message));
+  }
+
+  async recvHandshake(): Promise<Uint8Array> {
+    return (await this.nextFrame())!;
+  }
+
+  setSendKey(cs: CipherState): void {
+    this.sendKey = cs;
+    this.aesgcm = this.suite()?.includes("AESGCM") ?? false;
+    this.records = 0;
+  }
+
+  setRecvKey(cs: CipherState): void {
+    this.recvKey = cs;
+    this.records = 0;
+  }
+
+  send(plaintext: Uint8Array): Promise<void> {
+    assert(this.sendKey !== null, "send before keys");
+    this.records++;
+    if (!seal || !this.aesgcm) {
+      const frame = encodeTcpFrame(this.sendKey.encryptWithAd(EMPTY, plaintext));
+      return nowait ? this.put([frame]) : this.stream.write(frame);
+    }
+    // CipherState internals, for the experiment only (see the header).
+    const cs = this.sendKey as unknown as { k: Uint8Array; n: bigint };
+    const cipher = createCipheriv("aes-256-gcm", cs.k, aesgcmNonce(cs.n));
+    cs.n += 1n;
+    const len = plaintext.length + 16;
+    const body = cipher.update(plaintext);
+    cipher.final();
+    return this.put([Uint8Array.of(len >>> 8, len & 0xff), body, cipher.getAuthTag()]);
+  }
+
+  /** Writes the parts; nowait: resolve once the socket took them, else on the last callback. */
+  private put(parts: Uint8Array[]): Promise<void> {
+    if (nowait) {
+      let ok = true;
+      for (const p of parts) ok = this.sock.write(p);
+      return ok ? Promise.resolve() : new Promise((resolve) => this.sock.once("drain", resolve));
+    }
+    for (let i = 0; i < parts.length - 1; i++) this.sock.write(parts[i]!);
+    return new Promise((resolve, reject) => this.sock.write(parts.at(-1)!, (e) => (e ? reject(e) : resolve())));
+  }
+
+  async recv(): Promise<Uint8Array | null> {
+    const frame = await this.nextFrame();
+    if (frame === null) return null;
+    this.records++;
+    return this.recvKey!.decryptWithAd(EMPTY, frame);
+  }
+
+  close(): void {
+    this.stream.close();
+  }
+
+  private async nextFrame(): Promise<Uint8Array | null> {
+    for (;;) {
+      const frame = this.reader.next();
+      if (frame !== undefined) return frame;
+      const chunk = await this.stream.read();
+      if (chunk === null) return null;
+      this.reader.push(chunk);
+    }
+  }
+}
+
+function makeLink(sock: net.Socket, suite: () => string | null): RecordLink {
+  sock.setNoDelay(true);
+  const stream = duplexStream(sock, "exp");
+  return variant === "baseline" ? new TcpRecordLink(stream) : new VariantLink(sock, stream, suite);
+}
+
+async function sink(ch: Channel): Promise<void> {
+  let n = 0;
+  for (let c = await ch.read(); c; c = await ch.read()) n += c.length;
+  const reply = new Uint8Array(8);
+  new DataView(reply.buffer).setBigUint64(0, BigInt(n), false);
+  await ch.write(reply);
+  await ch.closeWrite();
+}
+
+if (a.role === "agent") {
+  let ts = -1n;
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    let chosen: string | null = null;
+    const link = makeLink(sock, () => chosen);
+    // The suite is known only after the offer; the agent offers exactly one.
+    chosen = suites[0]!;
+    connectAsResponder(
+      {
+        link,
+        resolver,
+        staticKey,
+        version: "exp-agent",
+        suites,
+        peers: {
+          isPinned: (k) => same(k, unhex(a.pin!)),
+          acceptTimestamp(_k, t) {
+            if (t <= ts) return false;
+            ts = t;
+            return true;
+          },
+        },
+        pairing: {},
+      },
+      { clock: systemClock, onOpen: (ch) => void sink(ch).catch(() => {}) },
+    ).catch(() => sock.destroy());
+  });
+  server.listen({ host: "127.0.0.1", port: 0 }, () =>
+    emit({ event: "listening", port: (server.address() as net.AddressInfo).port }),
+  );
+} else {
+  const sock = net.connect({ host: "127.0.0.1", port: Number(a.connect), allowHalfOpen: true });
+  await new Promise((resolve, reject) => {
+    sock.once("connect", resolve);
+    sock.once("error", reject);
+  });
+  const link = makeLink(sock, () => suites[0]!);
+  const c: Connected = await connectAsInitiator(
+    {
+      link,
+      resolver,
+      staticKey,
+      version: "exp-host",
+      suites,
+      mode: "reconnect",
+      responderKey: unhex(a.peer!),
+      timestamp: () => BigInt(Date.now()) * 1000n,
+    },
+    { clock: systemClock, onOpen: (ch) => ch.close() },
+  );
+  const block = new Uint8Array(1 << 20).map((_, i) => (i * 2654435761) >>> 24);
+  const ch = c.vchan.open(new Uint8Array(0));
+  const t0 = performance.now();
+  let sent = 0;
+  while (performance.now() - t0 < Number(a.seconds ?? 2) * 1000) {
+    await ch.write(block);
+    sent += block.length;
+  }
+  await ch.closeWrite();
+  const parts: Uint8Array[] = [];
+  for (let chunk = await ch.read(); chunk; chunk = await ch.read()) parts.push(chunk);
+  const reply = Buffer.concat(parts);
+  const seconds = (performance.now() - t0) / 1000;
+  const ok = reply.length === 8 && Number(reply.readBigUInt64BE(0)) === sent;
+  emit({ event: "done", ok, variant, suite: c.established.suite, bytes: sent, seconds, mbPerSecond: sent / seconds / 1e6 });
+  c.session.close();
+  await c.session.closed;
+  process.exit(0);
+}

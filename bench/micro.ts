@@ -1,0 +1,128 @@
+/**
+ * `bun bench/micro.ts [--json]`: single-thread micro-benchmarks of the per-record work on the
+ * link's data path, to show where the CPU of a bulk transfer goes (see bench/README.md,
+ * "Where the time goes"). No sockets: each case is the CPU cost of one 64 KiB record.
+ *
+ *   seal.current   what a DATA chunk costs today on the sender: vchanRecord() + copy of the data
+ *                  (vchan.ts sendData), aesGcmNative.encrypt (update + zeroed out + copy + tag),
+ *                  encodeTcpFrame (zeroed frame + copy)
+ *   seal.parts     the same bytes with one copy: the cipher is fed the 6-byte header and the data
+ *                  as two update() calls, and the ciphertext lands in one Buffer.allocUnsafe frame
+ *                  that already has room for the length prefix
+ *   open.current   tcp-record-link recv: aesGcmNative.decrypt of a frame view
+ *   chacha.*       the @noble ChaChaPoly path (no native ChaCha in Bun)
+ *   copy/alloc     the building blocks: zero-filled vs unsafe allocation, one copy
+ */
+import { createCipheriv } from "node:crypto";
+import { parseArgs } from "node:util";
+import { aesgcmNonce } from "../core/noise/crypto.ts";
+import { chachaPolyNoble } from "../core/noise/crypto-noble.ts";
+import { vchanRecord } from "../core/vchan/messages.ts";
+import { encodeTcpFrame } from "../core/wire/tcp-frame.ts";
+import { aesGcmNative } from "../platform/native-aead.ts";
+
+const { values: opts } = parseArgs({ options: { json: { type: "boolean" }, ms: { type: "string" } } });
+const BUDGET_MS = Number(opts.ms ?? 600);
+const CHUNK = 65535 - 16 - 6; // VCHAN_MAX_CHUNK: the largest DATA payload
+const RECORD = CHUNK + 6;
+const EMPTY = new Uint8Array(0);
+const key = new Uint8Array(32).fill(7);
+const data = new Uint8Array(CHUNK).map((_, i) => (i * 31) & 0xff);
+let sink = 0; // keeps results alive
+
+/** MB/s of payload through fn, counted in CHUNK-sized units. */
+function measure(fn: (i: number) => void): number {
+  for (let i = 0; i < 200; i++) fn(i); // warm-up and JIT
+  let n = 0;
+  const t0 = performance.now();
+  let t = t0;
+  while (t - t0 < BUDGET_MS) {
+    for (let j = 0; j < 50; j++) fn(n++);
+    t = performance.now();
+  }
+  return (n * CHUNK) / ((t - t0) / 1000) / 1e6;
+}
+
+function sealCurrent(i: number): Uint8Array {
+  const record = vchanRecord(2, 0, data.length);
+  record.set(data, 6);
+  const ct = aesGcmNative.encrypt(key, BigInt(i), EMPTY, record);
+  return encodeTcpFrame(ct);
+}
+
+const header = vchanRecord(2, 0, 0);
+function sealParts(i: number): Uint8Array {
+  const cipher = createCipheriv("aes-256-gcm", key, aesgcmNonce(BigInt(i)));
+  const len = RECORD + 16;
+  const frame = Buffer.allocUnsafe(2 + len);
+  frame[0] = len >>> 8;
+  frame[1] = len & 0xff;
+  let off = 2;
+  for (const part of [header, data]) {
+    const c = cipher.update(part);
+    frame.set(c, off);
+    off += c.length;
+  }
+  cipher.final();
+  frame.set(cipher.getAuthTag(), off);
+  return frame;
+}
+
+const sealed = aesGcmNative.encrypt(key, 0n, EMPTY, (() => {
+  const r = vchanRecord(2, 0, data.length);
+  r.set(data, 6);
+  return r;
+})());
+const chachaSealed = chachaPolyNoble.encrypt(key, 0n, EMPTY, sealed.subarray(0, RECORD));
+
+const results: Record<string, number> = {
+  "seal.current (aesgcm native)": measure((i) => {
+    sink ^= sealCurrent(i)[3]!;
+  }),
+  "seal.parts (aesgcm native, one copy)": measure((i) => {
+    sink ^= sealParts(i)[3]!;
+  }),
+  "encrypt only (aesGcmNative.encrypt)": measure((i) => {
+    sink ^= aesGcmNative.encrypt(key, BigInt(i), EMPTY, data)[0]!;
+  }),
+  "cipher.update only (no copy out)": measure((i) => {
+    const c = createCipheriv("aes-256-gcm", key, aesgcmNonce(BigInt(i)));
+    sink ^= c.update(data)[0]!;
+    c.final();
+    sink ^= c.getAuthTag()[0]!;
+  }),
+  "open.current (aesGcmNative.decrypt)": measure(() => {
+    sink ^= aesGcmNative.decrypt(key, 0n, EMPTY, sealed)[0]!;
+  }),
+  "chacha seal (noble encrypt)": measure((i) => {
+    sink ^= chachaPolyNoble.encrypt(key, BigInt(i), EMPTY, data)[0]!;
+  }),
+  "chacha open (noble decrypt)": measure(() => {
+    sink ^= chachaPolyNoble.decrypt(key, 0n, EMPTY, chachaSealed)[0]!;
+  }),
+  "alloc new Uint8Array(64K) (zeroed)": measure(() => {
+    sink ^= new Uint8Array(RECORD + 18)[5]!;
+  }),
+  "alloc Buffer.allocUnsafe(64K)": measure(() => {
+    sink ^= Buffer.allocUnsafe(RECORD + 18)[5]!;
+  }),
+  "zeroed alloc + one copy (encodeTcpFrame)": measure(() => {
+    sink ^= encodeTcpFrame(data)[5]!;
+  }),
+  "one copy into a reused buffer": (() => {
+    const dst = new Uint8Array(RECORD + 18);
+    return measure(() => {
+      dst.set(data, 2);
+      sink ^= dst[5]!;
+    });
+  })(),
+};
+
+if (opts.json) {
+  process.stdout.write(`${JSON.stringify({ mbPerSecond: results, sink: sink & 0 }, null, 2)}\n`);
+} else {
+  const w = Math.max(...Object.keys(results).map((k) => k.length)) + 2;
+  process.stdout.write(`per 64 KiB record, one thread, MB/s of payload (${BUDGET_MS} ms each)\n`);
+  for (const [k, v] of Object.entries(results)) process.stdout.write(`  ${k.padEnd(w)}${v.toFixed(0).padStart(7)}\n`);
+  if (sink === 0.5) process.stdout.write("\n");
+}

@@ -1,0 +1,59 @@
+/**
+ * Where the host keeps its files in sys-remote, one rule for the daemon, the CLI and the relay
+ * (they must agree without talking to each other):
+ *
+ *   state dir   --state DIR | QUBES_AIR_STATE | $XDG_DATA_HOME/qubes-air | ~/.local/share/qubes-air
+ *     registry.json   the remote qubes (host/registry.ts), mode 0600
+ *     host.key        the host's static key (docs/key-files.md), mode 0600
+ *     ik-timestamp    the last IK timestamp sent (host/timestamps.ts)
+ *   socket      --socket PATH | QUBES_AIR_SOCKET | $XDG_RUNTIME_DIR/qubes-air/daemon.sock
+ *               | /run/user/<uid>/qubes-air/daemon.sock (when that runtime dir exists) | <state>/daemon.sock
+ *
+ * The /run/user/<uid> step matters for the relay: qrexec may start it without XDG_RUNTIME_DIR,
+ * while the daemon's systemd user unit has it; both then pick the same path.
+ * Must never: do I/O beyond the one existence check of the runtime dir.
+ */
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface HostPaths {
+  readonly stateDir: string;
+  readonly registry: string;
+  readonly hostKey: string;
+  readonly timestamp: string;
+  readonly socket: string;
+}
+
+export function stateDirOf(env: Env, flag?: string): string {
+  if (flag) return flag;
+  if (env.QUBES_AIR_STATE) return env.QUBES_AIR_STATE;
+  const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), ".local", "share");
+  return join(data, "qubes-air");
+}
+
+export function socketPathOf(env: Env, stateDir: string, flag?: string, uid = currentUid()): string {
+  if (flag) return flag;
+  if (env.QUBES_AIR_SOCKET) return env.QUBES_AIR_SOCKET;
+  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "qubes-air", "daemon.sock");
+  const run = `/run/user/${uid}`;
+  if (uid >= 0 && existsSync(run)) return join(run, "qubes-air", "daemon.sock");
+  return join(stateDir, "daemon.sock");
+}
+
+export function hostPaths(env: Env, flags: { state?: string; socket?: string } = {}): HostPaths {
+  const stateDir = stateDirOf(env, flags.state);
+  return {
+    stateDir,
+    registry: join(stateDir, "registry.json"),
+    hostKey: join(stateDir, "host.key"),
+    timestamp: join(stateDir, "ik-timestamp"),
+    socket: socketPathOf(env, stateDir, flags.socket),
+  };
+}
+
+function currentUid(): number {
+  return typeof process.getuid === "function" ? process.getuid() : -1;
+}
