@@ -6,11 +6,14 @@
  * session, vchan and receiver as the product; only TcpRecordLink.send and the socket write differ.
  *
  *   --variant baseline   TcpRecordLink over transport/tcp.ts (what link-peer.ts runs)
- *   --variant seal       seal with node:crypto straight into [prefix, body, tag] and write the
- *                        three as they are (no zeroed out buffer, no copy into a frame)
- *   --variant nowait     as baseline, but a record's write resolves as soon as the socket took it
- *                        (write() returned true), or on 'drain'; not on the write callback
- *   --variant both       seal + nowait
+ *   --variant F[,F...]   our own send path with these features:
+ *       seal     seal with node:crypto update() straight into one Buffer.allocUnsafe frame with
+ *                room for the prefix: one copy, no zero-filled intermediate buffers (today: update
+ *                output, a zeroed `out` + copy, a zeroed frame + copy)
+ *       cork     seal, but write [prefix, body, tag] as three writes under cork(): no copy at all
+ *       nowait   a record's write resolves as soon as the socket took it (write() returned true),
+ *                or on 'drain'; not on the write callback (today: one record in flight)
+ *   (without seal/cork the record is sealed as today: CipherState + encodeTcpFrame)
  *
  *   agent: --role agent --key HEX --pin HEX --variant V          (listens on 127.0.0.1:0)
  *   host:  --role host --connect PORT --key HEX --peer HEX --suites S --seconds N --variant V
@@ -50,8 +53,10 @@ const { values: a } = parseArgs({
   },
 });
 const variant = a.variant ?? "baseline";
-const seal = variant === "seal" || variant === "both";
-const nowait = variant === "nowait" || variant === "both";
+const features = new Set(variant.split(","));
+const cork = features.has("cork");
+const seal = features.has("seal") || cork;
+const nowait = features.has("nowait");
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const unhex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
 const same = (x: Uint8Array, y: Uint8Array) => Buffer.from(x).equals(Buffer.from(y));
@@ -113,18 +118,29 @@ class VariantLink implements RecordLink {
     const len = plaintext.length + 16;
     const body = cipher.update(plaintext);
     cipher.final();
-    return this.put([Uint8Array.of(len >>> 8, len & 0xff), body, cipher.getAuthTag()]);
+    if (cork) return this.put([Uint8Array.of(len >>> 8, len & 0xff), body, cipher.getAuthTag()]);
+    const frame = Buffer.allocUnsafe(2 + len);
+    frame[0] = len >>> 8;
+    frame[1] = len & 0xff;
+    frame.set(body, 2);
+    frame.set(cipher.getAuthTag(), 2 + body.length);
+    return this.put([frame]);
   }
 
   /** Writes the parts; nowait: resolve once the socket took them, else on the last callback. */
   private put(parts: Uint8Array[]): Promise<void> {
+    if (parts.length > 1) this.sock.cork();
+    for (let i = 0; i < parts.length - 1; i++) this.sock.write(parts[i]!);
     if (nowait) {
-      let ok = true;
-      for (const p of parts) ok = this.sock.write(p);
+      const ok = this.sock.write(parts.at(-1)!);
+      if (parts.length > 1) this.sock.uncork();
       return ok ? Promise.resolve() : new Promise((resolve) => this.sock.once("drain", resolve));
     }
-    for (let i = 0; i < parts.length - 1; i++) this.sock.write(parts[i]!);
-    return new Promise((resolve, reject) => this.sock.write(parts.at(-1)!, (e) => (e ? reject(e) : resolve())));
+    const done = new Promise<void>((resolve, reject) =>
+      this.sock.write(parts.at(-1)!, (e) => (e ? reject(e) : resolve())),
+    );
+    if (parts.length > 1) this.sock.uncork();
+    return done;
   }
 
   async recv(): Promise<Uint8Array | null> {

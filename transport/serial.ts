@@ -44,8 +44,14 @@ export const STTY_RAW_ARGS = [
   "-cstopb",
 ] as const;
 
-/** Backoff while the line's output buffer is full (EAGAIN): only while writing, never idle. */
-const WRITE_RETRY_MIN_MS = 1;
+/**
+ * While the line's output buffer is full (EAGAIN) we retry: first on the next event-loop turns
+ * (a pty or USB endpoint usually drains within microseconds, and a 1 ms timer cut pty throughput
+ * to a third), then with a growing timer so a peer that stopped reading costs no CPU. This only
+ * happens while a write is pending, never when idle. Node cannot poll a non-pty tty for
+ * writability (libuv makes such writes blocking on the loop thread), hence the retry.
+ */
+const WRITE_RETRY_TURNS = 64;
 const WRITE_RETRY_MAX_MS = 16;
 
 export async function openSerial(path: string, options: SerialOptions = {}): Promise<ByteStream> {
@@ -107,17 +113,21 @@ function openWriteFd(path: string): Promise<number> {
   );
 }
 
-function writeOnce(fd: number, data: Uint8Array, off: number): Promise<number | "again"> {
-  return new Promise((resolve, reject) =>
-    fs.write(fd, data, off, data.length - off, null, (e, n) => {
-      if (!e) resolve(n);
-      else if (e.code === "EAGAIN") resolve("again");
-      else reject(e);
-    }),
-  );
+/**
+ * One non-blocking write(2). Synchronous on purpose: with O_NONBLOCK it never blocks, and it
+ * costs a syscall instead of a thread-pool round trip per chunk.
+ */
+function writeOnce(fd: number, data: Uint8Array, off: number): number | "again" {
+  try {
+    return fs.writeSync(fd, data, off, data.length - off);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "EAGAIN") return "again";
+    throw e;
+  }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 /**
  * The stream over an open reader and a non-blocking write fd. A serial line has no half-close:
@@ -138,24 +148,25 @@ function serialStream(path: string, reader: ByteSource, fd: number): ByteStream 
 
   const writeAll = async (data: Uint8Array) => {
     let off = 0;
-    let delay = WRITE_RETRY_MIN_MS;
+    let retries = 0;
     while (off < data.length) {
       if (isClosed) throw new TransportError(`${description}: closed`, "closed");
       if (failure) throw failure;
       let r: number | "again";
       try {
-        r = await writeOnce(fd, data, off);
+        r = writeOnce(fd, data, off);
       } catch (e) {
         // EIO: the other end went away (cable pulled, pty closed).
         failure ??= toTransportError(description, e);
         throw failure;
       }
       if (r === "again") {
-        await sleep(delay);
-        delay = Math.min(delay * 2, WRITE_RETRY_MAX_MS);
+        retries++;
+        if (retries <= WRITE_RETRY_TURNS) await nextTurn();
+        else await sleep(Math.min(2 ** (retries - WRITE_RETRY_TURNS - 1), WRITE_RETRY_MAX_MS));
       } else {
         off += r;
-        delay = WRITE_RETRY_MIN_MS;
+        retries = 0;
       }
     }
   };

@@ -14,7 +14,7 @@
  * static key than the session's peer, or let vchan traffic through before a pairing code is
  * confirmed on both ends.
  */
-import { assert, ProtocolError } from "../errors.ts";
+import { AssertionError, assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
 import type { KeyPair, NoiseSuite } from "../noise/crypto.ts";
 import { HandshakeState } from "../noise/handshake-state.ts";
@@ -256,6 +256,7 @@ export class Session {
         if (this.confirm.mine) for (const w of this.confirm.waiters.splice(0)) w();
         return;
       case RecordKind.CLOSE:
+        if (body.length !== 1) throw new ProtocolError("frame-malformed", "close");
         return this.end(null);
       default:
         throw new ProtocolError("unexpected-message", "unknown record kind");
