@@ -6,15 +6,10 @@
  * Must never: send an EXIT before both output EOFs, or anything after it.
  */
 import { assert } from "../core/errors.ts";
-import {
-  MAX_OUTPUT_CHUNK,
-  OutputType,
-  encodeExit,
-  encodeOutput,
-} from "../core/qrexec/call-protocol.ts";
+import { encodeExit, encodeOutput, MAX_OUTPUT_CHUNK, OutputType } from "../core/qrexec/call-protocol.ts";
 import type { CallChannel } from "../runtime/call-exec.ts";
 import { OrderedWriter } from "../runtime/ordered-writer.ts";
-import { type ByteSink, TransportError } from "../transport/transport.ts";
+import { type ByteSink, type ByteSource, TransportError } from "../transport/transport.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -77,4 +72,24 @@ export async function drainChannel(channel: Pick<CallChannel, "read">): Promise<
   } catch {
     // the channel ended
   }
+}
+
+/** The caller's stdin side of a channel as a ByteSource (for code that takes one). */
+export function channelSource(
+  channel: CallChannel,
+  read: () => Promise<Uint8Array | null> = () => channel.read(),
+): ByteSource {
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => {
+    resolveClosed = r;
+  });
+  return {
+    description: "call stdin",
+    closed,
+    read,
+    close() {
+      channel.close();
+      resolveClosed();
+    },
+  };
 }

@@ -55,7 +55,8 @@ export async function loadConfig(path: string): Promise<Config> {
   let text: string;
   try {
     const bytes = await readFile(path);
-    if (bytes.length > CONFIG_MAX_BYTES) throw new ConfigError(`${path} is over ${CONFIG_MAX_BYTES} bytes (wrong file?)`);
+    if (bytes.length > CONFIG_MAX_BYTES)
+      throw new ConfigError(`${path} is over ${CONFIG_MAX_BYTES} bytes (wrong file?)`);
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch (error) {
     if (error instanceof ConfigError) throw error;
@@ -82,7 +83,8 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
   };
   const o = object(value, () => fail("(top level)", "must be a JSON object"));
   unknownKeys(o, KEYS, path, "");
-  const str = (key: string, v: unknown) => (typeof v === "string" && v !== "" ? v : fail(key, "must be a non-empty string"));
+  const str = (key: string, v: unknown) =>
+    typeof v === "string" && v !== "" ? v : fail(key, "must be a non-empty string");
   const absPath = (key: string, v: unknown) => {
     const s = str(key, v);
     return isAbsolute(s) ? s : fail(key, `must be an absolute path, not "${s}"`);
@@ -90,7 +92,10 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
 
   const name = str("name", o.name);
   if (!isQubeName(name)) {
-    fail("name", "must be this device's qube name as Qubes knows it: 1-31 characters [A-Za-z0-9_.-], starting with a letter");
+    fail(
+      "name",
+      "must be this device's qube name as Qubes knows it: 1-31 characters [A-Za-z0-9_.-], starting with a letter",
+    );
   }
 
   const listenObj = object(o.listen, () =>
@@ -167,7 +172,12 @@ function object(v: unknown, onError: () => never): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-function unknownKeys(o: Record<string, unknown>, known: readonly string[], path: string, prefix: string): void {
+function unknownKeys(
+  o: Record<string, unknown>,
+  known: readonly string[],
+  path: string,
+  prefix: string,
+): void {
   for (const key of Object.keys(o)) {
     if (!known.includes(key)) {
       throw new ConfigError(

@@ -9,9 +9,10 @@
  * handshake is not lost). A line that fails at once backs off, up to TTY_BACKOFF_MAX_MS.
  * Must never: let a flood of connections run unbounded handshakes, or spin on a dead tty.
  */
-import type { SerialFrame } from "../core/wire/serial-frame.ts";
+
 import { SerialRecordLink } from "../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../core/session/tcp-record-link.ts";
+import type { SerialFrame } from "../core/wire/serial-frame.ts";
 import { platform } from "../platform/index.ts";
 import { openSerial } from "../transport/serial.ts";
 import { type TcpListener, tcpListen } from "../transport/tcp.ts";

@@ -8,9 +8,7 @@ import { formatPublicKey } from "../core/session/key-text.ts";
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
-export interface Log {
-  (event: string, fields?: LogFields): void;
-}
+export type Log = (event: string, fields?: LogFields) => void;
 
 export function makeLog(write: (line: string) => void = (l) => process.stderr.write(l)): Log {
   return (event, fields = {}) => {

@@ -12,8 +12,6 @@ import * as fs from "node:fs";
 import * as fsp from "node:fs/promises";
 import { isAbsolute, join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
-import { evaluate } from "../core/qrexec/policy-eval.ts";
-import { parsePolicy } from "../core/qrexec/policy-parse.ts";
 import {
   COMPAT40_PATH,
   type IncludeKind,
@@ -21,12 +19,18 @@ import {
   type PolicyDecision,
   type PolicyFile,
 } from "../core/qrexec/policy.ts";
+import { evaluate } from "../core/qrexec/policy-eval.ts";
+import { parsePolicy } from "../core/qrexec/policy-parse.ts";
 
 /** A policy file larger than this is refused (a policy is a few KiB). */
 const POLICY_FILE_MAX_BYTES = 1024 * 1024;
 
 export type Decision =
-  | { readonly action: "allow" | "ask" | "deny"; readonly rule: string | null; readonly reason: string | null }
+  | {
+      readonly action: "allow" | "ask" | "deny";
+      readonly rule: string | null;
+      readonly reason: string | null;
+    }
   | { readonly action: "deny"; readonly rule: null; readonly reason: "policy-error" };
 
 export class PolicyStore {
@@ -67,7 +71,9 @@ export class PolicyStore {
       this.lastError = message;
       return { action: "deny", rule: null, reason: "policy-error" };
     }
-    const system = { qubes: new Map([[this.self, {}], ...(source === this.self ? [] : [[source, {}] as const])]) };
+    const system = {
+      qubes: new Map([[this.self, {}], ...(source === this.self ? [] : [[source, {}] as const])]),
+    };
     const d: PolicyDecision = evaluate(policy, { service, arg, source, target: this.self }, system);
     return { action: d.action, rule: d.rule ? `${d.rule.file}:${d.rule.line}` : null, reason: d.reason };
   }

@@ -6,13 +6,14 @@
  * Must never: serve a pair-psk without a token, reuse a token, pin a key the user refused, or
  * send a handshake reply before the IK timestamp is on disk (GatedLink).
  */
+
+import type { CipherState } from "../core/noise/cipher-state.ts";
+import type { CryptoResolver, LinkSuiteName } from "../core/noise/suites.ts";
 import { systemClock } from "../core/session/duplex.ts";
 import { type Connected, connectAsResponder } from "../core/session/establish.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
 import type { RecordLink } from "../core/session/record-link.ts";
 import type { Channel } from "../core/vchan/channel.ts";
-import type { CryptoResolver, LinkSuiteName } from "../core/noise/suites.ts";
-import type { CipherState } from "../core/noise/cipher-state.ts";
 import type { Config } from "./config.ts";
 import type { Confirmer } from "./confirm.ts";
 import { errorCode, keyPrefix, type Log } from "./log.ts";
@@ -96,7 +97,12 @@ export class SessionManager {
       }
     } catch (error) {
       c.session.close();
-      log("refused", { via, peer, mode: e.mode, code: error instanceof Error && error.message === "token-used" ? "handshake-psk" : errorCode(error) });
+      log("refused", {
+        via,
+        peer,
+        mode: e.mode,
+        code: error instanceof Error && error.message === "token-used" ? "handshake-psk" : errorCode(error),
+      });
       return false;
     }
     if (e.mode !== "reconnect") log("paired", { peer: formatPublicKey(e.peerKey), mode: e.mode, via });

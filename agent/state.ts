@@ -45,7 +45,9 @@ export class AgentState {
     await ensureStateDir(dir);
     const keyPath = join(dir, "device.key");
     const exists = (await platform.stat(keyPath)) !== null;
-    const key = exists ? await loadKeyPair(keyPath, { keygenCommand: KEYGEN }) : await generateKeyFile(keyPath);
+    const key = exists
+      ? await loadKeyPair(keyPath, { keygenCommand: KEYGEN })
+      : await generateKeyFile(keyPath);
     const state = new AgentState(dir, key, !exists);
     await state.loadHosts();
     return state;
@@ -83,7 +85,11 @@ export class AgentState {
   /** Pins a host key learned by pairing (a re-pairing keeps the entry, resetting its timestamp). */
   async pin(key: Uint8Array): Promise<void> {
     const text = formatPublicKey(key);
-    this.hosts.set(text, { key: text, pairedAt: new Date(platform.now()).toISOString(), lastTimestamp: null });
+    this.hosts.set(text, {
+      key: text,
+      pairedAt: new Date(platform.now()).toISOString(),
+      lastTimestamp: null,
+    });
     this.scheduleWrite();
     await this.writing;
   }
@@ -94,11 +100,15 @@ export class AgentState {
     if (!st) return undefined;
     if (!st.isFile || st.size > 200) throw new ConfigError(`${this.tokenPath} is not a pairing token file`);
     if (st.mode & 0o077) {
-      throw new ConfigError(`${this.tokenPath} is readable by others; pairing is closed. Run: chmod 600 ${this.tokenPath}`);
+      throw new ConfigError(
+        `${this.tokenPath} is readable by others; pairing is closed. Run: chmod 600 ${this.tokenPath}`,
+      );
     }
     const text = new TextDecoder().decode(await platform.readFile(this.tokenPath)).trim();
     if (!/^[0-9a-fA-F]{64}$/.test(text)) {
-      throw new ConfigError(`${this.tokenPath} must hold 64 hex digits; create a new one with: qubes-air-agent pair-token`);
+      throw new ConfigError(
+        `${this.tokenPath} must hold 64 hex digits; create a new one with: qubes-air-agent pair-token`,
+      );
     }
     if (this.usedTokens.has(text.toLowerCase())) return undefined;
     return Uint8Array.from(Buffer.from(text, "hex"));
@@ -151,7 +161,9 @@ export class AgentState {
     if (!st) return;
     if (!st.isFile) throw new ConfigError(`${path} is not a regular file`);
     if (st.mode & 0o022) {
-      throw new ConfigError(`${path} is writable by group or others (they could pin a host). Run: chmod 600 ${path}`);
+      throw new ConfigError(
+        `${path} is writable by group or others (they could pin a host). Run: chmod 600 ${path}`,
+      );
     }
     const broken = (what: string) =>
       new ConfigError(`${path} is damaged (${what}); restore it from a backup, or delete it and pair again`);
@@ -162,16 +174,26 @@ export class AgentState {
       throw broken("not JSON");
     }
     const d = doc as { version?: unknown; hosts?: unknown };
-    if (!d || typeof d !== "object" || d.version !== 1 || !Array.isArray(d.hosts)) throw broken("no version 1 hosts list");
+    if (!d || typeof d !== "object" || d.version !== 1 || !Array.isArray(d.hosts))
+      throw broken("no version 1 hosts list");
     for (const h of d.hosts as Record<string, unknown>[]) {
       const keys = h && typeof h === "object" ? Object.keys(h).sort().join(",") : "";
-      if (keys !== "key,lastTimestamp,pairedAt" || typeof h.key !== "string" || typeof h.pairedAt !== "string") {
+      if (
+        keys !== "key,lastTimestamp,pairedAt" ||
+        typeof h.key !== "string" ||
+        typeof h.pairedAt !== "string"
+      ) {
         throw broken("a host entry has the wrong fields");
       }
       const key = formatPublicKey(parsePublicKey(h.key, `${path} (a host key)`));
       const ts = h.lastTimestamp;
-      if (ts !== null && (typeof ts !== "string" || !/^\d{1,30}$/.test(ts))) throw broken("a bad lastTimestamp");
-      this.hosts.set(key, { key, pairedAt: h.pairedAt, lastTimestamp: ts === null ? null : BigInt(ts as string) });
+      if (ts !== null && (typeof ts !== "string" || !/^\d{1,30}$/.test(ts)))
+        throw broken("a bad lastTimestamp");
+      this.hosts.set(key, {
+        key,
+        pairedAt: h.pairedAt,
+        lastTimestamp: ts === null ? null : BigInt(ts as string),
+      });
     }
   }
 }

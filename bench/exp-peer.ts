@@ -11,17 +11,26 @@
  *                room for the prefix: one copy, no zero-filled intermediate buffers (today: update
  *                output, a zeroed `out` + copy, a zeroed frame + copy)
  *       cork     seal, but write [prefix, body, tag] as three writes under cork(): no copy at all
+ *       pool     seal, into frames from a small pool that are reused once their write
+ *                callback fired (fresh 64 KiB buffers cost page faults and zeroing each time)
  *       nowait   a record's write resolves as soon as the socket took it (write() returned true),
  *                or on 'drain'; not on the write callback (today: one record in flight)
  *   (without seal/cork the record is sealed as today: CipherState + encodeTcpFrame)
  *
+ * With --tty PATH (both roles) the link is the product's SerialRecordLink over a pty instead, and
+ * the variant is about the serial write path (transport/serial.ts):
+ *       baseline  openSerial() as it is (non-blocking fs.write, sleep 1..16 ms on EAGAIN)
+ *       filesink  openSerial()'s reader, but writes through Bun.file(fd).writer() (epoll-driven)
+ *
  *   agent: --role agent --key HEX --pin HEX --variant V          (listens on 127.0.0.1:0)
  *   host:  --role host --connect PORT --key HEX --peer HEX --suites S --seconds N --variant V
+ *          [--channels N]   N channels at once (default 1), to see the per-channel window's share
  *
  * The seal variant reaches into CipherState's private key and nonce: fine for a measurement,
  * not a design; the real change is an AEAD call that seals record parts into frame parts.
  */
 import { createCipheriv } from "node:crypto";
+import * as fs from "node:fs";
 import * as net from "node:net";
 import { parseArgs } from "node:util";
 import { assert } from "../core/errors.ts";
@@ -32,6 +41,7 @@ import { type LinkSuiteName, makeResolver } from "../core/noise/suites.ts";
 import { systemClock } from "../core/session/duplex.ts";
 import { type Connected, connectAsInitiator, connectAsResponder } from "../core/session/establish.ts";
 import type { RecordLink } from "../core/session/record-link.ts";
+import { SerialRecordLink } from "../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../core/session/tcp-record-link.ts";
 import type { Channel } from "../core/vchan/channel.ts";
 import { NOISE_MAX_PLAINTEXT } from "../core/wire/limits.ts";
@@ -50,12 +60,16 @@ const { values: a } = parseArgs({
     suites: { type: "string" },
     seconds: { type: "string" },
     variant: { type: "string" },
+    channels: { type: "string" },
+    tty: { type: "string" },
   },
 });
 const variant = a.variant ?? "baseline";
 const features = new Set(variant.split(","));
 const cork = features.has("cork");
-const seal = features.has("seal") || cork;
+const pool = features.has("pool");
+const seal = features.has("seal") || cork || pool;
+const framePool: Buffer[] = [];
 const nowait = features.has("nowait");
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const unhex = (s: string) => Uint8Array.from(Buffer.from(s, "hex"));
@@ -119,25 +133,30 @@ class VariantLink implements RecordLink {
     const body = cipher.update(plaintext);
     cipher.final();
     if (cork) return this.put([Uint8Array.of(len >>> 8, len & 0xff), body, cipher.getAuthTag()]);
-    const frame = Buffer.allocUnsafe(2 + len);
+    const whole = (pool && framePool.pop()) || Buffer.allocUnsafe(2 + NOISE_MAX_PLAINTEXT + 16);
+    const frame = whole.subarray(0, 2 + len);
     frame[0] = len >>> 8;
     frame[1] = len & 0xff;
     frame.set(body, 2);
     frame.set(cipher.getAuthTag(), 2 + body.length);
-    return this.put([frame]);
+    return this.put([frame], pool ? () => framePool.push(whole) : undefined);
   }
 
   /** Writes the parts; nowait: resolve once the socket took them, else on the last callback. */
-  private put(parts: Uint8Array[]): Promise<void> {
+  private put(parts: Uint8Array[], release?: () => void): Promise<void> {
     if (parts.length > 1) this.sock.cork();
     for (let i = 0; i < parts.length - 1; i++) this.sock.write(parts[i]!);
     if (nowait) {
-      const ok = this.sock.write(parts.at(-1)!);
+      const ok = this.sock.write(parts.at(-1)!, release);
       if (parts.length > 1) this.sock.uncork();
       return ok ? Promise.resolve() : new Promise((resolve) => this.sock.once("drain", resolve));
     }
     const done = new Promise<void>((resolve, reject) =>
-      this.sock.write(parts.at(-1)!, (e) => (e ? reject(e) : resolve())),
+      this.sock.write(parts.at(-1)!, (e) => {
+        release?.();
+        if (e) reject(e);
+        else resolve();
+      }),
     );
     if (parts.length > 1) this.sock.uncork();
     return done;
@@ -171,6 +190,38 @@ function makeLink(sock: net.Socket, suite: () => string | null): RecordLink {
   return variant === "baseline" ? new TcpRecordLink(stream) : new VariantLink(sock, stream, suite);
 }
 
+/** --tty: the product's serial stream, or with --variant filesink its writes through a FileSink. */
+async function openTty(path: string): Promise<ByteStream> {
+  const { openSerial } = await import("../transport/serial.ts");
+  const base = await openSerial(path);
+  if (variant !== "filesink") return base;
+  const { O_WRONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
+  const fd = fs.openSync(path, O_WRONLY | O_NOCTTY | O_NONBLOCK);
+  const writer = Bun.file(fd).writer({ highWaterMark: 64 * 1024 });
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    description: base.description,
+    closed: base.closed,
+    read: () => base.read(),
+    write(data) {
+      const done = chain.then(async () => {
+        writer.write(data);
+        await writer.flush();
+      });
+      chain = done.catch(() => {});
+      return done;
+    },
+    closeWrite: () => chain.then(() => {}),
+    close() {
+      base.close();
+      void chain.then(() => {
+        void writer.end();
+        fs.close(fd, () => {});
+      });
+    },
+  };
+}
+
 async function sink(ch: Channel): Promise<void> {
   let n = 0;
   for (let c = await ch.read(); c; c = await ch.read()) n += c.length;
@@ -180,7 +231,33 @@ async function sink(ch: Channel): Promise<void> {
   await ch.closeWrite();
 }
 
-if (a.role === "agent") {
+const peers = (() => {
+  let ts = -1n;
+  return {
+    isPinned: (k: Uint8Array) => same(k, unhex(a.pin ?? "")),
+    acceptTimestamp(_k: Uint8Array, t: bigint) {
+      if (t <= ts) return false;
+      ts = t;
+      return true;
+    },
+  };
+})();
+
+if (a.role === "agent" && a.tty) {
+  for (;;) {
+    const stream = await openTty(a.tty);
+    emit({ event: "listening", tty: a.tty });
+    try {
+      const c = await connectAsResponder(
+        { link: new SerialRecordLink(stream), resolver, staticKey, version: "exp-agent", suites, peers, pairing: {} },
+        { clock: systemClock, onOpen: (ch) => void sink(ch).catch(() => {}) },
+      );
+      await c.session.closed;
+    } catch {
+      stream.close();
+    }
+  }
+} else if (a.role === "agent") {
   let ts = -1n;
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     let chosen: string | null = null;
@@ -211,12 +288,16 @@ if (a.role === "agent") {
     emit({ event: "listening", port: (server.address() as net.AddressInfo).port }),
   );
 } else {
-  const sock = net.connect({ host: "127.0.0.1", port: Number(a.connect), allowHalfOpen: true });
-  await new Promise((resolve, reject) => {
-    sock.once("connect", resolve);
-    sock.once("error", reject);
-  });
-  const link = makeLink(sock, () => suites[0]!);
+  let link: RecordLink;
+  if (a.tty) link = new SerialRecordLink(await openTty(a.tty), BigInt(Date.now()));
+  else {
+    const sock = net.connect({ host: "127.0.0.1", port: Number(a.connect), allowHalfOpen: true });
+    await new Promise((resolve, reject) => {
+      sock.once("connect", resolve);
+      sock.once("error", reject);
+    });
+    link = makeLink(sock, () => suites[0]!);
+  }
   const c: Connected = await connectAsInitiator(
     {
       link,
@@ -231,19 +312,24 @@ if (a.role === "agent") {
     { clock: systemClock, onOpen: (ch) => ch.close() },
   );
   const block = new Uint8Array(1 << 20).map((_, i) => (i * 2654435761) >>> 24);
-  const ch = c.vchan.open(new Uint8Array(0));
   const t0 = performance.now();
-  let sent = 0;
-  while (performance.now() - t0 < Number(a.seconds ?? 2) * 1000) {
-    await ch.write(block);
-    sent += block.length;
-  }
-  await ch.closeWrite();
-  const parts: Uint8Array[] = [];
-  for (let chunk = await ch.read(); chunk; chunk = await ch.read()) parts.push(chunk);
-  const reply = Buffer.concat(parts);
+  const one = async () => {
+    const ch = c.vchan.open(new Uint8Array(0));
+    let sent = 0;
+    while (performance.now() - t0 < Number(a.seconds ?? 2) * 1000) {
+      await ch.write(block);
+      sent += block.length;
+    }
+    await ch.closeWrite();
+    const parts: Uint8Array[] = [];
+    for (let chunk = await ch.read(); chunk; chunk = await ch.read()) parts.push(chunk);
+    const reply = Buffer.concat(parts);
+    return { sent, ok: reply.length === 8 && Number(reply.readBigUInt64BE(0)) === sent };
+  };
+  const results = await Promise.all(Array.from({ length: Number(a.channels ?? 1) }, one));
   const seconds = (performance.now() - t0) / 1000;
-  const ok = reply.length === 8 && Number(reply.readBigUInt64BE(0)) === sent;
+  const sent = results.reduce((x, r) => x + r.sent, 0);
+  const ok = results.every((r) => r.ok);
   emit({ event: "done", ok, variant, suite: c.established.suite, bytes: sent, seconds, mbPerSecond: sent / seconds / 1e6 });
   c.session.close();
   await c.session.closed;

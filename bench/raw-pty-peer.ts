@@ -8,13 +8,28 @@
  *   --role writer --tty PATH
  *       writes one reused 64 KiB block forever (blocking writes: backpressure from the line);
  *       the bench kills it once the reader is done.
+ *   --via serial (both roles): the same, but through transport/serial.ts (openSerial: stty, the
+ *       platform's tty reader, non-blocking writes with backoff) instead of plain node:fs, with
+ *       writes of one serial frame's size; no framing, no crypto. Isolates what the transport
+ *       costs from what framing and crypto cost (bench/README.md "Where the time goes").
+ *   --via backoff|spin|filesink (writer only), frame-sized writes on a non-blocking fd:
+ *       backoff   serial.ts's write loop (async fs.write; on EAGAIN sleep 1, 2, 4.. 16 ms), with
+ *                 counts of EAGAINs and time slept in its "done" event (printed on SIGTERM)
+ *       spin      the same, but on EAGAIN retry after setImmediate instead of sleeping
+ *       filesink  Bun.file(fd).writer(): Bun's own event-loop writer, which waits for the fd to
+ *                 become writable (epoll) instead of polling with timers
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 
 const { values: a } = parseArgs({
-  options: { role: { type: "string" }, tty: { type: "string" }, seconds: { type: "string" } },
+  options: {
+    role: { type: "string" },
+    tty: { type: "string" },
+    seconds: { type: "string" },
+    via: { type: "string" },
+  },
 });
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 const tty = a.tty!;
@@ -25,7 +40,89 @@ if (stty.status !== 0) {
   process.exit(2);
 }
 
-if (a.role === "reader") {
+if (a.via === "serial") {
+  const { openSerial } = await import("../transport/serial.ts");
+  const stream = await openSerial(tty);
+  if (a.role === "reader") {
+    emit({ event: "ready" });
+    const limitMs = Number(a.seconds ?? 1) * 1000;
+    let bytes = 0;
+    let t0 = 0;
+    let now = 0;
+    for (let c = await stream.read(); c; c = await stream.read()) {
+      now = performance.now();
+      if (t0 === 0) {
+        t0 = now;
+        continue;
+      }
+      bytes += c.length;
+      if (now - t0 >= limitMs) break;
+    }
+    const seconds = (now - t0) / 1000;
+    emit({ event: "done", ok: bytes > 0, bytes, seconds, mbPerSecond: seconds > 0 ? bytes / seconds / 1e6 : 0 });
+    process.exit(0);
+  }
+  // One COBS-encoded 16 KiB serial frame is about this long.
+  const block = new Uint8Array(16 * 1024 + 100).map((_, i) => 1 + (i % 255));
+  emit({ event: "writing" });
+  try {
+    for (;;) await stream.write(block);
+  } catch {
+    process.exit(0);
+  }
+} else if (a.role === "writer" && ["backoff", "spin", "filesink"].includes(a.via ?? "")) {
+  const { O_WRONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
+  const fd = fs.openSync(tty, O_WRONLY | O_NOCTTY | O_NONBLOCK);
+  const block = new Uint8Array(16 * 1024 + 100).map((_, i) => 1 + (i % 255));
+  let eagain = 0;
+  let sleptMs = 0;
+  let written = 0;
+  const t0 = performance.now();
+  process.on("SIGTERM", () => {
+    emit({ event: "done", via: a.via, written, eagain, sleptMs, seconds: (performance.now() - t0) / 1000 });
+    process.exit(0);
+  });
+  emit({ event: "writing" });
+  if (a.via === "filesink") {
+    const sink = Bun.file(fd).writer({ highWaterMark: 64 * 1024 });
+    for (let i = 0; ; i++) {
+      sink.write(block);
+      await sink.flush();
+      written += block.length;
+      // flush() can settle without a turn of the event loop (e.g. once the line is gone): yield
+      // now and then so SIGTERM is still handled.
+      if ((i & 63) === 63) await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+  const writeOnce = (off: number) =>
+    new Promise<number | "again">((resolve, reject) =>
+      fs.write(fd, block, off, block.length - off, null, (e, n) =>
+        !e ? resolve(n) : e.code === "EAGAIN" ? resolve("again") : reject(e),
+      ),
+    );
+  for (;;) {
+    let off = 0;
+    let delay = 1;
+    while (off < block.length) {
+      const r = await writeOnce(off);
+      if (r !== "again") {
+        off += r;
+        delay = 1;
+        continue;
+      }
+      eagain++;
+      if (a.via === "spin") {
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      const t = performance.now();
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      sleptMs += performance.now() - t;
+      delay = Math.min(delay * 2, 16);
+    }
+    written += block.length;
+  }
+} else if (a.role === "reader") {
   const fd = fs.openSync(tty, fs.constants.O_RDONLY | fs.constants.O_NOCTTY);
   const buf = new Uint8Array(1 << 16);
   emit({ event: "ready" });

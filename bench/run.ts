@@ -69,6 +69,14 @@ function figure(runs: number[]): Figure {
   return { mbPerSecond: round(median(runs)), runs: runs.map((r) => round(r)) };
 }
 
+/** SIGTERM, then SIGKILL if it has not exited within a second. */
+async function stop(p: FixtureProcess): Promise<void> {
+  p.proc.kill();
+  const timer = setTimeout(() => p.proc.kill("SIGKILL"), 1000);
+  await p.exited;
+  clearTimeout(timer);
+}
+
 async function done(p: FixtureProcess, what: string): Promise<Event> {
   const e = await p.waitFor((x) => x.event === "done" || x.event === "refused", what);
   if (e.event !== "done" || e.ok !== true) {
@@ -124,7 +132,7 @@ async function rawTcp(): Promise<Figure> {
     const src = spawnFixture(RAW_TCP, ["--role", "source", "--connect", String(port), "--seconds", String(SECONDS)]);
     runs.push((await done(src, "raw tcp")).mbPerSecond as number);
   }
-  sink.proc.kill();
+  await stop(sink);
   return figure(runs);
 }
 
@@ -177,7 +185,7 @@ async function oursTcp(): Promise<OursTcp> {
     await done(host, "handshake transfer");
     cold.push(session.handshakeMs as number);
   }
-  agent.proc.kill();
+  await stop(agent);
   return { suites, agentMemory, coldHandshakesMs: cold };
 }
 
@@ -274,8 +282,7 @@ async function serial(): Promise<SerialFigures | { skipped: string }> {
       await reader.waitFor((e) => e.event === "ready", "pty reader ready");
       const writer = spawnFixture(RAW_PTY, ["--role", "writer", "--tty", pair.a]);
       raw.push((await done(reader, "raw pty")).mbPerSecond as number);
-      writer.proc.kill();
-      await writer.exited;
+      await stop(writer);
     } finally {
       pair.stop();
     }
@@ -295,8 +302,7 @@ async function serial(): Promise<SerialFigures | { skipped: string }> {
       if (i > 0) link.push(d.mbPerSecond as number);
       await host.exited;
     }
-    agent.proc.kill();
-    await agent.exited;
+    await stop(agent);
   } finally {
     pair.stop();
   }

@@ -147,7 +147,7 @@ function parseEntry(value: unknown, where: string): RemoteEntry {
   return { ...entry, ...extra };
 }
 
-function parseTransport(value: unknown, where: string): TransportSpec {
+export function parseTransport(value: unknown, where: string): TransportSpec {
   const o = object(value, where, ["tcp", "serial"]);
   const kinds = Object.keys(o);
   if (kinds.length !== 1) throw new ConfigError(`${where} must have exactly one of "tcp" or "serial"`);

@@ -14,9 +14,10 @@
  * Local problems are ConfigError (operator faults); a missing reply or a CRC mismatch is a
  * ProtocolError; a receiver's refusal is returned as `code` with the peer's name sanitised.
  */
-import * as fsp from "node:fs/promises";
+
 import type { BigIntStats } from "node:fs";
 import { constants as FS } from "node:fs";
+import * as fsp from "node:fs/promises";
 import { ConfigError, ProtocolError } from "../core/errors.ts";
 import {
   crc32,
@@ -31,11 +32,16 @@ import {
   S_IFMT,
   S_IFREG,
 } from "../core/qrexec/qfile.ts";
-import { isSafeForDisplay, NameFlags, sanitizeNameForDisplay, validateSymlink } from "../core/qrexec/qfile-names.ts";
+import {
+  isSafeForDisplay,
+  NameFlags,
+  sanitizeNameForDisplay,
+  validateSymlink,
+} from "../core/qrexec/qfile-names.ts";
 import type { ByteSink, ByteSource } from "../transport/transport.ts";
 
 export interface PackOptions {
-  /** Called with (data bytes sent, total) every 15 MB and at the end. */
+  /** Called with (file and link target bytes sent, total) every 15 MB and at the end. */
   onProgress?(sent: number, total: number): void;
   /** Total for onProgress; computed with totalBytes() when absent and onProgress is set. */
   total?: number;
@@ -67,12 +73,14 @@ function show(p: Buffer | string): string {
 /** POSIX dirname/basename of an argument; refuses what qubes-fs-tree-check refuses. */
 export function splitArgument(arg: string): { dir: string; base: string } {
   if (arg === "") throw new ConfigError("an empty string is not a valid path");
-  if (arg === "." || arg === "..") throw new ConfigError(`${show(arg)} is not allowed; try from the parent directory`);
+  if (arg === "." || arg === "..")
+    throw new ConfigError(`${show(arg)} is not allowed; try from the parent directory`);
   const s = arg.replace(/\/+$/, "");
   if (s === "") throw new ConfigError("refusing to copy the root directory");
   const i = s.lastIndexOf("/");
   const base = s.slice(i + 1);
-  if (base === "." || base === "..") throw new ConfigError(`refusing to copy ${show(arg)}: its basename is . or ..`);
+  if (base === "." || base === "..")
+    throw new ConfigError(`refusing to copy ${show(arg)}: its basename is . or ..`);
   const dir = i < 0 ? "." : s.slice(0, i).replace(/\/+$/, "") || "/";
   return { dir, base };
 }
@@ -99,7 +107,13 @@ interface Entry {
 
 type Visit = (e: Entry, phase: "pre" | "post") => Promise<void>;
 
-async function walk(path: Buffer, rel: Buffer, name: Buffer, ignoreLinks: boolean, visit: Visit): Promise<void> {
+async function walk(
+  path: Buffer,
+  rel: Buffer,
+  name: Buffer,
+  ignoreLinks: boolean,
+  visit: Visit,
+): Promise<void> {
   const st = await local(fsp.lstat(path, { bigint: true }), "stat", path);
   const type = Number(st.mode) & S_IFMT;
   if (type !== S_IFREG && type !== S_IFDIR && type !== S_IFLNK) return;
@@ -123,7 +137,8 @@ async function walkAll(paths: string[], ignoreLinks: boolean, visit: Visit): Pro
 
 async function readLink(e: Entry): Promise<Buffer> {
   const target = await local(fsp.readlink(e.path, { encoding: "buffer" }), "read link", e.path);
-  if (BigInt(target.length) !== e.st.size) throw new ConfigError(`link ${show(e.path)} changed while being read`, 1);
+  if (BigInt(target.length) !== e.st.size)
+    throw new ConfigError(`link ${show(e.path)} changed while being read`, 1);
   return target;
 }
 
@@ -146,9 +161,13 @@ export async function scanTree(paths: string[], opts: { ignoreSymlinks?: boolean
   return out;
 }
 
-/** Bytes to send (for a progress total). */
-export async function totalBytes(paths: string[]): Promise<number> {
-  return (await scanTree(paths)).totalBytes;
+/** Bytes of regular files and link targets to send (a progress total); checks nothing else. */
+export async function totalBytes(paths: string[], opts: { ignoreSymlinks?: boolean } = {}): Promise<number> {
+  let total = 0;
+  await walkAll(paths, opts.ignoreSymlinks === true, async (e, phase) => {
+    if (phase === "pre" && e.type !== S_IFDIR) total += Number(e.st.size);
+  });
+  return total;
 }
 
 /** Exactly-n reads from a ByteSource; null at EOF (a read error counts as EOF). */
@@ -186,6 +205,7 @@ async function readReply(source: ByteSource): Promise<Reply> {
 
 /** Unwinds the walk once the receiver has replied or the sink failed. */
 class Stop extends Error {}
+const STOPPED = Symbol("stopped");
 
 /**
  * Sends `paths` as one qfile stream (then the end marker, then half-closes `sink`) and checks the
@@ -200,20 +220,25 @@ export async function packQfile(
 ): Promise<PackResult> {
   paths.forEach(splitArgument);
   const cb = opts.onProgress;
-  const total = opts.total ?? (cb ? await totalBytes(paths) : 0);
+  const total = opts.total ?? (cb ? await totalBytes(paths, opts) : 0);
   let crc = 0;
   let sent = 0;
   let notified = 0;
   let replied = false;
-  const reply = readReply(source).finally(() => {
+  const reply = readReply(source);
+  const settled = reply.then(
+    () => STOPPED,
+    () => STOPPED,
+  );
+  settled.then(() => {
     replied = true;
   });
-  reply.catch(() => {});
+  // A receiver that refused something stops reading: a write must not wait for it forever.
   const write = async (b: Uint8Array) => {
     crc = crc32(b, crc);
-    await sink.write(b).catch(() => {
-      throw new Stop();
-    });
+    const w = sink.write(b);
+    w.catch(() => {});
+    if ((await Promise.race([w, settled]).catch(() => STOPPED)) === STOPPED) throw new Stop();
   };
   const buf = new Uint8Array(CHUNK);
   const sendEntry = async (e: Entry) => {
@@ -222,12 +247,24 @@ export async function packQfile(
     const link = e.type === S_IFLNK ? await readLink(e) : null;
     const filelen = e.type === S_IFDIR ? 0n : e.st.size;
     const head = new Uint8Array(FILE_HEADER_SIZE + e.rel.length + 1);
-    const h = { namelen: e.rel.length + 1, mode: Number(e.st.mode), filelen, atime, atimeNsec, mtime, mtimeNsec };
+    const h = {
+      namelen: e.rel.length + 1,
+      mode: Number(e.st.mode),
+      filelen,
+      atime,
+      atimeNsec,
+      mtime,
+      mtimeNsec,
+    };
     encodeFileHeader(h, head);
     head.set(e.rel, FILE_HEADER_SIZE);
     if (e.type === S_IFREG) {
-      const fh = await local(fsp.open(e.path, FS.O_RDONLY | FS.O_NOFOLLOW), "open", e.path);
+      // O_NONBLOCK: if a fifo took the file's place since lstat, opening it must not hang.
+      const fh = await local(fsp.open(e.path, FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK), "open", e.path);
       try {
+        const now = await local(fh.stat({ bigint: true }), "stat", e.path);
+        if (now.ino !== e.st.ino || now.dev !== e.st.dev)
+          throw new ConfigError(`${show(e.path)} was replaced`, 1);
         await write(head);
         for (let left = filelen; left > 0n; ) {
           const want = left < BigInt(CHUNK) ? Number(left) : CHUNK;
@@ -236,12 +273,18 @@ export async function packQfile(
           await write(buf.subarray(0, bytesRead));
           left -= BigInt(bytesRead);
           sent += bytesRead;
-          if (cb && sent - notified >= PROGRESS_NOTIFY_DELTA) cb((notified = sent), total);
+          if (cb && sent - notified >= PROGRESS_NOTIFY_DELTA) {
+            notified = sent;
+            cb(sent, total);
+          }
         }
       } finally {
         await fh.close().catch(() => {});
       }
-    } else await write(link ? Buffer.concat([head, link]) : head);
+    } else {
+      await write(link ? Buffer.concat([head, link]) : head);
+      sent += link?.length ?? 0;
+    }
     if (replied) throw new Stop();
   };
   try {

@@ -20,8 +20,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { constants as FS } from "node:fs";
-import * as fsp from "node:fs/promises";
 import type { FileHandle } from "node:fs/promises";
+import * as fsp from "node:fs/promises";
 import { constants as OS } from "node:os";
 import { dirname } from "node:path";
 import { assert } from "../core/errors.ts";
@@ -29,13 +29,13 @@ import {
   EDQUOT,
   EEXIST,
   EINVAL,
+  encodeResult,
   type FileHeader,
   MAX_FILE_LEN,
   PROGRESS_NOTIFY_DELTA,
   QfileDecoder,
   QfileError,
   type QfileEvent,
-  encodeResult,
 } from "../core/qrexec/qfile.ts";
 import { unpackerNameFlags, validateFileName, validateSymlink } from "../core/qrexec/qfile-names.ts";
 import type { ByteSink, ByteSource } from "../transport/transport.ts";
@@ -205,7 +205,8 @@ class Unpacker {
       }
     }
     const { fh, path } = this.temp;
-    if (h.filelen > MAX_FILE_LEN || (this.limit > 0n && h.filelen > this.limit)) throw new QfileError(EDQUOT, name);
+    if (h.filelen > MAX_FILE_LEN || (this.limit > 0n && h.filelen > this.limit))
+      throw new QfileError(EDQUOT, name);
     if (this.limit > 0n && this.total > this.limit - h.filelen) throw new QfileError(EDQUOT, name);
     this.total += h.filelen;
     for (let ev = await this.next(); ev.kind === "data"; ev = await this.next()) {
@@ -289,7 +290,11 @@ class Unpacker {
  * Receives one qfile stream into `opts.dir` and replies. Never throws for peer or filesystem
  * faults: they become the reply's code. The sink is half-closed after the reply.
  */
-export async function unpackQfile(source: ByteSource, sink: ByteSink, opts: UnpackOptions): Promise<UnpackResult> {
+export async function unpackQfile(
+  source: ByteSource,
+  sink: ByteSink,
+  opts: UnpackOptions,
+): Promise<UnpackResult> {
   const u = new Unpacker(source, opts);
   let code = 0;
   let lastName: Uint8Array | null = null;

@@ -5,7 +5,8 @@
  *
  *   core/                  imports only relative paths inside core/ and @noble/*; uses no Bun or
  *                          Node globals (Bun., process., Buffer, require(, import.meta).
- *   transport/, platform/  never import agent/ or host/.
+ *   transport/, platform/, runtime/  never import agent/ or host/ (runtime/ is the wiring
+ *   agent and host share: call execution, qfile pack/unpack).
  *
  * Test files (*.test.ts) are exempt: they may use test helpers and runtime APIs.
  */
@@ -147,8 +148,8 @@ describe("layering (DESIGN.md: agent/host -> transport/platform -> core)", () =>
     expect(files.flatMap((f) => coreViolations(f, read(f)))).toEqual([]);
   });
 
-  test("transport/ and platform/ never import agent/ or host/", () => {
-    const files = [...sourceFiles("transport"), ...sourceFiles("platform")];
+  test("transport/, platform/ and runtime/ never import agent/ or host/", () => {
+    const files = [...sourceFiles("transport"), ...sourceFiles("platform"), ...sourceFiles("runtime")];
     expect(files.length).toBeGreaterThan(0);
     expect(files.flatMap((f) => upwardViolations(f, read(f)))).toEqual([]);
   });

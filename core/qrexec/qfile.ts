@@ -222,6 +222,8 @@ export class QfileDecoder {
     return this.state === "done";
   }
 
+  /** Queues input (not copied: the caller must not mutate it). Push only when next() returned
+   * null, so at most one chunk is ever queued. */
   push(chunk: Uint8Array): void {
     if (chunk.length > 0) this.chunks.push(chunk);
   }

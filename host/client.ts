@@ -1,0 +1,81 @@
+/**
+ * The client side of the daemon socket (host/control-wire.ts), for the CLI and the relay:
+ * one-shot requests, a conversation (pairing), and calls (the socket then is the call's stream:
+ * write stdin to it, read the framed call output from it; runtime/call-client.ts runs it).
+ * Must never: wait forever on a daemon that closed the connection (EOF is an error here).
+ */
+import { ConfigError } from "../core/errors.ts";
+import type { CborMap } from "../core/wire/cbor.ts";
+import { platform } from "../platform/index.ts";
+import { type ByteStream, TransportError } from "../transport/transport.ts";
+import { encodeMessage, MessageReader } from "./control-wire.ts";
+
+export class DaemonUnreachable extends ConfigError {
+  constructor(socket: string, code: string) {
+    super(
+      `the qubes-air daemon is not running (${code} on ${socket}): start it with ` +
+        "`systemctl --user start qubes-air` or `qubes-air daemon`",
+      1,
+    );
+  }
+}
+
+export async function connectDaemon(socket: string): Promise<ByteStream> {
+  try {
+    return await platform.unixConnect(socket);
+  } catch (e) {
+    throw new DaemonUnreachable(socket, e instanceof TransportError ? e.code : "error");
+  }
+}
+
+export interface Conversation {
+  send(message: CborMap): Promise<void>;
+  /** The daemon's next message; a closed connection is an error. */
+  next(): Promise<CborMap>;
+  close(): void;
+}
+
+export async function converse(socket: string, first: CborMap): Promise<Conversation> {
+  const sock = await connectDaemon(socket);
+  const reader = new MessageReader(sock, "answer");
+  const send = (m: CborMap) => sock.write(encodeMessage("request", m));
+  await send(first);
+  return {
+    send,
+    async next() {
+      const m = await reader.next();
+      if (m === null) throw new ConfigError("the daemon closed the connection without an answer", 1);
+      return m;
+    },
+    close: () => sock.close(),
+  };
+}
+
+/** One request, one answer; {ok:false, error} becomes a ConfigError with the daemon's message. */
+export async function request(socket: string, message: CborMap): Promise<CborMap> {
+  const c = await converse(socket, message);
+  try {
+    return checked(await c.next());
+  } finally {
+    c.close();
+  }
+}
+
+export function checked(answer: CborMap): CborMap {
+  if (answer.ok === true) return answer;
+  throw new ConfigError(typeof answer.error === "string" ? answer.error : "the daemon refused the request", 1);
+}
+
+export interface CallTarget {
+  readonly remote: string;
+  readonly source: string;
+  readonly service: string;
+  readonly arg: string;
+}
+
+/** Opens a call through the daemon; the returned stream is the call channel (stdin out, output in). */
+export async function openDaemonCall(socket: string, call: CallTarget): Promise<ByteStream> {
+  const sock = await connectDaemon(socket);
+  await sock.write(encodeMessage("request", { op: "call", ...call }));
+  return sock;
+}
