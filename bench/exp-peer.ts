@@ -249,7 +249,15 @@ if (a.role === "agent" && a.tty) {
     emit({ event: "listening", tty: a.tty });
     try {
       const c = await connectAsResponder(
-        { link: new SerialRecordLink(stream), resolver, staticKey, version: "exp-agent", suites, peers, pairing: {} },
+        {
+          link: new SerialRecordLink(stream),
+          resolver,
+          staticKey,
+          version: "exp-agent",
+          suites,
+          peers,
+          pairing: {},
+        },
         { clock: systemClock, onOpen: (ch) => void sink(ch).catch(() => {}) },
       );
       await c.session.closed;
@@ -330,7 +338,15 @@ if (a.role === "agent" && a.tty) {
   const seconds = (performance.now() - t0) / 1000;
   const sent = results.reduce((x, r) => x + r.sent, 0);
   const ok = results.every((r) => r.ok);
-  emit({ event: "done", ok, variant, suite: c.established.suite, bytes: sent, seconds, mbPerSecond: sent / seconds / 1e6 });
+  emit({
+    event: "done",
+    ok,
+    variant,
+    suite: c.established.suite,
+    bytes: sent,
+    seconds,
+    mbPerSecond: sent / seconds / 1e6,
+  });
   c.session.close();
   await c.session.closed;
   process.exit(0);

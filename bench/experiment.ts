@@ -21,7 +21,9 @@ const { values: opts } = parseArgs({
 const SECONDS = opts.seconds ?? "2";
 const REPS = Number(opts.reps ?? 5);
 const SUITE = opts.suite ?? "25519_AESGCM_BLAKE2s";
-const VARIANTS = (opts.variants ?? "baseline;seal;cork;nowait;seal,nowait;baseline@4;seal,nowait@4").split(";");
+const VARIANTS = (opts.variants ?? "baseline;seal;cork;nowait;seal,nowait;baseline@4;seal,nowait@4").split(
+  ";",
+);
 const PEER = join(import.meta.dir, "exp-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const median = (xs: number[]) => {
@@ -34,7 +36,14 @@ const host = dh25519.generateKeyPair();
 const agentKey = dh25519.generateKeyPair();
 try {
   const agent = spawnFixture(PEER, [
-    "--role", "agent", "--key", hex(agentKey.privateKey), "--pin", hex(host.publicKey), "--suites", SUITE,
+    "--role",
+    "agent",
+    "--key",
+    hex(agentKey.privateKey),
+    "--pin",
+    hex(host.publicKey),
+    "--suites",
+    SUITE,
   ]);
   const { port } = await agent.waitFor((e) => e.event === "listening", "listening");
   const runs = new Map<string, number[]>(VARIANTS.map((v) => [v, []]));
@@ -42,9 +51,22 @@ try {
     for (const v of VARIANTS) {
       const [variant, channels] = v.split("@");
       const p = spawnFixture(PEER, [
-        "--role", "host", "--connect", String(port), "--key", hex(host.privateKey), "--peer",
-        hex(agentKey.publicKey), "--suites", SUITE, "--variant", variant!, "--channels", channels ?? "1",
-        "--seconds", rep < 0 ? "0.3" : SECONDS, // rep -1 warms the agent
+        "--role",
+        "host",
+        "--connect",
+        String(port),
+        "--key",
+        hex(host.privateKey),
+        "--peer",
+        hex(agentKey.publicKey),
+        "--suites",
+        SUITE,
+        "--variant",
+        variant!,
+        "--channels",
+        channels ?? "1",
+        "--seconds",
+        rep < 0 ? "0.3" : SECONDS, // rep -1 warms the agent
       ]);
       const d = await p.waitFor((e) => e.event === "done", `${v} done`);
       if (d.ok !== true) throw new Error(`${v}: transfer check failed`);
@@ -55,10 +77,14 @@ try {
   const out = Object.fromEntries(
     [...runs].map(([v, r]) => [v, { median: Math.round(median(r)), runs: r.map(Math.round) }]),
   );
-  if (opts.json) process.stdout.write(`${JSON.stringify({ suite: SUITE, seconds: Number(SECONDS), variants: out }, null, 2)}\n`);
+  if (opts.json)
+    process.stdout.write(
+      `${JSON.stringify({ suite: SUITE, seconds: Number(SECONDS), variants: out }, null, 2)}\n`,
+    );
   else {
     process.stdout.write(`${SUITE}, one way, ${SECONDS} s per run, median of ${REPS} (MB/s)\n`);
-    for (const [v, f] of Object.entries(out)) process.stdout.write(`  ${v.padEnd(20)}${String(f.median).padStart(6)}   runs ${f.runs.join(", ")}\n`);
+    for (const [v, f] of Object.entries(out))
+      process.stdout.write(`  ${v.padEnd(20)}${String(f.median).padStart(6)}   runs ${f.runs.join(", ")}\n`);
   }
 } finally {
   killAll();

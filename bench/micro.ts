@@ -74,11 +74,16 @@ function sealParts(i: number): Uint8Array {
   return frame;
 }
 
-const sealed = aesGcmNative.encrypt(key, 0n, EMPTY, (() => {
-  const r = vchanRecord(2, 0, data.length);
-  r.set(data, 6);
-  return r;
-})());
+const sealed = aesGcmNative.encrypt(
+  key,
+  0n,
+  EMPTY,
+  (() => {
+    const r = vchanRecord(2, 0, data.length);
+    r.set(data, 6);
+    return r;
+  })(),
+);
 const chachaSealed = chachaPolyNoble.encrypt(key, 0n, EMPTY, sealed.subarray(0, RECORD));
 
 const results: Record<string, number> = {
@@ -157,6 +162,7 @@ if (opts.json) {
 } else {
   const w = Math.max(...Object.keys(results).map((k) => k.length)) + 2;
   process.stdout.write(`per 64 KiB record, one thread, MB/s of payload (${BUDGET_MS} ms each)\n`);
-  for (const [k, v] of Object.entries(results)) process.stdout.write(`  ${k.padEnd(w)}${v.toFixed(0).padStart(7)}\n`);
+  for (const [k, v] of Object.entries(results))
+    process.stdout.write(`  ${k.padEnd(w)}${v.toFixed(0).padStart(7)}\n`);
   if (sink === 0.5) process.stdout.write("\n");
 }

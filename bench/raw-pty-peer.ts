@@ -47,6 +47,7 @@ if (a.via === "serial") {
     emit({ event: "ready" });
     const limitMs = Number(a.seconds ?? 1) * 1000;
     let bytes = 0;
+    let reads = 0;
     let t0 = 0;
     let now = 0;
     for (let c = await stream.read(); c; c = await stream.read()) {
@@ -56,10 +57,12 @@ if (a.via === "serial") {
         continue;
       }
       bytes += c.length;
+      reads++;
       if (now - t0 >= limitMs) break;
     }
     const seconds = (now - t0) / 1000;
-    emit({ event: "done", ok: bytes > 0, bytes, seconds, mbPerSecond: seconds > 0 ? bytes / seconds / 1e6 : 0 });
+    const mbPerSecond = seconds > 0 ? bytes / seconds / 1e6 : 0;
+    emit({ event: "done", ok: bytes > 0, bytes, reads, seconds, mbPerSecond });
     process.exit(0);
   }
   // One COBS-encoded 16 KiB serial frame is about this long.
@@ -86,8 +89,12 @@ if (a.via === "serial") {
   if (a.via === "filesink") {
     const sink = Bun.file(fd).writer({ highWaterMark: 64 * 1024 });
     for (let i = 0; ; i++) {
-      sink.write(block);
-      await sink.flush();
+      try {
+        sink.write(block);
+        await sink.flush();
+      } catch {
+        process.exit(0); // the line went away (EIO): the run is over
+      }
       written += block.length;
       // flush() can settle without a turn of the event loop (e.g. once the line is gone): yield
       // now and then so SIGTERM is still handled.
@@ -128,6 +135,7 @@ if (a.via === "serial") {
   emit({ event: "ready" });
   const limitMs = Number(a.seconds ?? 1) * 1000;
   let bytes = 0;
+  let reads = 0;
   let t0 = 0;
   let now = 0;
   for (;;) {
@@ -139,10 +147,12 @@ if (a.via === "serial") {
       continue;
     }
     bytes += n;
+    reads++;
     if (now - t0 >= limitMs) break;
   }
   const seconds = (now - t0) / 1000;
-  emit({ event: "done", ok: bytes > 0, bytes, seconds, mbPerSecond: seconds > 0 ? bytes / seconds / 1e6 : 0 });
+  const mbPerSecond = seconds > 0 ? bytes / seconds / 1e6 : 0;
+  emit({ event: "done", ok: bytes > 0, bytes, reads, seconds, mbPerSecond });
   process.exit(0);
 } else {
   const fd = fs.openSync(tty, fs.constants.O_WRONLY | fs.constants.O_NOCTTY);

@@ -108,7 +108,15 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 // --- keys: the agent pins the host; the host reconnects with IK ---
 const hostKey = dh25519.generateKeyPair();
 const agentKey = dh25519.generateKeyPair();
-const agentArgs = ["--role", "agent", "--key", hex(agentKey.privateKey), "--pin", hex(hostKey.publicKey), "--sink"];
+const agentArgs = [
+  "--role",
+  "agent",
+  "--key",
+  hex(agentKey.privateKey),
+  "--pin",
+  hex(hostKey.publicKey),
+  "--sink",
+];
 const hostArgs = (suite: string) => [
   "--role",
   "host",
@@ -129,7 +137,14 @@ async function rawTcp(): Promise<Figure> {
   const { port } = await sink.waitFor((e) => e.event === "listening", "raw tcp listening");
   const runs: number[] = [];
   for (let i = 0; i < REPS; i++) {
-    const src = spawnFixture(RAW_TCP, ["--role", "source", "--connect", String(port), "--seconds", String(SECONDS)]);
+    const src = spawnFixture(RAW_TCP, [
+      "--role",
+      "source",
+      "--connect",
+      String(port),
+      "--seconds",
+      String(SECONDS),
+    ]);
     runs.push((await done(src, "raw tcp")).mbPerSecond as number);
   }
   await stop(sink);
@@ -157,7 +172,13 @@ async function oursTcp(): Promise<OursTcp> {
   const agent = spawnFixture(LINK_PEER, [...agentArgs, "--listen", "0"]);
   const { port } = await agent.waitFor((e) => e.event === "listening", "agent listening");
   const transfer = async (suite: string, seconds: number) => {
-    const host = spawnFixture(LINK_PEER, [...hostArgs(suite), "--connect", String(port), "--seconds", String(seconds)]);
+    const host = spawnFixture(LINK_PEER, [
+      ...hostArgs(suite),
+      "--connect",
+      String(port),
+      "--seconds",
+      String(seconds),
+    ]);
     const session = await host.waitFor((e) => e.event === "session", `${suite} session`);
     const d = await done(host, `${suite} transfer`);
     await host.exited;
@@ -180,7 +201,13 @@ async function oursTcp(): Promise<OursTcp> {
   log(`  handshakes (${HANDSHAKES} fresh host processes)...`);
   const cold: number[] = [];
   for (let i = 0; i < HANDSHAKES; i++) {
-    const host = spawnFixture(LINK_PEER, [...hostArgs(SERIAL_SUITE), "--connect", String(port), "--bytes", "1"]);
+    const host = spawnFixture(LINK_PEER, [
+      ...hostArgs(SERIAL_SUITE),
+      "--connect",
+      String(port),
+      "--bytes",
+      "1",
+    ]);
     const session = await host.waitFor((e) => e.event === "session", "handshake session");
     await done(host, "handshake transfer");
     cold.push(session.handshakeMs as number);
@@ -268,25 +295,34 @@ interface SerialFigures {
   suite: string;
   link: Figure;
   rawPty: Figure;
+  transportOnly: Figure;
 }
 
 async function serial(): Promise<SerialFigures | { skipped: string }> {
-  if (!fs.existsSync(join(ROOT, "transport/serial.ts"))) return { skipped: "transport/serial.ts not there yet" };
+  if (!fs.existsSync(join(ROOT, "transport/serial.ts")))
+    return { skipped: "transport/serial.ts not there yet" };
   if (Bun.which("socat") === null) return { skipped: "socat not installed (apt-get install socat)" };
-  log("  raw pty...");
-  const raw: number[] = [];
-  for (let i = 0; i < REPS; i++) {
-    const pair = await ptyPair();
-    try {
-      const reader = spawnFixture(RAW_PTY, ["--role", "reader", "--tty", pair.b, "--seconds", String(SECONDS)]);
-      await reader.waitFor((e) => e.event === "ready", "pty reader ready");
-      const writer = spawnFixture(RAW_PTY, ["--role", "writer", "--tty", pair.a]);
-      raw.push((await done(reader, "raw pty")).mbPerSecond as number);
-      await stop(writer);
-    } finally {
-      pair.stop();
+  const rawRuns = async (via: string) => {
+    const runs: number[] = [];
+    for (let i = 0; i < REPS; i++) {
+      const pair = await ptyPair();
+      try {
+        const args = ["--tty", pair.b, "--seconds", String(SECONDS), "--via", via];
+        const reader = spawnFixture(RAW_PTY, ["--role", "reader", ...args]);
+        await reader.waitFor((e) => e.event === "ready", "pty reader ready");
+        const writer = spawnFixture(RAW_PTY, ["--role", "writer", "--tty", pair.a, "--via", via]);
+        runs.push((await done(reader, `pty ${via}`)).mbPerSecond as number);
+        await stop(writer);
+      } finally {
+        pair.stop();
+      }
     }
-  }
+    return runs;
+  };
+  log("  raw pty...");
+  const raw = await rawRuns("fs");
+  log("  pty through transport/serial.ts only...");
+  const transportOnly = await rawRuns("serial");
   log(`  serial link ${SERIAL_SUITE}...`);
   // One pty pair and one agent for all runs, as a daemon would be: the agent opens the line
   // again after each session, and the first (short) run warms its JIT.
@@ -297,7 +333,13 @@ async function serial(): Promise<SerialFigures | { skipped: string }> {
     for (let i = 0; i <= REPS; i++) {
       await agent.waitFor((e) => e.event === "listening", "serial agent listening");
       const seconds = i === 0 ? WARMUP_SECONDS : SECONDS;
-      const host = spawnFixture(LINK_PEER, [...hostArgs(SERIAL_SUITE), "--tty", pair.b, "--seconds", String(seconds)]);
+      const host = spawnFixture(LINK_PEER, [
+        ...hostArgs(SERIAL_SUITE),
+        "--tty",
+        pair.b,
+        "--seconds",
+        String(seconds),
+      ]);
       const d = await done(host, "serial transfer");
       if (i > 0) link.push(d.mbPerSecond as number);
       await host.exited;
@@ -306,7 +348,12 @@ async function serial(): Promise<SerialFigures | { skipped: string }> {
   } finally {
     pair.stop();
   }
-  return { suite: SERIAL_SUITE, link: figure(link), rawPty: figure(raw) };
+  return {
+    suite: SERIAL_SUITE,
+    link: figure(link),
+    rawPty: figure(raw),
+    transportOnly: figure(transportOnly),
+  };
 }
 
 // --- report ---
@@ -325,7 +372,9 @@ async function main(): Promise<void> {
   log("  warm handshakes in one process...");
   const warm = await warmHandshakes(HANDSHAKES, quick ? 1 : 5);
 
-  const [bestSuite, bestFig] = Object.entries(ours.suites).sort((x, y) => y[1].mbPerSecond - x[1].mbPerSecond)[0]!;
+  const [bestSuite, bestFig] = Object.entries(ours.suites).sort(
+    (x, y) => y[1].mbPerSecond - x[1].mbPerSecond,
+  )[0]!;
   const sshBest = "best" in sshFig ? sshFig.best : null;
   const serialOk = "link" in serialFig ? serialFig : null;
   const ratios = {
@@ -357,9 +406,7 @@ async function main(): Promise<void> {
     ssh: "best" in sshFig ? { version: sshFig.version, ciphers: sshFig.ciphers, best: sshFig.best } : null,
     sshSkipped: "skipped" in sshFig ? sshFig.skipped : null,
     rawTcp: rawTcpFig,
-    serial: serialOk
-      ? { suite: serialOk.suite, link: serialOk.link, rawPty: serialOk.rawPty }
-      : { suite: null, link: null, rawPty: null },
+    serial: serialOk ?? { suite: null, link: null, rawPty: null, transportOnly: null },
     serialSkipped: "skipped" in serialFig ? serialFig.skipped : null,
     handshake: {
       ikColdProcessMedianMs: round(median(ours.coldHandshakesMs), 2),
@@ -378,20 +425,30 @@ async function main(): Promise<void> {
   }
   const rows: [string, string][] = [];
   const mb = (f: { mbPerSecond: number; runs?: number[] } | null | undefined) =>
-    f ? `${f.mbPerSecond.toFixed(1).padStart(8)} MB/s${f.runs && f.runs.length > 1 ? `   runs ${f.runs.join(", ")}` : ""}` : "     n/a";
+    f
+      ? `${f.mbPerSecond.toFixed(1).padStart(8)} MB/s${f.runs && f.runs.length > 1 ? `   runs ${f.runs.join(", ")}` : ""}`
+      : "     n/a";
   rows.push(["One channel, one way, TCP loopback", ""]);
   for (const [s, f] of Object.entries(ours.suites)) rows.push([`  ours ${s}`, mb(f)]);
-  if ("ciphers" in sshFig) for (const [c, f] of Object.entries(sshFig.ciphers)) rows.push([`  ssh ${c}`, mb(f)]);
+  if ("ciphers" in sshFig)
+    for (const [c, f] of Object.entries(sshFig.ciphers)) rows.push([`  ssh ${c}`, mb(f)]);
   else rows.push(["  ssh", `     n/a (${sshFig.skipped})`]);
   rows.push(["  raw TCP (node:net, no crypto)", mb(rawTcpFig)]);
   rows.push(["Serial over a socat pty pair", ""]);
   if (serialOk) {
     rows.push([`  ours serial ${serialOk.suite}`, mb(serialOk.link)]);
     rows.push(["  raw pty (node:fs)", mb(serialOk.rawPty)]);
+    rows.push(["  transport/serial.ts alone (no framing/crypto)", mb(serialOk.transportOnly)]);
   } else rows.push(["  serial", `     n/a (${"skipped" in serialFig ? serialFig.skipped : ""})`]);
   rows.push(["IK reconnect handshake", ""]);
-  rows.push(["  fresh host process (median)", `${report.handshake.ikColdProcessMedianMs.toFixed(2).padStart(8)} ms`]);
-  rows.push(["  warm, both ends in one process", `${report.handshake.ikWarmMedianMs.toFixed(2).padStart(8)} ms`]);
+  rows.push([
+    "  fresh host process (median)",
+    `${report.handshake.ikColdProcessMedianMs.toFixed(2).padStart(8)} ms`,
+  ]);
+  rows.push([
+    "  warm, both ends in one process",
+    `${report.handshake.ikWarmMedianMs.toFixed(2).padStart(8)} ms`,
+  ]);
   if (ours.agentMemory) {
     rows.push(["Agent memory after the transfers", ""]);
     rows.push(["  VmHWM (peak RSS)", `${(ours.agentMemory.vmHWMKiB / 1024).toFixed(1).padStart(8)} MiB`]);
@@ -399,10 +456,11 @@ async function main(): Promise<void> {
   }
   rows.push(["Ratios", ""]);
   const fmt = (v: number | null) => (v === null ? "n/a" : v.toFixed(2));
-  rows.push([`  ours best (${bestSuite}) / ssh best (${sshBest?.cipher ?? "n/a"})`, fmt(ratios.oursBestOverSshBest)]);
+  rows.push(["  ours best / ssh best", fmt(ratios.oursBestOverSshBest)]);
   rows.push(["  ours best / raw TCP", fmt(ratios.oursBestOverRawTcp)]);
   rows.push(["  serial / raw pty", fmt(ratios.serialOverRawPty)]);
-  const width = Math.max(...rows.map((r) => r[0].length)) + 2;
+  rows.push([`  (ours best: ${bestSuite}; ssh best: ${sshBest?.cipher ?? "n/a"})`, ""]);
+  const width = Math.max(...rows.map((r) => (r[1] ? r[0].length : 0))) + 2;
   const out = [
     `qubes-air bench: ${report.machine.cpu}, ${report.machine.cpus} CPUs, Bun ${report.machine.bun}` +
       `${report.machine.openssh ? `, ${report.machine.openssh}` : ""}`,
@@ -410,7 +468,7 @@ async function main(): Promise<void> {
     "",
     ...rows.map(([k, v]) => (v ? `${k.padEnd(width)}${v}` : k)),
     "",
-    "Targets (DESIGN.md \"Performance we aim for\"):",
+    'Targets (DESIGN.md "Performance we aim for"):',
     ...targets.map(
       (t) =>
         `  ${t.name} >= ${t.target.toFixed(1)}: ${t.value === null ? "not measured" : `${t.value.toFixed(2)} ${t.met ? "met" : "MISSED"}`}`,

@@ -167,7 +167,9 @@ export async function sshTransfer(
       out += c.toString();
       if (out.includes("ready")) resolve();
     });
-    void exited.then((code) => reject(new Error(`ssh exited (${code}) before the transfer: ${stderr.trim()}`)));
+    void exited.then((code) =>
+      reject(new Error(`ssh exited (${code}) before the transfer: ${stderr.trim()}`)),
+    );
   });
   const t0 = performance.now();
   let sent = 0;

@@ -15,8 +15,8 @@ import type { CallChannel } from "../runtime/call-exec.ts";
 import type { ByteSink, ByteSource } from "../transport/transport.ts";
 
 export interface CallStreams {
-  /** null: the callee gets EOF on stdin at once. */
-  readonly stdin: Pick<ByteSource, "read"> | null;
+  /** null: the callee gets EOF on stdin at once; "caller": the caller writes to the channel itself. */
+  readonly stdin: Pick<ByteSource, "read"> | null | "caller";
   readonly stdout: Pick<ByteSink, "write" | "closeWrite">;
   readonly stderr: Pick<ByteSink, "write">;
 }
@@ -32,7 +32,7 @@ export async function streamCall(
   io: CallStreams,
   options: { refusedMessage: boolean },
 ): Promise<CallResult> {
-  void pumpStdin(channel, io.stdin);
+  if (io.stdin !== "caller") void pumpStdin(channel, io.stdin);
   const reader = new OutputReader();
   let status: number | null = null;
   let stdoutOpen = true;
@@ -74,7 +74,7 @@ export async function streamCall(
   return { status, broken: false };
 }
 
-async function pumpStdin(channel: CallChannel, stdin: CallStreams["stdin"]): Promise<void> {
+async function pumpStdin(channel: CallChannel, stdin: Pick<ByteSource, "read"> | null): Promise<void> {
   try {
     if (stdin) for (let c = await stdin.read(); c !== null; c = await stdin.read()) await channel.write(c);
     await channel.closeWrite();

@@ -5,7 +5,6 @@
  * over tcpConnect), since the real host daemon is separate work.
  * Waiting is event-driven (log lines, process exit): no sleeps.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -18,7 +17,9 @@ import type { HandshakeMode } from "../../core/session/messages.ts";
 import { generateStaticKeyPair, type StaticKeyPair } from "../../core/session/key-text.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
+import { platform } from "../../platform/index.ts";
 import { nativeCiphers } from "../../platform/native-aead.ts";
+import type { ChildProcess } from "../../platform/platform.ts";
 import { rankLinkSuites } from "../../platform/suite-ranking.ts";
 import { runCall } from "../../runtime/call-client.ts";
 import { tcpConnect } from "../../transport/tcp.ts";
@@ -63,6 +64,22 @@ export function cleanup(): void {
   dirs.clear();
 }
 
+/** Starts `bun agent/main.ts ARGS` (the runtime running this test) through the platform layer. */
+export async function spawnAgentCli(args: string[], env: Record<string, string> = {}): Promise<ChildProcess> {
+  const merged: Record<string, string> = {};
+  for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v;
+  const p = await platform.spawn([process.execPath, MAIN, ...args], { env: merged });
+  running.add(p);
+  void p.exited.then(() => running.delete(p));
+  return p;
+}
+
+async function readAll(source: ChildProcess["stdout"], onText: (s: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  if (!source) return;
+  for (let c = await source.read(); c !== null; c = await source.read()) onText(decoder.decode(c, { stream: true }));
+}
+
 export function makeDir(): string {
   const dir = mkdtempSync(join(tmpdir(), "qa-agent-"));
   dirs.add(dir);
@@ -95,35 +112,28 @@ export function writeAgentFiles(o: AgentOptions): { dir: string; configPath: str
   return { dir, configPath };
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}) {
-  const p = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
-  running.add(p);
+export async function runCli(args: string[], env: Record<string, string> = {}, stdin?: Uint8Array) {
+  const p = await spawnAgentCli(args, env);
   let stdout = "";
   let stderr = "";
-  p.stdout!.on("data", (d) => (stdout += d));
-  p.stderr!.on("data", (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((r) =>
-    p.on("close", (code) => {
-      running.delete(p);
-      r({ code, stdout, stderr });
-    }),
-  );
-  return { proc: p, done };
+  if (stdin) await p.stdin!.write(stdin);
+  await p.stdin!.closeWrite();
+  await Promise.all([readAll(p.stdout, (t) => (stdout += t)), readAll(p.stderr, (t) => (stderr += t))]);
+  const { code } = await p.exited;
+  return { code, stdout, stderr };
 }
 
 export async function startAgent(o: AgentOptions = {}): Promise<AgentProcess> {
   const { dir, configPath } = writeAgentFiles(o);
-  const proc = spawn(process.execPath, [MAIN, "run", "--config", configPath], {
-    env: { ...process.env, HOME: join(dir, "home"), ...o.env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  running.add(proc);
+  const proc = await spawnAgentCli(["run", "--config", configPath], { HOME: join(dir, "home"), ...o.env });
+  void proc.stdin?.closeWrite();
+  void readAll(proc.stdout, () => {});
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
   let consumed = 0;
   let buffer = "";
-  proc.stderr!.on("data", (d: Buffer) => {
-    buffer += d.toString();
+  void readAll(proc.stderr, (t) => {
+    buffer += t;
     for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
       const line = buffer.slice(0, nl);
       buffer = buffer.slice(nl + 1);
@@ -139,12 +149,7 @@ export async function startAgent(o: AgentOptions = {}): Promise<AgentProcess> {
       }
     }
   });
-  const exited = new Promise<number | null>((r) =>
-    proc.on("exit", (code) => {
-      running.delete(proc);
-      r(code);
-    }),
-  );
+  const exited = proc.exited.then((info) => info.code);
   const waitLine = (re: RegExp) => {
     for (let i = consumed; i < lines.length; i++) {
       const m = lines[i]!.match(re);
@@ -200,7 +205,7 @@ export async function connectHost(port: number, o: HostOptions): Promise<Connect
 
 /** Creates a token with the real `pair-token` command and pairs a fresh host key with it. */
 export async function pairHost(agent: AgentProcess, onOpen?: HostOptions["onOpen"]) {
-  const r = await runCli(["pair-token", "--config", agent.configPath]).done;
+  const r = await runCli(["pair-token", "--config", agent.configPath]);
   if (r.code !== 0) throw new Error(`pair-token failed: ${r.stderr}`);
   const token = Uint8Array.from(Buffer.from(r.stdout.trim(), "hex"));
   const hostKey = generateStaticKeyPair();

@@ -161,6 +161,11 @@ describe("rules", () => {
     }
     expect(p.rules[3]).toMatchObject({ file: "old-syntax", line: 3 });
   });
+  test("an R4.0-format line of commas only is a wrong number of fields, not a crash", () => {
+    const read: ReadInclude = () => [{ name: "old", text: ",,\n" }];
+    const e = configError(() => parsePolicy([{ name: "a.policy", text: "!include-service * * old" }], read));
+    expect(e.message).toStartWith("old:1: wrong number of fields");
+  });
 });
 
 describe("files", () => {

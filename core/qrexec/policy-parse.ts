@@ -190,7 +190,7 @@ function loadServiceFile(loader: Loader, sa: ServiceArg, file: PolicyFile): void
     if (isCommentOrBlank(words(line))) return;
     // The compatibility substitutions upstream applies to this format, in the same order.
     const ws = words(line.replaceAll("$include:", "!include ").replaceAll("$", "@").replaceAll(",", " "));
-    if (ws[0]!.startsWith("!")) {
+    if (ws[0]?.startsWith("!")) {
       if (ws[0] !== "!include") fail(where, `invalid directive ${show(ws[0]!)}`);
       if (ws.length !== 2) fail(where, "!include takes 1 parameter");
       return include(loader, ws[1]!, "file", where, (files) => loadServiceFile(loader, sa, files[0]!));

@@ -44,6 +44,7 @@ const WORDS = [
   "default_target=@dispvm", "user=root", "notify=yes", "notify=no", "autostart=no", "autostart=x", "x=y",
   "#", "# c", "!include", "!include-dir", "!include-service", "!compat-4.0", "inc", "old", "d", "loop", "missing",
   "$anyvm", "allow,target=pi-gpg", "@", "@dispvm:", "uuid:", "\u0000", "\u00a0", "é", "-", ".",
+  ",", "$include:inc", "$include:loop",
 ];
 const SEPS = [" ", "  ", "\t", " \t "];
 const grammarLine = fc
@@ -140,6 +141,29 @@ describe("parsePolicy", () => {
       fc.property(fc.array(fc.record({ name: fileName, text: anyText }), { maxLength: 4 }), (files) => {
         tryParse(files, read);
       }),
+      params,
+    );
+  });
+  test("any content in included files, old format and legacy files included", () => {
+    const directives = fc.constantFrom(
+      "!include inc",
+      "!include-service * * inc",
+      "!include-dir d",
+      "!compat-4.0",
+    );
+    fc.assert(
+      fc.property(
+        fc.array(directives, { minLength: 1, maxLength: 4 }),
+        anyText,
+        fileName,
+        (ds, text, name) => {
+          const inc: ReadInclude = (path, kind) => {
+            if (kind === "file") return path === "inc" ? [{ name: "inc", text }] : null;
+            return [{ name, text }];
+          };
+          tryParse([{ name: "50-fuzz.policy", text: ds.join("\n") }], inc);
+        },
+      ),
       params,
     );
   });

@@ -142,40 +142,40 @@ describe("agent configuration", () => {
     ];
     for (const [config, message] of cases) {
       const { configPath } = writeAgentFiles({ config });
-      const r = await runCli(["run", "--config", configPath]).done;
+      const r = await runCli(["run", "--config", configPath]);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(message);
     }
-    const missing = await runCli(["run", "--config", "/nonexistent/agent.json"]).done;
+    const missing = await runCli(["run", "--config", "/nonexistent/agent.json"]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("does not exist");
   });
 
   test("a policy syntax error stops the start with the file and line (exit 2)", async () => {
     const { configPath } = writeAgentFiles({ policy: { "30-bad.policy": "test.X * @anyvm\n" } });
-    const r = await runCli(["run", "--config", configPath]).done;
+    const r = await runCli(["run", "--config", configPath]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("30-bad.policy:1");
   });
 
   test("--help on every command shows usage with examples; --version prints the version", async () => {
     for (const command of ["run", "keygen", "pair-token", "call", "version"]) {
-      const r = await runCli([command, "--help"]).done;
+      const r = await runCli([command, "--help"]);
       expect(r.code).toBe(0);
       expect(r.stdout).toContain(`Usage: qubes-air-agent ${command}`);
       expect(r.stdout).toMatch(/Examples?:/);
     }
-    expect((await runCli(["--version"]).done).stdout).toMatch(/^qubes-air-agent \d+\.\d+\.\d+/);
-    expect((await runCli(["frobnicate"]).done).code).toBe(2);
+    expect((await runCli(["--version"])).stdout).toMatch(/^qubes-air-agent \d+\.\d+\.\d+/);
+    expect((await runCli(["frobnicate"])).code).toBe(2);
   });
 
   test("keygen writes a 0600 key and prints its public key; it never overwrites", async () => {
     const out = join(makeDir(), "device.key");
-    const r = await runCli(["keygen", "--out", out]).done;
+    const r = await runCli(["keygen", "--out", out]);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^qa-pub:[0-9a-f]{64}\n$/);
     expect(readFileSync(out, "utf8")).toContain(r.stdout.trim());
-    const again = await runCli(["keygen", "--out", out]).done;
+    const again = await runCli(["keygen", "--out", out]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain("refusing to overwrite");
   });
