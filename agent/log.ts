@@ -4,13 +4,14 @@
  * prefixes and numbers.
  * Must never: write peer bytes (data, undecoded metadata, error text from a peer).
  */
+import { writeSync } from "node:fs";
 import { formatPublicKey } from "../core/session/key-text.ts";
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
 export type Log = (event: string, fields?: LogFields) => void;
 
-export function makeLog(write: (line: string) => void = (l) => process.stderr.write(l)): Log {
+export function makeLog(write: (line: string) => void = (l) => writeSync(2, l)): Log {
   return (event, fields = {}) => {
     const parts = [`qubes-air-agent: ${event}`];
     for (const [k, v] of Object.entries(fields)) {

@@ -14,13 +14,15 @@
  *   copy/alloc     the building blocks: zero-filled vs unsafe allocation, one copy (at offset 0
  *                  and at offset 2: on this AMD EPYC, a copy between buffers that are not
  *                  mutually aligned runs ~15x slower than an aligned one)
+ *   x25519.*       one Diffie-Hellman (an IK handshake does 5 per side, plus 1 key generation):
+ *                  @noble/curves (what dh25519 uses) vs node:crypto diffieHellman, in ops/s
  *   serial.*       a 16 KiB serial frame (SERIAL_MAX_BODY): encodeSerialFrame (CRC-32C + COBS),
  *                  SerialFrameReader.push of the encoded frame (COBS decode + CRC), both parts
  */
-import { createCipheriv } from "node:crypto";
+import { createCipheriv, createPrivateKey, createPublicKey, diffieHellman } from "node:crypto";
 import { parseArgs } from "node:util";
 import { aesgcmNonce } from "../core/noise/crypto.ts";
-import { chachaPolyNoble } from "../core/noise/crypto-noble.ts";
+import { chachaPolyNoble, dh25519 } from "../core/noise/crypto-noble.ts";
 import { vchanRecord } from "../core/vchan/messages.ts";
 import { crc32c } from "../core/wire/crc32c.ts";
 import { encodeSerialFrame, SerialFrameReader } from "../core/wire/serial-frame.ts";
@@ -157,12 +159,65 @@ function serial(): Record<string, number> {
   };
 }
 
+const ops: Record<string, number> = x25519();
+
+function opsPerSecond(fn: () => void): number {
+  for (let i = 0; i < 50; i++) fn();
+  let n = 0;
+  const t0 = performance.now();
+  while (performance.now() - t0 < BUDGET_MS) {
+    fn();
+    n++;
+  }
+  return n / ((performance.now() - t0) / 1000);
+}
+
+function x25519(): Record<string, number> {
+  const a = dh25519.generateKeyPair();
+  const b = dh25519.generateKeyPair();
+  // PKCS#8 / SPKI wrappers of raw X25519 keys (RFC 8410), for node:crypto KeyObjects.
+  const priv = createPrivateKey({
+    key: Buffer.concat([Buffer.from("302e020100300506032b656e04220420", "hex"), a.privateKey]),
+    format: "der",
+    type: "pkcs8",
+  });
+  const pub = createPublicKey({
+    key: Buffer.concat([Buffer.from("302a300506032b656e032100", "hex"), b.publicKey]),
+    format: "der",
+    type: "spki",
+  });
+  const same = Buffer.from(diffieHellman({ privateKey: priv, publicKey: pub })).equals(
+    Buffer.from(dh25519.dh(a.privateKey, b.publicKey)),
+  );
+  if (!same) throw new Error("node:crypto and @noble X25519 disagree");
+  return {
+    "x25519.noble dh (ops/s)": opsPerSecond(() => {
+      sink ^= dh25519.dh(a.privateKey, b.publicKey)[0]!;
+    }),
+    "x25519.node:crypto dh, KeyObjects made per call (ops/s)": opsPerSecond(() => {
+      const k = createPrivateKey({
+        key: Buffer.concat([Buffer.from("302e020100300506032b656e04220420", "hex"), a.privateKey]),
+        format: "der",
+        type: "pkcs8",
+      });
+      const p = createPublicKey({
+        key: Buffer.concat([Buffer.from("302a300506032b656e032100", "hex"), b.publicKey]),
+        format: "der",
+        type: "spki",
+      });
+      sink ^= diffieHellman({ privateKey: k, publicKey: p })[0]!;
+    }),
+  };
+}
+
 if (opts.json) {
-  process.stdout.write(`${JSON.stringify({ mbPerSecond: results, sink: sink & 0 }, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify({ mbPerSecond: results, opsPerSecond: ops, sink: sink & 0 }, null, 2)}\n`);
 } else {
   const w = Math.max(...Object.keys(results).map((k) => k.length)) + 2;
   process.stdout.write(`per 64 KiB record, one thread, MB/s of payload (${BUDGET_MS} ms each)\n`);
   for (const [k, v] of Object.entries(results))
     process.stdout.write(`  ${k.padEnd(w)}${v.toFixed(0).padStart(7)}\n`);
+  process.stdout.write("handshake crypto, ops/s\n");
+  for (const [k, v] of Object.entries(ops)) process.stdout.write(`  ${k.padEnd(w)}${v.toFixed(0).padStart(7)}\n`);
   if (sink === 0.5) process.stdout.write("\n");
 }
