@@ -4,12 +4,14 @@
  * TCP: every connection is a handshake attempt. At most MAX_HALF_OPEN handshakes run at once and
  * one source address may start one every handshakeMinIntervalMs; anything beyond is closed at
  * once (logged as refused, code handshake-rate), before any crypto runs.
- * tty: one session at a time on the line; when it ends the line is reopened and the handshake
+ * tty: one session at a time on the line; the handshake starts when the first bytes arrive (an
+ * idle line never times out). When a session ends the line is reopened and the handshake
  * frames the old link received but did not use are carried over (a host that restarted its
  * handshake is not lost). A line that fails at once backs off, up to TTY_BACKOFF_MAX_MS.
  * Must never: let a flood of connections run unbounded handshakes, or spin on a dead tty.
  */
 
+import type { Duplex } from "../core/session/duplex.ts";
 import { SerialRecordLink } from "../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../core/session/tcp-record-link.ts";
 import type { SerialFrame } from "../core/wire/serial-frame.ts";
@@ -83,6 +85,20 @@ export function sourceAddress(description: string): string {
   return host.replace(/^\[|\]$/g, "");
 }
 
+/** The stream with `first` (already read from it) delivered again before the rest. */
+function withFirst(stream: Duplex, first: Uint8Array | null): Duplex {
+  let pending = first;
+  return {
+    read() {
+      const p = pending;
+      pending = null;
+      return p ? Promise.resolve(p) : stream.read();
+    },
+    write: (data) => stream.write(data),
+    close: () => stream.close(),
+  };
+}
+
 export function listenTty(path: string, sessions: SessionManager, log: Log): Stoppable {
   let stopped = false;
   let wake: (() => void) | null = null;
@@ -100,16 +116,22 @@ export function listenTty(path: string, sessions: SessionManager, log: Log): Sto
     let backoff = TTY_BACKOFF_MIN_MS;
     let lineState: "up" | "down" | null = null;
     while (!stopped) {
-      const started = platform.monotonicMs();
+      let started = platform.monotonicMs();
       let ok = false;
       try {
         const stream = await openSerial(path);
         closeCurrent = () => stream.close();
         if (lineState !== "up") log("listening", { tty: path });
         lineState = "up";
-        const link = new SerialRecordLink(stream, undefined, carried);
-        ok = await sessions.serve(link, `serial ${path}`);
-        carried = link.carryOver();
+        // An idle line is not a handshake in progress: the handshake (and its deadline) starts
+        // with the first bytes, unless frames carried over from the last link are waiting.
+        const first = carried.length > 0 ? null : await stream.read();
+        started = platform.monotonicMs();
+        if (carried.length > 0 || first !== null) {
+          const link = new SerialRecordLink(withFirst(stream, first), undefined, carried);
+          ok = await sessions.serve(link, `serial ${path}`);
+          carried = link.carryOver();
+        }
         stream.close();
       } catch (error) {
         if (lineState !== "down") log("tty-unavailable", { tty: path, why: (error as Error).message });

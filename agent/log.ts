@@ -11,7 +11,7 @@ export type LogFields = Record<string, string | number | boolean | null | undefi
 
 export type Log = (event: string, fields?: LogFields) => void;
 
-export function makeLog(write: (line: string) => void = (l) => writeSync(2, l)): Log {
+export function makeLog(write: (line: string) => void = writeStderr): Log {
   return (event, fields = {}) => {
     const parts = [`qubes-air-agent: ${event}`];
     for (const [k, v] of Object.entries(fields)) {
@@ -21,6 +21,19 @@ export function makeLog(write: (line: string) => void = (l) => writeSync(2, l)):
     }
     write(`${parts.join(" ")}\n`);
   };
+}
+
+/**
+ * Writes a line to fd 2 at once, so it is out before the next event happens (and before a crash
+ * or process.exit); only if fd 2 is a full non-blocking pipe (EAGAIN) is the line queued on
+ * process.stderr instead.
+ */
+function writeStderr(line: string): void {
+  try {
+    writeSync(2, line);
+  } catch {
+    process.stderr.write(line);
+  }
 }
 
 /** `qa-pub:` and the first 8 hex digits: enough to tell hosts apart in a log. */

@@ -52,23 +52,27 @@ export class SessionManager {
    */
   async serve(link: RecordLink, via: string, handshakeDone: () => void = () => {}): Promise<boolean> {
     const { config, state, log } = this.d;
-    let token: Uint8Array | undefined;
-    try {
-      token = await state.readToken();
-    } catch (error) {
-      log("pairing-token-unusable", { why: (error as Error).message });
-    }
+    // The token is read when the host's offer arrives (an open tty may wait long for one), so a
+    // token created meanwhile with `pair-token` is seen.
+    const pairing: { token?: Uint8Array; allowCode: boolean } = { allowCode: config.allowCodePairing };
+    const readToken = async () => {
+      try {
+        pairing.token = await state.readToken();
+      } catch (error) {
+        log("pairing-token-unusable", { why: (error as Error).message });
+      }
+    };
     let c: Connected;
     try {
       c = await connectAsResponder(
         {
-          link: new GatedLink(link, () => state.persisted()),
+          link: new GatedLink(link, () => state.persisted(), readToken),
           resolver: this.d.resolver,
           staticKey: state.deviceKey,
           version: AGENT_VERSION,
           suites: this.d.suites,
           peers: state.peers,
-          pairing: { token, allowCode: config.allowCodePairing },
+          pairing,
         },
         { clock: systemClock, onOpen: this.d.onOpen },
       );
@@ -82,7 +86,7 @@ export class SessionManager {
     const peer = keyPrefix(e.peerKey);
     try {
       if (e.mode === "pair-psk") {
-        if (!token || !state.consumeToken(token)) throw new Error("token-used");
+        if (!pairing.token || !state.consumeToken(pairing.token)) throw new Error("token-used");
         await state.pin(e.peerKey);
         await state.deleteTokenFile();
       } else if (e.mode === "pair-code") {
@@ -140,12 +144,15 @@ function safeVersion(v: string): string {
 
 /**
  * A RecordLink whose handshake sends wait for `gate()`: the agent's state writes (the IK
- * timestamp accepted just before the reply) reach the disk before the reply leaves.
+ * timestamp accepted just before the reply) reach the disk before the reply leaves. `onOffer`
+ * runs once the first handshake message (the offer) arrived, before the handshake reads it.
  */
 export class GatedLink implements RecordLink {
+  private offered = false;
   constructor(
     readonly inner: RecordLink,
     private readonly gate: () => Promise<void>,
+    private readonly onOffer: () => Promise<void> = async () => {},
   ) {}
   get transport(): string {
     return this.inner.transport;
@@ -160,8 +167,13 @@ export class GatedLink implements RecordLink {
     await this.gate();
     await this.inner.sendHandshake(message);
   }
-  recvHandshake(): Promise<Uint8Array> {
-    return this.inner.recvHandshake();
+  async recvHandshake(): Promise<Uint8Array> {
+    const message = await this.inner.recvHandshake();
+    if (!this.offered) {
+      this.offered = true;
+      await this.onOffer();
+    }
+    return message;
   }
   setSendKey(cs: CipherState): void {
     this.inner.setSendKey(cs);

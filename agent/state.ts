@@ -82,14 +82,14 @@ export class AgentState {
     return this.writing;
   }
 
-  /** Pins a host key learned by pairing (a re-pairing keeps the entry, resetting its timestamp). */
+  /**
+   * Pins a host key learned by pairing. Re-pairing a pinned key keeps its last IK timestamp, so
+   * an IK message 1 recorded before the re-pairing still cannot be replayed.
+   */
   async pin(key: Uint8Array): Promise<void> {
     const text = formatPublicKey(key);
-    this.hosts.set(text, {
-      key: text,
-      pairedAt: new Date(platform.now()).toISOString(),
-      lastTimestamp: null,
-    });
+    const lastTimestamp = this.hosts.get(text)?.lastTimestamp ?? null;
+    this.hosts.set(text, { key: text, pairedAt: new Date(platform.now()).toISOString(), lastTimestamp });
     this.scheduleWrite();
     await this.writing;
   }

@@ -6,8 +6,8 @@
  *      (test/fixtures/link-peer.ts --sink);
  *   2. OpenSSH into `cat > /dev/null` over loopback, per fast cipher (bench/ssh.ts);
  *   3. raw TCP loopback, node:net with no crypto and no framing (bench/raw-tcp-peer.ts);
- *   4. our serial link over a socat pty pair, and raw bytes over the same kind of pair
- *      (bench/raw-pty-peer.ts);
+ *   4. our serial link over a socat pty pair, raw bytes over the same kind of pair with plain
+ *      node:fs, and raw bytes through transport/serial.ts alone (bench/raw-pty-peer.ts);
  *   5. IK reconnect handshake time (fresh process, and warm in one process) and agent memory.
  *
  * Output: a table, or with --json one JSON object. Exits non-zero only on an error, never for a
@@ -21,6 +21,7 @@ import { dh25519 } from "../core/noise/crypto-noble.ts";
 import { LINK_SUITES } from "../core/noise/suites.ts";
 import { type FixtureProcess, killAll, spawnFixture } from "../test/helpers/fixture-process.ts";
 import { warmHandshakes } from "./handshake.ts";
+import { ptyPair as basePtyPair, type PtyPair } from "./pty-pair.ts";
 import { findSshd, SSH_CIPHERS, type Sshd, sshTransfer, startSshd } from "./ssh.ts";
 
 const { values: opts } = parseArgs({
@@ -251,44 +252,21 @@ async function ssh(): Promise<SshFigures | { skipped: string }> {
 }
 
 // --- 4. serial over a pty pair ---
-interface PtyPair {
-  a: string;
-  b: string;
-  stop(): void;
-}
-
+/** A socat pty pair whose socat is also killed by cleanupAll(). */
 async function ptyPair(): Promise<PtyPair> {
-  const proc = Bun.spawn(["socat", "-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"], {
-    stdin: "ignore",
-    stdout: "ignore",
-    stderr: "pipe",
+  let kill = () => {};
+  const pair = await basePtyPair((stop) => {
+    kill = stop;
+    cleanups.add(stop);
   });
-  const stop = () => proc.kill();
-  cleanups.add(stop);
-  const decoder = new TextDecoder();
-  let text = "";
-  const reader = proc.stderr.getReader();
-  const timer = setTimeout(stop, 5000);
-  for (;;) {
-    const paths = [...text.matchAll(/PTY is (\/dev\/\S+)/g)].map((m) => m[1]!);
-    if (paths.length >= 2 && text.includes("starting data transfer")) {
-      clearTimeout(timer);
-      void (async () => {
-        while (!(await reader.read()).done) {} // keep draining socat's log
-      })();
-      return {
-        a: paths[0]!,
-        b: paths[1]!,
-        stop: () => {
-          stop();
-          cleanups.delete(stop);
-        },
-      };
-    }
-    const r = await reader.read();
-    if (r.done) throw new Error(`socat did not make a pty pair: ${text.trim()}`);
-    text += decoder.decode(r.value, { stream: true });
-  }
+  return {
+    a: pair.a,
+    b: pair.b,
+    stop: () => {
+      kill();
+      cleanups.delete(kill);
+    },
+  };
 }
 
 interface SerialFigures {
@@ -363,6 +341,7 @@ function ratio(x: number | undefined, y: number | undefined): number | null {
 
 async function main(): Promise<void> {
   const started = performance.now();
+  const loadAtStart = os.loadavg()[0]!;
   log(`bench: ${SECONDS} s per transfer, median of ${REPS}${quick ? " (quick)" : ""}`);
   log("  raw tcp...");
   const rawTcpFig = await rawTcp();
@@ -395,6 +374,9 @@ async function main(): Promise<void> {
       bun: Bun.version,
       kernel: os.release(),
       openssh: "version" in sshFig ? sshFig.version : null,
+      /** 1-minute load average: above ~0.5 on this 2-CPU VM, something else competed for the CPUs. */
+      loadAverageAtStart: round(loadAtStart, 2),
+      loadAverageAtEnd: round(os.loadavg()[0]!, 2),
     },
     settings: { quick, secondsPerTransfer: SECONDS, reps: REPS, handshakes: HANDSHAKES },
     ours: {
@@ -464,7 +446,8 @@ async function main(): Promise<void> {
   const out = [
     `qubes-air bench: ${report.machine.cpu}, ${report.machine.cpus} CPUs, Bun ${report.machine.bun}` +
       `${report.machine.openssh ? `, ${report.machine.openssh}` : ""}`,
-    `${SECONDS} s per transfer, median of ${REPS}; took ${report.durationSeconds} s`,
+    `${SECONDS} s per transfer, median of ${REPS}; took ${report.durationSeconds} s; ` +
+      `load average ${report.machine.loadAverageAtStart} at start, ${report.machine.loadAverageAtEnd} at end`,
     "",
     ...rows.map(([k, v]) => (v ? `${k.padEnd(width)}${v}` : k)),
     "",

@@ -56,11 +56,7 @@ export async function bridgeCall(sock: ByteStream, firstStdin: Uint8Array, chann
 }
 
 /** Answers a call that cannot run (unknown remote, link down) like a finished call. */
-export async function answerWithoutCall(
-  sock: ByteStream,
-  status: number,
-  message: string,
-): Promise<void> {
+export async function answerWithoutCall(sock: ByteStream, status: number, message: string): Promise<void> {
   const te = new TextEncoder();
   try {
     for (const m of [

@@ -63,7 +63,10 @@ export async function request(socket: string, message: CborMap): Promise<CborMap
 
 export function checked(answer: CborMap): CborMap {
   if (answer.ok === true) return answer;
-  throw new ConfigError(typeof answer.error === "string" ? answer.error : "the daemon refused the request", 1);
+  throw new ConfigError(
+    typeof answer.error === "string" ? answer.error : "the daemon refused the request",
+    1,
+  );
 }
 
 export interface CallTarget {

@@ -86,8 +86,14 @@ export async function serveConnection(sock: ByteStream, api: ControlApi): Promis
   sock.close();
 }
 
-async function serveCall(sock: ByteStream, reader: MessageReader, m: CborMap, api: ControlApi): Promise<void> {
-  const refuse = (status: number, message: string) => answerWithoutCall(sock, status, `qubes-air: ${message}`);
+async function serveCall(
+  sock: ByteStream,
+  reader: MessageReader,
+  m: CborMap,
+  api: ControlApi,
+): Promise<void> {
+  const refuse = (status: number, message: string) =>
+    answerWithoutCall(sock, status, `qubes-air: ${message}`);
   try {
     fields(m, ["op", "remote", "source", "service", "arg"]);
   } catch {
@@ -123,7 +129,8 @@ export function describeError(e: unknown): string {
   if (e instanceof ConfigError) return e.message;
   if (e instanceof TransportError) return e.message;
   if (e instanceof ProtocolError) {
-    if (e.code === "handshake-psk") return "the device refused the token (wrong token, or it was already used)";
+    if (e.code === "handshake-psk")
+      return "the device refused the token (wrong token, or it was already used)";
     if (e.code === "handshake-timeout") return "the device did not answer the handshake in time";
     if (e.code === "schema") return `bad request (${e.message})`;
     return `the handshake failed (${e.code})`;

@@ -91,7 +91,8 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 /** Field readers for request validation: each throws ProtocolError("schema") naming the field. */
 export function fields(m: CborMap, required: readonly string[], optional: readonly string[] = []): void {
   for (const key of Object.keys(m)) {
-    if (!required.includes(key) && !optional.includes(key)) throw new ProtocolError("schema", `unknown field ${key.slice(0, 32)}`);
+    if (!required.includes(key) && !optional.includes(key))
+      throw new ProtocolError("schema", `unknown field ${key.slice(0, 32)}`);
   }
   for (const key of required) if (!(key in m)) throw new ProtocolError("schema", `missing field ${key}`);
 }

@@ -13,9 +13,9 @@ import { dirname } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { makeResolver } from "../core/noise/suites.ts";
 import type { CborMap } from "../core/wire/cbor.ts";
+import { type Listener, platform } from "../platform/index.ts";
 import { generateKeyFile, loadKeyPair } from "../platform/key-file.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
-import { type Listener, platform } from "../platform/index.ts";
 import { rankLinkSuites } from "../platform/suite-ranking.ts";
 import { type ControlApi, serveConnection } from "./control-server.ts";
 import { byIdMatches, Hotplug } from "./hotplug.ts";
@@ -57,7 +57,9 @@ export class Daemon {
       await generateKeyFile(paths.hostKey);
       log(`created the host key ${paths.hostKey}`);
     }
-    const staticKey = await loadKeyPair(paths.hostKey, { keygenCommand: "remove it and restart the daemon; or" });
+    const staticKey = await loadKeyPair(paths.hostKey, {
+      keygenCommand: "remove it and restart the daemon; or",
+    });
     for (const entry of (await loadRegistry(paths.registry)).remotes) this.entries.set(entry.name, entry);
     const resolver = makeResolver(nativeCiphers());
     this.ctx = {
@@ -75,7 +77,9 @@ export class Daemon {
       log,
     };
     await ensureDir(dirname(paths.socket));
-    this.listener = await platform.unixListen(paths.socket, (s) => void serveConnection(s, this.api), { mode: 0o600 });
+    this.listener = await platform.unixListen(paths.socket, (s) => void serveConnection(s, this.api), {
+      mode: 0o600,
+    });
     for (const entry of this.entries.values()) this.addLink(entry);
     this.hotplug = new Hotplug(
       { byIdDir: this.o.byIdDir, netDir: this.o.netDir, intervalMs: this.o.hotplugIntervalMs },
@@ -102,7 +106,9 @@ export class Daemon {
       },
     );
     await this.hotplug.start();
-    log(`qubes-air daemon ${HOST_VERSION}: ${this.entries.size} remote qube(s), listening on ${paths.socket}`);
+    log(
+      `qubes-air daemon ${HOST_VERSION}: ${this.entries.size} remote qube(s), listening on ${paths.socket}`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -129,7 +135,9 @@ export class Daemon {
   }
 
   private persist(): Promise<void> {
-    const write = this.saving.then(() => saveRegistry(this.o.paths.registry, { remotes: [...this.entries.values()] }));
+    const write = this.saving.then(() =>
+      saveRegistry(this.o.paths.registry, { remotes: [...this.entries.values()] }),
+    );
     this.saving = write.catch(() => {});
     return write;
   }
@@ -147,7 +155,9 @@ export class Daemon {
     link: (name) => this.links.get(name),
     pair: async (req, talk) => {
       if (this.entries.has(req.name) || this.pairing.has(req.name)) {
-        throw new ConfigError(`${req.name} is already paired: unpair it first (qubes-air unpair ${req.name})`);
+        throw new ConfigError(
+          `${req.name} is already paired: unpair it first (qubes-air unpair ${req.name})`,
+        );
       }
       this.pairing.add(req.name);
       let paired: Awaited<ReturnType<typeof pair>>;

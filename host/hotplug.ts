@@ -68,9 +68,12 @@ export class Hotplug {
     this.serial = serial;
     this.net = net;
     if (!report || this.stopped) return;
-    for (const name of serial) if (!before.serial.has(name)) this.safely(() => this.events.serial(name, true));
-    for (const name of before.serial) if (!serial.has(name)) this.safely(() => this.events.serial(name, false));
-    for (const [iface, mac] of net) if (!before.net.has(iface)) this.safely(() => this.events.net(iface, mac, true));
+    for (const name of serial)
+      if (!before.serial.has(name)) this.safely(() => this.events.serial(name, true));
+    for (const name of before.serial)
+      if (!serial.has(name)) this.safely(() => this.events.serial(name, false));
+    for (const [iface, mac] of net)
+      if (!before.net.has(iface)) this.safely(() => this.events.net(iface, mac, true));
     for (const [iface, mac] of before.net) {
       if (!net.has(iface)) this.safely(() => this.events.net(iface, mac, false));
     }

@@ -26,7 +26,12 @@ export interface IncomingOptions {
   readonly log: (message: string) => void;
 }
 
-export function qrexecClientArgv(client: string, remote: string, target: string, serviceAndArg: string): string[] {
+export function qrexecClientArgv(
+  client: string,
+  remote: string,
+  target: string,
+  serviceAndArg: string,
+): string[] {
   return [client, `--source-qube=${remote}`, "--", target, serviceAndArg];
 }
 

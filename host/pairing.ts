@@ -11,6 +11,7 @@ import { isQubeName } from "../core/qrexec/names.ts";
 import { type Connected, connectAsInitiator } from "../core/session/establish.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
 import type { CborMap } from "../core/wire/cbor.ts";
+import { HANDSHAKE_TIMEOUT_MS } from "../core/wire/limits.ts";
 import type { ByteStream } from "../transport/transport.ts";
 import { fields, optionalText, text } from "./control-wire.ts";
 import type { LinkContext } from "./link-context.ts";
@@ -60,7 +61,8 @@ export function parsePairRequest(m: CborMap): PairRequest {
   if (token !== undefined && !(token instanceof Uint8Array && token.length === 32)) {
     throw new ConfigError("the token must be 32 bytes (64 hex digits)");
   }
-  if ((token === undefined) === (m.code !== true)) throw new ConfigError("give exactly one of a token or --code");
+  if ((token === undefined) === (m.code !== true))
+    throw new ConfigError("give exactly one of a token or --code");
   const usbSerial = optionalText(m, "usbSerial");
   if (usbSerial !== undefined && !isUsbSerial(usbSerial)) throw new ConfigError("bad USB serial");
   const macText = optionalText(m, "mac");
@@ -89,7 +91,9 @@ export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConvers
   };
   const serialPath = "serial" in req.transport ? await locateSerial(draft, ctx.byIdDir) : null;
   if ("serial" in req.transport && serialPath === null) {
-    throw new ConfigError("the serial device is not present: plug it in and attach it to this qube (qvm-usb)");
+    throw new ConfigError(
+      "the serial device is not present: plug it in and attach it to this qube (qvm-usb)",
+    );
   }
   const opened = await openTransport(req.transport, serialPath);
   const connected = await connectAsInitiator(
@@ -116,6 +120,23 @@ export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConvers
       connected.session.close();
       throw new ConfigError("the device did not confirm the code (its user refused, or it went away)");
     }
+  }
+  // The responder checks the last handshake message (and the token in it) after we sent it:
+  // only its answer to a ping shows that it accepted the pairing.
+  const accepted = await Promise.race([
+    connected.session.ping().then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), HANDSHAKE_TIMEOUT_MS).unref?.()),
+  ]);
+  if (!accepted) {
+    connected.session.close();
+    throw new ConfigError(
+      req.token
+        ? "the device did not accept the pairing: the token is wrong or was already used (make a new one)"
+        : "the device did not accept the pairing",
+    );
   }
   const now = nowIso();
   const entry: RemoteEntry = {

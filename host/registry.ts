@@ -50,7 +50,8 @@ const BY_ID = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,254}$/;
 const USB_SERIAL = /^[A-Za-z0-9_.:-]{1,64}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
-const HOSTNAME = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOSTNAME =
+  /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export function isZone(zone: string): boolean {
   return ZONE.test(zone);
@@ -96,11 +97,15 @@ export function parseRegistry(text: string, source: string): Registry {
   try {
     value = JSON.parse(text);
   } catch {
-    throw new ConfigError(`${source} is not valid JSON: restore it from a backup, or remove it and pair again`);
+    throw new ConfigError(
+      `${source} is not valid JSON: restore it from a backup, or remove it and pair again`,
+    );
   }
   const top = object(value, source, ["version", "remotes"]);
   if (top.version !== REGISTRY_VERSION) {
-    throw new ConfigError(`${source}: "version" must be ${REGISTRY_VERSION} (this qubes-air reads only that format)`);
+    throw new ConfigError(
+      `${source}: "version" must be ${REGISTRY_VERSION} (this qubes-air reads only that format)`,
+    );
   }
   if (!Array.isArray(top.remotes)) throw new ConfigError(`${source}: "remotes" must be an array`);
   const seen = new Set<string>();
@@ -119,11 +124,14 @@ function parseEntry(value: unknown, where: string): RemoteEntry {
   const o = object(value, where, ENTRY_FIELDS);
   const name = str(o, "name", where);
   if (!isQubeName(name)) {
-    throw new ConfigError(`${where}: "name" must be a qube name (a letter, then letters, digits, _ . -; at most 31)`);
+    throw new ConfigError(
+      `${where}: "name" must be a qube name (a letter, then letters, digits, _ . -; at most 31)`,
+    );
   }
   const at = `${where} ("${name}")`;
   const zone = str(o, "zone", at);
-  if (!isZone(zone)) throw new ConfigError(`${at}: "zone" must be 1-32 of a-z 0-9 _ . - (e.g. usb, lan, cloud)`);
+  if (!isZone(zone))
+    throw new ConfigError(`${at}: "zone" must be 1-32 of a-z 0-9 _ . - (e.g. usb, lan, cloud)`);
   const transport = parseTransport(o.transport, `${at}: "transport"`);
   const entry: RemoteEntry = {
     name,
@@ -162,12 +170,15 @@ export function parseTransport(value: unknown, where: string): TransportSpec {
   if (keys[0] === "byId") {
     const byId = str(s, "byId", `${where}.serial`);
     if (!isByIdName(byId)) {
-      throw new ConfigError(`${where}.serial: "byId" must be a name in /dev/serial/by-id/ (no "/"), e.g. usb-...-if00`);
+      throw new ConfigError(
+        `${where}.serial: "byId" must be a name in /dev/serial/by-id/ (no "/"), e.g. usb-...-if00`,
+      );
     }
     return { serial: { byId } };
   }
   const path = str(s, "path", `${where}.serial`);
-  if (!isSerialPath(path)) throw new ConfigError(`${where}.serial: "path" must be an absolute, normalised path`);
+  if (!isSerialPath(path))
+    throw new ConfigError(`${where}.serial: "path" must be an absolute, normalised path`);
   return { serial: { path } };
 }
 
@@ -206,11 +217,15 @@ export async function loadRegistry(path: string): Promise<Registry> {
   const st = await platform.stat(path);
   if (!st) return { remotes: [] };
   if (!st.isFile) throw new ConfigError(`${path} is not a regular file: move it away and pair again`);
-  if (st.size > REGISTRY_MAX_BYTES) throw new ConfigError(`${path} is larger than 1 MiB: it is not a registry`);
+  if (st.size > REGISTRY_MAX_BYTES)
+    throw new ConfigError(`${path} is larger than 1 MiB: it is not a registry`);
   const uid = typeof process.getuid === "function" ? process.getuid() : st.uid;
-  if (st.uid !== uid) throw new ConfigError(`${path} belongs to another user: it must be owned by the daemon's user`);
+  if (st.uid !== uid)
+    throw new ConfigError(`${path} belongs to another user: it must be owned by the daemon's user`);
   if ((st.mode & 0o022) !== 0) {
-    throw new ConfigError(`${path} is writable by group or others, so its pinned keys cannot be trusted: chmod 600 ${path}`);
+    throw new ConfigError(
+      `${path} is writable by group or others, so its pinned keys cannot be trusted: chmod 600 ${path}`,
+    );
   }
   let text: string;
   try {

@@ -16,9 +16,10 @@
  * Must never: read all of stdin before calling, print a name that failed validation, or exit
  * with a status the remote did not send (except 125/126 for our own failures, with a message).
  */
+
+import { ConfigError } from "../core/errors.ts";
 import { EXIT_PROBLEM, EXIT_REFUSED } from "../core/qrexec/call-protocol.ts";
 import { isArgument, isQubeName, isServiceName } from "../core/qrexec/names.ts";
-import { ConfigError } from "../core/errors.ts";
 import { platform } from "../platform/index.ts";
 import type { ByteSink, ByteSource } from "../transport/transport.ts";
 import { type CallTarget, openDaemonCall } from "./client.ts";
@@ -79,13 +80,17 @@ export async function planRelay(ctx: RelayContext): Promise<Plan> {
   let remote: string;
   if (mapped !== null) remote = mapped;
   else if (serviceName === CALL_SERVICE) remote = target;
-  else return { refuse: `${target} is not a remote qube relayed by this qube (no /remote/${target} in QubesDB)` };
+  else
+    return {
+      refuse: `${target} is not a remote qube relayed by this qube (no /remote/${target} in QubesDB)`,
+    };
   if (remote.startsWith("@") || !isQubeName(remote)) return { refuse: `invalid remote name for ${target}` };
   return { call: { remote, source, service, arg } };
 }
 
 export async function runRelay(ctx: RelayContext, io: RelayIo): Promise<number> {
-  const say = (m: string) => io.stderr.write(new TextEncoder().encode(`qubes-air relay: ${m}\n`)).catch(() => {});
+  const say = (m: string) =>
+    io.stderr.write(new TextEncoder().encode(`qubes-air relay: ${m}\n`)).catch(() => {});
   const plan = await planRelay(ctx);
   if ("refuse" in plan) {
     await say(`refused: ${plan.refuse}`);

@@ -16,9 +16,9 @@ import { parsePublicKey } from "../core/session/key-text.ts";
 import type { Channel } from "../core/vchan/channel.ts";
 import { platform } from "../platform/index.ts";
 import type { ByteStream } from "../transport/transport.ts";
+import { type LinkContext, tuningFor } from "./link-context.ts";
 import type { RemoteEntry } from "./registry.ts";
 import { failureCode, locateSerial, openTransport } from "./transport-open.ts";
-import { type LinkContext, tuningFor } from "./link-context.ts";
 
 export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 30_000;
@@ -48,7 +48,7 @@ export class RemoteLink {
   }
 
   get isUp(): boolean {
-    return this.connected !== null && this.connected.session.isOpen;
+    return this.connected?.session.isOpen === true;
   }
 
   /** Starts the connect loop; `adopted` is a session that pairing just established. */
@@ -152,6 +152,8 @@ export class RemoteLink {
   private async runSession(c: Connected): Promise<void> {
     const started = platform.monotonicMs();
     this.peerVersion = c.session.peerVersion;
+    // One round trip before "up", so list shows an RTT from the start.
+    this.rttMs = await Promise.race([c.session.ping().catch(() => null), c.session.closed.then(() => null)]);
     this.seen(true);
     this.setState("up");
     const ping = () =>
@@ -162,7 +164,6 @@ export class RemoteLink {
         },
         () => {},
       );
-    void ping();
     const timer = setInterval(ping, this.ctx.keepaliveMs);
     const end = await c.session.closed;
     clearInterval(timer);
@@ -208,7 +209,8 @@ export class RemoteLink {
   private setState(state: string): void {
     if (state === this.state) return;
     this.state = state;
-    const extra = state === "up" ? ` (agent ${this.peerVersion})` : "";
+    const rtt = this.rttMs === null ? "" : `, rtt ${this.rttMs.toFixed(2)} ms`;
+    const extra = state === "up" ? ` (agent ${this.peerVersion}${rtt})` : "";
     this.ctx.log(`${this.name}: ${state}${extra}`);
   }
 }

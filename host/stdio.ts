@@ -101,7 +101,8 @@ export function fdSink(fd: number, description: string, closeFd: boolean): ByteS
     description,
     closed: closedP,
     write(data) {
-      if (writeClosed) return Promise.reject(new TransportError(`${description}: write after close`, "write-closed"));
+      if (writeClosed)
+        return Promise.reject(new TransportError(`${description}: write after close`, "write-closed"));
       if (data.length === 0) return Promise.resolve();
       const done = chain.then(() => writeAll(data));
       chain = done.catch(() => {});

@@ -43,7 +43,11 @@ export async function locateSerial(entry: RemoteEntry, byIdDir: string): Promise
 }
 
 /** Opens a TCP remote, or the serial tty `serialPath` (from locateSerial). */
-export async function openTransport(t: TransportSpec, serialPath: string | null, o: OpenOptions = {}): Promise<OpenedLink> {
+export async function openTransport(
+  t: TransportSpec,
+  serialPath: string | null,
+  o: OpenOptions = {},
+): Promise<OpenedLink> {
   if ("tcp" in t) {
     const addr = parseTcpAddress(t.tcp);
     if (!addr) throw new ConfigError(`bad tcp address ${t.tcp}`);

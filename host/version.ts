@@ -1,3 +1,4 @@
-/** The host's version: `qubes-air version`, and the string sent in the handshake payload. */
+/** The host's version: `qubes-air version`, and the version sent in the handshake payload. */
 export const VERSION = "0.1.0";
-export const HOST_VERSION = `qubes-air-host/${VERSION}`;
+/** The handshake carries it as [0-9A-Za-z.+_-]{1,32} (core/session/messages.ts). */
+export const HOST_VERSION = VERSION;

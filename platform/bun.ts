@@ -26,7 +26,11 @@ interface WebSourceOptions {
 }
 
 /** A web ReadableStream (Bun's pipes and pollable files) as a ByteSource. */
-function webSource(rs: ReadableStream<Uint8Array>, description: string, opts: WebSourceOptions = {}): ByteSource {
+function webSource(
+  rs: ReadableStream<Uint8Array>,
+  description: string,
+  opts: WebSourceOptions = {},
+): ByteSource {
   const reader = rs.getReader();
   let reading = false;
   let isClosed = false;
@@ -85,8 +89,12 @@ function webSource(rs: ReadableStream<Uint8Array>, description: string, opts: We
   };
 }
 
-/** Bun's FileSink (a child's stdin) as a ByteSink: each write is flushed before it resolves. */
-function fileSink(sink: Bun.FileSink, description: string): ByteSink {
+/**
+ * Bun's FileSink (a child's stdin) as a ByteSink: each write is flushed before it resolves.
+ * FileSink reports EPIPE for a write pending when the child exits, but silently drops writes
+ * made after that, so `gone()` (the child has exited) turns those into EPIPE too.
+ */
+function fileSink(sink: Bun.FileSink, description: string, gone: () => boolean): ByteSink {
   let writeClosed = false;
   let isClosed = false;
   let ending: Promise<void> | null = null;
@@ -112,6 +120,7 @@ function fileSink(sink: Bun.FileSink, description: string): ByteSink {
         throw new TransportError(`${description}: write after close`, isClosed ? "closed" : "write-closed");
       }
       if (data.length === 0) return;
+      if (gone()) throw new TransportError(`${description}: the process has exited`, "EPIPE");
       try {
         await sink.write(data);
         await sink.flush();
@@ -138,7 +147,11 @@ const signalNames = new Map(Object.entries(osConstants.signals).map(([name, n]) 
 async function bunSpawn(argv: readonly string[], options: SpawnOptions = {}): Promise<ChildProcess> {
   assert(argv.length > 0 && argv[0] !== "", "spawn: empty argv");
   const name = argv[0]!;
-  let proc: Bun.Subprocess<"pipe" | "inherit" | "ignore", "pipe" | "inherit" | "ignore", "pipe" | "inherit" | "ignore">;
+  let proc: Bun.Subprocess<
+    "pipe" | "inherit" | "ignore",
+    "pipe" | "inherit" | "ignore",
+    "pipe" | "inherit" | "ignore"
+  >;
   try {
     proc = Bun.spawn([...argv], {
       env: options.env ?? process.env,
@@ -160,7 +173,10 @@ async function bunSpawn(argv: readonly string[], options: SpawnOptions = {}): Pr
   const err = proc.stderr;
   return {
     pid: proc.pid,
-    stdin: typeof proc.stdin === "object" && proc.stdin ? fileSink(proc.stdin, `${name} stdin`) : null,
+    stdin:
+      typeof proc.stdin === "object" && proc.stdin
+        ? fileSink(proc.stdin, `${name} stdin`, () => proc.exitCode !== null || proc.signalCode !== null)
+        : null,
     stdout: out instanceof ReadableStream ? webSource(out, `${name} stdout`) : null,
     stderr: err instanceof ReadableStream ? webSource(err, `${name} stderr`) : null,
     exited,

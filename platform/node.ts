@@ -14,7 +14,12 @@ import * as path from "node:path";
 import * as tty from "node:tty";
 import { assert, ConfigError } from "../core/errors.ts";
 import { duplexStream, readableSource, writableSink } from "../transport/node-stream.ts";
-import { type ByteSource, type ByteStream, TransportError, toTransportError } from "../transport/transport.ts";
+import {
+  type ByteSource,
+  type ByteStream,
+  TransportError,
+  toTransportError,
+} from "../transport/transport.ts";
 import type { ChildProcess, ExitInfo, FileStat, Listener, Platform, SpawnOptions } from "./platform.ts";
 import { SpawnError } from "./platform.ts";
 
@@ -46,7 +51,8 @@ export async function nodeSpawn(argv: readonly string[], options: SpawnOptions =
     stdout: child.stdout ? readableSource(child.stdout, `${name} stdout`) : null,
     stderr: child.stderr ? readableSource(child.stderr, `${name} stderr`) : null,
     exited,
-    kill: (signal = "SIGTERM") => child.exitCode === null && child.signalCode === null && child.kill(signal as NodeJS.Signals),
+    kill: (signal = "SIGTERM") =>
+      child.exitCode === null && child.signalCode === null && child.kill(signal as NodeJS.Signals),
   };
 }
 
@@ -121,13 +127,11 @@ export function randomBytes(n: number): Uint8Array {
 
 // --- unix sockets ---
 
-function listenOnce(
-  p: string,
-  mode: number,
-  onConnection: (s: ByteStream) => void,
-): Promise<net.Server> {
+function listenOnce(p: string, mode: number, onConnection: (s: ByteStream) => void): Promise<net.Server> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer({ allowHalfOpen: true }, (sock) => onConnection(duplexStream(sock, `unix ${p}`)));
+    const server = net.createServer({ allowHalfOpen: true }, (sock) =>
+      onConnection(duplexStream(sock, `unix ${p}`)),
+    );
     server.once("error", reject);
     // bind() happens inside listen(): the umask makes the socket file private from the start
     // (chmod afterwards alone would leave a window).
@@ -152,7 +156,10 @@ export async function unixListen(
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "EADDRINUSE") throw toTransportError(`unix ${p}: listen`, e);
     const live = await unixConnect(p).then(
-      (s) => (s.close(), true),
+      (s) => {
+        s.close();
+        return true;
+      },
       () => false,
     );
     if (live) throw new ConfigError(`${p} is in use by a running daemon: stop it before starting another`);

@@ -49,6 +49,9 @@ class Direction {
 
 class MemoryStream implements ByteStream {
   private writeClosed = false;
+  /** close() was called here (writes then fail "closed" rather than "EPIPE"). */
+  private closedHere = false;
+  /** Both directions are over, by close() or by EOF both ways. */
   private isClosed = false;
   private resolveClosed!: () => void;
   readonly closed = new Promise<void>((r) => {
@@ -76,9 +79,10 @@ class MemoryStream implements ByteStream {
   }
 
   private checkWritable(): void {
-    if (this.isClosed) throw new TransportError(`${this.description}: write after close`, "closed");
-    if (this.writeClosed) throw new TransportError(`${this.description}: write after closeWrite`, "write-closed");
+    if (this.closedHere) throw new TransportError(`${this.description}: write after close`, "closed");
     if (this.outgoing.readerGone) throw new TransportError(`${this.description}: peer closed`, "EPIPE");
+    if (this.writeClosed)
+      throw new TransportError(`${this.description}: write after closeWrite`, "write-closed");
   }
 
   async closeWrite(): Promise<void> {
@@ -91,7 +95,8 @@ class MemoryStream implements ByteStream {
   }
 
   close(): void {
-    if (this.isClosed) return;
+    if (this.closedHere) return;
+    this.closedHere = true;
     this.isClosed = true;
     // Bytes we already sent stay readable by the peer, then it sees EOF; bytes sent to us are dropped.
     this.outgoing.queue.end();

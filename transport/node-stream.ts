@@ -134,7 +134,11 @@ export function duplexStream(
 }
 
 /** A read-only stream (a child's stdout, a tty.ReadStream). */
-export function readableSource(r: Readable, description: string, options: NodeStreamOptions = {}): ByteSource {
+export function readableSource(
+  r: Readable,
+  description: string,
+  options: NodeStreamOptions = {},
+): ByteSource {
   return adapt({ readable: r, writable: null, handle: r }, description, options);
 }
 

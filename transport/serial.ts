@@ -1,12 +1,20 @@
 /**
  * A serial line (USB CDC-ACM, USB gadget ttyGS0, FTDI, or a pty in tests) as a ByteStream.
  * The tty is put in raw 8N1 mode with stty, read through the platform's event-loop tty reader
- * and written with non-blocking node:fs writes.
+ * and written with node:fs writes.
  *
  * Never uses `serialport` (it crashes under Bun) and never opens the tty without O_NOCTTY (a
  * session leader such as a systemd service would make it its controlling terminal and die of
- * SIGHUP when the cable is pulled). Never keeps a write blocked in a thread pool: such a write
- * outlives close() and pins a pool thread while the peer does not read.
+ * SIGHUP when the cable is pulled).
+ *
+ * Why writes are blocking writes in the runtime's thread pool: neither runtime can wait for a tty
+ * to become writable. Node's tty.WriteStream and Bun's FileSink write a tty synchronously and
+ * freeze the event loop while the peer does not read (measured on a pty pair), and retrying
+ * non-blocking writes on EAGAIN reached only ~45% of raw pty throughput. A pooled write sleeps in
+ * the kernel and wakes exactly when there is room: raw speed, loop stays live. Its cost: a write
+ * the peer never drains pins one pool thread, even past close() (closing an fd does not wake a
+ * blocked write). So each device has at most one write in flight process-wide: a reopened stream
+ * queues behind its predecessor's, and a dead peer pins one thread per device, never more.
  */
 
 import * as fs from "node:fs";
@@ -44,15 +52,8 @@ export const STTY_RAW_ARGS = [
   "-cstopb",
 ] as const;
 
-/**
- * While the line's output buffer is full (EAGAIN) we retry: first on the next event-loop turns
- * (a pty or USB endpoint usually drains within microseconds, and a 1 ms timer cut pty throughput
- * to a third), then with a growing timer so a peer that stopped reading costs no CPU. This only
- * happens while a write is pending, never when idle. Node cannot poll a non-pty tty for
- * writability (libuv makes such writes blocking on the loop thread), hence the retry.
- */
-const WRITE_RETRY_TURNS = 64;
-const WRITE_RETRY_MAX_MS = 16;
+/** Per device (st_rdev): the last write issued on it by any stream, see the header. */
+const inFlight = new Map<number, Promise<unknown>>();
 
 export async function openSerial(path: string, options: SerialOptions = {}): Promise<ByteStream> {
   const p = options.platform ?? defaultPlatform;
@@ -64,7 +65,9 @@ export async function openSerial(path: string, options: SerialOptions = {}): Pro
     );
   }
   if (!st.isCharDevice) {
-    throw new ConfigError(`${path} is not a serial device: give a tty such as /dev/serial/by-id/... or /dev/ttyACM0`);
+    throw new ConfigError(
+      `${path} is not a serial device: give a tty such as /dev/serial/by-id/... or /dev/ttyACM0`,
+    );
   }
   if (options.baud !== undefined) {
     assert(Number.isInteger(options.baud) && options.baud > 0, "serial baud must be a positive integer");
@@ -105,29 +108,19 @@ async function configure(p: Platform, path: string, baud: number | undefined): P
 }
 
 function openWriteFd(path: string): Promise<number> {
-  const { O_WRONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
+  const { O_WRONLY, O_NOCTTY } = fs.constants;
   return new Promise((resolve, reject) =>
-    fs.open(path, O_WRONLY | O_NOCTTY | O_NONBLOCK, (e, fd) =>
+    fs.open(path, O_WRONLY | O_NOCTTY, (e, fd) =>
       e ? reject(toTransportError(`serial ${path}: open`, e)) : resolve(fd),
     ),
   );
 }
 
-/**
- * One non-blocking write(2). Synchronous on purpose: with O_NONBLOCK it never blocks, and it
- * costs a syscall instead of a thread-pool round trip per chunk.
- */
-function writeOnce(fd: number, data: Uint8Array, off: number): number | "again" {
-  try {
-    return fs.writeSync(fd, data, off, data.length - off);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "EAGAIN") return "again";
-    throw e;
-  }
+function writeOnce(fd: number, data: Uint8Array, off: number): Promise<number> {
+  return new Promise((resolve, reject) =>
+    fs.write(fd, data, off, data.length - off, null, (e, n) => (e ? reject(e) : resolve(n))),
+  );
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const nextTurn = () => new Promise<void>((r) => setImmediate(r));
 
 /**
  * The stream over an open reader and a non-blocking write fd. A serial line has no half-close:
@@ -137,36 +130,28 @@ const nextTurn = () => new Promise<void>((r) => setImmediate(r));
  */
 function serialStream(path: string, reader: ByteSource, fd: number): ByteStream {
   const description = `serial ${path}`;
-  let chain: Promise<unknown> = Promise.resolve();
+  const device = fs.fstatSync(fd).rdev;
   let writeClosed = false;
   let isClosed = false;
   let failure: TransportError | null = null;
+  let last: Promise<unknown> = Promise.resolve();
+  // close() must fail pending writes now, even one whose write(2) is blocked in the pool.
+  const pending = new Set<(e: TransportError) => void>();
   let resolveFdClosed!: () => void;
   const fdClosed = new Promise<void>((r) => {
     resolveFdClosed = r;
   });
 
   const writeAll = async (data: Uint8Array) => {
-    let off = 0;
-    let retries = 0;
-    while (off < data.length) {
+    for (let off = 0; off < data.length; ) {
       if (isClosed) throw new TransportError(`${description}: closed`, "closed");
       if (failure) throw failure;
-      let r: number | "again";
       try {
-        r = writeOnce(fd, data, off);
+        off += await writeOnce(fd, data, off);
       } catch (e) {
         // EIO: the other end went away (cable pulled, pty closed).
         failure ??= toTransportError(description, e);
         throw failure;
-      }
-      if (r === "again") {
-        retries++;
-        if (retries <= WRITE_RETRY_TURNS) await nextTurn();
-        else await sleep(Math.min(2 ** (retries - WRITE_RETRY_TURNS - 1), WRITE_RETRY_MAX_MS));
-      } else {
-        off += r;
-        retries = 0;
       }
     }
   };
@@ -182,21 +167,34 @@ function serialStream(path: string, reader: ByteSource, fd: number): ByteStream 
       }
       if (failure) return Promise.reject(failure);
       if (data.length === 0) return Promise.resolve();
-      const done = chain.then(() => writeAll(data));
-      chain = done.catch(() => {});
-      return done;
+      const prev = inFlight.get(device) ?? Promise.resolve();
+      const done = prev.then(() => writeAll(data));
+      const settled = done.catch(() => {});
+      inFlight.set(device, settled);
+      last = settled;
+      void settled.then(() => {
+        if (inFlight.get(device) === settled) inFlight.delete(device);
+      });
+      return new Promise<void>((resolve, reject) => {
+        pending.add(reject);
+        done.then(resolve, reject).finally(() => pending.delete(reject));
+      });
     },
     closeWrite() {
       writeClosed = true;
-      return chain.then(() => {});
+      return last.then(() => {});
     },
     close() {
       if (isClosed) return;
       isClosed = true;
       writeClosed = true;
       reader.close();
-      // Close the fd only once no fs.write can still be using it (an fd number is reused).
-      void chain.then(() => fs.close(fd, () => resolveFdClosed()));
+      const e = new TransportError(`${description}: closed`, "closed");
+      for (const reject of pending) reject(e);
+      pending.clear();
+      // Safe with a write still blocked on it: the kernel keeps the file until that write
+      // returns, and no later write of ours uses the (reusable) fd number.
+      fs.close(fd, () => resolveFdClosed());
     },
   };
 }

@@ -5,16 +5,26 @@
  * over tcpConnect), since the real host daemon is separate work.
  * Waiting is event-driven (log lines, process exit): no sleeps.
  */
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import {
+  chmodSync,
+  createReadStream,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import { makeResolver } from "../../core/noise/suites.ts";
+import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import { systemClock } from "../../core/session/duplex.ts";
 import { type Connected, connectAsInitiator } from "../../core/session/establish.ts";
-import type { HandshakeMode } from "../../core/session/messages.ts";
 import { generateStaticKeyPair, type StaticKeyPair } from "../../core/session/key-text.ts";
+import type { HandshakeMode } from "../../core/session/messages.ts";
+import { SerialRecordLink } from "../../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
 import { platform } from "../../platform/index.ts";
@@ -22,6 +32,7 @@ import { nativeCiphers } from "../../platform/native-aead.ts";
 import type { ChildProcess } from "../../platform/platform.ts";
 import { rankLinkSuites } from "../../platform/suite-ranking.ts";
 import { runCall } from "../../runtime/call-client.ts";
+import { openSerial } from "../../transport/serial.ts";
 import { tcpConnect } from "../../transport/tcp.ts";
 import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 
@@ -40,13 +51,17 @@ export interface AgentOptions {
   env?: Record<string, string>;
   /** Reuse a directory (restart the agent with the same state). */
   dir?: string;
+  /** The host's end of a pty pair whose other end the config's listen.tty names. */
+  hostTty?: string;
 }
 
 export interface AgentProcess {
   readonly dir: string;
   readonly configPath: string;
   readonly socket: string;
+  /** The TCP port, or the host's tty path when the agent listens on a tty. */
   readonly port: number;
+  readonly via: number | string;
   readonly proc: ChildProcess;
   readonly lines: string[];
   /** The next log line (from the start, or after the last one matched) matching `re`. */
@@ -64,20 +79,36 @@ export function cleanup(): void {
   dirs.clear();
 }
 
-/** Starts `bun agent/main.ts ARGS` (the runtime running this test) through the platform layer. */
-export async function spawnAgentCli(args: string[], env: Record<string, string> = {}): Promise<ChildProcess> {
+/**
+ * Starts `bun agent/main.ts ARGS` (the runtime running this test) through the platform layer;
+ * with AGENT_NODE_BUNDLE=FILE (made by `bun build --target=node agent/main.ts`), `node FILE ARGS`.
+ * `redirect` gives files (or a FIFO) for stdin/stdout/stderr, set up by /bin/sh before exec (the
+ * pid stays the agent's). The test reads the agent's output through files, not pipes: under
+ * Bun 1.4.5 the test process sometimes stopped receiving a child's pipe output while bytes sat
+ * in the socket's receive queue (seen with both node:child_process and Bun.spawn).
+ */
+export async function spawnAgentCli(
+  args: string[],
+  env: Record<string, string> = {},
+  redirect: { stdin?: string; stdout?: string; stderr?: string } = {},
+): Promise<ChildProcess> {
   const merged: Record<string, string> = {};
   for (const [k, v] of Object.entries({ ...process.env, ...env })) if (v !== undefined) merged[k] = v;
-  const p = await platform.spawn([process.execPath, MAIN, ...args], { env: merged });
+  merged.QA_IN = redirect.stdin ?? "/dev/null";
+  merged.QA_OUT = redirect.stdout ?? "/dev/null";
+  merged.QA_ERR = redirect.stderr ?? "/dev/null";
+  const bundle = process.env.AGENT_NODE_BUNDLE;
+  const argv = bundle ? ["node", bundle, ...args] : [process.execPath, MAIN, ...args];
+  const shell = 'exec "$0" "$@" <"$QA_IN" >"$QA_OUT" 2>"$QA_ERR"';
+  const p = await platform.spawn(["/bin/sh", "-c", shell, ...argv], {
+    env: merged,
+    stdin: "ignore",
+    stdout: "ignore",
+    stderr: "ignore",
+  });
   running.add(p);
   void p.exited.then(() => running.delete(p));
   return p;
-}
-
-async function readAll(source: ChildProcess["stdout"], onText: (s: string) => void): Promise<void> {
-  const decoder = new TextDecoder();
-  if (!source) return;
-  for (let c = await source.read(); c !== null; c = await source.read()) onText(decoder.decode(c, { stream: true }));
 }
 
 export function makeDir(): string {
@@ -88,7 +119,8 @@ export function makeDir(): string {
 
 export function writeAgentFiles(o: AgentOptions): { dir: string; configPath: string } {
   const dir = o.dir ?? makeDir();
-  for (const sub of ["policy", "rpc", "home", "state"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  for (const sub of ["policy", "rpc", "home", "state"])
+    mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
   chmodSync(join(dir, "state"), 0o700);
   writeFileSync(join(dir, "policy", "50-qubes-air.policy"), readFileSync(DEFAULT_POLICY, "utf8"));
   for (const [name, text] of Object.entries(o.policy ?? {})) writeFileSync(join(dir, "policy", name), text);
@@ -112,27 +144,35 @@ export function writeAgentFiles(o: AgentOptions): { dir: string; configPath: str
   return { dir, configPath };
 }
 
+let serial = 0;
+
 export async function runCli(args: string[], env: Record<string, string> = {}, stdin?: Uint8Array) {
-  const p = await spawnAgentCli(args, env);
-  let stdout = "";
-  let stderr = "";
-  if (stdin) await p.stdin!.write(stdin);
-  await p.stdin!.closeWrite();
-  await Promise.all([readAll(p.stdout, (t) => (stdout += t)), readAll(p.stderr, (t) => (stderr += t))]);
+  const base = join(makeDir(), `cli-${serial++}`);
+  const files = { stdin: `${base}.in`, stdout: `${base}.out`, stderr: `${base}.err` };
+  writeFileSync(files.stdin, stdin ?? new Uint8Array(0));
+  const p = await spawnAgentCli(args, env, files);
   const { code } = await p.exited;
-  return { code, stdout, stderr };
+  return { code, stdout: readFileSync(files.stdout, "utf8"), stderr: readFileSync(files.stderr, "utf8") };
 }
 
 export async function startAgent(o: AgentOptions = {}): Promise<AgentProcess> {
   const { dir, configPath } = writeAgentFiles(o);
-  const proc = await spawnAgentCli(["run", "--config", configPath], { HOME: join(dir, "home"), ...o.env });
-  void proc.stdin?.closeWrite();
-  void readAll(proc.stdout, () => {});
+  const fifo = join(dir, `agent-log-${serial++}.fifo`);
+  execFileSync("mkfifo", [fifo]);
+  const proc = await spawnAgentCli(
+    ["run", "--config", configPath],
+    { HOME: join(dir, "home"), ...o.env },
+    {
+      stderr: fifo,
+    },
+  );
+  // A blocking read of a FIFO runs in the thread pool: no poll readiness involved.
+  const log = createReadStream(fifo, { encoding: "utf8" });
   const lines: string[] = [];
   const waiters: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
   let consumed = 0;
   let buffer = "";
-  void readAll(proc.stderr, (t) => {
+  log.on("data", (t) => {
     buffer += t;
     for (let nl = buffer.indexOf("\n"); nl >= 0; nl = buffer.indexOf("\n")) {
       const line = buffer.slice(0, nl);
@@ -160,11 +200,14 @@ export async function startAgent(o: AgentOptions = {}): Promise<AgentProcess> {
     }
     return new Promise<RegExpMatchArray>((resolve, reject) => {
       waiters.push({ re, resolve });
-      void exited.then((code) => reject(new Error(`agent exited (${code}) before ${re}:\n${lines.join("\n")}`)));
+      void exited.then((code) =>
+        reject(new Error(`agent exited (${code}) before ${re}:\n${lines.join("\n")}`)),
+      );
     });
   };
-  const port = Number((await waitLine(/listening tcp=\S+ port=(\d+)/))[1]);
-  return { dir, configPath, socket: join(dir, "agent.sock"), port, proc, lines, waitLine, exited };
+  const port = Number((await waitLine(/listening (?:tcp=\S+ port=(\d+)|tty=)/))[1] ?? 0);
+  const via = o.hostTty ?? port;
+  return { dir, configPath, socket: join(dir, "agent.sock"), port, via, proc, lines, waitLine, exited };
 }
 
 const resolver = makeResolver(nativeCiphers());
@@ -185,11 +228,13 @@ export interface HostOptions {
   onOpen?: (channel: Channel, meta: Uint8Array) => void;
 }
 
-export async function connectHost(port: number, o: HostOptions): Promise<Connected> {
-  const stream = await tcpConnect("127.0.0.1", port);
+/** Connects to a TCP port, or over a tty (a path) with a fresh handshake attempt id. */
+export async function connectHost(to: number | string, o: HostOptions): Promise<Connected> {
+  const stream = typeof to === "number" ? await tcpConnect("127.0.0.1", to) : await openSerial(to);
+  const attempt = new DataView(platform.randomBytes(8).buffer).getBigUint64(0);
   return connectAsInitiator(
     {
-      link: new TcpRecordLink(stream),
+      link: typeof to === "number" ? new TcpRecordLink(stream) : new SerialRecordLink(stream, attempt),
       resolver,
       staticKey: o.hostKey,
       version: "test-host-1",
@@ -209,7 +254,7 @@ export async function pairHost(agent: AgentProcess, onOpen?: HostOptions["onOpen
   if (r.code !== 0) throw new Error(`pair-token failed: ${r.stderr}`);
   const token = Uint8Array.from(Buffer.from(r.stdout.trim(), "hex"));
   const hostKey = generateStaticKeyPair();
-  const c = await connectHost(agent.port, { mode: "pair-psk", hostKey, token, onOpen });
+  const c = await connectHost(agent.via, { mode: "pair-psk", hostKey, token, onOpen });
   await agent.waitLine(/session-up/);
   return { c, hostKey, token, deviceKey: c.established.peerKey };
 }
@@ -227,7 +272,12 @@ export async function hostCall(
   stdin: Uint8Array | string | null = null,
 ): Promise<CallResult> {
   const channel = c.vchan.open(
-    encodeCallRequest({ source: request.source ?? "work", target: request.target ?? DEVICE, service: request.service, arg: request.arg ?? "" }),
+    encodeCallRequest({
+      source: request.source ?? "work",
+      target: request.target ?? DEVICE,
+      service: request.service,
+      arg: request.arg ?? "",
+    }),
   );
   const out = collector();
   const err = collector();
@@ -238,7 +288,13 @@ export async function hostCall(
 
 export function once(data: Uint8Array): Pick<ByteSource, "read"> {
   let sent = false;
-  return { read: async () => (sent ? null : ((sent = true), data)) };
+  return {
+    read: async () => {
+      if (sent) return null;
+      sent = true;
+      return data;
+    },
+  };
 }
 
 export function collector(): Pick<ByteSink, "write"> & { bytes(): Uint8Array } {

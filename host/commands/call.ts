@@ -35,7 +35,8 @@ Examples:
     } catch {
       throw new UsageError("SERVICE must be a qrexec service name (letters, digits, _ . -), optionally +ARG");
     }
-    const source = values.source === undefined ? localQubeName() : qubeArg(values.source as string, "--source");
+    const source =
+      values.source === undefined ? localQubeName() : qubeArg(values.source as string, "--source");
     const stderr = fdSink(2, "stderr", false);
     let channel: Awaited<ReturnType<typeof openDaemonCall>>;
     try {

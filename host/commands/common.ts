@@ -42,13 +42,20 @@ export const COMMON_HELP = `Common options:
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 export interface Parsed<O extends Options> {
-  values: ReturnType<typeof parseArgs<{ options: O & typeof COMMON_OPTIONS; allowPositionals: true; strict: true }>>["values"];
+  values: ReturnType<
+    typeof parseArgs<{ options: O & typeof COMMON_OPTIONS; allowPositionals: true; strict: true }>
+  >["values"];
   positionals: string[];
 }
 
 export function parse<O extends Options>(args: string[], options: O): Parsed<O> {
   try {
-    const r = parseArgs({ args, options: { ...COMMON_OPTIONS, ...options }, allowPositionals: true, strict: true });
+    const r = parseArgs({
+      args,
+      options: { ...COMMON_OPTIONS, ...options },
+      allowPositionals: true,
+      strict: true,
+    });
     return r as unknown as Parsed<O>;
   } catch (e) {
     throw new UsageError((e as Error).message.split("\n")[0] ?? "bad arguments");
@@ -70,7 +77,8 @@ export function localQubeName(): string {
 
 export function qubeArg(value: string | undefined, what: string): string {
   if (value === undefined) throw new UsageError(`missing ${what}`);
-  if (!isQubeName(value)) throw new UsageError(`${what} must be a qube name (a letter, then letters, digits, _ . -)`);
+  if (!isQubeName(value))
+    throw new UsageError(`${what} must be a qube name (a letter, then letters, digits, _ . -)`);
   return value;
 }
 

@@ -3,7 +3,6 @@
  * itself and whose stdout is read as a ByteSource (for the qfile packer and unpacker), with the
  * callee's stderr passed to ours; and qvm-copy's progress line.
  */
-import type { CborMap } from "../../core/wire/cbor.ts";
 import { memoryPair } from "../../transport/memory.ts";
 import type { ByteSink, ByteSource, ByteStream } from "../../transport/transport.ts";
 import { type CallTarget, openDaemonCall } from "../client.ts";
@@ -45,5 +44,3 @@ export function kib(bytes: number): number {
 
 /** Progress lines only for copies long enough to need them. */
 export const PROGRESS_MIN_BYTES = 1024 * 1024;
-
-export type Answer = CborMap;

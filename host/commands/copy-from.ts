@@ -32,7 +32,8 @@ Examples:
     if (positionals.length < 2) throw new UsageError("give QUBE and at least one PATH");
     const remote = qubeArg(positionals[0], "QUBE");
     const paths = positionals.slice(1);
-    if (paths.some((p) => p === "" || p.includes("\0"))) throw new UsageError("a PATH is empty or holds a NUL byte");
+    if (paths.some((p) => p === "" || p.includes("\0")))
+      throw new UsageError("a PATH is empty or holds a NUL byte");
     const list = new TextEncoder().encode(paths.join("\0"));
     if (list.length > REQUEST_MAX) throw new UsageError(`the PATHs are over ${REQUEST_MAX} bytes together`);
     const dir = (values.to as string | undefined) ?? join(ctx.env.HOME || homedir(), "QubesIncoming", remote);

@@ -44,7 +44,9 @@ Examples:
     const { values, positionals } = parse(args, OPTIONS);
     if (positionals.length > 0) throw new UsageError("daemon takes no arguments");
     const minMs = integerOption(values["backoff-min-ms"], "backoff-min-ms", 10, 3_600_000) ?? BACKOFF_MIN_MS;
-    const maxMs = integerOption(values["backoff-max-ms"], "backoff-max-ms", minMs, 3_600_000) ?? Math.max(minMs, BACKOFF_MAX_MS);
+    const maxMs =
+      integerOption(values["backoff-max-ms"], "backoff-max-ms", minMs, 3_600_000) ??
+      Math.max(minMs, BACKOFF_MAX_MS);
     const daemon = new Daemon({
       paths: pathsOf(ctx, values),
       byIdDir: (values["serial-by-id-dir"] as string | undefined) ?? DEFAULT_BY_ID_DIR,
@@ -52,7 +54,8 @@ Examples:
       qrexecClient: (values["qrexec-client"] as string | undefined) ?? DEFAULT_QREXEC_CLIENT,
       keepaliveMs: integerOption(values["keepalive-ms"], "keepalive-ms", 100, 600_000) ?? 10_000,
       backoff: { minMs, maxMs },
-      hotplugIntervalMs: integerOption(values["hotplug-interval-ms"], "hotplug-interval-ms", 10, 500) ?? HOTPLUG_INTERVAL_MS,
+      hotplugIntervalMs:
+        integerOption(values["hotplug-interval-ms"], "hotplug-interval-ms", 10, 500) ?? HOTPLUG_INTERVAL_MS,
       log: (m) => ctx.err(`qubes-air: ${m}\n`),
     });
     await daemon.start();

@@ -88,8 +88,13 @@ export function formatTable(rows: RemoteRow[], nowMs: number): string {
     ago(r.lastSeen, nowMs),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
-  const line = (c: string[]) => `${c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join("  ")}\n`;
-  return line(header) + cells.map(line).join("") + (rows.length === 0 ? "(no remote qubes: pair one with qubes-air pair)\n" : "");
+  const line = (c: string[]) =>
+    `${c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join("  ")}\n`;
+  return (
+    line(header) +
+    cells.map(line).join("") +
+    (rows.length === 0 ? "(no remote qubes: pair one with qubes-air pair)\n" : "")
+  );
 }
 
 function ago(iso: string | null, nowMs: number): string {

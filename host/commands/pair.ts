@@ -45,9 +45,11 @@ Examples:
     const name = qubeArg(positionals[0], "NAME");
     const tcp = values.tcp as string | undefined;
     const serial = values.serial as string | undefined;
-    if ((tcp === undefined) === (serial === undefined)) throw new UsageError("give exactly one of --tcp or --serial");
+    if ((tcp === undefined) === (serial === undefined))
+      throw new UsageError("give exactly one of --tcp or --serial");
     const token = values.token as string | undefined;
-    if ((token === undefined) === (values.code !== true)) throw new UsageError("give exactly one of --token or --code");
+    if ((token === undefined) === (values.code !== true))
+      throw new UsageError("give exactly one of --token or --code");
     const request: CborMap = {
       op: "pair",
       name,
@@ -75,7 +77,9 @@ Examples:
       if (answer.event === "code") {
         const code = String(answer.code);
         ctx.err(`Pairing code: ${code.slice(0, 3)} ${code.slice(3)}\n`);
-        const yes = /^(y|yes)$/i.test((await askLine("Does the device show the same code? [y/N] ", ctx)).trim());
+        const yes = /^(y|yes)$/i.test(
+          (await askLine("Does the device show the same code? [y/N] ", ctx)).trim(),
+        );
         await c.send({ op: "confirm", approved: yes });
         answer = await c.next();
       }
@@ -99,7 +103,8 @@ function tcpAddress(text: string): string {
 
 function serialSpec(text: string): { byId: string } | { path: string } {
   const prefix = `${DEFAULT_BY_ID_DIR}/`;
-  if (text.startsWith(prefix) && isByIdName(text.slice(prefix.length))) return { byId: text.slice(prefix.length) };
+  if (text.startsWith(prefix) && isByIdName(text.slice(prefix.length)))
+    return { byId: text.slice(prefix.length) };
   if (!text.includes("/")) {
     if (!isByIdName(text)) throw new UsageError(`--serial: not a name in ${DEFAULT_BY_ID_DIR}/`);
     return { byId: text };

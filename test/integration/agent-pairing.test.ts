@@ -7,7 +7,6 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
-import { formatPublicKey, generateStaticKeyPair } from "../../core/session/key-text.ts";
 import {
   cleanup,
   connectHost,
@@ -19,6 +18,7 @@ import {
   startAgent,
   writeAgentFiles,
 } from "../../agent/testing/harness.ts";
+import { formatPublicKey, generateStaticKeyPair } from "../../core/session/key-text.ts";
 
 afterEach(cleanup);
 
@@ -26,14 +26,19 @@ const ECHO = "#!/bin/sh\nprintf 'hello from %s\\n' \"$QREXEC_REMOTE_DOMAIN\"\n";
 
 describe("agent pairing and reconnect", () => {
   test("token pairing pins the host and deletes the token; IK reconnect works; the token is one-time", async () => {
-    const agent = await startAgent({ services: { "test.Echo": ECHO }, policy: { "30-test.policy": "test.Echo * @anyvm @anyvm allow\n" } });
+    const agent = await startAgent({
+      services: { "test.Echo": ECHO },
+      policy: { "30-test.policy": "test.Echo * @anyvm @anyvm allow\n" },
+    });
     const { c, hostKey, token, deviceKey } = await pairHost(agent);
     const state = join(agent.dir, "state");
     expect(existsSync(join(state, "pairing-token"))).toBe(false);
     const hosts = JSON.parse(readFileSync(join(state, "hosts.json"), "utf8"));
     expect(hosts.hosts.map((h: { key: string }) => h.key)).toEqual([formatPublicKey(hostKey.publicKey)]);
     expect(readFileSync(join(state, "device.key"), "utf8")).toContain(formatPublicKey(deviceKey));
-    expect((await hostCall(c, { service: "test.Echo" })).stdout).toEqual(new TextEncoder().encode("hello from work\n"));
+    expect((await hostCall(c, { service: "test.Echo" })).stdout).toEqual(
+      new TextEncoder().encode("hello from work\n"),
+    );
     c.session.close();
     await agent.waitLine(/session-down/);
 
@@ -51,16 +56,28 @@ describe("agent pairing and reconnect", () => {
     const { c, hostKey, deviceKey } = await pairHost(agent);
     c.session.close();
     const ts = nextTimestamp();
-    const first = await connectHost(agent.port, { mode: "reconnect", hostKey, deviceKey, timestamp: () => ts });
+    const first = await connectHost(agent.port, {
+      mode: "reconnect",
+      hostKey,
+      deviceKey,
+      timestamp: () => ts,
+    });
     first.session.close();
     await agent.waitLine(/session-down/);
     agent.proc.kill("SIGTERM");
     expect(await agent.exited).toBe(0);
 
     const restarted = await startAgent({ dir: agent.dir });
-    await expect(connectHost(restarted.port, { mode: "reconnect", hostKey, deviceKey, timestamp: () => ts })).rejects.toThrow();
+    await expect(
+      connectHost(restarted.port, { mode: "reconnect", hostKey, deviceKey, timestamp: () => ts }),
+    ).rejects.toThrow();
     await restarted.waitLine(/refused .*code=handshake-replay/);
-    const later = await connectHost(restarted.port, { mode: "reconnect", hostKey, deviceKey, timestamp: () => ts + 1n });
+    const later = await connectHost(restarted.port, {
+      mode: "reconnect",
+      hostKey,
+      deviceKey,
+      timestamp: () => ts + 1n,
+    });
     expect(later.session.isOpen).toBe(true);
   });
 
@@ -68,7 +85,9 @@ describe("agent pairing and reconnect", () => {
     const agent = await startAgent();
     const { c, deviceKey } = await pairHost(agent);
     c.session.close();
-    await expect(connectHost(agent.port, { mode: "reconnect", hostKey: generateStaticKeyPair(), deviceKey })).rejects.toThrow();
+    await expect(
+      connectHost(agent.port, { mode: "reconnect", hostKey: generateStaticKeyPair(), deviceKey }),
+    ).rejects.toThrow();
     await agent.waitLine(/refused .*code=handshake-unknown-key/);
   });
 
@@ -85,7 +104,10 @@ describe("agent pairing and reconnect", () => {
     const dir = makeDir();
     const record = join(dir, "confirm.env");
     const approve = ["/bin/sh", "-c", `env | grep QUBES_AIR_CONFIRM_ > ${record}; exit 0`];
-    const agent = await startAgent({ dir, config: { allowCodePairing: true, confirm: { kind: "command", argv: approve } } });
+    const agent = await startAgent({
+      dir,
+      config: { allowCodePairing: true, confirm: { kind: "command", argv: approve } },
+    });
     const c = await connectHost(agent.port, { mode: "pair-code", hostKey: generateStaticKeyPair() });
     await c.session.confirmPairing(true);
     const shown = await agent.waitLine(/pairing-code code=(\d{6})/);
@@ -138,7 +160,10 @@ describe("agent configuration", () => {
       [{ name: "-bad" }, /"name" must be this device's qube name/],
       [{ listen: {} }, /"listen" needs at least one of "tcp" and "tty"/],
       [{ listen: { tcp: "nope" } }, /"listen.tcp" must be "ADDR:PORT"/],
-      [{ confirm: { kind: "command", argv: ["x"] } }, /"confirm.argv" must start with an absolute program path/],
+      [
+        { confirm: { kind: "command", argv: ["x"] } },
+        /"confirm.argv" must start with an absolute program path/,
+      ],
     ];
     for (const [config, message] of cases) {
       const { configPath } = writeAgentFiles({ config });

@@ -1,0 +1,202 @@
+/**
+ * split-gpg v1's server-side option check (upstream parse_options, reference §1), as a parser
+ * that returns a structured request instead of the client's strings:
+ *
+ * - every argument printable UTF-8; getopt_long semantics with "+" (no permutation), exact long
+ *   names only (an abbreviation is refused), `--opt=v` and `--opt v`, bundled short options;
+ * - only allowed options; recognised-but-refused ones fail after consuming their argument;
+ * - one kind of command (file or user-ID); positionals: user IDs, or at most a lone "-", plus
+ *   `--verify /dev/fd/N` (N >= 3); a positional starting with "-" only after "--";
+ * - `-o` only "-"; status/logger/attribute fds decimal, no leading zero, < 1024, each once,
+ *   never the same fd in both directions; at most 15 fds per direction;
+ * - the three sub-option lists re-emitted canonically.
+ * Must never: put a client-supplied string in an error message.
+ */
+import { COMMANDS, LONG_OPTIONS, type OptionSpec, SHORT_OPTIONS } from "./v1-table.ts";
+import { EXPORT_OPTIONS, LIST_OPTIONS, sanitizeOptionList, VERIFY_OPTIONS } from "./v1-sublists.ts";
+import { MAX_FDS_PER_DIRECTION } from "./v1-wire.ts";
+
+export const MAX_FD_VALUE = 1024;
+
+/** A refused request. `message` uses only our own words and table names. */
+export class V1OptionError extends Error {
+  override readonly name = "V1OptionError";
+}
+
+export interface ParsedOption {
+  readonly id: string;
+  readonly value?: string;
+}
+
+export interface V1Request {
+  /** Allowed options in command-line order, by id, with checked or canonical values. */
+  readonly options: readonly ParsedOption[];
+  /** Command ids given, in order (duplicates kept once). */
+  readonly commands: readonly string[];
+  /** User IDs for a user-ID command (passed after "--"). */
+  readonly userIds: readonly string[];
+  /** A lone "-" was given as the data file. */
+  readonly dashInput: boolean;
+  /** The client's fd of `--verify /dev/fd/N`, else null. */
+  readonly verifySigFd: number | null;
+  /** Client-to-server fd list: [0, signature fd?]. Frames index it. */
+  readonly inputFds: readonly number[];
+  /** Server-to-client fd list: [1, 2, status/logger/attribute fds in order, deduplicated]. */
+  readonly outputFds: readonly number[];
+}
+
+const FD_OPTIONS = new Set(["status-fd", "logger-fd", "attribute-fd"]);
+const SUBLISTS = new Map([
+  ["list-options", LIST_OPTIONS],
+  ["verify-options", VERIFY_OPTIONS],
+  ["export-options", EXPORT_OPTIONS],
+]);
+
+/** Upstream's sanitize_string_from_vm, plus: no C1 controls. */
+export function isPrintableUtf8(bytes: Uint8Array): boolean {
+  for (const b of bytes) if (b < 0x20 || b === 0x7f) return false;
+  let s: string;
+  try {
+    s = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    return false;
+  }
+  return !/[\u0080-\u009f]/.test(s);
+}
+
+/** validate_fd_argument: decimal, no leading zero, at most 4 digits, below 1024. */
+export function parseFdArgument(text: string): number {
+  if (!/^[0-9]+$/.test(text)) throw new V1OptionError("invalid fd argument: only decimal numbers");
+  if (text.length > 1 && text[0] === "0") throw new V1OptionError("leading zeroes in an fd argument");
+  const n = Number(text);
+  if (text.length > 4 || n >= MAX_FD_VALUE) throw new V1OptionError(`fd value too big (limit ${MAX_FD_VALUE - 1})`);
+  return n;
+}
+
+function addFd(fd: number, list: number[], other: readonly number[]): void {
+  if (list.length >= MAX_FDS_PER_DIRECTION) throw new V1OptionError("too many fds");
+  if (other.includes(fd)) throw new V1OptionError("an fd cannot be used for both reading and writing");
+  if (!list.includes(fd)) list.push(fd);
+}
+
+export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
+  for (const a of rawArgs) {
+    if (!isPrintableUtf8(a)) throw new V1OptionError("command line arguments must be printable UTF-8");
+  }
+  const args = rawArgs.map((a) => new TextDecoder().decode(a));
+  const options: ParsedOption[] = [];
+  const commands: string[] = [];
+  let userIdArgs: boolean | null = null;
+  const inputFds = [0];
+  const outputFds = [1, 2];
+  const seenFdOption = new Set<string>();
+  let verify = false;
+
+  const accept = (spec: OptionSpec, value: string | undefined) => {
+    if (!spec.allowed) throw new V1OptionError(`forbidden option: --${spec.name}`);
+    const cmd = COMMANDS.get(spec.id);
+    if (cmd) {
+      if (userIdArgs !== null && userIdArgs !== cmd.userIdArgs) throw new V1OptionError("conflicting commands");
+      userIdArgs = cmd.userIdArgs;
+      if (!commands.includes(spec.id)) commands.push(spec.id);
+    }
+    let v = value;
+    if (FD_OPTIONS.has(spec.id)) {
+      if (seenFdOption.has(spec.id)) throw new V1OptionError(`--${spec.id} can only be specified once`);
+      seenFdOption.add(spec.id);
+      const fd = parseFdArgument(value!);
+      addFd(fd, outputFds, inputFds);
+      v = String(fd);
+    } else if (spec.id === "verify") verify = true;
+    else if (spec.id === "output") {
+      if (value !== "-") throw new V1OptionError("only '-' is supported for --output");
+    } else {
+      const table = SUBLISTS.get(spec.id);
+      if (table) {
+        try {
+          v = sanitizeOptionList(value!, table);
+        } catch (e) {
+          throw new V1OptionError(`--${spec.id}: ${(e as Error).message}`);
+        }
+      }
+    }
+    options.push(v === undefined ? { id: spec.id } : { id: spec.id, value: v });
+  };
+
+  let i = 0;
+  let endedByDashDash = false;
+  while (i < args.length) {
+    const a = args[i]!;
+    if (a === "--") {
+      endedByDashDash = true;
+      i++;
+      break;
+    }
+    if (!a.startsWith("-") || a === "-") break;
+    if (a.startsWith("--")) {
+      const body = a.slice(2);
+      const eq = body.indexOf("=");
+      const name = eq < 0 ? body : body.slice(0, eq);
+      const spec = LONG_OPTIONS.get(name);
+      if (!spec) {
+        const prefixOf = name !== "" && [...LONG_OPTIONS.keys()].some((k) => k.startsWith(name));
+        throw new V1OptionError(prefixOf ? "abbreviated options are not allowed" : "unrecognized option");
+      }
+      let value: string | undefined;
+      if (spec.hasArg) {
+        if (eq >= 0) value = body.slice(eq + 1);
+        else if (i + 1 < args.length) value = args[++i];
+        else throw new V1OptionError(`option --${spec.name} requires an argument`);
+      } else if (eq >= 0) throw new V1OptionError(`option --${spec.name} does not take an argument`);
+      i++;
+      accept(spec, value);
+      continue;
+    }
+    // A bundle of short options: each letter is one option; one taking an argument takes the
+    // rest of the bundle, or the next argument when the bundle ends there.
+    for (let j = 1; j < a.length; j++) {
+      const spec = SHORT_OPTIONS.get(a[j]!);
+      if (!spec) throw new V1OptionError("invalid short option");
+      if (!spec.hasArg) {
+        accept(spec, undefined);
+        continue;
+      }
+      let value: string;
+      if (j + 1 < a.length) value = a.slice(j + 1);
+      else if (i + 1 < args.length) value = args[++i]!;
+      else throw new V1OptionError(`option -${a[j]} requires an argument`);
+      accept(spec, value);
+      break;
+    }
+    i++;
+  }
+
+  let positional = args.slice(i);
+  if (!endedByDashDash && positional.some((p) => p.startsWith("-") && p !== "-")) {
+    throw new V1OptionError('non-option arguments must not start with "-" unless after "--"');
+  }
+  if (userIdArgs === true) {
+    return { options, commands, userIds: positional, dashInput: false, verifySigFd: null, inputFds, outputFds };
+  }
+  let verifySigFd: number | null = null;
+  if (verify && positional.length > 0) {
+    const sig = positional[0]!;
+    if (!sig.startsWith("/dev/fd/")) throw new V1OptionError("--verify takes only /dev/fd/N on the server");
+    verifySigFd = parseFdArgument(sig.slice(8));
+    if (verifySigFd < 3) throw new V1OptionError("--verify signature fd must be 3 or more");
+    addFd(verifySigFd, inputFds, outputFds);
+    positional = positional.slice(1);
+  }
+  if (positional.length > 1 || (positional.length === 1 && positional[0] !== "-")) {
+    throw new V1OptionError("non-option arguments are not allowed (only a lone '-')");
+  }
+  return {
+    options,
+    commands,
+    userIds: [],
+    dashInput: positional.length === 1,
+    verifySigFd,
+    inputFds,
+    outputFds,
+  };
+}

@@ -1,0 +1,101 @@
+/**
+ * libc's open/ioctl/read/fcntl/close through bun:ffi, for the GPIO character device. Bun-only:
+ * on Node this module fails to load (there is no bun:ffi), and hw/gpio-button.ts falls back to the
+ * libgpiod tools. Import it only with a dynamic import() that catches the failure.
+ *
+ * Bun documents bun:ffi as experimental; everything here is a plain C call with integer and
+ * buffer arguments. ioctl and fcntl are variadic in C; passing the third argument as a fixed one
+ * is correct on the x86-64 and AAPCS64 (Linux arm64) calling conventions, the only targets Bun
+ * has. Must never: block the event loop (line fds are switched to O_NONBLOCK before reading).
+ */
+import { dlopen, FFIType, read as readMem } from "bun:ffi";
+import { constants as osConstants } from "node:os";
+import type { GpioSyscalls } from "./gpio-chardev.ts";
+
+const O_RDWR = 2;
+const O_NONBLOCK = 0o4000;
+const O_CLOEXEC = 0o2000000;
+const F_GETFL = 3;
+const F_SETFL = 4;
+const EAGAIN = 11;
+const EINTR = 4;
+
+const SYMBOLS = {
+  open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+  ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+  read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
+  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+  close: { args: [FFIType.i32], returns: FFIType.i32 },
+  __errno_location: { args: [], returns: FFIType.ptr },
+} as const;
+
+const ERRNO_NAMES = new Map<number, string>(
+  Object.entries(osConstants.errno).map(([name, n]) => [n as number, name] as [number, string]),
+);
+
+/** A failed system call, with the errno name as `code` ("ENOENT", "EBUSY", ...). */
+export class SysError extends Error {
+  override readonly name = "SysError";
+  constructor(
+    what: string,
+    readonly errno: number,
+    readonly code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`,
+  ) {
+    super(`${what}: ${code}`);
+  }
+}
+
+function openLibc() {
+  let lastError: unknown;
+  for (const name of ["libc.so.6", "libc.so", "libc.musl-aarch64.so.1", "libc.musl-x86_64.so.1"]) {
+    try {
+      return dlopen(name, SYMBOLS);
+    } catch (e) {
+      lastError = e;
+    }
+  }
+  throw new Error(`cannot load libc through bun:ffi: ${String(lastError)}`);
+}
+
+/** Real syscalls on this machine's libc. Throws when libc cannot be loaded. */
+export function libcSyscalls(): GpioSyscalls {
+  const lib = openLibc().symbols;
+  const errno = (): number => {
+    const p = lib.__errno_location();
+    return p === null ? 0 : readMem.i32(p, 0);
+  };
+  const check = (what: string, r: number): number => {
+    if (r < 0) throw new SysError(what, errno());
+    return r;
+  };
+  return {
+    open(path) {
+      const cpath = new TextEncoder().encode(`${path}\0`);
+      return check(`open ${path}`, lib.open(cpath, O_RDWR | O_CLOEXEC));
+    },
+    ioctl(fd, request, buf) {
+      for (;;) {
+        const r = lib.ioctl(fd, BigInt(request), buf);
+        if (r >= 0) return;
+        const e = errno();
+        if (e !== EINTR) throw new SysError(`ioctl 0x${request.toString(16)}`, e);
+      }
+    },
+    read(fd, buf) {
+      for (;;) {
+        const r = Number(lib.read(fd, buf, BigInt(buf.length)));
+        if (r >= 0) return r;
+        const e = errno();
+        if (e === EAGAIN) return null;
+        if (e !== EINTR) throw new SysError("read line events", e);
+      }
+    },
+    setNonBlocking(fd) {
+      const flags = check("fcntl F_GETFL", lib.fcntl(fd, F_GETFL, 0));
+      check("fcntl F_SETFL", lib.fcntl(fd, F_SETFL, flags | O_NONBLOCK));
+    },
+    close(fd) {
+      lib.close(fd);
+    },
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Calls from the device into Qubes: the real `qubes-air-agent call` client, through the agent's
+ * local socket and the session, reaches the host side played by this test, which answers with a
+ * real process. Also: not connected -> 125, refused -> 126, and an agent killed mid-call gives
+ * the caller 125 at once (host side and device side).
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { cleanup, DEVICE, pairHost, runCli, spawnAgentCli, startAgent } from "../../agent/testing/harness.ts";
+import {
+  type CallRequest,
+  decodeCallRequest,
+  EXIT_REFUSED,
+  encodeCallRequest,
+} from "../../core/qrexec/call-protocol.ts";
+import type { Channel } from "../../core/vchan/channel.ts";
+import { platform } from "../../platform/index.ts";
+import { runCall } from "../../runtime/call-client.ts";
+import { finishCall, runCallProcess } from "../../runtime/call-exec.ts";
+
+afterEach(cleanup);
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+describe("calls from the device into Qubes", () => {
+  test("the call client reaches the host side; stdin, stdout, stderr and the status pass intact", async () => {
+    const agent = await startAgent();
+    const seen: CallRequest[] = [];
+    await pairHost(agent, (channel, meta) => {
+      const request = decodeCallRequest(meta);
+      seen.push(request);
+      if (request.service === "test.Refused") return void finishCall(channel, EXIT_REFUSED);
+      const script = 'tr a-z A-Z; echo "err $1" >&2; exit 3';
+      void runCallProcess(channel, () => platform.spawn(["/bin/sh", "-c", script, "sh", request.arg]));
+    });
+    const r = await runCli(
+      ["call", "--socket", agent.socket, "--", "work", "my.Service+arg1"],
+      {},
+      enc("hello\n"),
+    );
+    expect([r.code, r.stdout, r.stderr]).toEqual([3, "HELLO\n", "err arg1\n"]);
+    expect(seen[0]).toEqual({ source: DEVICE, target: "work", service: "my.Service", arg: "arg1" });
+    await agent.waitLine(/call-out target=work service=my.Service\+arg1/);
+
+    const viaConfig = await runCli(["call", "--config", agent.configPath, "$dispvm", "my.Service"]);
+    expect(viaConfig.code).toBe(3);
+    expect(seen[1]).toEqual({ source: DEVICE, target: "@dispvm", service: "my.Service", arg: "" });
+
+    const refused = await runCli(["call", "--socket", agent.socket, "work", "test.Refused"]);
+    expect([refused.code, refused.stderr]).toEqual([126, "Request refused\n"]);
+  });
+
+  test("without a session the client says so and exits 125; without an agent too", async () => {
+    const agent = await startAgent();
+    const r = await runCli(["call", "--socket", agent.socket, "work", "my.Service"]);
+    expect([r.code, r.stderr]).toEqual([125, "qubes-air-agent: not connected to sys-remote\n"]);
+    const none = await runCli(["call", "--socket", `${agent.dir}/nobody.sock`, "work", "my.Service"]);
+    expect(none.code).toBe(125);
+    expect(none.stderr).toContain("the agent is not running");
+  });
+
+  test("invalid names are usage errors (exit 2) and never reach the agent", async () => {
+    const agent = await startAgent();
+    for (const args of [["bad name", "my.Service"], ["work", "my/Service"], ["work"]]) {
+      const r = await runCli(["call", "--socket", agent.socket, "--", ...args]);
+      expect(r.code).toBe(2);
+    }
+    expect(agent.lines.some((l) => l.includes("call-out"))).toBe(false);
+  });
+
+  test("the agent killed mid-call: the host's caller gets 125 at once", async () => {
+    const agent = await startAgent({
+      policy: { "30-test.policy": "test.Hold * @anyvm @anyvm allow\n" },
+      services: { "test.Hold": "#!/bin/sh\necho started\nexec cat\n" },
+    });
+    const { c } = await pairHost(agent);
+    const channel = c.vchan.open(
+      encodeCallRequest({ source: "work", target: DEVICE, service: "test.Hold", arg: "" }),
+    );
+    let killedAt = 0;
+    const status = await runCall(channel, {
+      stdin: { read: () => new Promise<Uint8Array | null>(() => {}) }, // stays open
+      stdout: {
+        write: async () => {
+          if (killedAt) return;
+          killedAt = performance.now();
+          agent.proc.kill("SIGKILL");
+        },
+      },
+      stderr: { write: async () => {} },
+    });
+    expect(status).toBe(125);
+    expect(performance.now() - killedAt).toBeLessThan(2000);
+  });
+
+  test("the agent killed mid-call: the device-side client gets 125 at once", async () => {
+    const agent = await startAgent();
+    let opened!: () => void;
+    const held = new Promise<void>((r) => (opened = r));
+    await pairHost(agent, (channel: Channel) => {
+      void channel.write(new Uint8Array([1, 0, 0, 0, 3, 0x61, 0x62, 0x0a])); // STDOUT "ab\n", no exit yet
+      opened();
+    });
+    const client = await spawnAgentCli(["call", "--socket", agent.socket, "work", "test.Hold"]);
+    await held;
+    const killedAt = performance.now();
+    agent.proc.kill("SIGKILL");
+    const { code } = await client.exited;
+    expect(code).toBe(125);
+    expect(performance.now() - killedAt).toBeLessThan(2000);
+  });
+});

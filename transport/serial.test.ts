@@ -1,0 +1,142 @@
+import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ConfigError } from "../core/errors.ts";
+import { platform } from "../platform/index.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../test/helpers/pty.ts";
+import { settleWithin, streamContract } from "../test/helpers/stream-contract.ts";
+import { openSerial } from "./serial.ts";
+import type { ByteStream } from "./transport.ts";
+
+let pty: PtyPair | null = null;
+const newPty = async () => {
+  pty = await ptyPair();
+  return pty;
+};
+const cleanup = async () => {
+  await pty?.close();
+  pty = null;
+};
+
+describe.skipIf(!hasSocat())("serial over a pty pair", () => {
+  streamContract({
+    name: "serial (pty pair)",
+    pair: async () => {
+      const p = await newPty();
+      return Promise.all([openSerial(p.a), openSerial(p.b)]) as Promise<[ByteStream, ByteStream]>;
+    },
+    cleanup,
+    halfClose: false,
+    peerCloseEof: false,
+    lineGone: () => pty!.hangup(),
+    bulkBytes: 2 * 1024 * 1024,
+    // Two pty buffers plus socat's: tens of KiB; a megabyte would mean no backpressure.
+    stallBound: 1024 * 1024,
+  });
+
+  afterEach(cleanup);
+
+  test("the line is put in raw 8N1 mode", async () => {
+    const p = await newPty();
+    const s = await openSerial(p.a);
+    const c = await platform.spawn(["stty", "-F", p.a, "-a"], { stdin: "ignore", stderr: "ignore" });
+    let text = "";
+    for (let x = await c.stdout!.read(); x; x = await c.stdout!.read()) text += new TextDecoder().decode(x);
+    await c.exited;
+    for (const flag of [
+      "-icanon",
+      "-echo",
+      "-isig",
+      "-icrnl",
+      "-ixon",
+      "-opost",
+      "cs8",
+      "-parenb",
+      "clocal",
+    ]) {
+      expect(text.split(/\s+/)).toContain(flag);
+    }
+    s.close();
+    await s.closed;
+  });
+
+  test("a missing device is a ConfigError that says how to find the right one", async () => {
+    const e = await openSerial("/dev/serial/by-id/usb-nothing-here").catch((x) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toContain("/dev/serial/by-id/");
+  });
+
+  test("a regular file is refused as not a serial device", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "qa-serial-"));
+    try {
+      writeFileSync(join(dir, "f"), "x");
+      expect(await openSerial(join(dir, "f")).catch((x) => x)).toBeInstanceOf(ConfigError);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test("close then reopen loses no bytes (no read left behind in a thread pool)", async () => {
+    const p = await newPty();
+    const b = await openSerial(p.b);
+    const first = await openSerial(p.a);
+    // Make sure the first reader is mid-read (its next read pending) when it is closed.
+    await b.write(new TextEncoder().encode("warm"));
+    expect((await first.read())!.length).toBeGreaterThan(0);
+    const pending = first.read();
+    first.close();
+    expect(await pending).toBeNull();
+    await first.closed;
+    await b.write(new TextEncoder().encode("after-close"));
+    const again = await openSerial(p.a);
+    let text = "";
+    while (text.length < 11) text += new TextDecoder().decode((await again.read())!);
+    expect(text).toBe("after-close");
+    again.close();
+    b.close();
+    await Promise.all([again.closed, b.closed]);
+  });
+
+  test("an idle open line costs no CPU (no busy polling)", async () => {
+    const p = await newPty();
+    const [a, b] = await Promise.all([openSerial(p.a), openSerial(p.b)]);
+    const pending = a.read();
+    const before = process.cpuUsage();
+    expect(await settleWithin(pending, 500)).toBe("pending");
+    const used = process.cpuUsage(before);
+    expect((used.user + used.system) / 1000).toBeLessThan(100); // ms of CPU in 500 ms
+    a.close();
+    b.close();
+    await Promise.all([a.closed, b.closed]);
+  });
+
+  test("opening never makes the line our controlling terminal (O_NOCTTY)", async () => {
+    // A systemd service is a session leader: without O_NOCTTY its first tty open would become
+    // its controlling terminal, and pulling the cable would SIGHUP it.
+    const p = await newPty();
+    const dir = mkdtempSync(join(tmpdir(), "qa-noctty-"));
+    try {
+      const script = join(dir, "open.ts");
+      writeFileSync(
+        script,
+        `import { openSerial } from ${JSON.stringify(join(import.meta.dir, "serial.ts"))};
+         import { readFileSync } from "node:fs";
+         const s = await openSerial(process.argv[2]);
+         const r = s.read();
+         const stat = readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" ");
+         console.log(JSON.stringify({ sid: Number(stat[3]), pid: process.pid, ttyNr: Number(stat[4]) }));
+         s.close(); await r;`,
+      );
+      const c = await platform.spawn(["setsid", "-w", process.execPath, script, p.a], { stdin: "ignore" });
+      let out = "";
+      for (let x = await c.stdout!.read(); x; x = await c.stdout!.read()) out += new TextDecoder().decode(x);
+      expect((await c.exited).code).toBe(0);
+      const r = JSON.parse(out);
+      expect(r.sid).toBe(r.pid); // it really was a session leader
+      expect(r.ttyNr).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
