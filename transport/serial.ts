@@ -18,7 +18,7 @@
  */
 
 import * as fs from "node:fs";
-import { assert, ConfigError } from "../core/errors.ts";
+import { ConfigError } from "../core/errors.ts";
 import { platform as defaultPlatform } from "../platform/index.ts";
 import type { Platform } from "../platform/platform.ts";
 import { SpawnError } from "../platform/platform.ts";
@@ -69,8 +69,11 @@ export async function openSerial(path: string, options: SerialOptions = {}): Pro
       `${path} is not a serial device: give a tty such as /dev/serial/by-id/... or /dev/ttyACM0`,
     );
   }
-  if (options.baud !== undefined) {
-    assert(Number.isInteger(options.baud) && options.baud > 0, "serial baud must be a positive integer");
+  const baud = options.baud;
+  if (baud !== undefined && !(Number.isInteger(baud) && baud > 0)) {
+    throw new ConfigError(
+      `serial speed ${baud} is not a baud rate: give one such as 115200, or none for USB`,
+    );
   }
   await configure(p, path, options.baud);
   const reader = await p.openTtyReader(path);
@@ -123,7 +126,7 @@ function writeOnce(fd: number, data: Uint8Array, off: number): Promise<number> {
 }
 
 /**
- * The stream over an open reader and a non-blocking write fd. A serial line has no half-close:
+ * The stream over an open reader and a (blocking) write fd. A serial line has no half-close:
  * closeWrite() waits for queued writes and then refuses new ones, but the peer sees no EOF; an
  * end of stream has to be said by the framing above. Writes are serialised on one chain so
  * concurrent callers never interleave partial writes.

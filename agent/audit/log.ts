@@ -86,7 +86,8 @@ export class AuditLog {
         detail: entry.detail ?? "",
       };
       const seq = this.seq + 1;
-      const { line, hash } = formatRecord(seq, fields, this.head);
+      const prev = this.head;
+      const { line, hash } = formatRecord(seq, fields, prev);
       const bytes = new TextEncoder().encode(line);
       let off = 0;
       while (off < bytes.length) {
@@ -97,7 +98,7 @@ export class AuditLog {
       this.seq = seq;
       this.head = hash;
       this.size += bytes.length;
-      return { ...fields, seq, prev: formatPrev(line), hash };
+      return { ...fields, seq, prev, hash };
     });
     this.tail = run.catch(() => {});
     return run;
@@ -126,8 +127,4 @@ export class AuditLog {
 
 function internal(operation: string, result: string, detail: string): AuditEntry {
   return { client: "", service: "qubes-air-agent", operation, decision: "none", result, detail };
-}
-
-function formatPrev(line: string): string {
-  return (JSON.parse(line) as AuditRecord).prev;
 }

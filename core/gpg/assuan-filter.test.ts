@@ -203,7 +203,9 @@ describe("split-gpg2 filter: refusals (attack class f)", () => {
     ["D outside an inquiry", "D (x)\n", "command-not-allowed"],
   ];
   for (const [name, input, code] of cases) {
-    test(name, () => expectFiltered(ready(), input, code));
+    test(name, () => {
+      expectFiltered(ready(), input, code);
+    });
   }
 
   test("PKSIGN twice with one SETHASH: the second is filtered (one approval, one digest)", () => {

@@ -112,6 +112,11 @@ export class AssuanFilter {
     }
   }
 
+  /** The request a `confirm` effect asked about, while awaiting its result. */
+  get pendingConfirmation(): ConfirmRequest | null {
+    return this.phase.p === "confirm" ? this.phase.request : null;
+  }
+
   feedClient(chunk: Uint8Array): FilterEffect[] {
     if (this.phase.p === "closed") return [];
     this.client.push(chunk);

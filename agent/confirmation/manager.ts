@@ -1,0 +1,164 @@
+/**
+ * Physical confirmation of split-GPG operations (DESIGN.md "Split-GPG on the device";
+ * reference/split-gpg.md "Implications" 4). What the user is asked comes only from the device:
+ * the client qube as the relay reported it, the operation, the key's UID and fingerprint from
+ * the device's own keyring, and for signing the hash algorithm and the digest's first and last
+ * 8 hex digits.
+ *
+ * - One prompt at a time: a request while one is pending is refused at once ("busy"), so a
+ *   flood can never queue prompts behind the one on screen.
+ * - Timeout (default 30 s), an input error or an abort all deny. The indicator shows `waiting`
+ *   while a prompt is pending.
+ * - An approval answers exactly the request that asked: each prompt waits for the next
+ *   deliberate action after it started (hw/input.ts), and nothing is remembered afterwards,
+ *   unless the optional per-client+operation+key window (at most 60 s, default off) is set.
+ * - After a denial (or timeout) the same client is refused without a prompt for a short
+ *   cooldown (default 5 s), so "no" is never followed by an immediate re-prompt (#4790).
+ * Must never: approve on a timeout or an error, or show text a client supplied.
+ */
+import { ConfigError } from "../../core/errors.ts";
+import type { ApprovalInput, Indicator, Verdict } from "../../hw/input.ts";
+import { platform } from "../../platform/index.ts";
+import { type Log, makeLog } from "../log.ts";
+
+export interface ConfirmationRequest {
+  /** The calling qube (the relay's QREXEC_REMOTE_DOMAIN), never a name from the payload. */
+  readonly client: string;
+  readonly service: string;
+  /** PKSIGN, PKDECRYPT, sign, decrypt, sign+encrypt. */
+  readonly operation: string;
+  /** The device's own description of the key (keyring.ts describeKey). */
+  readonly key: string;
+  readonly hashAlgo?: string;
+  readonly digestPrefix?: string;
+  readonly digestSuffix?: string;
+}
+
+export type Decision = "approved" | "denied" | "timeout" | "busy" | "cooldown" | "window" | "error";
+
+export interface ConfirmationOptions {
+  readonly input: ApprovalInput;
+  readonly indicator: Indicator;
+  readonly timeoutMs?: number;
+  readonly cooldownMs?: number;
+  /** Per client+operation+key approval window; 0 (default) prompts every time; at most 60 s. */
+  readonly windowMs?: number;
+  /** How long `approved`/`denied` stays on the indicator before `idle` (default 1500 ms). */
+  readonly resultMs?: number;
+  readonly log?: Log;
+  readonly monotonicMs?: () => number;
+}
+
+export const MAX_WINDOW_MS = 60_000;
+
+export class ConfirmationManager {
+  private pending = false;
+  private nextId = 1;
+  private readonly cooldownUntil = new Map<string, number>();
+  private readonly windows = new Map<string, number>();
+  private idleTimer: ReturnType<typeof setTimeout> | null = null;
+  private readonly timeoutMs: number;
+  private readonly cooldownMs: number;
+  private readonly windowMs: number;
+  private readonly resultMs: number;
+  private readonly log: Log;
+  private readonly clock: () => number;
+
+  constructor(private readonly o: ConfirmationOptions) {
+    this.timeoutMs = o.timeoutMs ?? 30_000;
+    this.cooldownMs = o.cooldownMs ?? 5_000;
+    this.windowMs = o.windowMs ?? 0;
+    this.resultMs = o.resultMs ?? 1_500;
+    if (!(this.windowMs >= 0 && this.windowMs <= MAX_WINDOW_MS)) {
+      throw new ConfigError(`confirmation window must be between 0 and ${MAX_WINDOW_MS / 1000} s`);
+    }
+    if (!(this.timeoutMs > 0)) throw new ConfigError("confirmation timeout must be positive");
+    this.log = o.log ?? makeLog();
+    this.clock = o.monotonicMs ?? (() => platform.monotonicMs());
+  }
+
+  /** True only if the user approved this one request (or its window was open). */
+  async request(r: ConfirmationRequest): Promise<boolean> {
+    return (await this.decide(r)).approved;
+  }
+
+  /** As request(), with the decision for the audit log. Never rejects. */
+  async decide(r: ConfirmationRequest): Promise<{ approved: boolean; decision: Decision }> {
+    const now = this.clock();
+    const windowKey = `${r.client}\0${r.operation}\0${r.key}`;
+    if (this.windowMs > 0 && (this.windows.get(windowKey) ?? -Infinity) > now) {
+      this.log("confirm-window", { client: r.client, operation: r.operation });
+      return { approved: true, decision: "window" };
+    }
+    if (this.pending) {
+      this.log("confirm-busy", { client: r.client, operation: r.operation });
+      return { approved: false, decision: "busy" };
+    }
+    if ((this.cooldownUntil.get(r.client) ?? -Infinity) > now) {
+      this.log("confirm-cooldown", { client: r.client, operation: r.operation });
+      return { approved: false, decision: "cooldown" };
+    }
+    this.pending = true;
+    const id = this.nextId++;
+    this.show("waiting");
+    this.log("confirm-request", {
+      id,
+      text: promptText(r),
+      client: r.client,
+      service: r.service,
+      operation: r.operation,
+      timeout_s: Math.round(this.timeoutMs / 1000),
+    });
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(new Error("confirmation timed out")), this.timeoutMs);
+    let decision: Decision;
+    try {
+      const verdict: Verdict = await this.o.input.waitForVerdict(abort.signal);
+      decision = abort.signal.aborted ? "timeout" : verdict === "approve" ? "approved" : "denied";
+    } catch {
+      decision = abort.signal.aborted ? "timeout" : "error";
+    } finally {
+      clearTimeout(timer);
+      this.pending = false;
+    }
+    const approved = decision === "approved";
+    if (approved && this.windowMs > 0) this.windows.set(windowKey, this.clock() + this.windowMs);
+    if (!approved) this.cooldownUntil.set(r.client, this.clock() + this.cooldownMs);
+    this.show(approved ? "approved" : "denied");
+    this.log("confirm-result", { id, decision });
+    return { approved, decision };
+  }
+
+  /** True while a prompt is on screen. */
+  get busy(): boolean {
+    return this.pending;
+  }
+
+  close(): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+  }
+
+  private show(p: "waiting" | "approved" | "denied"): void {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    this.o.indicator.show(p);
+    if (p === "waiting") return;
+    if (this.resultMs <= 0) this.o.indicator.show("idle");
+    else {
+      this.idleTimer = setTimeout(() => {
+        this.idleTimer = null;
+        this.o.indicator.show("idle");
+      }, this.resultMs);
+    }
+  }
+}
+
+/** The one line the device's console shows for a request. */
+export function promptText(r: ConfirmationRequest): string {
+  const digest =
+    r.digestPrefix !== undefined && r.digestSuffix !== undefined
+      ? ` ${r.hashAlgo ?? "digest"} ${r.digestPrefix}…${r.digestSuffix}`
+      : "";
+  return `${r.client} asks for ${r.operation} (${r.service}) with ${r.key}${digest}`;
+}
