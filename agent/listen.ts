@@ -42,9 +42,9 @@ export async function listenTcp(
 ): Promise<TcpListener> {
   const lastStart = new Map<string, number>();
   let halfOpen = 0;
-  const listener = await tcpListen(addr.host, addr.port, (stream) => {
+  const listener = await tcpListen(addr.host, addr.port, (stream, peer) => {
     const via = stream.description;
-    const source = sourceAddress(via);
+    const source = peer.address;
     const now = platform.monotonicMs();
     const last = lastStart.get(source);
     const why =
@@ -77,13 +77,6 @@ export async function listenTcp(
   return listener;
 }
 
-/** "tcp 1.2.3.4:5678" or "tcp [::1]:5678" (transport/tcp.ts) -> the address without the port. */
-export function sourceAddress(description: string): string {
-  const hostPort = description.replace(/^tcp /, "");
-  const colon = hostPort.lastIndexOf(":");
-  const host = colon < 0 ? hostPort : hostPort.slice(0, colon);
-  return host.replace(/^\[|\]$/g, "");
-}
 
 /** The stream with `first` (already read from it) delivered again before the rest. */
 function withFirst(stream: Duplex, first: Uint8Array | null): Duplex {

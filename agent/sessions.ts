@@ -4,10 +4,9 @@
  * per host key: a new session from the same host replaces the old one. Calls the host opens go
  * to `onOpen`; calls from the device go out on current().
  * Must never: serve a pair-psk without a token, reuse a token, pin a key the user refused, or
- * send a handshake reply before the IK timestamp is on disk (GatedLink).
+ * send a handshake reply before the IK timestamp is on disk (AgentState.peers).
  */
 
-import type { CipherState } from "../core/noise/cipher-state.ts";
 import type { CryptoResolver, LinkSuiteName } from "../core/noise/suites.ts";
 import { systemClock } from "../core/session/duplex.ts";
 import { type Connected, connectAsResponder } from "../core/session/establish.ts";
@@ -55,24 +54,25 @@ export class SessionManager {
     // The token is read when the host's offer arrives (an open tty may wait long for one), so a
     // token created meanwhile with `pair-token` is seen.
     const pairing: { token?: Uint8Array; allowCode: boolean } = { allowCode: config.allowCodePairing };
-    const readToken = async () => {
+    const readPairing = async () => {
       try {
         pairing.token = await state.readToken();
       } catch (error) {
         log("pairing-token-unusable", { why: (error as Error).message });
       }
+      return pairing;
     };
     let c: Connected;
     try {
       c = await connectAsResponder(
         {
-          link: new GatedLink(link, () => state.persisted(), readToken),
+          link,
           resolver: this.d.resolver,
           staticKey: state.deviceKey,
           version: AGENT_VERSION,
           suites: this.d.suites,
           peers: state.peers,
-          pairing,
+          pairing: readPairing,
         },
         { clock: systemClock, onOpen: this.d.onOpen },
       );
@@ -140,54 +140,4 @@ export class SessionManager {
 /** The peer's version string is peer bytes: only a plain, short one is logged. */
 function safeVersion(v: string): string {
   return /^[A-Za-z0-9_.+/-]{1,40}$/.test(v) ? v : "(unprintable)";
-}
-
-/**
- * A RecordLink whose handshake sends wait for `gate()`: the agent's state writes (the IK
- * timestamp accepted just before the reply) reach the disk before the reply leaves. `onOffer`
- * runs once the first handshake message (the offer) arrived, before the handshake reads it.
- */
-export class GatedLink implements RecordLink {
-  private offered = false;
-  constructor(
-    readonly inner: RecordLink,
-    private readonly gate: () => Promise<void>,
-    private readonly onOffer: () => Promise<void> = async () => {},
-  ) {}
-  get transport(): string {
-    return this.inner.transport;
-  }
-  get maxRecord(): number {
-    return this.inner.maxRecord;
-  }
-  get recordsSinceKey(): number {
-    return this.inner.recordsSinceKey;
-  }
-  async sendHandshake(message: Uint8Array): Promise<void> {
-    await this.gate();
-    await this.inner.sendHandshake(message);
-  }
-  async recvHandshake(): Promise<Uint8Array> {
-    const message = await this.inner.recvHandshake();
-    if (!this.offered) {
-      this.offered = true;
-      await this.onOffer();
-    }
-    return message;
-  }
-  setSendKey(cs: CipherState): void {
-    this.inner.setSendKey(cs);
-  }
-  setRecvKey(cs: CipherState): void {
-    this.inner.setRecvKey(cs);
-  }
-  send(plaintext: Uint8Array): Promise<void> {
-    return this.inner.send(plaintext);
-  }
-  recv(): Promise<Uint8Array | null> {
-    return this.inner.recv();
-  }
-  close(): void {
-    this.inner.close();
-  }
 }

@@ -7,7 +7,7 @@
  *   hosts.json     pinned host keys, each with the last accepted IK timestamp
  *
  * The IK timestamp is recorded in memory at once (so a concurrent replay is refused) and the
- * handshake's reply waits for persisted() (see GatedLink in listen.ts), so a replay of message 1
+ * handshake's reply waits for that write (PeerStore.acceptTimestamp), so a replay of message 1
  * after an agent restart is refused too.
  * Must never: answer a reconnect before its timestamp is on disk, or keep accepting a token
  * after it was used once.
@@ -65,14 +65,18 @@ export class AgentState {
     return this.hosts.size;
   }
 
-  /** The PeerStore the handshake consults. acceptTimestamp schedules the write; see persisted(). */
+  /**
+   * The PeerStore the handshake consults. acceptTimestamp resolves only once the timestamp is on
+   * disk, and the handshake sends its reply only after that, so a replay after a restart fails.
+   */
   readonly peers: PeerStore = {
     isPinned: (key) => this.hosts.has(formatPublicKey(key)),
-    acceptTimestamp: (key, ts) => {
+    acceptTimestamp: async (key, ts) => {
       const entry = this.hosts.get(formatPublicKey(key));
       if (!entry || (entry.lastTimestamp !== null && ts <= entry.lastTimestamp)) return false;
       entry.lastTimestamp = ts;
       this.scheduleWrite();
+      await this.writing;
       return true;
     },
   };

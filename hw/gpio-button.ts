@@ -16,7 +16,7 @@ export type GpioBackend = "chardev" | "tools" | "auto";
 export async function loadFfiSyscalls(): Promise<{ sys: GpioSyscalls } | { error: string }> {
   try {
     const mod = await import("./gpio-ffi.ts");
-    return { sys: mod.libcSyscalls() };
+    return { sys: await mod.libcSyscalls() };
   } catch (e) {
     return { error: e instanceof Error ? e.message : String(e) };
   }

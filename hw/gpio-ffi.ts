@@ -8,7 +8,6 @@
  * is correct on the x86-64 and AAPCS64 (Linux arm64) calling conventions, the only targets Bun
  * has. Must never: block the event loop (line fds are switched to O_NONBLOCK before reading).
  */
-import { dlopen, FFIType, read as readMem } from "bun:ffi";
 import { constants as osConstants } from "node:os";
 import type { GpioSyscalls } from "./gpio-chardev.ts";
 
@@ -20,14 +19,17 @@ const F_SETFL = 4;
 const EAGAIN = 11;
 const EINTR = 4;
 
-const SYMBOLS = {
-  open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
-  read: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-  fcntl: { args: [FFIType.i32, FFIType.i32, FFIType.i32], returns: FFIType.i32 },
-  close: { args: [FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
-} as const;
+type Ffi = typeof import("bun:ffi");
+
+const symbols = (t: Ffi["FFIType"]) =>
+  ({
+    open: { args: [t.ptr, t.i32], returns: t.i32 },
+    ioctl: { args: [t.i32, t.u64, t.ptr], returns: t.i32 },
+    read: { args: [t.i32, t.ptr, t.u64], returns: t.i64 },
+    fcntl: { args: [t.i32, t.i32, t.i32], returns: t.i32 },
+    close: { args: [t.i32], returns: t.i32 },
+    __errno_location: { args: [], returns: t.ptr },
+  }) as const;
 
 const ERRNO_NAMES = new Map<number, string>(
   Object.entries(osConstants.errno).map(([name, n]) => [n as number, name] as [number, string]),
@@ -45,11 +47,11 @@ export class SysError extends Error {
   }
 }
 
-function openLibc() {
+function openLibc(ffi: Ffi) {
   let lastError: unknown;
   for (const name of ["libc.so.6", "libc.so", "libc.musl-aarch64.so.1", "libc.musl-x86_64.so.1"]) {
     try {
-      return dlopen(name, SYMBOLS);
+      return ffi.dlopen(name, symbols(ffi.FFIType));
     } catch (e) {
       lastError = e;
     }
@@ -57,12 +59,13 @@ function openLibc() {
   throw new Error(`cannot load libc through bun:ffi: ${String(lastError)}`);
 }
 
-/** Real syscalls on this machine's libc. Throws when libc cannot be loaded. */
-export function libcSyscalls(): GpioSyscalls {
-  const lib = openLibc().symbols;
+/** Real syscalls on this machine's libc. Rejects without bun:ffi (Node) or when libc does not load. */
+export async function libcSyscalls(): Promise<GpioSyscalls> {
+  const ffi: Ffi = await import("bun:ffi");
+  const lib = openLibc(ffi).symbols;
   const errno = (): number => {
     const p = lib.__errno_location();
-    return p === null ? 0 : readMem.i32(p, 0);
+    return p === null ? 0 : ffi.read.i32(p, 0);
   };
   const check = (what: string, r: number): number => {
     if (r < 0) throw new SysError(what, errno());

@@ -44,7 +44,7 @@ export class ProgressReporter {
       this.phase = p.phase;
       this.phaseStart = t;
       this.lastDecile = -1;
-      this.lastDraw = 0;
+      this.lastDraw = Number.NEGATIVE_INFINITY;
     }
     const line = formatProgress(p, t - this.phaseStart);
     const finished = p.done >= p.total;

@@ -15,6 +15,12 @@ export interface TcpConnectOptions {
   timeoutMs?: number;
 }
 
+/** Who connected: for per-source rate limits and logs. */
+export interface TcpPeer {
+  readonly address: string;
+  readonly port: number;
+}
+
 export interface TcpListener {
   /** The port actually bound (useful with port 0). */
   readonly port: number;
@@ -52,13 +58,14 @@ export function tcpConnect(host: string, port: number, options: TcpConnectOption
 export function tcpListen(
   host: string,
   port: number,
-  onConnection: (stream: ByteStream) => void,
+  onConnection: (stream: ByteStream, peer: TcpPeer) => void,
 ): Promise<TcpListener> {
   return new Promise((resolve, reject) => {
     // allowHalfOpen: a peer's FIN must only end our read side (closeWrite semantics).
     const server = net.createServer({ allowHalfOpen: true }, (sock) => {
       sock.setNoDelay(true);
-      onConnection(duplexStream(sock, describe(sock.remoteAddress ?? "?", sock.remotePort ?? 0)));
+      const peer = { address: sock.remoteAddress ?? "?", port: sock.remotePort ?? 0 };
+      onConnection(duplexStream(sock, describe(peer.address, peer.port)), peer);
     });
     server.once("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "EADDRINUSE" || e.code === "EACCES" || e.code === "EADDRNOTAVAIL") {

@@ -32,7 +32,8 @@ export async function serveAuditFetch(io: AuditFetchIo, ctx: { audit: AuditLog }
     await io.stdout.closeWrite();
     return 0;
   } catch (e) {
-    const msg = e instanceof Error && e.message.startsWith("audit log") ? e.message : "cannot read the audit log";
+    const msg =
+      e instanceof Error && e.message.startsWith("audit log") ? e.message : "cannot read the audit log";
     await io.stderr.write(new TextEncoder().encode(`qubes-air: ${msg}\n`)).catch(() => {});
     return 1;
   } finally {

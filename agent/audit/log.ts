@@ -50,7 +50,9 @@ export class AuditLog {
       const cut = text.lastIndexOf("\n") + 1;
       keep = Buffer.byteLength(text.slice(0, cut));
       const dropped = Buffer.byteLength(text) - keep;
-      notes.push(internal("audit-recovered", "torn-last-line", `dropped ${dropped} bytes at line ${result.line}`));
+      notes.push(
+        internal("audit-recovered", "torn-last-line", `dropped ${dropped} bytes at line ${result.line}`),
+      );
     } else if (!result.ok) {
       // Continue after the last line as written, so the break stays where it is.
       const lines = text.split("\n");

@@ -119,7 +119,9 @@ export async function pumpClientInput(
       await Promise.race([
         Promise.all(
           queues.map((q, k) =>
-            q.below(k === 0 ? (sigOpen ? STDIN_ALLOWANCE_WHILE_SIGNATURE : STDIN_ALLOWANCE) : SIGNATURE_ALLOWANCE),
+            q.below(
+              k === 0 ? (sigOpen ? STDIN_ALLOWANCE_WHILE_SIGNATURE : STDIN_ALLOWANCE) : SIGNATURE_ALLOWANCE,
+            ),
           ),
         ),
         o.stop,

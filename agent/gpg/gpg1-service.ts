@@ -14,15 +14,21 @@
 import { describeKey, type KeyEntry, parseSecretKeyListing } from "../../core/gpg/keyring.ts";
 import { buildGpgArgv, secretUse, signerSpecs } from "../../core/gpg/v1-argv.ts";
 import { parseV1Args, V1OptionError, type V1Request } from "../../core/gpg/v1-options.ts";
-import { decodeHeader, encodeExitFrame, encodeFrames, HEADER_SIZE, V1WireError } from "../../core/gpg/v1-wire.ts";
+import {
+  decodeHeader,
+  encodeExitFrame,
+  encodeFrames,
+  HEADER_SIZE,
+  V1WireError,
+} from "../../core/gpg/v1-wire.ts";
 import { exitStatusOf } from "../../platform/index.ts";
 import type { ByteSource } from "../../transport/transport.ts";
 import type { AuditLog } from "../audit/log.ts";
 import type { ConfirmationManager } from "../confirmation/manager.ts";
 import { type Log, makeLog } from "../log.ts";
+import { capture, type GpgTools, gpgEnv, loadKeyring } from "./gpg-tools.ts";
 import { FrameWriter, pumpClientInput, pumpOutput } from "./gpg1-pumps.ts";
 import type { GpgServiceIo } from "./gpg2-service.ts";
-import { capture, type GpgTools, gpgEnv, loadKeyring } from "./gpg-tools.ts";
 import { spawnWithFds } from "./spawn-fds.ts";
 
 export const GPG1_SERVICE = "qubes.Gpg";
@@ -89,7 +95,12 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     const signer = use === "decrypt" ? "a key named in the message" : await describeSigners(req, ctx);
     if (signer === null) return refuse("unknown-signer", "the signing key is not on this device");
     keyText = signer;
-    const d = await ctx.confirm.decide({ client: ctx.source, service: GPG1_SERVICE, operation: use, key: keyText });
+    const d = await ctx.confirm.decide({
+      client: ctx.source,
+      service: GPG1_SERVICE,
+      operation: use,
+      key: keyText,
+    });
     decision = d.decision;
     if (!d.approved) {
       await audit(use, d.decision, "refused", keyText);
@@ -123,7 +134,10 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     child.kill("SIGKILL");
     stopResolve();
   };
-  const wall = setTimeout(() => halt(EXIT_WALL_TIME, "the request ran longer than the device allows"), wallEnd - Date.now());
+  const wall = setTimeout(
+    () => halt(EXIT_WALL_TIME, "the request ran longer than the device allows"),
+    wallEnd - Date.now(),
+  );
   const inStats = { bytes: 0 };
   const outStats = { bytes: 0 };
   const maxOut = lim.maxOutputBytes ?? 4 * 1024 ** 3;
@@ -160,7 +174,13 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   const status = limitStatus ?? exitStatusOf(info);
   await out.send(encodeExitFrame(status & 0xff)).catch(() => {});
   await io.stdout.closeWrite().catch(() => {});
-  await audit(use ?? "public", decision, `exit ${status}`, keyText, `in ${inStats.bytes} out ${outStats.bytes}`);
+  await audit(
+    use ?? "public",
+    decision,
+    `exit ${status}`,
+    keyText,
+    `in ${inStats.bytes} out ${outStats.bytes}`,
+  );
   return 0;
 }
 

@@ -17,7 +17,7 @@ import type { ByteSink, ByteSource, ByteStream } from "../../transport/transport
 import type { AuditLog } from "../audit/log.ts";
 import type { ConfirmationManager, Decision } from "../confirmation/manager.ts";
 import { type Log, makeLog } from "../log.ts";
-import { agentSockets, type GpgTools, loadKeyring } from "./gpg-tools.ts";
+import { type AgentSockets, agentSockets, type GpgTools, loadKeyring } from "./gpg-tools.ts";
 
 export const GPG2_SERVICE = "qubes.Gpg2";
 
@@ -34,6 +34,8 @@ export interface Gpg2Context extends GpgTools {
   readonly gnupgHome: string;
   readonly confirm: ConfirmationManager;
   readonly audit: AuditLog;
+  /** Connect here instead of the sockets gpgconf names (tests put a recording proxy between). */
+  readonly sockets?: AgentSockets;
   /** Serve primary keys too (lets a client certify keys). Default false. */
   readonly allowPrimaryKeys?: boolean;
   readonly log?: Log;
@@ -52,9 +54,11 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
   let sockets: Awaited<ReturnType<typeof agentSockets>>;
   try {
     keys = await loadKeyring(ctx.gnupgHome, ctx);
-    sockets = await agentSockets(ctx.gnupgHome, ctx);
+    sockets = ctx.sockets ?? (await agentSockets(ctx.gnupgHome, ctx));
     agent = await platform.unixConnect(sockets.extra).catch(async () => {
-      sockets = await agentSockets(ctx.gnupgHome, ctx, true);
+      // The agent may have exited (idle, killed): start it again once.
+      const fresh = await agentSockets(ctx.gnupgHome, ctx, true);
+      sockets = ctx.sockets ?? fresh;
       return platform.unixConnect(sockets.extra);
     });
   } catch {
@@ -85,7 +89,13 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
           } else await agent.write(e.data);
           break;
         case "result":
-          await audit(e.request.operation, decision, e.ok ? "ok" : "error", describeKey(e.request.key), detailOf(e.request));
+          await audit(
+            e.request.operation,
+            decision,
+            e.ok ? "ok" : "error",
+            describeKey(e.request.key),
+            detailOf(e.request),
+          );
           break;
         case "close":
           if (e.reason === "filtered") {
@@ -118,7 +128,8 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
         const pending = pendingConfirm(filter);
         const d = await ctx.confirm.decide(confirmRequestFor(pending, ctx.source));
         decision = d.decision;
-        if (!d.approved) await audit(pending.operation, d.decision, "refused", describeKey(pending.key), detailOf(pending));
+        if (!d.approved)
+          await audit(pending.operation, d.decision, "refused", describeKey(pending.key), detailOf(pending));
         effects = filter.confirmResult(d.approved);
       }
       running = await apply(effects);

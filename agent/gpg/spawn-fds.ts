@@ -8,10 +8,10 @@
  */
 import * as cp from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import { readableSource, writableSink } from "../../transport/node-stream.ts";
-import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 import type { ExitInfo } from "../../platform/index.ts";
 import { SpawnError } from "../../platform/index.ts";
+import { readableSource, writableSink } from "../../transport/node-stream.ts";
+import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 
 export interface FdChild {
   readonly pid: number;

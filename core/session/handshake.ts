@@ -62,8 +62,17 @@ export interface InitiatorOptions {
 /** What the responder knows about initiators it has paired with. */
 export interface PeerStore {
   isPinned(key: Uint8Array): boolean;
-  /** Accepts and records ts only if strictly greater than the last accepted for this key. */
-  acceptTimestamp(key: Uint8Array, ts: bigint): boolean;
+  /**
+   * Accepts and records ts only if strictly greater than the last accepted for this key. May
+   * return a promise: the reply is sent only after it resolves, so a store that persists the
+   * timestamp refuses a replay even after a restart.
+   */
+  acceptTimestamp(key: Uint8Array, ts: bigint): boolean | Promise<boolean>;
+}
+
+export interface PairingState {
+  readonly token?: Uint8Array;
+  readonly allowCode?: boolean;
 }
 
 export interface ResponderOptions {
@@ -74,7 +83,11 @@ export interface ResponderOptions {
   readonly suites: readonly LinkSuiteName[];
   readonly peers: PeerStore;
   /** Which pairing modes are open now (a token present, a pairing window open). */
-  readonly pairing: { readonly token?: Uint8Array; readonly allowCode?: boolean };
+  /**
+   * Which pairing modes are open; a function is called when the offer arrives (a tty handshake
+   * may start long before it, and a token may be created meanwhile).
+   */
+  readonly pairing: PairingState | (() => PairingState | Promise<PairingState>);
 }
 
 export async function initiateHandshake(o: InitiatorOptions): Promise<Established> {
@@ -115,11 +128,12 @@ export async function initiateHandshake(o: InitiatorOptions): Promise<Establishe
 export async function respondHandshake(o: ResponderOptions): Promise<Established> {
   const offerBytes = await o.link.recvHandshake();
   const offer = decodeOffer(offerBytes);
+  const pairing = typeof o.pairing === "function" ? await o.pairing() : o.pairing;
   const suite = o.suites.find((s) => offer.suites.includes(s));
   const modeOpen =
     offer.mode === "reconnect" ||
-    (offer.mode === "pair-psk" && o.pairing.token !== undefined) ||
-    (offer.mode === "pair-code" && o.pairing.allowCode === true);
+    (offer.mode === "pair-psk" && pairing.token !== undefined) ||
+    (offer.mode === "pair-code" && pairing.allowCode === true);
   if (!suite || !modeOpen) {
     await o.link.sendHandshake(encodeChoice({ refuse: suite ? "mode" : "suite" }));
     throw new ProtocolError(suite ? "handshake-psk" : "suite-mismatch");
@@ -132,7 +146,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
     initiator: false,
     prologue: buildPrologue(o.link.transport, offerBytes, choiceBytes),
     s: o.staticKey,
-    psks: offer.mode === "pair-psk" ? [o.pairing.token!] : [],
+    psks: offer.mode === "pair-psk" ? [pairing.token!] : [],
   });
   let peerVersion: string;
   if (offer.mode === "reconnect") {
@@ -140,7 +154,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
     const msg1 = decodeTimestampPayload(hs.readMessage(await o.link.recvHandshake()));
     const initiatorKey = hs.remoteStatic!;
     if (!o.peers.isPinned(initiatorKey)) throw new ProtocolError("handshake-unknown-key");
-    if (!o.peers.acceptTimestamp(initiatorKey, msg1.ts)) throw new ProtocolError("handshake-replay");
+    if (!(await o.peers.acceptTimestamp(initiatorKey, msg1.ts))) throw new ProtocolError("handshake-replay");
     // <- e, ee, se
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
     peerVersion = msg1.version;

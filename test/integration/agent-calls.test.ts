@@ -6,16 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type AgentProcess,
-  cleanup,
-  DEVICE,
-  hostCall,
-  makeDir,
-  pairHost,
-  startAgent,
-  text,
-} from "../../agent/testing/harness.ts";
+import { type AgentProcess, cleanup, DEVICE, makeDir, startAgent } from "../../agent/testing/harness.ts";
+import { hostCall, pairHost, text } from "../../agent/testing/host-side.ts";
 import type { Connected } from "../../core/session/establish.ts";
 
 const ENV_DUMP = `#!/bin/sh

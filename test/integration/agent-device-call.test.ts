@@ -5,7 +5,8 @@
  * the caller 125 at once (host side and device side).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { cleanup, DEVICE, pairHost, runCli, spawnAgentCli, startAgent } from "../../agent/testing/harness.ts";
+import { cleanup, DEVICE, runCli, spawnAgentCli, startAgent } from "../../agent/testing/harness.ts";
+import { pairHost } from "../../agent/testing/host-side.ts";
 import {
   type CallRequest,
   decodeCallRequest,

@@ -6,15 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import {
-  type AgentProcess,
-  cleanup,
-  DEVICE,
-  hostCall,
-  makeDir,
-  pairHost,
-  startAgent,
-} from "../../agent/testing/harness.ts";
+import { type AgentProcess, cleanup, DEVICE, makeDir, startAgent } from "../../agent/testing/harness.ts";
+import { hostCall, pairHost } from "../../agent/testing/host-side.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import {
   crc32,

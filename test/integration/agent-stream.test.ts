@@ -5,15 +5,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import {
-  type AgentProcess,
-  cleanup,
-  DEVICE,
-  hostCall,
-  pairHost,
-  startAgent,
-  text,
-} from "../../agent/testing/harness.ts";
+import { type AgentProcess, cleanup, DEVICE, startAgent } from "../../agent/testing/harness.ts";
+import { hostCall, pairHost, text } from "../../agent/testing/host-side.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import type { Connected } from "../../core/session/establish.ts";
 import { runCall } from "../../runtime/call-client.ts";

@@ -4,7 +4,8 @@
  * (the agent reopens the tty and answers the new handshake).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { cleanup, connectHost, hostCall, pairHost, startAgent, text } from "../../agent/testing/harness.ts";
+import { cleanup, startAgent } from "../../agent/testing/harness.ts";
+import { connectHost, hostCall, pairHost, text } from "../../agent/testing/host-side.ts";
 import { hasSocat, type PtyPair, socatPtyPair } from "../helpers/socat-pty.ts";
 
 let pty: PtyPair | null = null;
