@@ -77,7 +77,6 @@ export async function listenTcp(
   return listener;
 }
 
-
 /** The stream with `first` (already read from it) delivered again before the rest. */
 function withFirst(stream: Duplex, first: Uint8Array | null): Duplex {
   let pending = first;

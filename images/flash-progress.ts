@@ -26,7 +26,8 @@ export function formatProgress(p: Progress, elapsedMs: number): string {
 
 export class ProgressReporter {
   private phase: Progress["phase"] | null = null;
-  private phaseStart = 0;
+  private phaseStart: number;
+  private lastUpdate: number;
   private lastDraw = 0;
   private lastDecile = -1;
   private drawn = false;
@@ -35,17 +36,22 @@ export class ProgressReporter {
     private readonly write: (text: string) => void,
     private readonly tty: boolean,
     private readonly now: () => number = () => performance.now(),
-  ) {}
+  ) {
+    // The first phase starts now (the reporter is made when the write starts); later phases
+    // start when the previous one reported its last progress.
+    this.phaseStart = this.lastUpdate = now();
+  }
 
   update(p: Progress): void {
     const t = this.now();
     if (p.phase !== this.phase) {
       this.end();
       this.phase = p.phase;
-      this.phaseStart = t;
+      this.phaseStart = this.lastUpdate;
       this.lastDecile = -1;
       this.lastDraw = Number.NEGATIVE_INFINITY;
     }
+    this.lastUpdate = t;
     const line = formatProgress(p, t - this.phaseStart);
     const finished = p.done >= p.total;
     if (this.tty) {

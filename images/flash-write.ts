@@ -99,11 +99,12 @@ async function writeFull(fh: FileHandle, data: Uint8Array, position: number): Pr
 
 /**
  * A buffer the kernel accepts for O_DIRECT reads from `fh`: probed by reading the first block at
- * increasing offsets into an oversized buffer (JS cannot see addresses). Null when none works.
+ * increasing offsets into an oversized buffer, since JS cannot see addresses (Bun's large buffers
+ * are page-aligned; Node's come from malloc, 16 bytes past a page). Null when none works.
  */
 async function alignedBuffer(fh: FileHandle, size: number): Promise<Uint8Array | null> {
   const raw = Buffer.allocUnsafeSlow(size + HEAD_SIZE);
-  for (let off = 0; off < HEAD_SIZE; off += 512) {
+  for (let off = 0; off < HEAD_SIZE; off += 16) {
     try {
       await fh.read(raw, off, HEAD_SIZE, 0);
       return raw.subarray(off, off + size);
