@@ -4,10 +4,11 @@
  * write stdin to it, read the framed call output from it; runtime/call-client.ts runs it).
  * Must never: wait forever on a daemon that closed the connection (EOF is an error here).
  */
+import * as net from "node:net";
 import { ConfigError } from "../core/errors.ts";
 import type { CborMap } from "../core/wire/cbor.ts";
-import { platform } from "../platform/index.ts";
-import { type ByteStream, TransportError } from "../transport/transport.ts";
+import { duplexStream } from "../transport/node-stream.ts";
+import { type ByteStream, toTransportError } from "../transport/transport.ts";
 import { encodeMessage, MessageReader } from "./control-wire.ts";
 
 export class DaemonUnreachable extends ConfigError {
@@ -20,12 +21,21 @@ export class DaemonUnreachable extends ConfigError {
   }
 }
 
-export async function connectDaemon(socket: string): Promise<ByteStream> {
-  try {
-    return await platform.unixConnect(socket);
-  } catch (e) {
-    throw new DaemonUnreachable(socket, e instanceof TransportError ? e.code : "error");
-  }
+/**
+ * Connects to the daemon socket. node:net directly rather than platform.unixConnect (the same
+ * code): platform/index.ts also loads node:tty and node:crypto, which the relay, started once
+ * per call, does not need (~9 ms of its ~24 ms start-up, measured on the compiled binary).
+ */
+export function connectDaemon(socket: string): Promise<ByteStream> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ path: socket, allowHalfOpen: true });
+    const onError = (e: Error) => reject(new DaemonUnreachable(socket, toTransportError(socket, e).code));
+    sock.once("error", onError);
+    sock.once("connect", () => {
+      sock.off("error", onError);
+      resolve(duplexStream(sock, `unix ${socket}`));
+    });
+  });
 }
 
 export interface Conversation {

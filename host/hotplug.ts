@@ -105,10 +105,14 @@ async function macOf(ifaceDir: string): Promise<string | null> {
   }
 }
 
-/** Does a by-id entry belong to this remote? Its exact by-id name, or a name holding its USB serial. */
+/**
+ * Does a by-id entry belong to this remote? Its exact by-id name, or a name holding its USB
+ * serial as a whole field: udev names are usb-<vendor>_<product>_<serial>-if<NN>[-port<N>], so
+ * the serial sits between "_" and "-" (serial "ABC1" must not match a device "ABC12").
+ */
 export function byIdMatches(name: string, byId: string | null, usbSerial: string | undefined): boolean {
   if (byId !== null && name === byId) return true;
-  return usbSerial !== undefined && name.includes(usbSerial);
+  return usbSerial !== undefined && (name.includes(`_${usbSerial}-`) || name.endsWith(`_${usbSerial}`));
 }
 
 /** The by-id entry to open for a remote: the exact name if present, else one holding its USB serial. */
@@ -120,6 +124,6 @@ export async function findByIdEntry(
   const names = await list(byIdDir);
   if (byId !== null && names.includes(byId)) return byId;
   if (usbSerial === undefined) return null;
-  const matching = names.filter((n) => n.includes(usbSerial));
+  const matching = names.filter((n) => byIdMatches(n, null, usbSerial));
   return matching.find((n) => n.endsWith("-if00")) ?? matching[0] ?? null;
 }

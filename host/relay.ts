@@ -20,7 +20,7 @@
 import { ConfigError } from "../core/errors.ts";
 import { EXIT_PROBLEM, EXIT_REFUSED } from "../core/qrexec/call-protocol.ts";
 import { isArgument, isQubeName, isServiceName } from "../core/qrexec/names.ts";
-import { platform } from "../platform/index.ts";
+import { spawn } from "node:child_process";
 import type { ByteSink, ByteSource } from "../transport/transport.ts";
 import { type CallTarget, openDaemonCall } from "./client.ts";
 import type { Env } from "./paths.ts";
@@ -108,20 +108,22 @@ export async function runRelay(ctx: RelayContext, io: RelayIo): Promise<number> 
   return result.status;
 }
 
-/** The value of one QubesDB key, or null (no such key, no qubesdb-read, empty value). */
-async function qubesdbRead(program: string, key: string): Promise<string | null> {
-  let child: Awaited<ReturnType<typeof platform.spawn>>;
-  try {
-    child = await platform.spawn([program, key], { stdin: "ignore", stdout: "pipe", stderr: "ignore" });
-  } catch {
-    return null;
-  }
-  let out = "";
-  const decoder = new TextDecoder();
-  for (let c = await child.stdout!.read(); c !== null; c = await child.stdout!.read()) {
-    if (out.length < 256) out += decoder.decode(c, { stream: true });
-  }
-  const { code } = await child.exited;
-  const value = out.replace(/\n$/, "");
-  return code === 0 && value !== "" ? value : null;
+/**
+ * The value of one QubesDB key, or null (no such key, no qubesdb-read, empty value).
+ * node:child_process, not platform.spawn: see connectDaemon in client.ts (start-up time).
+ */
+function qubesdbRead(program: string, key: string): Promise<string | null> {
+  return new Promise((resolve) => {
+    let out = "";
+    const child = spawn(program, [key], { stdio: ["ignore", "pipe", "ignore"] });
+    child.on("error", () => resolve(null));
+    child.stdout.setEncoding("utf8");
+    child.stdout.on("data", (s: string) => {
+      if (out.length < 256) out += s;
+    });
+    child.on("close", (code) => {
+      const value = out.replace(/\n$/, "");
+      resolve(code === 0 && value !== "" ? value : null);
+    });
+  });
 }

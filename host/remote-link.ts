@@ -155,7 +155,7 @@ export class RemoteLink {
     // One round trip before "up", so list shows an RTT from the start.
     this.rttMs = await Promise.race([c.session.ping().catch(() => null), c.session.closed.then(() => null)]);
     this.seen(true);
-    this.setState("up");
+    if (c.session.isOpen) this.setState("up");
     const ping = () =>
       c.session.ping().then(
         (rtt) => {

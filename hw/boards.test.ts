@@ -36,7 +36,9 @@ describe("detectBoard", () => {
   });
 
   test("the Armory Mk II LAN is an Armory without a USB gadget", () => {
-    const lan = detectBoard(fakeDt("WithSecure POE armory Mk II", ["inversepath,imx6ul-usbarmory-mkII-lan", "fsl,imx6ul"]));
+    const lan = detectBoard(
+      fakeDt("WithSecure POE armory Mk II", ["inversepath,imx6ul-usbarmory-mkII-lan", "fsl,imx6ul"]),
+    );
     expect(lan.profile.id).toBe("armory-mk2");
     expect(lan.profile.usbGadget).toBeNull();
     expect(lan.profile.leds.map((l) => l.names[0])).toEqual(["LED_BLUE", "LED_WHITE"]);

@@ -192,9 +192,11 @@ export function splitDtStrings(raw: string): string[] {
 export function identifyBoard(model: string | null, compatible: readonly string[]): BoardProfile {
   const ids: BoardId[] = ["pi5", "pi4", "zero2w", "pi3", "armory-mk2"];
   for (const id of ids) {
-    if (BOARDS[id].compatible.some((c) => compatible.includes(c))) return withVariant(BOARDS[id], model, compatible);
+    if (BOARDS[id].compatible.some((c) => compatible.includes(c)))
+      return withVariant(BOARDS[id], model, compatible);
   }
-  if (compatible.some((c) => /usbarmory-mk(ii|2)/i.test(c))) return withVariant(BOARDS["armory-mk2"], model, compatible);
+  if (compatible.some((c) => /usbarmory-mk(ii|2)/i.test(c)))
+    return withVariant(BOARDS["armory-mk2"], model, compatible);
   if (model) {
     for (const id of ids) if (BOARDS[id].model.test(model)) return withVariant(BOARDS[id], model, compatible);
   }
@@ -205,7 +207,11 @@ export function identifyBoard(model: string | null, compatible: readonly string[
  * The Armory Mk II LAN ("WithSecure POE armory Mk II", compatible "...-mkII-lan") has its USB
  * port in host mode (its DTS sets dr_mode = "host"): it is reached over Ethernet, no gadget.
  */
-function withVariant(profile: BoardProfile, model: string | null, compatible: readonly string[]): BoardProfile {
+function withVariant(
+  profile: BoardProfile,
+  model: string | null,
+  compatible: readonly string[],
+): BoardProfile {
   const lan = compatible.some((c) => /usbarmory.*-lan$/i.test(c)) || /\bPOE\b|\bLAN\b/.test(model ?? "");
   if (profile.id === "armory-mk2" && lan) {
     return { ...profile, name: "USB armory Mk II LAN", usbGadget: null };

@@ -9,7 +9,9 @@ describe("console refusals", () => {
     expect(consoleRefusal("/dev/ttyGS0", "/dev/ttyGS0", {})).toContain("USB gadget serial");
     expect(consoleRefusal("/dev/pts/3", "/dev/pts/3", {})).toContain("pseudo-terminal");
     expect(consoleRefusal("/dev/pts/3", "/dev/pts/3", { allowPty: true })).toBeNull();
-    expect(consoleRefusal("/dev/ttyAMA0", "/dev/ttyAMA0", { forbidden: ["/dev/ttyAMA0"] })).toContain("link's own");
+    expect(consoleRefusal("/dev/ttyAMA0", "/dev/ttyAMA0", { forbidden: ["/dev/ttyAMA0"] })).toContain(
+      "link's own",
+    );
     expect(consoleRefusal("/dev/tty1", "/dev/tty1", {})).toBeNull();
   });
 

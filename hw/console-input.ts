@@ -52,7 +52,8 @@ export function keyVerdict(byte: number): Verdict | null {
 async function stty(args: string[]): Promise<string> {
   const child = await platform.spawn(["stty", ...args], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   let out = "";
-  for (let c = await child.stdout!.read(); c; c = await child.stdout!.read()) out += new TextDecoder().decode(c);
+  for (let c = await child.stdout!.read(); c; c = await child.stdout!.read())
+    out += new TextDecoder().decode(c);
   const exit = await child.exited;
   child.stdout!.close();
   child.stderr!.close();
@@ -78,6 +79,8 @@ export class ConsoleInput implements ApprovalInput {
 
   static async open(options: ConsoleInputOptions = {}): Promise<ConsoleInput> {
     const tty = options.tty ?? "/dev/tty1";
+    const named = consoleRefusal(tty, tty, options);
+    if (named) throw new Error(`refusing ${tty} as the confirmation console: ${named}`);
     let real: string;
     try {
       real = realpathSync(tty);

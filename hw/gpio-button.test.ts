@@ -7,8 +7,8 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChardevButton, findLine } from "./gpio-chardev.ts";
 import { loadFfiSyscalls, openGpioButton } from "./gpio-button.ts";
+import { ChardevButton, findLine } from "./gpio-chardev.ts";
 import { LineFlag } from "./gpio-uapi.ts";
 import { edgeToButton, PressClassifier } from "./press.ts";
 import { FakeGpioKernel } from "./testing/fake-gpiochip.ts";
@@ -53,7 +53,11 @@ describe("chardev button on a simulated kernel", () => {
 
   test("finds the chip by label and the line by name, requests input+edges+pull-up+debounce", () => {
     k = pi4Kernel();
-    expect(findLine(k, PI4_BUTTON, k.devDir)).toMatchObject({ chipName: "gpiochip1", offset: 17, used: false });
+    expect(findLine(k, PI4_BUTTON, k.devDir)).toMatchObject({
+      chipName: "gpiochip1",
+      offset: 17,
+      used: false,
+    });
     const b = ChardevButton.open(k, PI4_BUTTON, { devDir: k.devDir });
     const req = k.requests[0]!;
     expect(req.offset).toBe(17);
@@ -69,11 +73,19 @@ describe("chardev button on a simulated kernel", () => {
   test("clear errors: no such chip, no such line, line in use", () => {
     k = pi4Kernel();
     expect(() => findLine(k, { ...PI4_BUTTON, chipLabel: "pinctrl-rp1" }, k.devDir)).toThrow(
-      "no gpio chip labelled pinctrl-rp1 in " + k.devDir + " (found: gpiochip0 [raspberrypi-exp-gpio], gpiochip1 [pinctrl-bcm2711])",
+      "no gpio chip labelled pinctrl-rp1 in " +
+        k.devDir +
+        " (found: gpiochip0 [raspberrypi-exp-gpio], gpiochip1 [pinctrl-bcm2711])",
     );
-    expect(() => findLine(k, { ...PI4_BUTTON, line: "GPIO99" }, k.devDir)).toThrow("has no line named GPIO99");
-    const busy = new FakeGpioKernel([{ label: "pinctrl-bcm2711", lines: ["GPIO0", "GPIO17"], used: { 1: "gpio-keys" } }]);
-    expect(() => ChardevButton.open(busy, PI4_BUTTON, { devDir: busy.devDir })).toThrow('in use by "gpio-keys"');
+    expect(() => findLine(k, { ...PI4_BUTTON, line: "GPIO99" }, k.devDir)).toThrow(
+      "has no line named GPIO99",
+    );
+    const busy = new FakeGpioKernel([
+      { label: "pinctrl-bcm2711", lines: ["GPIO0", "GPIO17"], used: { 1: "gpio-keys" } },
+    ]);
+    expect(() => ChardevButton.open(busy, PI4_BUTTON, { devDir: busy.devDir })).toThrow(
+      'in use by "gpio-keys"',
+    );
   });
 
   test("a kernel without debounce (EINVAL) gets a request without it", () => {
@@ -145,7 +157,10 @@ describe.skipIf(simReason !== null)("real kernel gpio-sim chip", () => {
   test("a simulated press through the kernel approves", async () => {
     const { withGpioSim } = await import("./testing/gpio-sim.ts");
     await withGpioSim("qa-sim", ["GPIO17"], async (sim) => {
-      const b = await openGpioButton({ chipLabel: "qa-sim", line: "GPIO17", activeLow: true }, { backend: "chardev" });
+      const b = await openGpioButton(
+        { chipLabel: "qa-sim", line: "GPIO17", activeLow: true },
+        { backend: "chardev" },
+      );
       const wait = b.waitForVerdict(new AbortController().signal);
       await sim.pull(0, "pull-down");
       await Bun.sleep(200);

@@ -28,19 +28,25 @@ export interface OpenButtonOptions extends ButtonOptions {
   syscalls?: GpioSyscalls;
 }
 
-export async function openGpioButton(line: ButtonLine, options: OpenButtonOptions = {}): Promise<ApprovalInput> {
+export async function openGpioButton(
+  line: ButtonLine,
+  options: OpenButtonOptions = {},
+): Promise<ApprovalInput> {
   const backend = options.backend ?? "auto";
   let ffiError = "not tried";
   if (backend !== "tools") {
     const loaded = options.syscalls ? { sys: options.syscalls } : await loadFfiSyscalls();
     if ("sys" in loaded) return ChardevButton.open(loaded.sys, line, options);
     ffiError = loaded.error;
-    if (backend === "chardev") throw new Error(`GPIO character device through bun:ffi unavailable: ${ffiError}`);
+    if (backend === "chardev")
+      throw new Error(`GPIO character device through bun:ffi unavailable: ${ffiError}`);
   }
   try {
     return await ToolsButton.open(line, options);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new Error(`no usable GPIO backend for ${line.chipLabel}/${line.line}: ffi: ${ffiError}; tools: ${why}`);
+    throw new Error(
+      `no usable GPIO backend for ${line.chipLabel}/${line.line}: ffi: ${ffiError}; tools: ${why}`,
+    );
   }
 }

@@ -141,7 +141,9 @@ export class ChardevButton implements ApprovalInput {
   static open(sys: GpioSyscalls, line: ButtonLine, options: ButtonOptions = {}): ChardevButton {
     const found = findLine(sys, line, options.devDir);
     if (found.used) {
-      throw new Error(`${line.chipLabel}/${line.line} is already in use by "${found.consumer || "the kernel"}"`);
+      throw new Error(
+        `${line.chipLabel}/${line.line} is already in use by "${found.consumer || "the kernel"}"`,
+      );
     }
     const flags =
       LineFlag.INPUT |
@@ -176,7 +178,14 @@ export class ChardevButton implements ApprovalInput {
       sys.close(chipFd);
     }
     sys.setNonBlocking(lineFd);
-    return new ChardevButton(sys, lineFd, found.offset, line, options.pollMs ?? 20, options.longPressMs ?? LONG_PRESS_MS);
+    return new ChardevButton(
+      sys,
+      lineFd,
+      found.offset,
+      line,
+      options.pollMs ?? 20,
+      options.longPressMs ?? LONG_PRESS_MS,
+    );
   }
 
   /** Reads everything pending; returns a verdict if a press completed. */

@@ -1,7 +1,8 @@
 /**
- * libc's open/ioctl/read/fcntl/close through bun:ffi, for the GPIO character device. Bun-only:
- * on Node this module fails to load (there is no bun:ffi), and hw/gpio-button.ts falls back to the
- * libgpiod tools. Import it only with a dynamic import() that catches the failure.
+ * libc's open/ioctl/read/fcntl/close through bun:ffi, for the GPIO character device. Bun-only,
+ * but bun:ffi is imported dynamically inside libcSyscalls(): a static "bun:" import would be
+ * hoisted to the top of the Node bundle (`bun build --target=node`) and break it at start-up.
+ * On Node libcSyscalls() rejects and hw/gpio-button.ts falls back to the libgpiod tools.
  *
  * Bun documents bun:ffi as experimental; everything here is a plain C call with integer and
  * buffer arguments. ioctl and fcntl are variadic in C; passing the third argument as a fixed one

@@ -93,8 +93,14 @@ function fakeTools(version: 1 | 2, events: string[]): { dir: string; argvLog: st
     writeFileSync(join(dir, name), `#!/bin/sh\n${body}\n`);
     chmodSync(join(dir, name), 0o755);
   };
-  script("gpiodetect", `echo "gpiochip0 [raspberrypi-exp-gpio] (8 lines)"; echo "gpiochip4 [pinctrl-rp1] (54 lines)"`);
-  script("gpioinfo", `[ "$1" = gpiochip4 ] || exit 1; printf '%s' '${version === 1 ? GPIOINFO_V1 : GPIOINFO_V2}'`);
+  script(
+    "gpiodetect",
+    `echo "gpiochip0 [raspberrypi-exp-gpio] (8 lines)"; echo "gpiochip4 [pinctrl-rp1] (54 lines)"`,
+  );
+  script(
+    "gpioinfo",
+    `[ "$1" = gpiochip4 ] || exit 1; printf '%s' '${version === 1 ? GPIOINFO_V1 : GPIOINFO_V2}'`,
+  );
   const lines = events.map((e) => `echo '${e}'`).join("\n");
   script(
     "gpiomon",
@@ -120,7 +126,9 @@ describe("tools backend as real processes", () => {
     const b = await ToolsButton.open(line);
     expect(b.description).toBe("gpiomon v1 pinctrl-rp1/GPIO17");
     expect(await b.waitForVerdict(new AbortController().signal)).toBe("deny");
-    expect(readFileSync(argvLog, "utf8").trim()).toBe("--bias=pull-up --line-buffered --format=%e %s %n gpiochip4 17");
+    expect(readFileSync(argvLog, "utf8").trim()).toBe(
+      "--bias=pull-up --line-buffered --format=%e %s %n gpiochip4 17",
+    );
     b.close();
   });
 

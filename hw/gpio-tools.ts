@@ -51,7 +51,8 @@ export function gpiomonArgv(
   debounceMs: number,
 ): string[] {
   const bias = activeLow ? "pull-up" : "pull-down";
-  if (version === 1) return ["gpiomon", `--bias=${bias}`, "--line-buffered", "--format=%e %s %n", chip, String(offset)];
+  if (version === 1)
+    return ["gpiomon", `--bias=${bias}`, "--line-buffered", "--format=%e %s %n", chip, String(offset)];
   const argv = ["gpiomon", "--chip", chip, `--bias=${bias}`, "--edges=both", "--consumer=qubes-air"];
   if (debounceMs > 0) argv.push(`--debounce-period=${debounceMs}ms`);
   return [...argv, "--format=%e %S", String(offset)];
@@ -65,11 +66,17 @@ export function parseGpiomonLine(
   if (version === 1) {
     const m = /^([01]) (\d{1,12}) (\d{1,9})$/.exec(line.trim());
     if (!m) return null;
-    return { edge: m[1] === "1" ? "rising" : "falling", timestampNs: BigInt(m[2]!) * 1_000_000_000n + BigInt(m[3]!) };
+    return {
+      edge: m[1] === "1" ? "rising" : "falling",
+      timestampNs: BigInt(m[2]!) * 1_000_000_000n + BigInt(m[3]!),
+    };
   }
   const m = /^([12]) (\d{1,12})\.(\d{9})$/.exec(line.trim());
   if (!m) return null;
-  return { edge: m[1] === "1" ? "rising" : "falling", timestampNs: BigInt(m[2]!) * 1_000_000_000n + BigInt(m[3]!) };
+  return {
+    edge: m[1] === "1" ? "rising" : "falling",
+    timestampNs: BigInt(m[2]!) * 1_000_000_000n + BigInt(m[3]!),
+  };
 }
 
 async function run(argv: string[]): Promise<string> {

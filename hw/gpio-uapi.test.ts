@@ -49,7 +49,8 @@ describe("struct layouts", () => {
       debounceUs: 10000,
       eventBufferSize: 64,
     });
-    const nonzero = "0:17,256:113,257:117,258:98,259:101,260:115,261:45,262:97,263:105,264:114,288:52,289:1,296:1,320:3,328:16,329:39,336:1,560:1,564:64";
+    const nonzero =
+      "0:17,256:113,257:117,258:98,259:101,260:115,261:45,262:97,263:105,264:114,288:52,289:1,296:1,320:3,328:16,329:39,336:1,560:1,564:64";
     const ours = [...buf].flatMap((b, i) => (b ? [`${i}:${b}`] : [])).join(",");
     expect(buf.length).toBe(592);
     expect(ours).toBe(nonzero);
@@ -60,7 +61,9 @@ describe("struct layouts", () => {
     expect(buf[296]).toBe(0);
     expect(buf[560]).toBe(2);
     expect(() => encodeLineRequest({ offsets: [], consumer: "x", flags: 0n })).toThrow(RangeError);
-    expect(() => encodeLineRequest({ offsets: [1], consumer: "c".repeat(32), flags: 0n })).toThrow(RangeError);
+    expect(() => encodeLineRequest({ offsets: [1], consumer: "c".repeat(32), flags: 0n })).toThrow(
+      RangeError,
+    );
     expect(() => encodeLineRequest({ offsets: [-1], consumer: "x", flags: 0n })).toThrow(RangeError);
   });
 
@@ -103,7 +106,8 @@ describe("struct layouts", () => {
   });
 
   test("a line event equals the C struct byte for byte", () => {
-    const hex = "080706050403020102000000110000000300000002000000000000000000000000000000000000000000000000000000";
+    const hex =
+      "080706050403020102000000110000000300000002000000000000000000000000000000000000000000000000000000";
     const bytes = encodeLineEvent({
       timestampNs: 0x0102030405060708n,
       edge: "falling",
@@ -140,7 +144,8 @@ describe("decodeLineEvents on untrusted bytes (fuzz)", () => {
             // Then it must be an unknown id somewhere.
             const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
             let bad = false;
-            for (let at = 0; at < bytes.length; at += 48) bad ||= ![1, 2].includes(dv.getUint32(at + 8, true));
+            for (let at = 0; at < bytes.length; at += 48)
+              bad ||= ![1, 2].includes(dv.getUint32(at + 8, true));
             expect(bad).toBe(true);
           }
         }
@@ -151,14 +156,18 @@ describe("decodeLineEvents on untrusted bytes (fuzz)", () => {
 
   test("encode/decode round-trips any sequence of events, with any padding", () => {
     fc.assert(
-      fc.property(fc.array(event, { maxLength: 8 }), fc.uint8Array({ minLength: 24, maxLength: 24 }), (evs, pad) => {
-        const bytes = new Uint8Array(evs.length * 48);
-        evs.forEach((e, i) => {
-          bytes.set(encodeLineEvent(e), i * 48);
-          bytes.set(pad, i * 48 + 24);
-        });
-        expect(decodeLineEvents(bytes)).toEqual(evs);
-      }),
+      fc.property(
+        fc.array(event, { maxLength: 8 }),
+        fc.uint8Array({ minLength: 24, maxLength: 24 }),
+        (evs, pad) => {
+          const bytes = new Uint8Array(evs.length * 48);
+          evs.forEach((e, i) => {
+            bytes.set(encodeLineEvent(e), i * 48);
+            bytes.set(pad, i * 48 + 24);
+          });
+          expect(decodeLineEvents(bytes)).toEqual(evs);
+        },
+      ),
       { numRuns: RUNS },
     );
   });

@@ -28,8 +28,12 @@ describe("HidInput", () => {
   test("key-down while waiting counts; held keys and keys before the wait do not", async () => {
     const dev = new FakeDevice();
     const input = await HidInput.open({ vendorId: 0x1234, productId: 0xabcd }, async () => ({
-      HID: function () {
-        return dev;
+      // A constructor that returns the fake (a class: biome would turn a function into an arrow).
+      HID: class {
+        constructor() {
+          // biome-ignore lint/correctness/noConstructorReturn: the fake device stands in for the instance
+          return dev;
+        }
       } as never,
     }));
     expect(input.description).toBe("hid 1234:abcd");

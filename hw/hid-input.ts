@@ -77,9 +77,14 @@ export class HidInput implements ApprovalInput {
     });
   }
 
-  static async open(options: HidInputOptions, loader: () => Promise<NodeHid> = loadNodeHid): Promise<HidInput> {
+  static async open(
+    options: HidInputOptions,
+    loader: () => Promise<NodeHid> = loadNodeHid,
+  ): Promise<HidInput> {
     const hid = await loader();
-    const device = options.path ? new hid.HID(options.path) : new hid.HID(options.vendorId, options.productId);
+    const device = options.path
+      ? new hid.HID(options.path)
+      : new hid.HID(options.vendorId, options.productId);
     return new HidInput(device, options);
   }
 

@@ -23,6 +23,8 @@ export type InputConfig =
 export interface SelectOptions {
   /** The link's own serial device(s): never usable as a confirmation console. */
   linkTtys?: readonly string[];
+  /** The console for boards whose alternative is "console"; default /dev/tty1. */
+  consoleTty?: string;
   longPressMs?: number;
 }
 
@@ -36,7 +38,8 @@ export async function openApprovalInput(
     case "auto": {
       const button = board.buttons[0];
       if (button) return openGpioButton(button, { longPressMs: options.longPressMs });
-      if (board.approvalAlternative === "console") return ConsoleInput.open({ forbidden });
+      if (board.approvalAlternative === "console")
+        return ConsoleInput.open({ tty: options.consoleTty, forbidden });
       throw new Error(
         `${board.name} has no button; configure a confirmation input (console tty or USB HID key)`,
       );

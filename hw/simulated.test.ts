@@ -33,7 +33,7 @@ describe("SimulatedButton", () => {
   });
 });
 
-describe("SocketButton", () => {
+describe.skipIf(Bun.which("socat") === null)("SocketButton (needs socat)", () => {
   test("a separate process presses through the socket", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "qa-sock-")), "button.sock");
     const b = await SocketButton.listen(path);

@@ -10,8 +10,7 @@ import type { ApprovalInput, Indicator, IndicatorPattern, Verdict } from "./inpu
 
 export type PressKind = "short" | "long" | Verdict;
 
-const toVerdict = (kind: PressKind): Verdict =>
-  kind === "short" || kind === "approve" ? "approve" : "deny";
+const toVerdict = (kind: PressKind): Verdict => (kind === "short" || kind === "approve" ? "approve" : "deny");
 
 /** The shared waiting logic: one pending wait, earlier presses dropped. */
 class PressQueue {

@@ -3,7 +3,15 @@
  * script run by /bin/sh on another temp dir giving the same tree. Also the host's udev rules.
  */
 import { describe, expect, test } from "bun:test";
-import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import {
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { BOARDS } from "./boards.ts";
@@ -56,7 +64,9 @@ describe("gadgetPlan", () => {
   test("ACM + ECM with the serial; attributes before links; bind last", () => {
     const steps = gadgetPlan(BOARDS.pi4, spec);
     const writes = Object.fromEntries(
-      steps.flatMap((s) => (s.op === "write" ? [[s.path.replace("usb_gadget/qubes-air/", ""), s.value]] : [])),
+      steps.flatMap((s) =>
+        s.op === "write" ? [[s.path.replace("usb_gadget/qubes-air/", ""), s.value]] : [],
+      ),
     );
     expect(writes).toMatchObject({
       idVendor: "0x1d6b",
@@ -96,23 +106,29 @@ describe("applying", () => {
     const b = tmp("qa-configfs-b-");
     const script = join(tmp("qa-script-"), "gadget.sh");
     writeFileSync(script, gadgetShellScript(BOARDS.zero2w, spec));
-    const run = Bun.spawnSync(["sh", script], { env: { PATH: "/usr/bin:/bin", CONFIGFS: b, UDC_DIR: udcDir } });
+    const run = Bun.spawnSync(["sh", script], {
+      env: { PATH: "/usr/bin:/bin", CONFIGFS: b, UDC_DIR: udcDir },
+    });
     expect(run.stderr.toString()).toBe("");
     expect(run.exitCode).toBe(0);
     const ta = tree(a);
     expect(ta).toEqual(tree(b));
     expect(ta).toContain("usb_gadget/qubes-air/UDC=fe980000.usb");
-    expect(ta).toContain("usb_gadget/qubes-air/configs/c.1/ecm.usb0->usb_gadget/qubes-air/functions/ecm.usb0");
+    expect(ta).toContain(
+      "usb_gadget/qubes-air/configs/c.1/ecm.usb0->usb_gadget/qubes-air/functions/ecm.usb0",
+    );
   });
 
   test("no UDC: a clear error from both", () => {
     const empty = tmp("qa-udc-empty-");
-    expect(() => applyGadget(gadgetPlan(BOARDS.pi5, spec), { configfsRoot: tmp("qa-c-"), udcDir: empty })).toThrow(
-      "no USB device controller",
-    );
+    expect(() =>
+      applyGadget(gadgetPlan(BOARDS.pi5, spec), { configfsRoot: tmp("qa-c-"), udcDir: empty }),
+    ).toThrow("no USB device controller");
     const script = join(tmp("qa-script-"), "gadget.sh");
     writeFileSync(script, gadgetShellScript(BOARDS.pi5, spec));
-    const run = Bun.spawnSync(["sh", script], { env: { PATH: "/usr/bin:/bin", CONFIGFS: tmp("qa-c-"), UDC_DIR: empty } });
+    const run = Bun.spawnSync(["sh", script], {
+      env: { PATH: "/usr/bin:/bin", CONFIGFS: tmp("qa-c-"), UDC_DIR: empty },
+    });
     expect(run.exitCode).toBe(1);
     expect(run.stderr.toString()).toContain("no USB device controller");
   });

@@ -57,7 +57,9 @@ export function deriveSerial(identity: Uint8Array): string {
 
 /** A stable, locally administered unicast MAC for one end of the ECM link. */
 export function deriveMac(serial: string, end: "host" | "device"): string {
-  const b = createHash("sha256").update(`qubes-air usb mac\0${end}\0${checkSerial(serial)}`).digest();
+  const b = createHash("sha256")
+    .update(`qubes-air usb mac\0${end}\0${checkSerial(serial)}`)
+    .digest();
   b[0] = (b[0]! & 0xfc) | 0x02;
   return [...b.subarray(0, 6)].map((x) => x.toString(16).padStart(2, "0")).join(":");
 }
@@ -71,7 +73,8 @@ export function gadgetPlan(board: BoardProfile, spec: GadgetSpec): GadgetStep[] 
   for (const mac of [spec.hostMac, spec.devMac]) {
     if (!MAC_RE.test(mac)) throw new Error(`bad MAC address ${JSON.stringify(mac)}`);
   }
-  if (spec.udc !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(spec.udc)) throw new Error(`bad UDC ${spec.udc}`);
+  if (spec.udc !== undefined && !/^[A-Za-z0-9._:-]{1,64}$/.test(spec.udc))
+    throw new Error(`bad UDC ${spec.udc}`);
   const functions = spec.functions ?? caps.functions;
   for (const f of functions) {
     if (!caps.functions.includes(f)) throw new Error(`${board.name} gadget does not offer ${f}`);
@@ -100,7 +103,11 @@ export function gadgetPlan(board: BoardProfile, spec: GadgetSpec): GadgetStep[] 
   ];
   for (const f of functions) {
     steps.push(d(`functions/${f}.usb0`));
-    if (f === "ecm") steps.push(w("functions/ecm.usb0/host_addr", spec.hostMac), w("functions/ecm.usb0/dev_addr", spec.devMac));
+    if (f === "ecm")
+      steps.push(
+        w("functions/ecm.usb0/host_addr", spec.hostMac),
+        w("functions/ecm.usb0/dev_addr", spec.devMac),
+      );
   }
   for (const f of functions) {
     steps.push({ op: "symlink", target: `${g}/functions/${f}.usb0`, path: `${g}/configs/c.1/${f}.usb0` });
@@ -154,7 +161,9 @@ export function applyGadget(steps: readonly GadgetStep[], options: ApplyOptions 
           })();
           udc = found[0] ?? null;
           if (udc === null) {
-            throw new Error(`no USB device controller in ${udcDir} (is dtoverlay=dwc2,dr_mode=peripheral set?)`);
+            throw new Error(
+              `no USB device controller in ${udcDir} (is dtoverlay=dwc2,dr_mode=peripheral set?)`,
+            );
           }
         }
         writeFileSync(p, udc);

@@ -58,7 +58,8 @@ function size(v: unknown, name: string): number {
 
 function device(raw: unknown, depth: number): BlockDevice {
   if (depth > 16) throw new BlockInfoError("lsblk: device tree nested too deeply");
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new BlockInfoError("lsblk: bad entry");
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new BlockInfoError("lsblk: bad entry");
   const r = raw as Record<string, unknown>;
   const name = str(r.name);
   const type = str(r.type);
@@ -122,8 +123,9 @@ export function findByPath(
   path: string,
 ): { dev: BlockDevice; ancestors: BlockDevice[] } | null {
   return (
-    walk(forest).find(({ dev }) => dev.path === path || `/dev/${dev.name}` === path || `/dev/${dev.kname}` === path) ??
-    null
+    walk(forest).find(
+      ({ dev }) => dev.path === path || `/dev/${dev.name}` === path || `/dev/${dev.kname}` === path,
+    ) ?? null
   );
 }
 
@@ -135,7 +137,7 @@ export interface Mount {
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */
-function unescape(s: string): string {
+function unescapeOctal(s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
 }
 
@@ -151,7 +153,12 @@ export function parseMountinfo(text: string): Mount[] {
     const pre = line.slice(0, dash).split(" ");
     const post = line.slice(dash + 3).split(" ");
     if (pre.length < 6 || post.length < 2 || !/^\d+:\d+$/.test(pre[2]!)) continue;
-    out.push({ majMin: pre[2]!, mountPoint: unescape(pre[4]!), fstype: post[0]!, source: unescape(post[1]!) });
+    out.push({
+      majMin: pre[2]!,
+      mountPoint: unescapeOctal(pre[4]!),
+      fstype: post[0]!,
+      source: unescapeOctal(post[1]!),
+    });
   }
   return out;
 }
@@ -163,7 +170,7 @@ export function parseSwaps(text: string): string[] {
     .slice(1)
     .map((l) => l.trim().split(/\s+/)[0] ?? "")
     .filter((f) => f !== "")
-    .map(unescape);
+    .map(unescapeOctal);
 }
 
 /** 31914983424 -> "31.9 GB" (decimal units, as printed on cards). */

@@ -24,7 +24,11 @@ export function processFlashIO(): { io: FlashIO; dispose: () => void } {
     errIsTTY: process.stderr.isTTY === true,
     signal: ac.signal,
     readLine(prompt) {
-      const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: process.stdin.isTTY });
+      const rl = createInterface({
+        input: process.stdin,
+        output: process.stderr,
+        terminal: process.stdin.isTTY,
+      });
       // On a terminal readline catches Ctrl-C itself; treat it as ours.
       rl.on("SIGINT", onSigint);
       return new Promise((resolve) => {

@@ -5,7 +5,14 @@
  */
 import { readFileSync, realpathSync, statSync } from "node:fs";
 import { platform } from "../platform/index.ts";
-import { devToMajMin, LSBLK_COLUMNS, LSBLK_COLUMNS_OLD, parseLsblk, parseMountinfo, parseSwaps } from "./block-devices.ts";
+import {
+  devToMajMin,
+  LSBLK_COLUMNS,
+  LSBLK_COLUMNS_OLD,
+  parseLsblk,
+  parseMountinfo,
+  parseSwaps,
+} from "./block-devices.ts";
 import type { MachineState } from "./flash-rules.ts";
 
 async function capture(argv: string[]): Promise<{ code: number | null; out: string; err: string }> {

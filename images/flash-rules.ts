@@ -6,14 +6,7 @@
  * or too-small target; by default only removable or hot-plugged disks.
  * Must never: let a disk through because a check could not be evaluated (unknown = refuse).
  */
-import {
-  type BlockDevice,
-  descendants,
-  findByPath,
-  formatSize,
-  type Mount,
-  walk,
-} from "./block-devices.ts";
+import { type BlockDevice, descendants, findByPath, formatSize, type Mount, walk } from "./block-devices.ts";
 
 export interface MachineState {
   devices: BlockDevice[];
@@ -59,7 +52,19 @@ export type CheckResult =
   | { ok: false; disk: BlockDevice | null; refusals: Refusal[] };
 
 /** Mount points that belong to the running system (Qubes keeps the private volume at /rw). */
-export const SYSTEM_MOUNTS = ["/", "/boot", "/boot/efi", "/boot/firmware", "/usr", "/var", "/home", "/etc", "/opt", "/srv", "/rw"];
+export const SYSTEM_MOUNTS = [
+  "/",
+  "/boot",
+  "/boot/efi",
+  "/boot/firmware",
+  "/usr",
+  "/var",
+  "/home",
+  "/etc",
+  "/opt",
+  "/srv",
+  "/rw",
+];
 const HOLDER_TYPES = /^(crypt|lvm|dm|mpath|raid\d*|md)$/;
 
 const underDir = (path: string, dir: string) => dir === "/" || path === dir || path.startsWith(`${dir}/`);
@@ -86,7 +91,9 @@ function imageHolders(state: MachineState, image: { majMin: string | null; path:
     const byDev = image.majMin !== null && dev.majMin === image.majMin;
     const byMount =
       containing !== undefined &&
-      (dev.majMin === containing.majMin || dev.path === containing.source || `/dev/${dev.kname}` === containing.source);
+      (dev.majMin === containing.majMin ||
+        dev.path === containing.source ||
+        `/dev/${dev.kname}` === containing.source);
     if (byDev || byMount) holders.add(dev);
   }
   return holders;
@@ -117,7 +124,11 @@ export function checkTarget(state: MachineState, check: TargetCheck): CheckResul
   if (dev.type === "part") {
     const parent = ancestors.at(-1);
     const whole = parent ? parent.path : "the whole disk";
-    add("partition", `${t} is a partition of ${parent ? label(parent) : "a disk"}`, `give the whole disk: ${whole}`);
+    add(
+      "partition",
+      `${t} is a partition of ${parent ? label(parent) : "a disk"}`,
+      `give the whole disk: ${whole}`,
+    );
   } else if (dev.type === "loop") {
     if (!check.allowLoop) {
       add(
@@ -127,7 +138,11 @@ export function checkTarget(state: MachineState, check: TargetCheck): CheckResul
       );
     }
   } else if (dev.type !== "disk") {
-    add("not-disk", `${t} is a ${dev.type} device, not a whole disk`, "give the physical disk it is built on (see lsblk)");
+    add(
+      "not-disk",
+      `${t} is a ${dev.type} device, not a whole disk`,
+      "give the physical disk it is built on (see lsblk)",
+    );
   }
 
   const subtree = [dev, ...descendants(dev)];
@@ -168,7 +183,11 @@ export function checkTarget(state: MachineState, check: TargetCheck): CheckResul
   if (check.image) {
     const holders = imageHolders(state, check.image);
     if (subtree.some((d) => holders.has(d))) {
-      add("image-source", `${t} holds the image file ${check.image.path}`, "copy the image to another disk first");
+      add(
+        "image-source",
+        `${t} holds the image file ${check.image.path}`,
+        "copy the image to another disk first",
+      );
     }
   }
   if (dev.ro) {

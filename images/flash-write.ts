@@ -69,13 +69,16 @@ const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 function openError(target: string, kind: "block" | "file", e: unknown): FlashWriteError {
   const c = code(e);
   if (c === "EBUSY") {
-    return new FlashWriteError(`${target} is busy: something has it mounted or open (the exclusive open was refused)`);
+    return new FlashWriteError(
+      `${target} is busy: something has it mounted or open (the exclusive open was refused)`,
+    );
   }
   if (c === "EACCES" || c === "EPERM") {
     return new FlashWriteError(`permission denied opening ${target}: run the flasher as root (sudo)`);
   }
   if (c === "EROFS") return new FlashWriteError(`${target} is read-only`);
-  if (c === "ENOENT") return new FlashWriteError(`${target} does not exist${kind === "block" ? " (card removed?)" : ""}`);
+  if (c === "ENOENT")
+    return new FlashWriteError(`${target} does not exist${kind === "block" ? " (card removed?)" : ""}`);
   return new FlashWriteError(`cannot open ${target}: ${c}`);
 }
 
@@ -128,7 +131,11 @@ async function openVerifier(target: string): Promise<{ fh: FileHandle; buf: Uint
       if (code(e) !== "EINVAL") throw new FlashWriteError(`cannot read back ${target}: ${code(e)}`);
     }
   }
-  return { fh: await open(target, constants.O_RDONLY), buf: Buffer.allocUnsafeSlow(CHUNK_SIZE), direct: false };
+  return {
+    fh: await open(target, constants.O_RDONLY),
+    buf: Buffer.allocUnsafeSlow(CHUNK_SIZE),
+    direct: false,
+  };
 }
 
 const roundUp = (n: number) => Math.ceil(n / HEAD_SIZE) * HEAD_SIZE;
@@ -181,7 +188,8 @@ async function run(o: WriteOptions, img: FileHandle, out: FileHandle, total: num
       return { status: "interrupted", phase: "write", written: off, total };
     }
     const len = Math.min(CHUNK_SIZE, total - off);
-    if ((await readFull(img, buf, len, off)) !== len) throw new FlashWriteError(`the image ${o.image} shrank while reading`);
+    if ((await readFull(img, buf, len, off)) !== len)
+      throw new FlashWriteError(`the image ${o.image} shrank while reading`);
     const data = buf.subarray(0, len);
     whole.update(data);
     const skip = off === 0 ? head : 0;

@@ -57,14 +57,20 @@ exit status: 0 written and verified, 1 refused or failed, 2 usage,
              3 verification failed, 130 interrupted
 `;
 
-type Target = { kind: "block"; path: string; summary: string; name: string } | { kind: "file"; path: string; summary: string };
+type Target =
+  | { kind: "block"; path: string; summary: string; name: string }
+  | { kind: "file"; path: string; summary: string };
 
 function usageError(io: FlashIO, message: string): number {
   io.err(`qubes-air flash: ${message}\n${FLASH_USAGE}`);
   return 2;
 }
 
-export async function flashCommand(argv: readonly string[], io: FlashIO, deps: FlashDeps = {}): Promise<number> {
+export async function flashCommand(
+  argv: readonly string[],
+  io: FlashIO,
+  deps: FlashDeps = {},
+): Promise<number> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
@@ -78,7 +84,8 @@ export async function flashCommand(argv: readonly string[], io: FlashIO, deps: F
   }
   if (positionals.length !== 2) return usageError(io, "give exactly IMAGE and DEVICE");
   const [image, device] = positionals as [string, string];
-  if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) return usageError(io, "--sha256 takes 64 hex digits");
+  if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256))
+    return usageError(io, "--sha256 takes 64 hex digits");
   const fail = (msg: string) => {
     io.err(`qubes-air flash: ${msg}\n`);
     return 1;
@@ -116,7 +123,11 @@ export async function flashCommand(argv: readonly string[], io: FlashIO, deps: F
         io.err("\nInterrupted; nothing was written.\n");
         return 130;
       }
-      return fail(answer === null ? "no answer (end of input); for scripts use --yes --expect-serial=SERIAL" : "not confirmed; nothing was written");
+      return fail(
+        answer === null
+          ? "no answer (end of input); for scripts use --yes --expect-serial=SERIAL"
+          : "not confirmed; nothing was written",
+      );
     }
   }
 
@@ -173,10 +184,12 @@ async function resolveTarget(
   try {
     st = statSync(device);
   } catch (e) {
-    if ((e as { code?: string }).code !== "ENOENT") throw new Error(`cannot stat ${device}: ${(e as { code?: string }).code}`);
+    if ((e as { code?: string }).code !== "ENOENT")
+      throw new Error(`cannot stat ${device}: ${(e as { code?: string }).code}`);
   }
   if (o["target-file"] || st?.isFile()) {
-    if (st?.isBlockDevice()) throw new Error(`${device} is a block device; drop --target-file to write a disk`);
+    if (st?.isBlockDevice())
+      throw new Error(`${device} is a block device; drop --target-file to write a disk`);
     if (st && !st.isFile()) throw new Error(`${device} is not a regular file`);
     if (st && st.ino === statSync(image).ino && st.dev === statSync(image).dev) {
       throw new Error(`${device} is the image itself`);
@@ -184,7 +197,8 @@ async function resolveTarget(
     const summary = st ? `the file ${device} (${formatSize(st.size)})` : `the new file ${device}`;
     return { kind: "file", path: device, summary };
   }
-  if (!st) throw new Error(`${device} does not exist (list disks with: lsblk -o NAME,SIZE,TRAN,MODEL,SERIAL)`);
+  if (!st)
+    throw new Error(`${device} does not exist (list disks with: lsblk -o NAME,SIZE,TRAN,MODEL,SERIAL)`);
   if (!st.isBlockDevice()) throw new Error(`${device} is neither a disk (block device) nor a regular file`);
   const real = realpathSync(device);
   const state = await (deps.probe ?? probeMachine)();
@@ -227,7 +241,7 @@ function report(io: FlashIO, r: WriteOutcome, target: Target): number {
     case "done": {
       const how =
         r.verify === "direct"
-          ? "verified by reading it back from the device (O_DIRECT, around the page cache)"
+          ? "verified by reading it back with O_DIRECT (around the page cache)"
           : "verified from the page cache only (the target's filesystem has no O_DIRECT)";
       io.err(`Done: wrote ${formatSize(r.bytes)}, ${how}.\n`);
       io.out(`${r.sha256}  ${target.path}\n`);

@@ -124,6 +124,7 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   }
 
   let limitStatus: number | null = null;
+  let framingFault = false;
   let stopResolve!: () => void;
   const stop = new Promise<void>((r) => (stopResolve = r));
   const halt = (status: number, message: string) => {
@@ -161,6 +162,7 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   ).catch((e) => {
     if (e instanceof V1WireError) {
       log("gpg1-framing", { client: ctx.source, code: e.code });
+      framingFault = true;
       child.kill("SIGKILL");
       stopResolve();
     } else halt(EXIT_BYTES, "the input is larger than the device allows");
@@ -172,15 +174,16 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   stopResolve();
   void input;
   const status = limitStatus ?? exitStatusOf(info);
+  const detail = `in ${inStats.bytes} out ${outStats.bytes}`;
+  if (framingFault) {
+    // Like upstream: a framing fault ends the call without an exit frame.
+    await io.stdout.closeWrite().catch(() => {});
+    await audit(use ?? "public", decision, "framing-fault", keyText, detail);
+    return 1;
+  }
   await out.send(encodeExitFrame(status & 0xff)).catch(() => {});
   await io.stdout.closeWrite().catch(() => {});
-  await audit(
-    use ?? "public",
-    decision,
-    `exit ${status}`,
-    keyText,
-    `in ${inStats.bytes} out ${outStats.bytes}`,
-  );
+  await audit(use ?? "public", decision, `exit ${status}`, keyText, detail);
   return 0;
 }
 

@@ -48,7 +48,7 @@ export class FakeGpioKernel implements GpioSyscalls {
 
   constructor(private readonly chips: FakeChip[]) {
     this.devDir = mkdtempSync(join(tmpdir(), "qa-fake-dev-"));
-    chips.forEach((_, i) => writeFileSync(join(this.devDir, `gpiochip${i}`), ""));
+    for (let i = 0; i < chips.length; i++) writeFileSync(join(this.devDir, `gpiochip${i}`), "");
     mkdirSync(join(this.devDir, "not-a-chip"));
   }
 

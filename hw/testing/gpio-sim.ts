@@ -36,7 +36,7 @@ export async function withGpioSim(label: string, lines: string[], body: (sim: Gp
     });
   } finally {
     writeFileSync(join(dev, "live"), "0");
-    lines.forEach((_, i) => rmdirSync(join(bank, `line${i}`)));
+    for (let i = 0; i < lines.length; i++) rmdirSync(join(bank, `line${i}`));
     rmdirSync(bank);
     rmdirSync(dev);
   }

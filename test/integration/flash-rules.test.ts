@@ -121,7 +121,10 @@ describe("refusal table", () => {
   test("an unmounted LUKS disk is in use by its open mapping", () => {
     const devices = parseLsblk(read("laptop.json"));
     for (const { dev } of walk(devices)) dev.mountpoints = [];
-    const r = checkTarget({ devices, mounts: [], swaps: [] }, { target: "/dev/nvme0n1", imageSize: GB, allowFixed: true });
+    const r = checkTarget(
+      { devices, mounts: [], swaps: [] },
+      { target: "/dev/nvme0n1", imageSize: GB, allowFixed: true },
+    );
     expect(r.ok).toBe(false);
     if (!r.ok) expect(r.refusals.map((x) => x.rule)).toEqual(["in-use"]);
   });
@@ -143,7 +146,10 @@ describe("allowed targets", () => {
 
   test("a built-in SD slot with --allow-fixed, with a warning", () => {
     const r = checkTarget(emmc, { target: "/dev/mmcblk1", imageSize: 2 * GB, allowFixed: true });
-    expect(r).toMatchObject({ ok: true, warnings: ["/dev/mmcblk1 is a fixed disk, allowed by --allow-fixed"] });
+    expect(r).toMatchObject({
+      ok: true,
+      warnings: ["/dev/mmcblk1 is a fixed disk, allowed by --allow-fixed"],
+    });
   });
 
   test("--allow-loop lets an unmounted loop device through, never a mounted one", () => {
@@ -159,8 +165,13 @@ describe("allowed targets", () => {
 
   test("a large target gets a warning", () => {
     const devices = parseLsblk(read("laptop.json"));
-    const r = checkTarget({ devices, mounts: [], swaps: [] }, { target: "/dev/sda", imageSize: GB, largeBytes: 16 * GB });
-    expect(r.ok && r.warnings[0]).toBe("/dev/sda is 31.9 GB: large for an SD card or stick. Is it really the one?");
+    const r = checkTarget(
+      { devices, mounts: [], swaps: [] },
+      { target: "/dev/sda", imageSize: GB, largeBytes: 16 * GB },
+    );
+    expect(r.ok && r.warnings[0]).toBe(
+      "/dev/sda is 31.9 GB: large for an SD card or stick. Is it really the one?",
+    );
   });
 });
 
@@ -183,7 +194,9 @@ describe("parsers", () => {
   test("bad lsblk output is a clear error", () => {
     expect(() => parseLsblk("not json")).toThrow(BlockInfoError);
     expect(() => parseLsblk("{}")).toThrow("no blockdevices list");
-    expect(() => parseLsblk('{"blockdevices":[{"name":"sda","type":"disk","size":"31.9G"}]}')).toThrow("run lsblk with -b");
+    expect(() => parseLsblk('{"blockdevices":[{"name":"sda","type":"disk","size":"31.9G"}]}')).toThrow(
+      "run lsblk with -b",
+    );
     expect(() => parseLsblk('{"blockdevices":[{"name":"sda","type":"disk","size":1,"rm":"maybe"}]}')).toThrow(
       "rm is",
     );
@@ -197,7 +210,9 @@ describe("parsers", () => {
     expect(devToMajMin(0x801n)).toBe("8:1");
     expect(devToMajMin(0x10303n)).toBe("259:3");
     expect(devToMajMin(0x10082cn)).toBe("8:300"); // minor above 255: the split encoding
-    const root = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")).find((x) => x.mountPoint === "/");
+    const root = parseMountinfo(readFileSync("/proc/self/mountinfo", "utf8")).find(
+      (x) => x.mountPoint === "/",
+    );
     if (root) expect(devToMajMin(statSync("/", { bigint: true }).dev)).toBe(root.majMin);
   });
 });

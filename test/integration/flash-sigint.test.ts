@@ -5,7 +5,16 @@
  * target's first block is blank, so a half-written card never boots.
  */
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync, openSync, readSync, rmSync, closeSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -18,7 +27,14 @@ test("SIGINT mid-write: exit 130, a clear message, first block blank", async () 
   truncateSync(image, 256 * 1024 * 1024);
   const target = join(dir, "target.img");
   const child = Bun.spawn(
-    [process.execPath, join(import.meta.dir, "../fixtures/lsblk/flash-child.ts"), image, target, "--target-file", "--yes"],
+    [
+      process.execPath,
+      join(import.meta.dir, "../fixtures/lsblk/flash-child.ts"),
+      image,
+      target,
+      "--target-file",
+      "--yes",
+    ],
     { stdin: "ignore", stdout: "pipe", stderr: "pipe", env: { ...process.env, FLASH_CHILD_DELAY_MS: "20" } },
   );
   const decoder = new TextDecoder();
@@ -37,7 +53,9 @@ test("SIGINT mid-write: exit 130, a clear message, first block blank", async () 
   }
   expect(await child.exited).toBe(130);
   expect(err).toContain("stopping after the current chunk");
-  expect(err).toMatch(/Interrupted after writing [\d.]+ MB of 268\.4 MB\. The file's first block is blank, so it will not boot/);
+  expect(err).toMatch(
+    /Interrupted after writing [\d.]+ MB of 268\.4 MB\. The file's first block is blank, so it will not boot/,
+  );
   expect(statSync(target).size).toBeLessThan(256 * 1024 * 1024);
   const fd = openSync(target, "r");
   const head = Buffer.alloc(4096);

@@ -6,10 +6,20 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type WriteEvent, writeImage, HEAD_SIZE, CHUNK_SIZE } from "../../images/flash-write.ts";
+import { CHUNK_SIZE, HEAD_SIZE, type WriteEvent, writeImage } from "../../images/flash-write.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "qa-flash-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -81,7 +91,11 @@ describe("file target", () => {
       });
       const chunk = Math.floor(at / CHUNK_SIZE) * CHUNK_SIZE;
       expect(r).toEqual({ status: "verify-failed", offset: chunk, length: CHUNK_SIZE });
-      expect(readFileSync(target).subarray(0, HEAD_SIZE).every((b) => b === 0)).toBe(true);
+      expect(
+        readFileSync(target)
+          .subarray(0, HEAD_SIZE)
+          .every((b) => b === 0),
+      ).toBe(true);
     });
   }
 
@@ -89,9 +103,15 @@ describe("file target", () => {
     const target = join(dir, "sum.img");
     const r = await writeImage({ image: img.path, target, kind: "file", expectedSha256: "0".repeat(64) });
     expect(r).toEqual({ status: "checksum-mismatch", expected: "0".repeat(64), actual: sha(img.bytes) });
-    expect(readFileSync(target).subarray(0, HEAD_SIZE).every((b) => b === 0)).toBe(true);
+    expect(
+      readFileSync(target)
+        .subarray(0, HEAD_SIZE)
+        .every((b) => b === 0),
+    ).toBe(true);
     writeFileSync(join(dir, "empty.img"), "");
-    await expect(writeImage({ image: join(dir, "empty.img"), target, kind: "file" })).rejects.toThrow("is empty");
+    await expect(writeImage({ image: join(dir, "empty.img"), target, kind: "file" })).rejects.toThrow(
+      "is empty",
+    );
   });
 
   test("a tiny image (smaller than the first block) round-trips", async () => {
@@ -111,8 +131,17 @@ describe("file target", () => {
       signal: ac.signal,
       hooks: { onWrite: (e) => (e.kind === "data" && e.offset === CHUNK_SIZE ? ac.abort() : undefined) },
     });
-    expect(r).toEqual({ status: "interrupted", phase: "write", written: 2 * CHUNK_SIZE, total: img.bytes.length });
-    expect(readFileSync(target).subarray(0, HEAD_SIZE).every((b) => b === 0)).toBe(true);
+    expect(r).toEqual({
+      status: "interrupted",
+      phase: "write",
+      written: 2 * CHUNK_SIZE,
+      total: img.bytes.length,
+    });
+    expect(
+      readFileSync(target)
+        .subarray(0, HEAD_SIZE)
+        .every((b) => b === 0),
+    ).toBe(true);
   });
 });
 

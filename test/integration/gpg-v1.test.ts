@@ -54,6 +54,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  await c?.close();
   if (!device) return;
   await killAgents(device.served, device.primary, verifier);
   cleanup(device.dir, verifier);

@@ -57,6 +57,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  await c?.close();
   await served?.close();
   await spy?.close();
   await spyNormal?.close();

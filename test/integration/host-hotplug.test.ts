@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Hotplug } from "../../host/hotplug.ts";
+import { byIdMatches, Hotplug } from "../../host/hotplug.ts";
 import {
   buildRelay,
   cleanup,
@@ -97,6 +97,16 @@ describe("hotplug polling", () => {
     } finally {
       hotplug.stop();
     }
+  });
+
+  test("by-id names match by exact name or by the USB serial as a whole field, never by index", () => {
+    const name = "usb-qubes-air_pi-gpg_ABC123-if00";
+    expect(byIdMatches(name, name, undefined)).toBe(true);
+    expect(byIdMatches("usb-qubes-air_pi-gpg_ABC123-if02", name, undefined)).toBe(false);
+    expect(byIdMatches("usb-other_board_ABC123-if02", null, "ABC123")).toBe(true);
+    expect(byIdMatches("usb-Prolific_USB-Serial_ABC123", null, "ABC123")).toBe(true);
+    expect(byIdMatches("usb-qubes-air_pi-gpg_ABC1234-if00", null, "ABC123")).toBe(false);
+    expect(byIdMatches("usb-qubes-air_XABC123-if00", null, "ABC123")).toBe(false);
   });
 
   test("a network interface with the remote's MAC makes the daemon retry TCP at once", async () => {
