@@ -24,7 +24,7 @@ export class DaemonUnreachable extends ConfigError {
 /**
  * Connects to the daemon socket. node:net directly rather than platform.unixConnect (the same
  * code): platform/index.ts also loads node:tty and node:crypto, which the relay, started once
- * per call, does not need (~9 ms of its ~24 ms start-up, measured on the compiled binary).
+ * per call, does not need (about 6 ms of the compiled relay's 24 ms start-up, measured).
  */
 export function connectDaemon(socket: string): Promise<ByteStream> {
   return new Promise((resolve, reject) => {

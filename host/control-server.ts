@@ -117,8 +117,9 @@ async function serveCall(
   let channel: ReturnType<RemoteLink["openCall"]>;
   try {
     channel = link.openCall(encodeCallRequest({ source, target: remote, service, arg }));
-  } catch {
-    return refuse(EXIT_PROBLEM, `${remote}: too many calls at once`);
+  } catch (e) {
+    const busy = e instanceof ProtocolError && e.code === "channel-limit";
+    return refuse(EXIT_PROBLEM, busy ? `${remote}: too many calls at once` : `${remote} is not connected`);
   }
   if (!channel) return refuse(EXIT_PROBLEM, `${remote} is not connected (${link.state})`);
   await bridgeCall(sock, reader.takeRest(), channel);

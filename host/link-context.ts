@@ -8,7 +8,7 @@ import type { CryptoResolver, LinkSuiteName } from "../core/noise/suites.ts";
 import { systemClock } from "../core/session/duplex.ts";
 import type { LinkTuning } from "../core/session/establish.ts";
 import type { Channel } from "../core/vchan/channel.ts";
-import { KEEPALIVE_TIMEOUT_MS } from "../core/wire/limits.ts";
+import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS } from "../core/wire/limits.ts";
 import type { TimestampSource } from "./timestamps.ts";
 
 export interface LinkContext {
@@ -32,7 +32,10 @@ export function tuningFor(ctx: LinkContext, onOpen: LinkTuning["onOpen"]): LinkT
     clock: systemClock,
     session: {
       keepaliveIntervalMs: ctx.keepaliveMs,
-      keepaliveTimeoutMs: Math.max(KEEPALIVE_TIMEOUT_MS, 3 * ctx.keepaliveMs),
+      // Three missed keepalives: 30 s by default (KEEPALIVE_TIMEOUT_MS). On a serial line this is
+      // how a device that died silently is noticed.
+      keepaliveTimeoutMs:
+        ctx.keepaliveMs === KEEPALIVE_INTERVAL_MS ? KEEPALIVE_TIMEOUT_MS : 3 * ctx.keepaliveMs,
     },
     onOpen,
   };

@@ -17,10 +17,10 @@
  * with a status the remote did not send (except 125/126 for our own failures, with a message).
  */
 
+import { spawn } from "node:child_process";
 import { ConfigError } from "../core/errors.ts";
 import { EXIT_PROBLEM, EXIT_REFUSED } from "../core/qrexec/call-protocol.ts";
 import { isArgument, isQubeName, isServiceName } from "../core/qrexec/names.ts";
-import { spawn } from "node:child_process";
 import type { ByteSink, ByteSource } from "../transport/transport.ts";
 import { type CallTarget, openDaemonCall } from "./client.ts";
 import type { Env } from "./paths.ts";

@@ -23,6 +23,7 @@ import { failureCode, locateSerial, openTransport } from "./transport-open.ts";
 export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 30_000;
 const GOOD_SESSION_MS = 1000;
+const STOP_WAIT_MS = 2000;
 
 export class RemoteLink {
   state = "connecting";
@@ -34,6 +35,7 @@ export class RemoteLink {
   private stopped = false;
   private wakeUp: (() => void) | null = null;
   private delayMs: number;
+  private lastLogged = "";
 
   constructor(
     public entry: RemoteEntry,
@@ -79,7 +81,8 @@ export class RemoteLink {
     this.wake();
     if (session?.isOpen) {
       session.close();
-      await session.closed;
+      // The CLOSE record may never be written (a serial line nobody reads): do not wait long.
+      await Promise.race([session.closed, new Promise((r) => setTimeout(r, STOP_WAIT_MS).unref?.())]);
     }
     this.stream?.close();
   }
@@ -170,7 +173,8 @@ export class RemoteLink {
     this.connected = null;
     this.stream = null;
     this.rttMs = null;
-    this.seen(true);
+    // "Last seen" stays at the last answer: a device that went silent was not seen until now.
+    if (this.lastSeenMs !== null) this.ctx.onSeen(this.name, this.lastSeenMs);
     if (this.stopped) return;
     this.setState(`down: ${end?.code ?? "closed"}`);
     if (platform.monotonicMs() - started >= GOOD_SESSION_MS) {
@@ -206,11 +210,13 @@ export class RemoteLink {
     });
   }
 
+  /** Logs "up" and each new "down" reason; a retry loop failing the same way logs once. */
   private setState(state: string): void {
     if (state === this.state) return;
     this.state = state;
+    if (state === "connecting" || state === this.lastLogged) return;
+    this.lastLogged = state;
     const rtt = this.rttMs === null ? "" : `, rtt ${this.rttMs.toFixed(2)} ms`;
-    const extra = state === "up" ? ` (agent ${this.peerVersion}${rtt})` : "";
-    this.ctx.log(`${this.name}: ${state}${extra}`);
+    this.ctx.log(`${this.name}: ${state}${state === "up" ? ` (agent ${this.peerVersion}${rtt})` : ""}`);
   }
 }

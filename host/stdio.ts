@@ -91,7 +91,12 @@ export function fdSink(fd: number, description: string, closeFd: boolean): ByteS
     if (writeClosed) return chain.then(() => {});
     writeClosed = true;
     const done = chain.then(() => {
-      if (closeFd) fs.closeSync(fd);
+      if (closeFd) {
+        fs.closeSync(fd);
+        // Keep the number taken: a file opened later must not become our "stdout".
+        const placeholder = fs.openSync("/dev/null", "w");
+        if (placeholder !== fd) fs.closeSync(placeholder);
+      }
       resolveClosed();
     });
     chain = done.catch(() => {});

@@ -12,7 +12,11 @@ import type { CallChannel } from "./call-exec.ts";
 export interface CallIo {
   /** null: the callee gets EOF on stdin at once. */
   readonly stdin: Pick<ByteSource, "read"> | null;
-  readonly stdout: Pick<ByteSink, "write">;
+  /**
+   * closeWrite, when given, is called as soon as the callee's stdout ends, so a pipeline sees
+   * EOF before the call is over (qrexec does so). stderr stays open: "Request refused" goes there.
+   */
+  readonly stdout: Pick<ByteSink, "write"> & Partial<Pick<ByteSink, "closeWrite">>;
   readonly stderr: Pick<ByteSink, "write">;
 }
 
@@ -28,6 +32,7 @@ export async function runCall(channel: CallChannel, io: CallIo): Promise<number>
       for (let e = reader.next(); e !== undefined; e = reader.next()) {
         if (e.type === "stdout" && outputOpen.stdout) await io.stdout.write(e.data).catch(() => (outputOpen.stdout = false));
         else if (e.type === "stderr" && outputOpen.stderr) await io.stderr.write(e.data).catch(() => (outputOpen.stderr = false));
+        else if (e.type === "stdout-eof") await io.stdout.closeWrite?.().catch(() => {});
         else if (e.type === "exit") status = e.status;
       }
     }

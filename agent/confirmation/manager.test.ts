@@ -158,7 +158,9 @@ describe("ConfirmationManager", () => {
     await tick();
     input.press("approve");
     await p;
-    expect(promptText(REQ)).toBe("work asks for PKSIGN (qubes.Gpg2) with Dev <d@x> [ABCD] sha256 01234567…89ABCDEF");
+    expect(promptText(REQ)).toBe(
+      "work asks for PKSIGN (qubes.Gpg2) with Dev <d@x> [ABCD] sha256 01234567…89ABCDEF",
+    );
     expect(lines[0]).toContain("confirm-request");
     expect(lines[1]).toContain('"decision":"approved"');
   });

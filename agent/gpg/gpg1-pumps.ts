@@ -74,26 +74,49 @@ export interface InputStats {
 }
 
 /**
+ * Waits for `p` unless `signal` aborts first (then "stopped"). Unlike Promise.race with a
+ * long-lived promise, it leaves nothing attached once it settles: racing every read against
+ * one "stop" promise kept every chunk alive until the end of the call.
+ */
+function unlessStopped<T>(p: Promise<T>, signal: AbortSignal): Promise<T | "stopped"> {
+  if (signal.aborted) return Promise.resolve("stopped");
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve("stopped");
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
  * Reads client frames (after the header) until the client's EOF or `stop`, feeding the child's
- * inputs (index = frame fd). Throws V1WireError on a framing fault, or `over` when more than
+ * inputs (index = frame fd). Throws V1WireError on a framing fault, or `over()` when more than
  * `maxBytes` of data arrived.
  */
 export async function pumpClientInput(
   first: Uint8Array,
   src: ByteSource,
   sinks: readonly ByteSink[],
-  o: { maxBytes: number; stop: Promise<void>; stats: InputStats; over: () => Error },
+  o: { maxBytes: number; stop: AbortSignal; stats: InputStats; over: () => Error },
 ): Promise<void> {
   const reader = new FrameReader(sinks.length, false);
   const queues = sinks.map((s) => new InputQueue(s));
-  let stopped = false;
-  o.stop.then(() => {
-    stopped = true;
-  });
   try {
     let chunk: Uint8Array | null = first;
-    while (!stopped) {
-      if (chunk && chunk.length > 0) {
+    for (;;) {
+      if (chunk === null) {
+        reader.end();
+        break;
+      }
+      if (chunk.length > 0) {
         reader.push(chunk);
         const batch = new Map<number, Uint8Array[]>();
         for (let f = reader.next(); f; f = reader.next()) {
@@ -110,29 +133,26 @@ export async function pumpClientInput(
           batch.set(f.fd, list);
         }
         flush(batch, queues);
-      } else if (chunk === null) {
-        reader.end();
-        break;
       }
+      chunk = null;
       // Backpressure: wait for gpg to take what is queued before reading more.
       const sigOpen = queues.length > 1 && !queues[1]!.closed;
-      await Promise.race([
-        Promise.all(
-          queues.map((q, k) =>
-            q.below(
-              k === 0 ? (sigOpen ? STDIN_ALLOWANCE_WHILE_SIGNATURE : STDIN_ALLOWANCE) : SIGNATURE_ALLOWANCE,
-            ),
+      const room = Promise.all(
+        queues.map((q, k) =>
+          q.below(
+            k === 0 ? (sigOpen ? STDIN_ALLOWANCE_WHILE_SIGNATURE : STDIN_ALLOWANCE) : SIGNATURE_ALLOWANCE,
           ),
         ),
-        o.stop,
-      ]);
-      if (stopped) break;
-      chunk = await Promise.race([src.read(), o.stop.then(() => new Uint8Array(0))]);
+      );
+      if ((await unlessStopped(room, o.stop)) === "stopped") break;
+      const next = await unlessStopped(src.read(), o.stop);
+      if (next === "stopped") break;
+      chunk = next;
     }
   } finally {
     for (const q of queues) q.end();
   }
-  await Promise.race([Promise.all(queues.map((q) => q.done)), o.stop]);
+  await unlessStopped(Promise.all(queues.map((q) => q.done)), o.stop);
 }
 
 function flush(batch: Map<number, Uint8Array[]>, queues: InputQueue[]): void {

@@ -21,7 +21,7 @@ import {
   HEADER_SIZE,
   V1WireError,
 } from "../../core/gpg/v1-wire.ts";
-import { exitStatusOf } from "../../platform/index.ts";
+import { exitStatusOf, platform } from "../../platform/index.ts";
 import type { ByteSource } from "../../transport/transport.ts";
 import type { AuditLog } from "../audit/log.ts";
 import type { ConfirmationManager } from "../confirmation/manager.ts";
@@ -74,7 +74,7 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     return 1;
   };
 
-  const wallEnd = Date.now() + (lim.wallMs ?? 600_000);
+  const wallEnd = platform.monotonicMs() + (lim.wallMs ?? 600_000);
   const head = await readHeader(io.stdin, Math.min(lim.headerMs ?? 30_000, lim.wallMs ?? 600_000));
   if (head === "short") return refuse("header-short", "the request header is incomplete");
   if (head === "timeout") return refuse("header-timeout", "the request header did not arrive in time");
@@ -125,8 +125,8 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
 
   let limitStatus: number | null = null;
   let framingFault = false;
-  let stopResolve!: () => void;
-  const stop = new Promise<void>((r) => (stopResolve = r));
+  const stopper = new AbortController();
+  const stopResolve = () => stopper.abort();
   const halt = (status: number, message: string) => {
     if (limitStatus !== null) return;
     limitStatus = status;
@@ -137,7 +137,7 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   };
   const wall = setTimeout(
     () => halt(EXIT_WALL_TIME, "the request ran longer than the device allows"),
-    wallEnd - Date.now(),
+    wallEnd - platform.monotonicMs(),
   );
   const inStats = { bytes: 0 };
   const outStats = { bytes: 0 };
@@ -155,7 +155,7 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     inv.childInputFds.map((fd) => child.inputs.get(fd)!),
     {
       maxBytes: lim.maxInputBytes ?? 4 * 1024 ** 3,
-      stop,
+      stop: stopper.signal,
       stats: inStats,
       over: () => new Error("input over limit"),
     },

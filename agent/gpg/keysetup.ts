@@ -55,7 +55,8 @@ export function parseGpgSetupArgs(args: string[]): GpgSetupOptions | "help" {
     throw new ConfigError('gpg-setup: --generate needs a user ID like "Name <mail@example.org>"');
   }
   const gnupgHome = typeof values.home === "string" ? values.home : DEFAULT_GNUPG_HOME;
-  const primaryHome = typeof values["primary-home"] === "string" ? values["primary-home"] : `${gnupgHome}-primary`;
+  const primaryHome =
+    typeof values["primary-home"] === "string" ? values["primary-home"] : `${gnupgHome}-primary`;
   if (primaryHome === gnupgHome) throw new ConfigError("gpg-setup: the primary home must differ from --home");
   return {
     gnupgHome,
@@ -95,7 +96,16 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
   let fingerprints: string[];
   if (o.generate !== undefined) {
     const made = check(
-      await capture([...withStatus(o.primaryHome), "--passphrase", "", "--quick-gen-key", o.generate, "ed25519", "cert", "never"]),
+      await capture([
+        ...withStatus(o.primaryHome),
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        o.generate,
+        "ed25519",
+        "cert",
+        "never",
+      ]),
       "creating the primary key",
     );
     fingerprints = statusFingerprints(made.stdout, "KEY_CREATED");
@@ -106,7 +116,16 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
       ["cv25519", "encr"],
     ]) {
       check(
-        await capture([...base(o.primaryHome), "--passphrase", "", "--quick-add-key", fpr, algo!, usage!, "never"]),
+        await capture([
+          ...base(o.primaryHome),
+          "--passphrase",
+          "",
+          "--quick-add-key",
+          fpr,
+          algo!,
+          usage!,
+          "never",
+        ]),
         `adding the ${usage} subkey`,
       );
     }
@@ -114,13 +133,19 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
     const data = await platform.readFile(o.importFile).catch(() => {
       throw new ConfigError(`gpg-setup: cannot read ${o.importFile}`);
     });
-    const r = check(await capture([...withStatus(o.primaryHome), "--import"], { input: data }), "importing the key");
+    const r = check(
+      await capture([...withStatus(o.primaryHome), "--import"], { input: data }),
+      "importing the key",
+    );
     fingerprints = statusFingerprints(r.stdout, "IMPORT_OK");
     // IMPORT_RES <count> <no_user_id> <imported> ... <sec_read> (the 11th number)
     const res = /^\[GNUPG:\] IMPORT_RES ((?:\d+ ?)+)$/m.exec(text(r.stdout));
     const secRead = Number(res?.[1]?.split(" ")[10] ?? 0);
     if (fingerprints.length === 0 || !(secRead > 0)) {
-      throw new ConfigError("gpg-setup: the file holds no secret key (export it with --export-secret-keys)", 1);
+      throw new ConfigError(
+        "gpg-setup: the file holds no secret key (export it with --export-secret-keys)",
+        1,
+      );
     }
   } else {
     fingerprints = [];
@@ -130,16 +155,25 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
       await capture([...base(o.primaryHome), "--export-secret-subkeys", "--", ...fingerprints]),
       "exporting the secret subkeys",
     );
-    check(await capture([...base(o.gnupgHome), "--import"], { input: subkeys.stdout }), "importing the subkeys");
+    check(
+      await capture([...base(o.gnupgHome), "--import"], { input: subkeys.stdout }),
+      "importing the subkeys",
+    );
     const trust = fingerprints.map((f) => `${f}:6:\n`).join("");
     check(
-      await capture([...base(o.gnupgHome), "--import-ownertrust"], { input: new TextEncoder().encode(trust) }),
+      await capture([...base(o.gnupgHome), "--import-ownertrust"], {
+        input: new TextEncoder().encode(trust),
+      }),
       "setting the owner trust",
     );
   }
-  const pub = check(await capture([...base(o.gnupgHome), "--armor", "--export", "--", ...fingerprints]), "exporting");
+  const pub = check(
+    await capture([...base(o.gnupgHome), "--armor", "--export", "--", ...fingerprints]),
+    "exporting",
+  );
   const publicKey = text(pub.stdout);
-  if (!publicKey.includes("BEGIN PGP PUBLIC KEY BLOCK")) throw new ConfigError("gpg-setup: no key to export", 1);
+  if (!publicKey.includes("BEGIN PGP PUBLIC KEY BLOCK"))
+    throw new ConfigError("gpg-setup: no key to export", 1);
   if (o.exportFile) await platform.writeFileAtomic(o.exportFile, publicKey, 0o644);
   return { fingerprints, publicKey };
 }

@@ -33,7 +33,16 @@ export interface Pin {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const STRING_FIELDS = ["time", "client", "service", "operation", "key", "decision", "result", "detail"] as const;
+const STRING_FIELDS = [
+  "time",
+  "client",
+  "service",
+  "operation",
+  "key",
+  "decision",
+  "result",
+  "detail",
+] as const;
 
 function shapeOk(v: unknown): v is AuditRecord {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;

@@ -1,23 +1,9 @@
 import { describe, expect, test } from "bun:test";
+import { ENCR, LISTING, PRIMARY, SIGN } from "../../test/fixtures/gpg/listing.ts";
 import { binary, ERR_CANCELED_LINE, ERR_FILTERED_LINE, fromBinary } from "./assuan.ts";
 import { AssuanFilter, type FilterEffect } from "./assuan-filter.ts";
 import { parseSecretKeyListing } from "./keyring.ts";
 
-export const PRIMARY = "9CF67858FC6F8C13A5B1F6CCB98857A953BD6002";
-export const SIGN = "D51BFDFBCBE06F1F97E38C93948D5659BFA48189";
-export const ENCR = "3C3841EC2F644204B6FAAAB880C51B0FF64D4C8B";
-export const LISTING = [
-  "sec:u:255:22:0238DB12129981E5:1795399193:::u:::cESC:::+::ed25519:::0:",
-  "fpr:::::::::16513FB3BF2BFF1C83BA4AB60238DB12129981E5:",
-  `grp:::::::::${PRIMARY}:`,
-  "uid:u::::1795399193::B6FC::T <t@example.invalid>::::::::::0:",
-  "ssb:u:255:22:4E17D75C8785E163:1795399193::::::s:::+::ed25519::",
-  "fpr:::::::::126979468643FEB04C397A6C4E17D75C8785E163:",
-  `grp:::::::::${SIGN}:`,
-  "ssb:u:255:18:92719021C50882BE:1795399193::::::e:::+::cv25519::",
-  "fpr:::::::::35B09A3A7CB13A40EB8ED10F92719021C50882BE:",
-  `grp:::::::::${ENCR}:`,
-].join("\n");
 const KEYS = parseSecretKeyListing(LISTING);
 const H64 = "F6E013966DF976A08459E2C2BA1229CDA79838F3078DD5820AF52EA64AD91270";
 
@@ -136,7 +122,9 @@ describe("split-gpg2 filter: allowed traffic", () => {
   test("HAVEKEY --list goes to the unrestricted socket", () => {
     const f = ready();
     const fx = send(f, "HAVEKEY --list=1000\n");
-    expect(fx).toEqual([{ kind: "agent", data: fromBinary("HAVEKEY --list=1000\n"), socket: "unrestricted" }]);
+    expect(fx).toEqual([
+      { kind: "agent", data: fromBinary("HAVEKEY --list=1000\n"), socket: "unrestricted" },
+    ]);
     expect(f.awaiting).toBe("agent-unrestricted");
   });
 
@@ -152,7 +140,7 @@ describe("split-gpg2 filter: allowed traffic", () => {
 });
 
 describe("split-gpg2 filter: refusals (attack class f)", () => {
-  const long = "NOP " + "A".repeat(1000);
+  const long = `NOP ${"A".repeat(1000)}`;
   const cases: [string, string | Uint8Array, string][] = [
     ["line over 1002 bytes", `${long}\n`, "line-too-long"],
     ["1003 bytes without LF", "A".repeat(1003), "line-too-long"],

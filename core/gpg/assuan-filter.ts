@@ -39,13 +39,7 @@ export interface ConfirmRequest {
   readonly hash?: { readonly algo: number; readonly name: string; readonly hex: string };
 }
 
-export type CloseReason =
-  | "filtered"
-  | "denied"
-  | "bye"
-  | "client-eof"
-  | "agent-eof"
-  | "agent-protocol";
+export type CloseReason = "filtered" | "denied" | "bye" | "client-eof" | "agent-eof" | "agent-protocol";
 
 export type FilterEffect =
   | { readonly kind: "agent"; readonly data: Uint8Array; readonly socket: "restricted" | "unrestricted" }
@@ -96,20 +90,11 @@ export class AssuanFilter {
   }
 
   get awaiting(): Awaiting {
-    switch (this.phase.p) {
-      case "greeting":
-      case "keydesc":
-        return "agent";
-      case "response":
-        return this.phase.socket === "unrestricted" ? "agent-unrestricted" : "agent";
-      case "command":
-      case "inquire":
-        return "client";
-      case "confirm":
-        return "confirm";
-      case "closed":
-        return "closed";
-    }
+    const p = this.phase.p;
+    if (p === "greeting" || p === "keydesc") return "agent";
+    if (p === "response") return this.phase.socket === "unrestricted" ? "agent-unrestricted" : "agent";
+    if (p === "command" || p === "inquire") return "client";
+    return p === "confirm" ? "confirm" : "closed";
   }
 
   /** The request a `confirm` effect asked about, while awaiting its result. */

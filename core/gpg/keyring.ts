@@ -111,7 +111,6 @@ export function parseSecretKeyListing(text: string): KeyringIndex {
 
 /** Printable text only (control characters become "."), at most `max` characters. */
 export function displaySafe(s: string, max = 80): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: that is the point
   const clean = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, ".");
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
 }

@@ -12,8 +12,9 @@
  * - the three sub-option lists re-emitted canonically.
  * Must never: put a client-supplied string in an error message.
  */
-import { COMMANDS, LONG_OPTIONS, type OptionSpec, SHORT_OPTIONS } from "./v1-table.ts";
+
 import { EXPORT_OPTIONS, LIST_OPTIONS, sanitizeOptionList, VERIFY_OPTIONS } from "./v1-sublists.ts";
+import { COMMANDS, LONG_OPTIONS, type OptionSpec, SHORT_OPTIONS } from "./v1-table.ts";
 import { MAX_FDS_PER_DIRECTION } from "./v1-wire.ts";
 
 export const MAX_FD_VALUE = 1024;
@@ -69,7 +70,8 @@ export function parseFdArgument(text: string): number {
   if (!/^[0-9]+$/.test(text)) throw new V1OptionError("invalid fd argument: only decimal numbers");
   if (text.length > 1 && text[0] === "0") throw new V1OptionError("leading zeroes in an fd argument");
   const n = Number(text);
-  if (text.length > 4 || n >= MAX_FD_VALUE) throw new V1OptionError(`fd value too big (limit ${MAX_FD_VALUE - 1})`);
+  if (text.length > 4 || n >= MAX_FD_VALUE)
+    throw new V1OptionError(`fd value too big (limit ${MAX_FD_VALUE - 1})`);
   return n;
 }
 
@@ -96,7 +98,8 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
     if (!spec.allowed) throw new V1OptionError(`forbidden option: --${spec.name}`);
     const cmd = COMMANDS.get(spec.id);
     if (cmd) {
-      if (userIdArgs !== null && userIdArgs !== cmd.userIdArgs) throw new V1OptionError("conflicting commands");
+      if (userIdArgs !== null && userIdArgs !== cmd.userIdArgs)
+        throw new V1OptionError("conflicting commands");
       userIdArgs = cmd.userIdArgs;
       if (!commands.includes(spec.id)) commands.push(spec.id);
     }
@@ -176,7 +179,15 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
     throw new V1OptionError('non-option arguments must not start with "-" unless after "--"');
   }
   if (userIdArgs === true) {
-    return { options, commands, userIds: positional, dashInput: false, verifySigFd: null, inputFds, outputFds };
+    return {
+      options,
+      commands,
+      userIds: positional,
+      dashInput: false,
+      verifySigFd: null,
+      inputFds,
+      outputFds,
+    };
   }
   let verifySigFd: number | null = null;
   if (verify && positional.length > 0) {

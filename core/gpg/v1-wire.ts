@@ -160,7 +160,9 @@ export class FrameReader {
     if (avail < FRAME_HEADER_SIZE + len) return null;
     const start = this.pos + FRAME_HEADER_SIZE;
     this.pos = start + len;
-    return len === 0 ? { kind: "eof", fd } : { kind: "data", fd, data: this.buf.subarray(start, start + len) };
+    return len === 0
+      ? { kind: "eof", fd }
+      : { kind: "data", fd, data: this.buf.subarray(start, start + len) };
   }
 
   /** The stream ended: fine between frames, a fault inside one. */

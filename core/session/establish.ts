@@ -63,11 +63,10 @@ async function run(
   try {
     established = await Promise.race([handshake, deadline]);
   } catch (error) {
+    cancel();
     link.close();
     handshake.catch(() => {}); // the link is closed; its late failure is expected
     throw error;
-  } finally {
-    cancel();
   }
   let vchan: Vchan | null = null;
   const session = new Session(link, established, {
@@ -89,5 +88,17 @@ async function run(
   });
   void session.closed.then((error) => vchan!.end(error ?? new ProtocolError("link-lost", "session closed")));
   session.start();
+  try {
+    // In XXpsk3 the initiator sends the last handshake message, so it cannot know yet whether
+    // the responder accepted it (a wrong token fails only there). One round trip confirms the
+    // keys before anyone calls this a pairing. (pair-code has its own confirmation exchange.)
+    if (initiator && established.mode === "pair-psk") await Promise.race([session.ping(), deadline]);
+  } catch (error) {
+    session.close();
+    if (!(error instanceof ProtocolError && error.code === "link-lost")) throw error;
+    throw new ProtocolError("handshake-psk", "peer refused the token");
+  } finally {
+    cancel();
+  }
   return { established, session, vchan };
 }

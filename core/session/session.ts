@@ -51,14 +51,14 @@ export class Session {
   readonly peerVersion: string;
   private handshakeHash: Uint8Array;
   private rekeyState: HandshakeState | null = null;
-  private rekeyWaiters: (() => void)[] = [];
+  private rekeyWaiters: Waiter<void>[] = [];
   private pendingRecvKey: CipherState | null = null;
   private keyEstablishedAt: number;
   private lastReceivedAt: number;
   private lastSentAt: number;
-  private pings = new Map<bigint, { sentAt: number; resolve: (rtt: number) => void }>();
+  private pings = new Map<bigint, Waiter<number> & { sentAt: number }>();
   private nextPingId = 1n;
-  private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: (() => void)[] };
+  private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: Waiter<void>[] };
   private ended = false;
   private cancelTimer: () => void = () => {};
   private resolveClosed!: (error: ProtocolError | null) => void;
@@ -123,10 +123,10 @@ export class Session {
     const body = new Uint8Array(9);
     body[0] = RecordKind.PING;
     new DataView(body.buffer).setBigUint64(1, id, false);
+    if (this.ended) return Promise.reject(new ProtocolError("link-lost", "session closed"));
     return new Promise((resolve, reject) => {
-      this.pings.set(id, { sentAt: this.o.clock.now(), resolve });
-      this.sendRecord(body).catch(reject);
-      void this.closed.then(() => reject(new ProtocolError("link-lost")));
+      this.pings.set(id, { sentAt: this.o.clock.now(), resolve, reject });
+      this.sendRecord(body).catch(() => {}); // a failed send ends the session, which rejects us
     });
   }
 
@@ -143,19 +143,15 @@ export class Session {
     this.confirm.mine = true;
     await this.sendRecord(Uint8Array.of(RecordKind.PAIR_CONFIRM));
     if (this.confirm.peer) return;
-    await new Promise<void>((resolve, reject) => {
-      this.confirm.waiters.push(resolve);
-      void this.closed.then(() => reject(new ProtocolError("link-lost", "peer left before confirming")));
-    });
+    if (this.ended) throw new ProtocolError("link-lost", "peer left before confirming");
+    await new Promise<void>((resolve, reject) => this.confirm.waiters.push({ resolve, reject }));
   }
 
   /** Initiator: start a rekey now; resolves when both directions use the new keys. */
   rekey(): Promise<void> {
     assert(this.o.initiator, "only the initiator starts a rekey");
-    const done = new Promise<void>((resolve, reject) => {
-      this.rekeyWaiters.push(resolve);
-      void this.closed.then((e) => reject(e ?? new ProtocolError("link-lost")));
-    });
+    if (this.ended) return Promise.reject(new ProtocolError("link-lost", "session closed"));
+    const done = new Promise<void>((resolve, reject) => this.rekeyWaiters.push({ resolve, reject }));
     if (this.rekeyState === null) {
       this.rekeyState = this.newRekeyState(true);
       const msg1 = this.rekeyState.writeMessage(encodeVersionPayload(this.o.version)); // -> e, es, s, ss
@@ -253,7 +249,7 @@ export class Session {
           throw new ProtocolError("unexpected-message", "pair confirm");
         }
         this.confirm.peer = true;
-        if (this.confirm.mine) for (const w of this.confirm.waiters.splice(0)) w();
+        if (this.confirm.mine) for (const w of this.confirm.waiters.splice(0)) w.resolve();
         return;
       case RecordKind.CLOSE:
         if (body.length !== 1) throw new ProtocolError("frame-malformed", "close");
@@ -276,7 +272,7 @@ export class Session {
       this.sendRecord(Uint8Array.of(RecordKind.REKEY_SWITCH)).catch(() => {});
       this.link.setSendKey(keys.send);
       this.installed(keys.handshakeHash);
-      for (const w of this.rekeyWaiters.splice(0)) w();
+      for (const w of this.rekeyWaiters.splice(0)) w.resolve();
       return;
     }
     if (this.pendingRecvKey !== null) throw new ProtocolError("unexpected-message", "overlapping rekey");
@@ -326,8 +322,19 @@ export class Session {
     this.ended = true;
     this.cancelTimer();
     this.link.close();
+    // Everyone still waiting on this session learns why it ended (and nothing else holds them).
+    const reason = error ?? new ProtocolError("link-lost", "session closed");
+    for (const w of [...this.pings.values(), ...this.rekeyWaiters, ...this.confirm.waiters]) w.reject(reason);
+    this.pings.clear();
+    this.rekeyWaiters = [];
+    this.confirm.waiters = [];
     this.resolveClosed(error);
   }
+}
+
+interface Waiter<T> {
+  resolve(value: T): void;
+  reject(error: ProtocolError): void;
 }
 
 function prefixed(kind: number, body: Uint8Array): Uint8Array {

@@ -6,11 +6,19 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
 import { loadKeyring } from "../../agent/gpg/gpg-tools.ts";
+import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import { ERR_CANCELED_LINE } from "../../core/gpg/assuan.ts";
-import { cleanup, confirming, type Device, gpg, killAgents, makeDevice, quietLog } from "../fixtures/gpg/env.ts";
+import {
+  cleanup,
+  confirming,
+  type Device,
+  gpg,
+  killAgents,
+  makeDevice,
+  quietLog,
+} from "../fixtures/gpg/env.ts";
 import { assuanSession, gpg2Stack } from "../fixtures/gpg/stack.ts";
 import { v1Call } from "../fixtures/gpg/v1-client.ts";
 
@@ -41,7 +49,9 @@ describe("consent", () => {
       expect(stack.spy.sent()).not.toContain("PKSIGN");
       await stack.served.settled();
       const log = verifyAuditLog(readFileSync(c.auditPath, "utf-8"));
-      expect(log.ok && log.records.some((x) => x.operation === "PKSIGN" && x.decision === "timeout")).toBe(true);
+      expect(log.ok && log.records.some((x) => x.operation === "PKSIGN" && x.decision === "timeout")).toBe(
+        true,
+      );
     } finally {
       await stack.close();
       await c.close();
@@ -87,7 +97,13 @@ describe("consent", () => {
   test("v1: a denied signing request never starts gpg's signing and says so on stderr", async () => {
     const c = await confirming("deny");
     const serve = (io: Parameters<typeof serveGpg1>[0]) =>
-      serveGpg1(io, { source: "work", gnupgHome: device.served, confirm: c.confirm, audit: c.audit, log: quietLog });
+      serveGpg1(io, {
+        source: "work",
+        gnupgHome: device.served,
+        confirm: c.confirm,
+        audit: c.audit,
+        log: quietLog,
+      });
     const r = await v1Call(serve, { args: ["-s"], stdin: new TextEncoder().encode("x") });
     expect(r.exit).toBe(1);
     expect(r.outputs[0]).toBe("");

@@ -10,9 +10,17 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { readFileSync, writeFileSync } from "node:fs";
 import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
 import { encodeFrame, encodeHeader } from "../../core/gpg/v1-wire.ts";
-import { cleanup, type Confirming, confirming, type Device, killAgents, makeDevice, quietLog } from "../fixtures/gpg/env.ts";
+import {
+  type Confirming,
+  cleanup,
+  confirming,
+  type Device,
+  killAgents,
+  makeDevice,
+  quietLog,
+  recordingGpg,
+} from "../fixtures/gpg/env.ts";
 import { type Serve1, v1Call } from "../fixtures/gpg/v1-client.ts";
-import { recordingGpg } from "./gpg-v1.test.ts";
 
 let device: Device;
 let c: Confirming;
@@ -27,7 +35,14 @@ beforeAll(async () => {
   const rec = recordingGpg(device.dir);
   log = rec.log;
   serve = (io) =>
-    serveGpg1(io, { source: "work", gnupgHome: device.served, confirm: c.confirm, audit: c.audit, gpg: rec.path, log: quietLog });
+    serveGpg1(io, {
+      source: "work",
+      gnupgHome: device.served,
+      confirm: c.confirm,
+      audit: c.audit,
+      gpg: rec.path,
+      log: quietLog,
+    });
 }, 60_000);
 
 beforeEach(() => writeFileSync(log, ""));
@@ -173,24 +188,32 @@ describe("v1: hostile words accepted only as values", () => {
   });
 
   test("list options are re-emitted canonically", async () => {
-    await v1Call(serve, { args: ["--list-options", " Show-Usage  no-show-keyring,show-sig-subpackets=\"+2 3\"", "-k"] });
+    await v1Call(serve, {
+      args: ["--list-options", ' Show-Usage  no-show-keyring,show-sig-subpackets="+2 3"', "-k"],
+    });
     expect(invocations()).toContain('--list-options=show-usage,no-show-keyring,show-sig-subpackets="2,3" ');
   });
 });
 
 describe("v1 framing faults after the header (d)", () => {
   const faults: [string, Uint8Array][] = [
-    ["frame len > 4096", (() => {
-      const f = new Uint8Array(8);
-      new DataView(f.buffer).setUint32(4, 4097, true);
-      return f;
-    })()],
+    [
+      "frame len > 4096",
+      (() => {
+        const f = new Uint8Array(8);
+        new DataView(f.buffer).setUint32(4, 4097, true);
+        return f;
+      })(),
+    ],
     ["fd index out of range", encodeFrame(1, enc("x"))],
-    ["negative fd from the client", (() => {
-      const f = new Uint8Array(8);
-      new DataView(f.buffer).setInt32(0, -1, true);
-      return f;
-    })()],
+    [
+      "negative fd from the client",
+      (() => {
+        const f = new Uint8Array(8);
+        new DataView(f.buffer).setInt32(0, -1, true);
+        return f;
+      })(),
+    ],
     ["EOF mid-frame", encodeFrame(0, enc("hello")).slice(0, 10)],
   ];
   for (const [name, raw] of faults) {

@@ -7,12 +7,12 @@
  * agent death.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { serveGpg2 } from "../../agent/gpg/gpg2-service.ts";
 import { loadKeyring } from "../../agent/gpg/gpg-tools.ts";
+import { serveGpg2 } from "../../agent/gpg/gpg2-service.ts";
 import { ERR_FILTERED_LINE } from "../../core/gpg/assuan.ts";
 import {
-  cleanup,
   type Confirming,
+  cleanup,
   confirming,
   type Device,
   gpg,
@@ -65,9 +65,15 @@ describe("(f) refused as the first command: nothing reaches gpg-agent", () => {
     ["%0A in an argument", `HAVEKEY ${"A".repeat(37)}%0A\n`],
     ["CR at the end", "RESET\r\n"],
     ["NUL inside", "GETINFO version\0\n"],
-    ...["EXPORT_KEY", "IMPORT_KEY", "GET_PASSPHRASE x", "PRESET_PASSPHRASE x", "KILLAGENT", "KEYTOCARD", "PASSWD"].map(
-      (cmd): [string, () => string] => [cmd, () => `${cmd} ${S}\n`],
-    ),
+    ...[
+      "EXPORT_KEY",
+      "IMPORT_KEY",
+      "GET_PASSPHRASE x",
+      "PRESET_PASSPHRASE x",
+      "KILLAGENT",
+      "KEYTOCARD",
+      "PASSWD",
+    ].map((cmd): [string, () => string] => [cmd, () => `${cmd} ${S}\n`]),
     ["DELETE_KEY", () => `DELETE_KEY ${S}\n`],
     ["SCD LEARN", "SCD LEARN --force\n"],
     ["GENKEY", "GENKEY\n"],
@@ -115,7 +121,11 @@ describe("(f) refused later in a session", () => {
   const inquiry: [string, string, string][] = [
     ["a command mid-inquiry", "RESET\n", "RESET"],
     ["END without D", "END\n", "END"],
-    ["two D lines", "D (7:enc-val(4:ecdh(1:s1:x)(1:e1:y)))\nD (7:enc-val(4:ecdh(1:s1:x)(1:e1:y)))\n", "(1:y)))\nD"],
+    [
+      "two D lines",
+      "D (7:enc-val(4:ecdh(1:s1:x)(1:e1:y)))\nD (7:enc-val(4:ecdh(1:s1:x)(1:e1:y)))\n",
+      "(1:y)))\nD",
+    ],
     ["CAN", "CAN\n", "CAN"],
     ["sexp depth 21", `D ${"(".repeat(21)}${")".repeat(21)}\n`, "(((("],
     ["not an enc-val", "D (7:sig-val(3:rsa(1:a1:x)))\n", "sig-val"],
@@ -168,6 +178,15 @@ describe("(g) consent", () => {
     } finally {
       await full.close();
     }
+  });
+});
+
+describe("allowed oddities", () => {
+  test("HAVEKEY --list goes once to the agent's normal socket, not the restricted one", async () => {
+    const r = await session("HAVEKEY --list=5\nBYE\n");
+    expect(r.got).not.toContain("Command filtered");
+    expect(r.got).toMatch(/\n(OK|ERR)[^\n]*\nOK closing connection\n$/);
+    expect(r.reached).toBe("BYE\n");
   });
 });
 

@@ -5,13 +5,13 @@
  * their own streams; listing needs no confirmation; the gpg command line is the canonical one.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { verifyAuditLog } from "../../core/audit/verify.ts";
 import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
+import { verifyAuditLog } from "../../core/audit/verify.ts";
 import {
-  cleanup,
   type Confirming,
+  cleanup,
   confirming,
   type Device,
   gpg,
@@ -19,6 +19,7 @@ import {
   killAgents,
   makeDevice,
   quietLog,
+  recordingGpg,
   tempDir,
 } from "../fixtures/gpg/env.ts";
 import { type Serve1, v1Call } from "../fixtures/gpg/v1-client.ts";
@@ -32,16 +33,6 @@ let invocations: string;
 const MESSAGE = "split-gpg v1 through the device\n";
 const enc = (s: string) => new TextEncoder().encode(s);
 
-/** A gpg wrapper that records each command line, then runs the real gpg. */
-export function recordingGpg(dir: string): { path: string; log: string } {
-  const path = join(dir, "gpg-rec");
-  const log = join(dir, "gpg-invocations.log");
-  writeFileSync(path, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec gpg "$@"\n`);
-  chmodSync(path, 0o755);
-  writeFileSync(log, "");
-  return { path, log };
-}
-
 beforeAll(async () => {
   device = await makeDevice();
   verifier = tempDir("ver");
@@ -50,7 +41,14 @@ beforeAll(async () => {
   const rec = recordingGpg(device.dir);
   invocations = rec.log;
   serve = (io) =>
-    serveGpg1(io, { source: "work", gnupgHome: device.served, confirm: c.confirm, audit: c.audit, gpg: rec.path, log: quietLog });
+    serveGpg1(io, {
+      source: "work",
+      gnupgHome: device.served,
+      confirm: c.confirm,
+      audit: c.audit,
+      gpg: rec.path,
+      log: quietLog,
+    });
 }, 60_000);
 
 afterAll(async () => {
@@ -76,7 +74,10 @@ describe("split-gpg v1 with the client emulator", () => {
   });
 
   test("the gpg command line is rebuilt: safe prefix, pinned homedir, -- before positionals", async () => {
-    await v1Call(serve, { args: ["--clearsign", "--local-user", device.fingerprint, "-"], stdin: enc(MESSAGE) });
+    await v1Call(serve, {
+      args: ["--clearsign", "--local-user", device.fingerprint, "-"],
+      stdin: enc(MESSAGE),
+    });
     const lines = readFileSync(invocations, "utf-8").trim().split("\n");
     const run = lines.filter((l) => l.includes("--clearsign")).at(-1)!;
     expect(run).toBe(

@@ -8,13 +8,13 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { verifyAuditLog } from "../../core/audit/verify.ts";
 import { agentSockets } from "../../agent/gpg/gpg-tools.ts";
 import { serveGpg2 } from "../../agent/gpg/gpg2-service.ts";
+import { verifyAuditLog } from "../../core/audit/verify.ts";
 import {
   agentSocketOf,
-  cleanup,
   type Confirming,
+  cleanup,
   confirming,
   type Device,
   gpg,
@@ -99,7 +99,11 @@ describe("split-gpg2 with stock gpg", () => {
   });
 
   test("decrypt", async () => {
-    const enc = await gpgOk(verifier, ["--trust-model", "always", "-r", device.fingerprint, "--encrypt"], MESSAGE);
+    const enc = await gpgOk(
+      verifier,
+      ["--trust-model", "always", "-r", device.fingerprint, "--encrypt"],
+      MESSAGE,
+    );
     const before = c.input.waits;
     const dec = await gpgOk(client, ["--decrypt"], enc.stdout);
     expect(dec.out).toBe(MESSAGE);
