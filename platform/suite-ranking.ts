@@ -4,7 +4,12 @@
  * x86 host with AES-NI and a native AES-GCM gets AES-GCM first. Costs ~20 ms once.
  * Must never: drop a suite (ranking only reorders; both stay offered).
  */
-import { type CryptoResolver, LINK_SUITES, type LinkSuiteName, resolveLinkSuite } from "../core/noise/suites.ts";
+import {
+  type CryptoResolver,
+  LINK_SUITES,
+  type LinkSuiteName,
+  resolveLinkSuite,
+} from "../core/noise/suites.ts";
 
 const SAMPLE = new Uint8Array(64 * 1024);
 const KEY = new Uint8Array(32).fill(1);

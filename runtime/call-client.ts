@@ -30,8 +30,10 @@ export async function runCall(channel: CallChannel, io: CallIo): Promise<number>
     for (let chunk = await channel.read(); chunk !== null; chunk = await channel.read()) {
       reader.push(chunk);
       for (let e = reader.next(); e !== undefined; e = reader.next()) {
-        if (e.type === "stdout" && outputOpen.stdout) await io.stdout.write(e.data).catch(() => (outputOpen.stdout = false));
-        else if (e.type === "stderr" && outputOpen.stderr) await io.stderr.write(e.data).catch(() => (outputOpen.stderr = false));
+        if (e.type === "stdout" && outputOpen.stdout)
+          await io.stdout.write(e.data).catch(() => (outputOpen.stdout = false));
+        else if (e.type === "stderr" && outputOpen.stderr)
+          await io.stderr.write(e.data).catch(() => (outputOpen.stderr = false));
         else if (e.type === "stdout-eof") await io.stdout.closeWrite?.().catch(() => {});
         else if (e.type === "exit") status = e.status;
       }
@@ -45,7 +47,8 @@ export async function runCall(channel: CallChannel, io: CallIo): Promise<number>
   }
   // stdin may still be open (the callee need not read it all): the call is over regardless.
   void sending;
-  if (status === EXIT_REFUSED) await io.stderr.write(new TextEncoder().encode("Request refused\n")).catch(() => {});
+  if (status === EXIT_REFUSED)
+    await io.stderr.write(new TextEncoder().encode("Request refused\n")).catch(() => {});
   return status;
 }
 

@@ -12,12 +12,12 @@
 import {
   EXIT_NOT_FOUND,
   EXIT_PROBLEM,
-  MAX_OUTPUT_CHUNK,
-  OutputType,
   encodeExit,
   encodeOutput,
+  MAX_OUTPUT_CHUNK,
+  OutputType,
 } from "../core/qrexec/call-protocol.ts";
-import { type ChildProcess, SpawnError, exitStatusOf } from "../platform/platform.ts";
+import { type ChildProcess, exitStatusOf, SpawnError } from "../platform/platform.ts";
 import type { ByteSource, ByteStream } from "../transport/transport.ts";
 import { OrderedWriter } from "./ordered-writer.ts";
 
@@ -40,7 +40,10 @@ export async function finishCall(channel: CallChannel, status: number, stderrTex
  * Runs the process `start()` creates for this call and streams it. Returns the exit status
  * sent to the caller (127 when the program does not exist, 125 on a local failure).
  */
-export async function runCallProcess(channel: CallChannel, start: () => Promise<ChildProcess>): Promise<number> {
+export async function runCallProcess(
+  channel: CallChannel,
+  start: () => Promise<ChildProcess>,
+): Promise<number> {
   let child: ChildProcess;
   try {
     child = await start();

@@ -57,7 +57,8 @@ export function decodeCallRequest(meta: Uint8Array): CallRequest {
     throw new ProtocolError("schema", "call request is not a map");
   }
   const keys = Object.keys(value).sort().join(",");
-  if (keys !== "arg,service,source,target,v" || value.v !== 1) throw new ProtocolError("schema", "call request fields");
+  if (keys !== "arg,service,source,target,v" || value.v !== 1)
+    throw new ProtocolError("schema", "call request fields");
   const { source, target, service, arg } = value;
   if (
     typeof source !== "string" ||
@@ -124,7 +125,8 @@ export class OutputReader {
       case OutputType.STDOUT:
       case OutputType.STDERR: {
         const stdout = type === OutputType.STDOUT;
-        if (!(stdout ? this.stdoutOpen : this.stderrOpen)) throw new ProtocolError("channel-state", "data after EOF");
+        if (!(stdout ? this.stdoutOpen : this.stderrOpen))
+          throw new ProtocolError("channel-state", "data after EOF");
         if (length > 0) return { type: stdout ? "stdout" : "stderr", data: payload };
         if (stdout) this.stdoutOpen = false;
         else this.stderrOpen = false;

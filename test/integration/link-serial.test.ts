@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { dh25519 } from "../../core/noise/crypto-noble.ts";
 import { killAll, spawnFixture } from "../helpers/fixture-process.ts";
-import { type PtyPair, hasSocat, socatPtyPair } from "../helpers/socat-pty.ts";
+import { hasSocat, type PtyPair, socatPtyPair } from "../helpers/socat-pty.ts";
 
 const PEER = join(import.meta.dir, "../fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -60,7 +60,16 @@ describe.skipIf(!hasSocat())("two processes over a pty pair", () => {
   test("rekey during a transfer loses no byte", async () => {
     const hostKey = newKey();
     const { agent, agentKey, tty } = await setup(["--pin", hostKey.pub]);
-    const h = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--bytes", String(4 << 20), "--rekey-records", "100"]);
+    const h = host(tty, hostKey, [
+      "--mode",
+      "reconnect",
+      "--peer",
+      agentKey.pub,
+      "--bytes",
+      String(4 << 20),
+      "--rekey-records",
+      "100",
+    ]);
     const done = await h.waitFor((e) => e.event === "done");
     expect(done.ok).toBe(true);
     expect(done.rekeys as number).toBeGreaterThanOrEqual(2);
@@ -70,14 +79,30 @@ describe.skipIf(!hasSocat())("two processes over a pty pair", () => {
   test("100 concurrent channels move data both ways with EOF and checksums", async () => {
     const hostKey = newKey();
     const { agentKey, tty } = await setup(["--pin", hostKey.pub]);
-    const h = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--channels", "100", "--bytes", "20000"]);
+    const h = host(tty, hostKey, [
+      "--mode",
+      "reconnect",
+      "--peer",
+      agentKey.pub,
+      "--channels",
+      "100",
+      "--bytes",
+      "20000",
+    ]);
     expect(await h.waitFor((e) => e.event === "done")).toMatchObject({ ok: true, failed: 0 });
   });
 
   test("a host killed mid-transfer leaves stale frames; the next host reconnects cleanly", async () => {
     const hostKey = newKey();
     const { agent, agentKey, tty } = await setup(["--pin", hostKey.pub]);
-    const first = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--bytes", String(64 << 20)]);
+    const first = host(tty, hostKey, [
+      "--mode",
+      "reconnect",
+      "--peer",
+      agentKey.pub,
+      "--bytes",
+      String(64 << 20),
+    ]);
     await first.waitFor((e) => e.event === "session");
     first.proc.kill("SIGKILL");
     await first.exited;
