@@ -6,17 +6,16 @@
  */
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
-import { isAbsolute } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { HANDSHAKE_MIN_INTERVAL_MS } from "../core/wire/limits.ts";
+import { type ConfirmConfig, parseConfirm, parseConfirmTimes } from "./config-confirm.ts";
+
+export type { ConfirmConfig } from "./config-confirm.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/qubes-air/agent.json";
 const CONFIG_MAX_BYTES = 64 * 1024;
-
-export type ConfirmConfig =
-  | { readonly kind: "deny" }
-  | { readonly kind: "command"; readonly argv: readonly string[]; readonly timeoutSeconds: number };
 
 export interface TcpAddress {
   readonly host: string;
@@ -35,6 +34,14 @@ export interface Config {
   readonly socket: string;
   readonly allowCodePairing: boolean;
   readonly confirm: ConfirmConfig;
+  /** How long a confirmation waits for the user before it counts as a denial (1..120 s). */
+  readonly confirmTimeoutSeconds: number;
+  /** 0: every request asks; up to 60: an approval covers the same client+operation+key that long. */
+  readonly approvalWindowSeconds: number;
+  /** The GnuPG home the split-GPG services serve (default <stateDir>/gnupg). */
+  readonly gnupgHome: string;
+  /** The hash-chained audit log: always <stateDir>/audit.log. */
+  readonly auditLog: string;
   readonly handshakeMinIntervalMs: number;
 }
 
@@ -48,6 +55,9 @@ const KEYS = [
   "socket",
   "allowCodePairing",
   "confirm",
+  "confirmTimeoutSeconds",
+  "approvalWindowSeconds",
+  "gnupgHome",
   "handshakeMinIntervalMs",
 ] as const;
 
@@ -122,40 +132,25 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
     fail("handshakeMinIntervalMs", "must be a whole number of milliseconds between 0 and 3600000");
   }
 
+  const stateDir = o.stateDir === undefined ? "/var/lib/qubes-air" : absPath("stateDir", o.stateDir);
+  const unknownIn = (x: Record<string, unknown>, known: readonly string[], prefix: string) =>
+    unknownKeys(x, known, path, prefix);
   return {
     path,
     name,
-    stateDir: o.stateDir === undefined ? "/var/lib/qubes-air" : absPath("stateDir", o.stateDir),
+    stateDir,
     listen: { tcp, tty },
     serviceDirs,
     policyDir: o.policyDir === undefined ? "/etc/qubes-air/policy.d" : absPath("policyDir", o.policyDir),
     incomingDir: o.incomingDir === undefined ? home : absPath("incomingDir", o.incomingDir),
     socket: o.socket === undefined ? "/run/qubes-air/agent.sock" : absPath("socket", o.socket),
     allowCodePairing: allowCodePairing as boolean,
-    confirm: parseConfirm(o.confirm, path, fail),
+    confirm: parseConfirm(o.confirm, fail, unknownIn),
+    ...parseConfirmTimes(o, fail),
+    gnupgHome: o.gnupgHome === undefined ? join(stateDir, "gnupg") : absPath("gnupgHome", o.gnupgHome),
+    auditLog: join(stateDir, "audit.log"),
     handshakeMinIntervalMs: interval as number,
   };
-}
-
-function parseConfirm(v: unknown, path: string, fail: (key: string, what: string) => never): ConfirmConfig {
-  if (v === undefined) return { kind: "deny" };
-  const o = object(v, () => fail("confirm", 'must be {"kind":"deny"} or {"kind":"command","argv":[...]}'));
-  if (o.kind === "deny") {
-    unknownKeys(o, ["kind"], path, "confirm.");
-    return { kind: "deny" };
-  }
-  if (o.kind !== "command") fail("confirm.kind", 'must be "deny" or "command"');
-  unknownKeys(o, ["kind", "argv", "timeoutSeconds"], path, "confirm.");
-  const argv = o.argv;
-  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === "string")) {
-    fail("confirm.argv", 'must be a non-empty array of strings, e.g. ["/usr/local/bin/confirm-button"]');
-  }
-  if (!isAbsolute((argv as string[])[0]!)) fail("confirm.argv", "must start with an absolute program path");
-  const timeout = o.timeoutSeconds ?? 60;
-  if (typeof timeout !== "number" || !(timeout > 0 && timeout <= 3600)) {
-    fail("confirm.timeoutSeconds", "must be a number of seconds between 0 and 3600 (a timeout means deny)");
-  }
-  return { kind: "command", argv: argv as string[], timeoutSeconds: timeout as number };
 }
 
 function parseTcp(text: string, fail: (key: string, what: string) => never): TcpAddress {

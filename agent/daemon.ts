@@ -1,17 +1,26 @@
 /**
- * The agent daemon (`qubes-air-agent run`): state, policy, confirmation, the host sessions with
- * their listeners, calls from the host, and the local socket for calls into Qubes, wired
- * together. Start-up problems (config, key, policy syntax, a port in use) are ConfigError.
- * Must never: start listening before the device key, the pinned hosts and the policy loaded.
+ * The agent daemon (`qubes-air-agent run`): state, policy, the audit log, the ONE confirmation
+ * manager (policy asks, code pairings and split-GPG share it: one prompt at a time), the
+ * built-in services (files, split-GPG, audit fetch), the host sessions with their listeners,
+ * calls from the host, and the local socket for calls into Qubes, wired together. Start-up
+ * problems (config, key, policy syntax, a port in use) are ConfigError.
+ * Must never: start listening before the device key, the pinned hosts, the policy and the audit
+ * log are loaded.
  */
+import { ConfigError } from "../core/errors.ts";
 import { makeResolver } from "../core/noise/suites.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
 import type { Listener } from "../platform/platform.ts";
 import { rankLinkSuites } from "../platform/suite-ranking.ts";
 import type { TcpListener } from "../transport/tcp.ts";
+import { AuditLog } from "./audit/log.ts";
+import { BUILTINS, type Builtin } from "./builtins.ts";
 import type { Config } from "./config.ts";
-import { makeConfirmer } from "./confirm.ts";
+import { AgentConfirmer } from "./confirm.ts";
+import { openConfirmation } from "./confirm-inputs.ts";
+import { ConfirmationManager } from "./confirmation/manager.ts";
+import { splitGpgBuiltins } from "./gpg-builtins.ts";
 import { listenTcp, listenTty, type Stoppable } from "./listen.ts";
 import { serveLocalSocket } from "./local-socket.ts";
 import type { Log } from "./log.ts";
@@ -26,6 +35,9 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
+/** Between a denial and the next prompt for the same client (manager.ts "cooldown"). */
+export const CONFIRM_COOLDOWN_MS = 5_000;
+
 export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   const state = await AgentState.open(config.stateDir);
   const publicKey = formatPublicKey(state.deviceKey.publicKey);
@@ -36,10 +48,46 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
 
   const policy = new PolicyStore(config.policyDir, config.name, (why) => log("policy-error", { why }));
   const rules = await policy.check();
-  const confirmer = makeConfirmer(config.confirm);
+  const audit = await AuditLog.open(config.auditLog).catch((e: NodeJS.ErrnoException) => {
+    throw new ConfigError(`cannot open the audit log ${config.auditLog} (${e.code ?? e.message})`);
+  });
+  const stops: (() => Promise<void>)[] = [() => audit.close()];
+  let confirmer: AgentConfirmer;
+  let builtins: ReadonlyMap<string, Builtin>;
+  try {
+    const { input, indicator } = await openConfirmation(config, log);
+    const manager = new ConfirmationManager({
+      input,
+      indicator,
+      timeoutMs: config.confirmTimeoutSeconds * 1000,
+      cooldownMs: CONFIRM_COOLDOWN_MS,
+      windowMs: config.approvalWindowSeconds * 1000,
+      log,
+    });
+    stops.push(async () => {
+      manager.close();
+      input.close();
+      indicator.close();
+    });
+    log("confirm", {
+      kind: config.confirm.kind,
+      input: input.description,
+      timeout_s: config.confirmTimeoutSeconds,
+      window_s: config.approvalWindowSeconds,
+    });
+    confirmer = new AgentConfirmer(manager, audit, log);
+    builtins = new Map([
+      ...BUILTINS,
+      ...splitGpgBuiltins({ gnupgHome: config.gnupgHome, confirm: manager, audit, log }),
+    ]);
+    log("split-gpg", { gnupgHome: config.gnupgHome, audit: config.auditLog, auditRecords: audit.lastSeq });
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+    throw error;
+  }
   const resolver = makeResolver(nativeCiphers());
   const suites = rankLinkSuites(resolver);
-  const callDeps = { config, policy, confirmer, log };
+  const callDeps = { config, policy, confirmer, builtins, log };
   const sessions = new SessionManager({
     config,
     state,
@@ -62,7 +110,6 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     suites: suites.join(","),
   });
 
-  const stops: (() => Promise<void>)[] = [];
   try {
     const socket: Listener = await serveLocalSocket(config.socket, sessions, config.name, log);
     stops.push(() => socket.close());

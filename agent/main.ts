@@ -11,12 +11,14 @@ import { keygenCommand } from "./commands/keygen.ts";
 import { pairTokenCommand } from "./commands/pair-token.ts";
 import { runCommand } from "./commands/run.ts";
 import { versionCommand } from "./commands/version.ts";
+import { gpgSetupCommand } from "./gpg/keysetup.ts";
 
 const COMMANDS: readonly Command[] = [
   runCommand,
   keygenCommand,
   pairTokenCommand,
   callCommand,
+  gpgSetupCommand,
   versionCommand,
 ];
 
@@ -34,6 +36,7 @@ Run "qubes-air-agent COMMAND --help" for a command's options and examples.
 Examples:
   qubes-air-agent run --config /etc/qubes-air/agent.json
   qubes-air-agent call work my.Service
+  qubes-air-agent gpg-setup --generate "Jane Doe <jane@example.org>" --export /media/usb/jane.asc
 `;
 }
 

@@ -1,7 +1,8 @@
 /**
  * A call from the host (one vchan channel): decode the request, decide by the device's policy
- * (ask -> the Confirmer), then run a built-in service or the service file found as qrexec finds
- * it, streaming stdin/stdout/stderr and the exit status (runtime/call-exec.ts).
+ * (ask -> the agent's one ConfirmationManager, and the decision and outcome to the audit log),
+ * then run a built-in service or the service file found as qrexec finds it, streaming
+ * stdin/stdout/stderr and the exit status (runtime/call-exec.ts).
  *
  *   malformed request       the channel is reset (a peer fault; nothing runs)
  *   target is not us        126, nothing runs (the host's registry points at the wrong device)
@@ -20,9 +21,10 @@ import type { Channel } from "../core/vchan/channel.ts";
 import { ResetReason } from "../core/vchan/messages.ts";
 import { platform } from "../platform/index.ts";
 import { finishCall, runCallProcess } from "../runtime/call-exec.ts";
-import { BUILTINS } from "./builtins.ts";
+import type { Builtin } from "./builtins.ts";
 import type { Config } from "./config.ts";
-import type { Confirmer } from "./confirm.ts";
+import type { AgentConfirmer } from "./confirm.ts";
+import type { Decision } from "./confirmation/manager.ts";
 import { errorCode, type Log } from "./log.ts";
 import type { PolicyStore } from "./policy.ts";
 import { findService, serviceArgv, serviceEnv } from "./service-lookup.ts";
@@ -30,7 +32,9 @@ import { findService, serviceArgv, serviceEnv } from "./service-lookup.ts";
 export interface CallDeps {
   readonly config: Config;
   readonly policy: PolicyStore;
-  readonly confirmer: Confirmer;
+  readonly confirmer: AgentConfirmer;
+  /** Services the agent answers itself (builtins.ts, gpg-builtins.ts). */
+  readonly builtins: ReadonlyMap<string, Builtin>;
   readonly log: Log;
 }
 
@@ -62,8 +66,16 @@ async function handle(d: CallDeps, channel: Channel, r: CallRequest): Promise<vo
   }
   const decision = await d.policy.decide(r.source, r.service, r.arg);
   let allowed = decision.action === "allow";
+  let asked: Decision | null = null;
   if (decision.action === "ask") {
-    allowed = await d.confirmer.confirm({ kind: "call", source: r.source, service: r.service, arg: r.arg });
+    const answer = await d.confirmer.decide({
+      kind: "call",
+      source: r.source,
+      service: r.service,
+      arg: r.arg,
+    });
+    allowed = answer.approved;
+    asked = answer.decision;
   }
   const why = {
     decision: decision.action === "ask" ? (allowed ? "ask-approved" : "ask-refused") : decision.action,
@@ -72,10 +84,26 @@ async function handle(d: CallDeps, channel: Channel, r: CallRequest): Promise<vo
   };
   if (!allowed) {
     d.log("call", { ...fields, ...why, status: EXIT_REFUSED });
+    if (asked) await d.confirmer.recordCall(r, asked, "refused");
     await finishCall(channel, EXIT_REFUSED);
     return;
   }
-  const builtin = BUILTINS.get(r.service);
+  let status: number | null = null;
+  try {
+    status = await run(d, channel, r, fields, why);
+  } finally {
+    if (asked) await d.confirmer.recordCall(r, asked, status === null ? "failed" : `exit ${status}`);
+  }
+}
+
+async function run(
+  d: CallDeps,
+  channel: Channel,
+  r: CallRequest,
+  fields: Record<string, string>,
+  why: Record<string, string | undefined>,
+): Promise<number> {
+  const builtin = d.builtins.get(r.service);
   let status: number;
   if (builtin) {
     status = await builtin(channel, r, { incomingDir: d.config.incomingDir });
@@ -89,10 +117,11 @@ async function handle(d: CallDeps, channel: Channel, r: CallRequest): Promise<vo
         ...(found.kind === "not-executable" ? { notExecutable: found.path } : {}),
       });
       await finishCall(channel, EXIT_NOT_FOUND);
-      return;
+      return EXIT_NOT_FOUND;
     }
     const env = serviceEnv(r);
     status = await runCallProcess(channel, () => platform.spawn(serviceArgv(found.path, r.arg), { env }));
   }
   d.log("call", { ...fields, ...why, status });
+  return status;
 }

@@ -81,6 +81,9 @@ if (a.via === "serial") {
   let sleptMs = 0;
   let written = 0;
   const t0 = performance.now();
+  // Bun's FileSink reports a line that went away (EIO) asynchronously: that also ends the run.
+  process.on("uncaughtException", () => process.exit(0));
+  process.on("unhandledRejection", () => process.exit(0));
   process.on("SIGTERM", () => {
     emit({ event: "done", via: a.via, written, eagain, sleptMs, seconds: (performance.now() - t0) / 1000 });
     process.exit(0);

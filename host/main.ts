@@ -1,7 +1,8 @@
 /**
  * `qubes-air`: the sys-remote CLI (docs/host.md). One file per command in host/commands/;
  * every command has --help with examples. Exit codes: 0 ok, 1 failure, 2 usage error, and for
- * `call` the remote's own status (125 link/daemon problem, 126 refused, 127 no such service).
+ * `call` the remote's own status (125 link/daemon problem, 126 refused, 127 no such service);
+ * `flash` has the flasher's own codes (images/flash.ts).
  */
 import { writeSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
@@ -11,7 +12,9 @@ import { UsageError } from "./commands/common.ts";
 import { copyFromCommand } from "./commands/copy-from.ts";
 import { copyToCommand } from "./commands/copy-to.ts";
 import { daemonCommand } from "./commands/daemon.ts";
+import { flashCommand } from "./commands/flash.ts";
 import { listCommand } from "./commands/list.ts";
+import { logsCommand } from "./commands/logs.ts";
 import { pairCommand } from "./commands/pair.ts";
 import { unpairCommand } from "./commands/unpair.ts";
 import { versionCommand } from "./commands/version.ts";
@@ -24,6 +27,8 @@ const COMMANDS: readonly Command[] = [
   callCommand,
   copyToCommand,
   copyFromCommand,
+  logsCommand,
+  flashCommand,
   versionCommand,
 ];
 

@@ -44,9 +44,9 @@ export const TOOL_PACKAGES: Readonly<Record<string, string>> = {
   "apt-cache": "apt",
 };
 
-/** The first executable `name` in PATH (plus the sbin directories, where e2fsprogs lives). */
+/** The first executable `name` in PATH, then /usr/sbin and /sbin (e2fsprogs lives there; users often lack them in PATH). */
 export function findTool(name: string, env: Readonly<Record<string, string | undefined>> = process.env) {
-  const dirs = [...(env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+  const dirs = [...(env.PATH ?? "").split(delimiter), "/usr/sbin", "/sbin"];
   for (const dir of dirs) {
     if (!dir) continue;
     const p = join(dir, name);
@@ -90,10 +90,16 @@ export interface RunResult {
 export function run(
   tool: string,
   args: readonly string[],
-  options: { input?: string | Uint8Array; env?: Record<string, string>; allowFail?: boolean } = {},
+  options: {
+    input?: string | Uint8Array;
+    env?: Record<string, string>;
+    allowFail?: boolean;
+    cwd?: string;
+  } = {},
 ): RunResult {
   const r = spawnSync(tool, args as string[], {
     input: options.input,
+    cwd: options.cwd,
     env: options.env ? { ...process.env, ...options.env } : process.env,
     maxBuffer: 256 * 1024 * 1024,
   });

@@ -17,7 +17,7 @@
  * Must never: approve on a timeout or an error, or show text a client supplied.
  */
 import { ConfigError } from "../../core/errors.ts";
-import type { ApprovalInput, Indicator, Verdict } from "../../hw/input.ts";
+import type { Indicator, Verdict } from "../../hw/input.ts";
 import { platform } from "../../platform/index.ts";
 import { type Log, makeLog } from "../log.ts";
 
@@ -32,12 +32,26 @@ export interface ConfirmationRequest {
   readonly hashAlgo?: string;
   readonly digestPrefix?: string;
   readonly digestSuffix?: string;
+  /** A policy `ask` for a call (operation "call"): the call's argument, after SERVICE+. */
+  readonly argument?: string;
+  /** A pair-code pairing (operation "pair"): the 6 digits both ends show, and the host's key. */
+  readonly pairing?: { readonly code: string; readonly peerKey: string };
+}
+
+/**
+ * What gives the verdict: any hw/input.ts ApprovalInput fits (it ignores the request); the
+ * agent's own `command` confirmer also reads the request, to tell its program what is asked.
+ */
+export interface ConfirmInput {
+  readonly description: string;
+  waitForVerdict(signal: AbortSignal, request: ConfirmationRequest): Promise<Verdict>;
+  close(): void;
 }
 
 export type Decision = "approved" | "denied" | "timeout" | "busy" | "cooldown" | "window" | "error";
 
 export interface ConfirmationOptions {
-  readonly input: ApprovalInput;
+  readonly input: ConfirmInput;
   readonly indicator: Indicator;
   readonly timeoutMs?: number;
   readonly cooldownMs?: number;
@@ -113,7 +127,7 @@ export class ConfirmationManager {
     const timer = setTimeout(() => abort.abort(new Error("confirmation timed out")), this.timeoutMs);
     let decision: Decision;
     try {
-      const verdict: Verdict = await this.o.input.waitForVerdict(abort.signal);
+      const verdict: Verdict = await this.o.input.waitForVerdict(abort.signal, r);
       decision = abort.signal.aborted ? "timeout" : verdict === "approve" ? "approved" : "denied";
     } catch {
       decision = abort.signal.aborted ? "timeout" : "error";
@@ -156,6 +170,8 @@ export class ConfirmationManager {
 
 /** The one line the device's console shows for a request. */
 export function promptText(r: ConfirmationRequest): string {
+  if (r.pairing) return `host ${r.client} asks to pair; the code is ${r.pairing.code}`;
+  if (r.argument !== undefined) return `${r.client} asks to call ${r.service}+${r.argument}`;
   const digest =
     r.digestPrefix !== undefined && r.digestSuffix !== undefined
       ? ` ${r.hashAlgo ?? "digest"} ${r.digestPrefix}…${r.digestSuffix}`

@@ -12,9 +12,12 @@
  * primary key. The public key is exported armored (to --export FILE or stdout) for the host.
  * Must never: read or write anything over the link, or put the primary secret in the served home.
  */
+import { existsSync } from "node:fs";
+import { parseArgs } from "node:util";
 import { ConfigError } from "../../core/errors.ts";
 import { platform } from "../../platform/index.ts";
 import { type Command, parse, print } from "../commands/cli.ts";
+import { DEFAULT_CONFIG_PATH, loadConfig } from "../config.ts";
 import { type Captured, capture } from "./gpg-tools.ts";
 
 export const DEFAULT_GNUPG_HOME = "/var/lib/qubes-air/gnupg";
@@ -37,8 +40,12 @@ export interface GpgSetupResult {
   readonly publicKey: string;
 }
 
-export function parseGpgSetupArgs(args: string[]): GpgSetupOptions | "help" {
+export function parseGpgSetupArgs(
+  args: string[],
+  defaultHome: string = DEFAULT_GNUPG_HOME,
+): GpgSetupOptions | "help" {
   const { values, help } = parse("gpg-setup", args, {
+    config: { type: "string" },
     generate: { type: "string" },
     import: { type: "string" },
     home: { type: "string" },
@@ -54,7 +61,7 @@ export function parseGpgSetupArgs(args: string[]): GpgSetupOptions | "help" {
   if (generate !== undefined && !/^[^\n\r\0:]{1,200}$/.test(generate)) {
     throw new ConfigError('gpg-setup: --generate needs a user ID like "Name <mail@example.org>"');
   }
-  const gnupgHome = typeof values.home === "string" ? values.home : DEFAULT_GNUPG_HOME;
+  const gnupgHome = typeof values.home === "string" ? values.home : defaultHome;
   const primaryHome =
     typeof values["primary-home"] === "string" ? values["primary-home"] : `${gnupgHome}-primary`;
   if (primaryHome === gnupgHome) throw new ConfigError("gpg-setup: the primary home must differ from --home");
@@ -181,9 +188,9 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
 export const gpgSetupCommand: Command = {
   name: "gpg-setup",
   summary: "create or import the OpenPGP key split-GPG serves",
-  help: `Usage: qubes-air-agent gpg-setup (--generate UID | --import FILE) [--home DIR]
+  help: `Usage: qubes-air-agent gpg-setup (--generate UID | --import FILE) [--config PATH | --home DIR]
                                    [--primary-home DIR] [--export FILE]
-       qubes-air-agent gpg-setup --export FILE [--home DIR]
+       qubes-air-agent gpg-setup --export FILE [--config PATH | --home DIR]
 
 Creates an OpenPGP key on the device (an ed25519 certify-only primary key with ed25519
 signing and cv25519 encryption subkeys), or imports a secret key from a local file. The
@@ -194,15 +201,19 @@ Nothing is sent over the link.
 Options:
   --generate UID       create a new key, e.g. "Jane Doe <jane@example.org>"
   --import FILE        import a secret key (gpg --export-secret-keys --armor output)
-  --home DIR           the served GnuPG home (default ${DEFAULT_GNUPG_HOME})
+  --config PATH        the agent's configuration: its "gnupgHome" is the default --home
+                       (default ${DEFAULT_CONFIG_PATH}, when it exists)
+  --home DIR           the served GnuPG home (default: the config's gnupgHome, which is
+                       <stateDir>/gnupg, or ${DEFAULT_GNUPG_HOME} without a config)
   --primary-home DIR   where the full key is kept (default <home>-primary)
   --export FILE        write the public key here instead of printing it
 
 Examples:
   qubes-air-agent gpg-setup --generate "Jane Doe <jane@example.org>" --export /media/usb/jane.asc
-  qubes-air-agent gpg-setup --import /media/usb/secret.asc`,
+  qubes-air-agent gpg-setup --import /media/usb/secret.asc
+  qubes-air-agent gpg-setup --config ./agent.json --export ./device.asc`,
   async run(args) {
-    const o = parseGpgSetupArgs(args);
+    const o = parseGpgSetupArgs(args, await configuredHome(args));
     if (o === "help") {
       print(this.help);
       return 0;
@@ -213,3 +224,17 @@ Examples:
     return 0;
   },
 };
+
+/** The served home the agent's config names, unless --home is given (then it does not matter). */
+async function configuredHome(args: string[]): Promise<string> {
+  const peek = parseArgs({
+    args,
+    options: { config: { type: "string" }, home: { type: "string" } },
+    strict: false,
+    allowPositionals: true,
+  }).values;
+  if (typeof peek.home === "string") return peek.home;
+  if (typeof peek.config === "string") return (await loadConfig(peek.config)).gnupgHome;
+  if (!existsSync(DEFAULT_CONFIG_PATH)) return DEFAULT_GNUPG_HOME;
+  return (await loadConfig(DEFAULT_CONFIG_PATH)).gnupgHome;
+}

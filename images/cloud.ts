@@ -1,0 +1,155 @@
+/**
+ * `qubes-air image cloud --name NAME [--port P] [--out DIR]`: cloud-init user-data for a cloud VM
+ * running the x64 agent on TCP, plus an example Terraform file (main.tf) that hands it to a VM,
+ * and the one-time pairing token and `qubes-air pair` command. Clouds cap user-data (AWS 16 KiB,
+ * Hetzner 32 KiB), so the agent is normally downloaded from --agent-url and checked against its
+ * sha256; --embed-agent puts it inside (tens of MB: for NoCloud seeds, libvirt, Proxmox).
+ * Must never: write the token where others can read it (user-data is 0600), or overwrite files.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { gzipSync } from "node:zlib";
+import { parseConfig } from "../agent/config.ts";
+import { isQubeName } from "../core/qrexec/names.ts";
+import { findAgent } from "./artefacts.ts";
+import { type AgentSource, cloudAgentConfig, cloudUserData, terraformFile } from "./cloud-files.ts";
+import { formatBytes, ImageError, type ImageIO, usageError } from "./common.ts";
+import { PATHS } from "./device-files.ts";
+import { DEFAULT_POLICY_URL } from "./image-build.ts";
+
+export const CLOUD_HELP = `Usage: qubes-air image cloud --name NAME (--agent-url URL | --embed-agent) [options]
+
+Writes DIR/user-data (cloud-init: the x64 agent, its config listening on TCP, the default policy,
+a one-time pairing token, its systemd unit) and DIR/main.tf (an example Terraform VM that uses
+it), and prints the token and the "qubes-air pair" command.
+
+Options:
+  --name NAME          the VM's qube name (its RemoteVM in dom0)
+  --port P             the agent's TCP port (default 7441)
+  --out DIR            where to write (default ./NAME-cloud; existing files are kept unless --force)
+  --agent-url URL      the VM downloads the agent from here (upload dist/qubes-air-agent-linux-x64)
+  --agent-sha256 HEX   its sha256 (default: from --agent or dist/manifest.json)
+  --embed-agent        put the agent into user-data (large: for NoCloud/libvirt, not public clouds)
+  --agent FILE         the local x64 agent (default: found in dist/)
+  --provider P         hcloud (default) or aws, for main.tf
+  --force              replace existing files in DIR
+  -h, --help           this text
+
+Examples:
+  qubes-air image cloud --name build1 --agent-url https://example.org/qubes-air-agent-linux-x64
+  qubes-air image cloud --name build1 --embed-agent --out seed/`;
+
+export async function imageCloudCommand(argv: readonly string[], io: ImageIO): Promise<number> {
+  try {
+    return cloud(argv, io);
+  } catch (e) {
+    if (e instanceof ImageError) {
+      io.err(`qubes-air image cloud: ${e.message}\n${e.exitCode === 2 ? "Run: qubes-air image cloud --help\n" : ""}`);
+      return e.exitCode;
+    }
+    io.err(`qubes-air image cloud: internal error: ${(e as Error).stack ?? e}\n`);
+    return 1;
+  }
+}
+
+function cloud(argv: readonly string[], io: ImageIO): number {
+  let v: Record<string, string | boolean | undefined>;
+  try {
+    v = parseArgs({
+      args: [...argv],
+      strict: true,
+      allowPositionals: false,
+      options: {
+        name: { type: "string" },
+        port: { type: "string" },
+        out: { type: "string" },
+        "agent-url": { type: "string" },
+        "agent-sha256": { type: "string" },
+        "embed-agent": { type: "boolean" },
+        agent: { type: "string" },
+        provider: { type: "string" },
+        force: { type: "boolean" },
+        help: { type: "boolean", short: "h" },
+      },
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    throw usageError((e as Error).message.split("\n")[0] ?? "bad arguments");
+  }
+  if (v.help) {
+    io.out(`${CLOUD_HELP}\n`);
+    return 0;
+  }
+  const name = typeof v.name === "string" ? v.name : "";
+  if (!isQubeName(name)) throw usageError("--name NAME is required: a qube name (a letter, then letters, digits, _ . -)");
+  const port = v.port === undefined ? 7441 : Number(v.port);
+  if (!/^\d{1,5}$/.test(String(v.port ?? "7441")) || port < 1 || port > 65535) throw usageError("--port must be 1-65535");
+  const provider = (v.provider ?? "hcloud") as string;
+  if (provider !== "hcloud" && provider !== "aws") throw usageError("--provider must be hcloud or aws");
+  const url = v["agent-url"] as string | undefined;
+  if ((url === undefined) === (v["embed-agent"] !== true)) {
+    throw usageError(
+      "give --agent-url URL (the VM downloads the agent; clouds cap user-data at 16-64 KiB) or --embed-agent",
+    );
+  }
+  const env = io.env ?? process.env;
+  let agent: AgentSource;
+  let agentNote: string;
+  if (url !== undefined) {
+    let parsed: URL;
+    try {
+      parsed = new URL(url);
+    } catch {
+      throw usageError(`--agent-url is not a URL: ${url}`);
+    }
+    if ((parsed.protocol !== "https:" && parsed.protocol !== "http:") || /['\s\\]/.test(url)) {
+      throw usageError("--agent-url must be an http(s) URL without quotes or spaces");
+    }
+    let sha = (v["agent-sha256"] as string | undefined)?.toLowerCase();
+    if (sha === undefined) sha = findAgent("x64", v.agent as string | undefined, env).sha256;
+    if (!/^[0-9a-f]{64}$/.test(sha)) throw usageError("--agent-sha256 must be 64 hex digits");
+    agent = { kind: "url", url, sha256: sha };
+    agentNote = `downloaded from ${url} and checked against sha256 ${sha.slice(0, 16)}…`;
+  } else {
+    const found = findAgent("x64", v.agent as string | undefined, env);
+    io.err(`compressing ${found.path} (${formatBytes(found.size)}) ...\n`);
+    const gz = gzipSync(readFileSync(found.path), { level: 6 });
+    agent = { kind: "embed", gzipBase64: gz.toString("base64"), sha256: found.sha256 };
+    agentNote = `embedded (${formatBytes(gz.length)} gzip): too large for public clouds' user-data`;
+  }
+  const token = randomBytes(32).toString("hex");
+  parseConfig(cloudAgentConfig({ name, port }), PATHS.config, { HOME: "/root" });
+  const userData = cloudUserData({ name, port, token, policy: readFileSync(DEFAULT_POLICY_URL, "utf8"), agent });
+  const dir = typeof v.out === "string" ? v.out : `${name}-cloud`;
+  mkdirSync(dir, { recursive: true });
+  const files: [string, string, number][] = [
+    ["user-data", userData, 0o600],
+    ["main.tf", terraformFile(provider, name, port), 0o644],
+  ];
+  for (const [f] of files) {
+    if (existsSync(join(dir, f)) && v.force !== true) {
+      throw new ImageError(`${join(dir, f)} exists: choose another --out, or add --force to replace it`);
+    }
+  }
+  for (const [f, text, mode] of files) {
+    const tmp = join(dir, `.${f}.tmp-${process.pid}`);
+    writeFileSync(tmp, text, { mode });
+    renameSync(tmp, join(dir, f));
+  }
+  io.out(
+    [
+      `Wrote ${join(dir, "user-data")} (${formatBytes(Buffer.byteLength(userData))}, mode 0600) and ${join(dir, "main.tf")} (${provider})`,
+      `  agent      ${agentNote}`,
+      `  listens    0.0.0.0:${port} (TCP); open it only to sys-remote (main.tf: var.sys_remote_cidr)`,
+      "",
+      "One-time pairing token (secret until the VM is paired):",
+      `  ${token}`,
+      "",
+      "When the VM is up, pair it from sys-remote:",
+      `  qubes-air pair ${name} --tcp VM-ADDRESS:${port} --zone cloud --token ${token}`,
+      "",
+    ].join("\n"),
+  );
+  return 0;
+}
