@@ -82,13 +82,13 @@ export async function openConfirmation(
 function inputConfig(c: Exclude<Config["confirm"], { kind: "deny" | "command" | "socket" }>): InputConfig {
   switch (c.kind) {
     case "button":
-      return c.chipLabel || c.line
-        ? {
-            kind: "gpio",
-            ...(c.chipLabel ? { chipLabel: c.chipLabel } : {}),
-            ...(c.line ? { line: c.line } : {}),
-          }
-        : { kind: "auto" };
+      // Always the GPIO button (the board's, or the configured line); never "auto", which on a
+      // board without a button would fall back to a console.
+      return {
+        kind: "gpio",
+        ...(c.chipLabel ? { chipLabel: c.chipLabel } : {}),
+        ...(c.line ? { line: c.line } : {}),
+      };
     case "console":
       return { kind: "console", tty: c.tty };
     case "hid":

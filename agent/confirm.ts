@@ -174,7 +174,8 @@ export class CommandInput implements ConfirmInput {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const stopped = new Promise<"stopped">((resolve) => {
       timer = setTimeout(() => resolve("stopped"), this.timeoutMs);
-      signal.addEventListener("abort", () => resolve("stopped"), { once: true });
+      if (signal.aborted) resolve("stopped");
+      else signal.addEventListener("abort", () => resolve("stopped"), { once: true });
     });
     const result = await Promise.race([child.exited, stopped]);
     clearTimeout(timer);

@@ -4,6 +4,7 @@
  * returns the remote service's status.
  * Runs under Bun and as a Node 18/20 bundle: nothing here touches `Bun.*`.
  */
+import "../platform/webcrypto-global.ts"; // first: Node 18 lacks a global crypto for @noble
 import { ConfigError } from "../core/errors.ts";
 import { callCommand } from "./commands/call.ts";
 import type { Command } from "./commands/cli.ts";

@@ -23,7 +23,13 @@
  * With --tty PATH (both roles) the link is the product's SerialRecordLink over a pty instead, and
  * the variant is about the serial write path (transport/serial.ts):
  *       baseline  openSerial() as it is (non-blocking fs.write, sleep 1..16 ms on EAGAIN)
- *       filesink  openSerial()'s reader, but writes through Bun.file(fd).writer() (epoll-driven)
+ *       backoff   openSerial()'s reader, writes through bench/tty-writer.ts "backoff" (a copy of
+ *                 serial.ts's loop: checks that the copy performs like the original)
+ *       hybrid    openSerial()'s reader, writes through bench/tty-writer.ts "hybrid" (retry on
+ *                 setImmediate for up to 2 ms of EAGAINs before sleeping)
+ *       pipelined openSerial() as it is, but a write resolves at once while less than 64 KiB are
+ *                 queued behind the write in flight: the next frame is sealed and encoded while
+ *                 the pool thread writes the previous one (today each record waits for its write)
  *
  *   agent: --role agent --key HEX --pin HEX --variant V          (listens on 127.0.0.1:0)
  *   host:  --role host --connect PORT --key HEX --peer HEX --suites S --seconds N --variant V
@@ -52,6 +58,7 @@ import { encodeTcpFrame, TcpFrameReader } from "../core/wire/tcp-frame.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
 import { duplexStream } from "../transport/node-stream.ts";
 import type { ByteStream } from "../transport/transport.ts";
+import { ttyWriter } from "./tty-writer.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -201,34 +208,42 @@ function makeLink(sock: net.Socket, suite: () => string | null): RecordLink {
   return variant === "baseline" ? new TcpRecordLink(stream) : new VariantLink(sock, stream, suite);
 }
 
-/** --tty: the product's serial stream, or with --variant filesink its writes through a FileSink. */
+/** --tty: the product's serial stream, or with --variant backoff|hybrid its writes swapped. */
 async function openTty(path: string): Promise<ByteStream> {
   const { openSerial } = await import("../transport/serial.ts");
   const base = await openSerial(path);
-  if (variant !== "filesink") return base;
+  if (variant === "pipelined") {
+    let queued = 0;
+    return {
+      ...base,
+      read: () => base.read(),
+      close: () => base.close(),
+      closeWrite: () => base.closeWrite(),
+      write(data) {
+        const p = base.write(data);
+        queued += data.length;
+        void p.then(
+          () => (queued -= data.length),
+          () => (queued -= data.length),
+        );
+        // An error still surfaces: the stream stays failed, so a later write rejects.
+        return queued <= 64 * 1024 ? Promise.resolve() : p;
+      },
+    };
+  }
+  if (variant !== "backoff" && variant !== "hybrid") return base;
   const { O_WRONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
   const fd = fs.openSync(path, O_WRONLY | O_NOCTTY | O_NONBLOCK);
-  const writer = Bun.file(fd).writer({ highWaterMark: 64 * 1024 });
-  let chain: Promise<unknown> = Promise.resolve();
+  const writer = ttyWriter(fd, variant);
   return {
     description: base.description,
     closed: base.closed,
     read: () => base.read(),
-    write(data) {
-      const done = chain.then(async () => {
-        writer.write(data);
-        await writer.flush();
-      });
-      chain = done.catch(() => {});
-      return done;
-    },
-    closeWrite: () => chain.then(() => {}),
+    write: (data) => writer.write(data),
+    closeWrite: () => writer.drained(),
     close() {
       base.close();
-      void chain.then(() => {
-        void writer.end();
-        fs.close(fd, () => {});
-      });
+      void writer.drained().then(() => fs.close(fd, () => {}));
     },
   };
 }

@@ -4,7 +4,7 @@
  * the noise of a shared VM hits all of them alike, and prints the median MB/s of each. See
  * bench/README.md, "Where the time goes". A variant is exp-peer's --variant, optionally with
  * "@N" for N channels at once. With --serial the link is the serial one over a socat pty pair
- * (a fresh pair and agent per run; default variants "baseline;filesink").
+ * (a fresh pair and agent per run; default variants "baseline;backoff;hybrid").
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -27,7 +27,7 @@ const REPS = Number(opts.reps ?? 5);
 const SUITE = opts.suite ?? "25519_AESGCM_BLAKE2s";
 const SERIAL = opts.serial === true;
 const DEFAULT_VARIANTS = SERIAL
-  ? "baseline;filesink"
+  ? "baseline;backoff;hybrid"
   : "baseline;headroom;seal;pool;nowait;pool,nowait;baseline@4";
 const VARIANTS = (opts.variants ?? DEFAULT_VARIANTS).split(";");
 const PEER = join(import.meta.dir, "exp-peer.ts");

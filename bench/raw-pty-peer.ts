@@ -12,16 +12,14 @@
  *       platform's tty reader, non-blocking writes with backoff) instead of plain node:fs, with
  *       writes of one serial frame's size; no framing, no crypto. Isolates what the transport
  *       costs from what framing and crypto cost (bench/README.md "Where the time goes").
- *   --via backoff|spin|filesink (writer only), frame-sized writes on a non-blocking fd:
- *       backoff   serial.ts's write loop (async fs.write; on EAGAIN sleep 1, 2, 4.. 16 ms), with
- *                 counts of EAGAINs and time slept in its "done" event (printed on SIGTERM)
- *       spin      the same, but on EAGAIN retry after setImmediate instead of sleeping
- *       filesink  Bun.file(fd).writer(): Bun's own event-loop writer, which waits for the fd to
- *                 become writable (epoll) instead of polling with timers
+ *   --via backoff|hybrid (writer only): frame-sized writes on a non-blocking fd through
+ *       bench/tty-writer.ts: serial.ts's wait on EAGAIN (sleep 1..16 ms) or a short spin on
+ *       setImmediate first; prints {"event":"done",eagain,sleptMs,...} on SIGTERM
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
+import { ttyWriter } from "./tty-writer.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -73,64 +71,26 @@ if (a.via === "serial") {
   } catch {
     process.exit(0);
   }
-} else if (a.role === "writer" && ["backoff", "spin", "filesink"].includes(a.via ?? "")) {
+} else if (a.role === "writer" && (a.via === "backoff" || a.via === "hybrid")) {
   const { O_WRONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
   const fd = fs.openSync(tty, O_WRONLY | O_NOCTTY | O_NONBLOCK);
   const block = new Uint8Array(16 * 1024 + 100).map((_, i) => 1 + (i % 255));
-  let eagain = 0;
-  let sleptMs = 0;
+  const w = ttyWriter(fd, a.via);
   let written = 0;
   const t0 = performance.now();
-  // Bun's FileSink reports a line that went away (EIO) asynchronously: that also ends the run.
-  process.on("uncaughtException", () => process.exit(0));
-  process.on("unhandledRejection", () => process.exit(0));
   process.on("SIGTERM", () => {
-    emit({ event: "done", via: a.via, written, eagain, sleptMs, seconds: (performance.now() - t0) / 1000 });
+    const seconds = (performance.now() - t0) / 1000;
+    emit({ event: "done", via: a.via, written, ...w.stats, seconds });
     process.exit(0);
   });
   emit({ event: "writing" });
-  if (a.via === "filesink") {
-    const sink = Bun.file(fd).writer({ highWaterMark: 64 * 1024 });
-    for (let i = 0; ; i++) {
-      try {
-        sink.write(block);
-        await sink.flush();
-      } catch {
-        process.exit(0); // the line went away (EIO): the run is over
-      }
+  try {
+    for (;;) {
+      await w.write(block);
       written += block.length;
-      // flush() can settle without a turn of the event loop (e.g. once the line is gone): yield
-      // now and then so SIGTERM is still handled.
-      if ((i & 63) === 63) await new Promise((resolve) => setImmediate(resolve));
     }
-  }
-  const writeOnce = (off: number) =>
-    new Promise<number | "again">((resolve, reject) =>
-      fs.write(fd, block, off, block.length - off, null, (e, n) =>
-        !e ? resolve(n) : e.code === "EAGAIN" ? resolve("again") : reject(e),
-      ),
-    );
-  for (;;) {
-    let off = 0;
-    let delay = 1;
-    while (off < block.length) {
-      const r = await writeOnce(off);
-      if (r !== "again") {
-        off += r;
-        delay = 1;
-        continue;
-      }
-      eagain++;
-      if (a.via === "spin") {
-        await new Promise((resolve) => setImmediate(resolve));
-        continue;
-      }
-      const t = performance.now();
-      await new Promise((resolve) => setTimeout(resolve, delay));
-      sleptMs += performance.now() - t;
-      delay = Math.min(delay * 2, 16);
-    }
-    written += block.length;
+  } catch {
+    process.exit(0);
   }
 } else if (a.role === "reader") {
   const fd = fs.openSync(tty, fs.constants.O_RDONLY | fs.constants.O_NOCTTY);

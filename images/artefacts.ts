@@ -48,7 +48,9 @@ export function checkAgentKind(path: string, kind: AgentKind): void {
   const isElf = h.length >= 20 && h.readUInt32BE(0) === 0x7f454c46;
   if (kind === "node") {
     if (isElf || !/\.m?js$/.test(path)) {
-      throw new ImageError(`${path} is not the agent's Node bundle (${AGENT_FILES.node}, from bun run build)`);
+      throw new ImageError(
+        `${path} is not the agent's Node bundle (${AGENT_FILES.node}, from bun run build)`,
+      );
     }
     return;
   }
@@ -97,7 +99,9 @@ export function findAgent(
     if (!path) {
       throw new ImageError(
         `cannot find ${AGENT_FILES[kind]}: run "bun run build" in the qubes-air sources (it writes dist/), ` +
-          "then give --agent dist/" + AGENT_FILES[kind] + " or set QUBES_AIR_DIST=DIR",
+          "then give --agent dist/" +
+          AGENT_FILES[kind] +
+          " or set QUBES_AIR_DIST=DIR",
       );
     }
   }

@@ -61,7 +61,11 @@ export function parseSshKeys(text: string, source: string): string[] {
     .filter((l) => l !== "" && !l.startsWith("#"));
   if (keys.length === 0) throw new ImageError(`${source} holds no SSH public key`);
   for (const k of keys) {
-    if (!/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/.test(k)) {
+    if (
+      !/^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\.com|sk-ecdsa-sha2-nistp256@openssh\.com) [A-Za-z0-9+/=]+( .*)?$/.test(
+        k,
+      )
+    ) {
       throw new ImageError(`${source}: "${k.slice(0, 30)}…" is not an SSH public key (give the .pub file)`);
     }
     if (/PRIVATE KEY/.test(k)) throw new ImageError(`${source} is a private key: give the .pub file`);

@@ -81,7 +81,8 @@ export function hostnameFrom(name: string): string {
 export function parseTcp(text: string): { text: string; host: string; port: number } {
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9A-Za-z.-]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : 0;
-  if (!m || port < 1 || port > 65535) throw usageError(`--tcp must be ADDR:PORT (e.g. 10.0.0.1:7441), not "${text}"`);
+  if (!m || port < 1 || port > 65535)
+    throw usageError(`--tcp must be ADDR:PORT (e.g. 10.0.0.1:7441), not "${text}"`);
   return { text, host: (m[1] ?? m[2])!, port };
 }
 
@@ -136,7 +137,8 @@ export function parseBuildOptions(argv: readonly string[]): BuildOptions | "help
     throw usageError("--name must be a qube name: a letter, then letters, digits, _ . - (at most 31)");
   }
   const hostname = str("hostname") ?? hostnameFrom(name);
-  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(hostname)) throw usageError("--hostname must be a host name");
+  if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(hostname))
+    throw usageError("--hostname must be a host name");
   const tcp = str("tcp") === undefined ? null : parseTcp(str("tcp")!);
   const serial = v["no-serial"] !== true && board.usbGadget !== null;
   if (!serial && !tcp) {
@@ -151,7 +153,8 @@ export function parseBuildOptions(argv: readonly string[]): BuildOptions | "help
     throw usageError('--password-hash must be a crypt(3) hash such as the output of "openssl passwd -6"');
   }
   const user = str("user");
-  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user)) throw usageError("--user must be a user name");
+  if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
+    throw usageError("--user must be a user name");
   if (board.id !== "pi5" && v["pi5-kernel8"]) throw usageError("--pi5-kernel8 is for --board pi5 only");
   return {
     board,

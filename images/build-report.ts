@@ -15,7 +15,12 @@ export interface BuildSummary {
   readonly name: string;
   readonly release: string;
   readonly firstBoot: string;
-  readonly agent: { readonly file: string; readonly size: number; readonly sha256: string; readonly runtime: string };
+  readonly agent: {
+    readonly file: string;
+    readonly size: number;
+    readonly sha256: string;
+    readonly runtime: string;
+  };
   readonly listen: { readonly tty?: string; readonly tcp?: string };
   readonly usb: { readonly serial: string; readonly hostMac: string; readonly devMac: string } | null;
   readonly token: string;
@@ -49,11 +54,17 @@ export function summaryText(s: BuildSummary, qr: boolean): string {
     `  listens    ${listens.join(" and ")}`,
   ];
   if (s.usb) {
-    lines.push(`  USB        serial ${s.usb.serial}, MAC host end ${s.usb.hostMac}, device end ${s.usb.devMac}`);
+    lines.push(
+      `  USB        serial ${s.usb.serial}, MAC host end ${s.usb.hostMac}, device end ${s.usb.devMac}`,
+    );
   }
   lines.push(`  image      ${formatBytes(s.outSize)}, mode 0600 (it holds the pairing token)`);
   for (const n of s.notes) lines.push(`  note       ${n}`);
-  lines.push("", "One-time pairing token (secret until the device is paired; then it is useless):", `  ${s.token}`);
+  lines.push(
+    "",
+    "One-time pairing token (secret until the device is paired; then it is useless):",
+    `  ${s.token}`,
+  );
   if (qr) lines.push("", renderQr(encodeQr(s.token, { ec: "M" })).trimEnd());
   lines.push("", "After the device's first boot, pair it from sys-remote:", `  ${pairCommand(s)}`);
   if (s.udevRules) {

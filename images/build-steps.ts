@@ -26,7 +26,8 @@ export function checkPaths(o: BuildOptions): number {
     throw new ImageError(`--base ${o.base} is compressed: unpack it first (xz -dk, unzip)`);
   }
   if (existsSync(o.out)) {
-    if (realpathSync(o.out) === realpathSync(o.base)) throw new ImageError("--out must not be the base image");
+    if (realpathSync(o.out) === realpathSync(o.base))
+      throw new ImageError("--out must not be the base image");
     if (!o.force) throw new ImageError(`${o.out} exists: choose another --out, or add --force to replace it`);
   }
   return st.size;
@@ -47,7 +48,8 @@ export function gadgetSpec(o: BuildOptions): GadgetSpec | null {
 }
 
 export function usbAddress(o: BuildOptions, root: Ext4Image, hasGadget: boolean): DeviceSetup["usbAddress"] {
-  if (!hasGadget || !o.tcp || !/^\d+\.\d+\.\d+\.\d+$/.test(o.tcp.host) || o.tcp.host === "0.0.0.0") return null;
+  if (!hasGadget || !o.tcp || !/^\d+\.\d+\.\d+\.\d+$/.test(o.tcp.host) || o.tcp.host === "0.0.0.0")
+    return null;
   const address = o.tcp.host;
   if (root.stat("/etc/NetworkManager") !== null) return { address, prefix: 24, via: "nm" };
   const existing = ifupdownUsb0Address(root.readFile("/etc/network/interfaces")?.toString("utf8") ?? null);
@@ -64,8 +66,12 @@ export function usbAddress(o: BuildOptions, root: Ext4Image, hasGadget: boolean)
 export function writeBoot(o: BuildOptions, fat: FatImage, kind: string, gadget: boolean): string[] {
   const notes: string[] = [];
   const config = fat.read("config.txt")?.toString("utf8");
-  if (config === undefined) throw new ImageError("the boot partition has no config.txt: not a Raspberry Pi OS image");
-  const lines = [...(gadget ? (o.board.usbGadget?.configTxt ?? []) : []), ...(o.pi5Kernel8 ? ["kernel=kernel8.img"] : [])];
+  if (config === undefined)
+    throw new ImageError("the boot partition has no config.txt: not a Raspberry Pi OS image");
+  const lines = [
+    ...(gadget ? (o.board.usbGadget?.configTxt ?? []) : []),
+    ...(o.pi5Kernel8 ? ["kernel=kernel8.img"] : []),
+  ];
   fat.write("config.txt", editConfigTxt(config, lines));
   const user = { user: o.user ?? "qubes", passwordHash: o.passwordHash, sshKeys: [] as string[] };
   if (kind === "cloud-init") {
@@ -73,6 +79,8 @@ export function writeBoot(o: BuildOptions, fat: FatImage, kind: string, gadget: 
     fat.write("meta-data", piMetaData(`qubes-air-${randomBytes(8).toString("hex")}`, o.hostname));
   } else if (o.passwordHash) {
     fat.write("userconf.txt", userconfTxt(user));
+    // The image's own switch for SSH as well (the unit is also enabled in the root filesystem).
+    if (o.sshKeyFile) fat.write("ssh", "");
   } else notes.push("no --password-hash: Raspberry Pi OS asks for a user on the console at first boot");
   return notes;
 }

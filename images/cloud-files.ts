@@ -4,8 +4,9 @@
  * config listening on TCP, the default policy, a one-time pairing token (0600) and the systemd
  * unit; and an example Terraform file that passes the user-data to a VM (Hetzner Cloud or AWS).
  */
-import { agentUnit, PATHS } from "./device-files.ts";
+
 import { hostnameFrom } from "./build-options.ts";
+import { agentUnit, PATHS } from "./device-files.ts";
 import { Literal, toYaml, type YamlValue } from "./yaml.ts";
 
 export const INSTALL_SCRIPT = "/usr/local/lib/qubes-air/install-agent.sh";
@@ -23,7 +24,12 @@ export interface CloudSetup {
 }
 
 export function cloudAgentConfig(s: Pick<CloudSetup, "name" | "port">): Record<string, unknown> {
-  return { name: s.name, listen: { tcp: `0.0.0.0:${s.port}` }, stateDir: PATHS.stateDir, policyDir: PATHS.policyDir };
+  return {
+    name: s.name,
+    listen: { tcp: `0.0.0.0:${s.port}` },
+    stateDir: PATHS.stateDir,
+    policyDir: PATHS.policyDir,
+  };
 }
 
 /** Downloads the agent to a temporary name, checks its sha256, then moves it into place. */

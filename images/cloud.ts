@@ -16,8 +16,8 @@ import { isQubeName } from "../core/qrexec/names.ts";
 import { findAgent } from "./artefacts.ts";
 import { type AgentSource, cloudAgentConfig, cloudUserData, terraformFile } from "./cloud-files.ts";
 import { formatBytes, ImageError, type ImageIO, usageError } from "./common.ts";
+import { DEFAULT_POLICY } from "./default-policy.ts";
 import { PATHS } from "./device-files.ts";
-import { DEFAULT_POLICY_URL } from "./image-build.ts";
 
 export const CLOUD_HELP = `Usage: qubes-air image cloud --name NAME (--agent-url URL | --embed-agent) [options]
 
@@ -46,7 +46,9 @@ export async function imageCloudCommand(argv: readonly string[], io: ImageIO): P
     return cloud(argv, io);
   } catch (e) {
     if (e instanceof ImageError) {
-      io.err(`qubes-air image cloud: ${e.message}\n${e.exitCode === 2 ? "Run: qubes-air image cloud --help\n" : ""}`);
+      io.err(
+        `qubes-air image cloud: ${e.message}\n${e.exitCode === 2 ? "Run: qubes-air image cloud --help\n" : ""}`,
+      );
       return e.exitCode;
     }
     io.err(`qubes-air image cloud: internal error: ${(e as Error).stack ?? e}\n`);
@@ -82,9 +84,11 @@ function cloud(argv: readonly string[], io: ImageIO): number {
     return 0;
   }
   const name = typeof v.name === "string" ? v.name : "";
-  if (!isQubeName(name)) throw usageError("--name NAME is required: a qube name (a letter, then letters, digits, _ . -)");
+  if (!isQubeName(name))
+    throw usageError("--name NAME is required: a qube name (a letter, then letters, digits, _ . -)");
   const port = v.port === undefined ? 7441 : Number(v.port);
-  if (!/^\d{1,5}$/.test(String(v.port ?? "7441")) || port < 1 || port > 65535) throw usageError("--port must be 1-65535");
+  if (!/^\d{1,5}$/.test(String(v.port ?? "7441")) || port < 1 || port > 65535)
+    throw usageError("--port must be 1-65535");
   const provider = (v.provider ?? "hcloud") as string;
   if (provider !== "hcloud" && provider !== "aws") throw usageError("--provider must be hcloud or aws");
   const url = v["agent-url"] as string | undefined;
@@ -120,7 +124,13 @@ function cloud(argv: readonly string[], io: ImageIO): number {
   }
   const token = randomBytes(32).toString("hex");
   parseConfig(cloudAgentConfig({ name, port }), PATHS.config, { HOME: "/root" });
-  const userData = cloudUserData({ name, port, token, policy: readFileSync(DEFAULT_POLICY_URL, "utf8"), agent });
+  const userData = cloudUserData({
+    name,
+    port,
+    token,
+    policy: DEFAULT_POLICY,
+    agent,
+  });
   const dir = typeof v.out === "string" ? v.out : `${name}-cloud`;
   mkdirSync(dir, { recursive: true });
   const files: [string, string, number][] = [

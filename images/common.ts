@@ -14,6 +14,8 @@ export interface ImageIO {
   /** Progress is redrawn in place when stderr is a terminal. */
   errIsTTY: boolean;
   env?: Readonly<Record<string, string | undefined>>;
+  /** Aborted on Ctrl-C: the build stops, removes IMG.partial and exits 130. */
+  signal?: AbortSignal;
 }
 
 /** An operator-facing failure: the message says what is wrong and how to fix it. */
@@ -21,7 +23,7 @@ export class ImageError extends Error {
   override readonly name = "ImageError";
   constructor(
     message: string,
-    /** 1 failure, 2 usage. */
+    /** 1 failure, 2 usage, 130 interrupted. */
     readonly exitCode = 1,
   ) {
     super(message);

@@ -6,8 +6,8 @@
  */
 import { createHash } from "node:crypto";
 import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
-import { formatDuration } from "./flash-progress.ts";
 import { formatBytes, ImageError, MiB } from "./common.ts";
+import { formatDuration } from "./flash-progress.ts";
 
 const CHUNK = 8 * MiB;
 
@@ -51,8 +51,14 @@ function isZero(buf: Buffer, n: number): boolean {
   return true;
 }
 
-/** Copies `src` to `dst` (created, mode 0600 until published); returns the sha256 of `src` in hex. */
-export function copyAndHash(src: string, dst: string, progress?: (done: number, total: number) => void): string {
+/** Copies `src` to `dst` (created, mode 0600); returns the sha256 of `src` in hex. Yields to the
+ * event loop between chunks so Ctrl-C (the signal) can stop it. */
+export async function copyAndHash(
+  src: string,
+  dst: string,
+  progress?: (done: number, total: number) => void,
+  signal?: AbortSignal,
+): Promise<string> {
   const fin = openSync(src, "r");
   let fout: number | null = null;
   try {
@@ -71,6 +77,8 @@ export function copyAndHash(src: string, dst: string, progress?: (done: number, 
       }
       pos += n;
       progress?.(pos, total);
+      await new Promise((r) => setImmediate(r));
+      if (signal?.aborted) throw new ImageError("interrupted", 130);
     }
     ftruncateSync(fout, total);
     return hash.digest("hex");
@@ -97,4 +105,3 @@ export function hashRange(path: string, start: number, end: number): string {
     closeSync(fd);
   }
 }
-

@@ -43,10 +43,20 @@ export interface DeviceSetup {
   readonly gadget: GadgetSpec | null;
   readonly runtime:
     | { readonly kind: "bun"; readonly binary: string }
-    | { readonly kind: "node"; readonly bundle: string; readonly node: readonly RootEntry[] };
+    | {
+        readonly kind: "node";
+        readonly bundle: string;
+        readonly node: readonly RootEntry[];
+        /** Node options for the wrapper (node-runtime.ts nodeFlagsFor). */
+        readonly flags: readonly string[];
+      };
   readonly policy: string;
   /** Configure the gadget's network interface (usb0) with this IPv4 address/prefix. */
-  readonly usbAddress: { readonly address: string; readonly prefix: number; readonly via: "nm" | "ifupdown" } | null;
+  readonly usbAddress: {
+    readonly address: string;
+    readonly prefix: number;
+    readonly via: "nm" | "ifupdown";
+  } | null;
 }
 
 export function agentConfig(s: DeviceSetup): Record<string, unknown> {
@@ -114,11 +124,12 @@ exec ${PATHS.gadgetScript}
  * Debian's armhf Node with its libraries in a private prefix, started through the dynamic loader
  * with --library-path, so LD_LIBRARY_PATH never reaches the services the agent runs.
  */
-export function nodeWrapper(): string {
+export function nodeWrapper(flags: readonly string[] = []): string {
   const p = PATHS.nodePrefix;
+  const node = [`${p}/bin/node`, ...flags, PATHS.bundle].join(" ");
   return `#!/bin/sh
 # qubes-air agent on Debian's armhf Node (extracted into ${p} by qubes-air image build).
-exec /lib/ld-linux-armhf.so.3 --library-path ${p}/lib ${p}/bin/node ${PATHS.bundle} "$@"
+exec /lib/ld-linux-armhf.so.3 --library-path ${p}/lib ${node} "$@"
 `;
 }
 
@@ -175,7 +186,10 @@ export function devicePlan(s: DeviceSetup): RootEntry[] {
   if (s.runtime.kind === "bun") plan.push(file(PATHS.agent, 0o755, { file: s.runtime.binary }));
   else {
     plan.push(...s.runtime.node);
-    plan.push(file(PATHS.bundle, 0o644, { file: s.runtime.bundle }), file(PATHS.agent, 0o755, nodeWrapper()));
+    plan.push(
+      file(PATHS.bundle, 0o644, { file: s.runtime.bundle }),
+      file(PATHS.agent, 0o755, nodeWrapper(s.runtime.flags)),
+    );
   }
   plan.push(
     file(PATHS.config, 0o644, json(agentConfig(s))),

@@ -104,7 +104,7 @@ export class Ext4Image {
       false,
     );
     const outputs = splitScriptOutput(stdout);
-    paths.forEach((p, i) => result.set(p, parseStat(outputs[i]?.output ?? "")));
+    for (const [i, p] of paths.entries()) result.set(p, parseStat(outputs[i]?.output ?? ""));
     return result;
   }
 
@@ -167,7 +167,8 @@ export class Ext4Image {
         got.gid === e.gid &&
         (e.type === "symlink" || got.mode === e.mode) &&
         (e.size === undefined || got.size === e.size);
-      if (!ok) throw new ImageError(`${e.path} was not written correctly into the image (${JSON.stringify(got)})`);
+      if (!ok)
+        throw new ImageError(`${e.path} was not written correctly into the image (${JSON.stringify(got)})`);
     }
   }
 }

@@ -59,6 +59,6 @@ export class FatImage {
     }
     const back = this.read(name);
     const want = typeof content === "string" ? Buffer.from(content) : Buffer.from(content);
-    if (!back || !back.equals(want)) throw new ImageError(`${name} was not written correctly to the boot partition`);
+    if (!back?.equals(want)) throw new ImageError(`${name} was not written correctly to the boot partition`);
   }
 }

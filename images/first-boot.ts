@@ -73,7 +73,11 @@ export interface UserSpec {
 export function piUserData(hostname: string, u: UserSpec | null): string {
   const doc: Record<string, YamlValue> = { hostname, manage_etc_hosts: true };
   if (u) {
-    const user: Record<string, YamlValue> = { name: u.user, shell: "/bin/bash", lock_passwd: u.passwordHash === null };
+    const user: Record<string, YamlValue> = {
+      name: u.user,
+      shell: "/bin/bash",
+      lock_passwd: u.passwordHash === null,
+    };
     if (u.passwordHash !== null) {
       user.hashed_passwd = u.passwordHash;
       user.groups = ["sudo"];
@@ -82,7 +86,10 @@ export function piUserData(hostname: string, u: UserSpec | null): string {
     doc.users = [user];
   }
   doc.ssh_pwauth = false;
-  return toYaml(doc, ["#cloud-config", `# qubes-air: first boot of ${hostname} (written by qubes-air image build)`]);
+  return toYaml(doc, [
+    "#cloud-config",
+    `# qubes-air: first boot of ${hostname} (written by qubes-air image build)`,
+  ]);
 }
 
 export function piMetaData(instanceId: string, hostname: string): string {

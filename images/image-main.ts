@@ -6,12 +6,21 @@ import { imageCloudCommand } from "./cloud.ts";
 import type { ImageIO } from "./common.ts";
 import { imageBuildCommand } from "./image-build.ts";
 
+/** The process's streams; Ctrl-C or SIGTERM aborts the signal (the build cleans up and exits 130). */
 export function processImageIO(): ImageIO {
+  const ac = new AbortController();
+  const stop = () => {
+    if (!ac.signal.aborted) process.stderr.write("\nstopping; removing the unfinished image...\n");
+    ac.abort();
+  };
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
   return {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
     errIsTTY: process.stderr.isTTY === true,
     env: process.env,
+    signal: ac.signal,
   };
 }
 

@@ -15,7 +15,8 @@ import { PATHS } from "./device-files.ts";
 import { dir, file, type RootEntry, symlink } from "./rootfs.ts";
 
 /** Never taken from the .debs: the image's own C library must be used with its own loader. */
-const SKIP = /^(libc6|libgcc1|gcc-\d+-base|debconf|debconf-2\.0|cdebconf|dpkg|install-info|ca-certificates|tzdata|perl-base|nodejs-doc|sensible-utils)(:armhf)?$/;
+const SKIP =
+  /^(libc6|libgcc1|gcc-\d+-base|debconf|debconf-2\.0|cdebconf|dpkg|install-info|ca-certificates|tzdata|perl-base|nodejs-doc|sensible-utils)(:armhf)?$/;
 
 /** The builtins Debian's node is compiled to load (NODE_SHARED_BUILTIN_*_PATH). */
 export const BUILTIN_DIRS = ["acorn", "acorn-walk", "cjs-module-lexer", "undici"] as const;
@@ -85,7 +86,14 @@ export function resolveNodePackages(aptCache: string): string[] {
     const next = new Set<string>();
     for (const list of parsed.values()) {
       for (const d of list) {
-        if (SKIP.test(d) || /^nodejs(:|$)/.test(d) || d.endsWith(":arm64") || d.endsWith(":amd64") || d.endsWith(":i386")) continue;
+        if (
+          SKIP.test(d) ||
+          /^nodejs(:|$)/.test(d) ||
+          d.endsWith(":arm64") ||
+          d.endsWith(":amd64") ||
+          d.endsWith(":i386")
+        )
+          continue;
         if (!seen.has(d)) next.add(d);
       }
     }
@@ -120,6 +128,15 @@ export function listDebs(dirPath: string): string[] {
     .map((n) => join(dirPath, n));
 }
 
+/**
+ * Node options the wrapper passes: Node 18 (Debian bookworm) has no global `crypto` object
+ * without --experimental-global-webcrypto, and the agent's crypto libraries need it.
+ */
+export function nodeFlagsFor(version: string): string[] {
+  const major = Number.parseInt(version, 10);
+  return major > 0 && major < 19 ? ["--experimental-global-webcrypto"] : [];
+}
+
 export interface NodeTree {
   readonly root: string;
   /** "18.20.4+dfsg-1~deb12u2", from the nodejs .deb's name. */
@@ -149,7 +166,9 @@ export function extractNodeDebs(dpkgDeb: string, debs: readonly string[], root: 
   }
   for (const b of BUILTIN_DIRS) {
     if (!safeIsDir(join(root, "usr/share/nodejs", b))) {
-      throw new ImageError(`the Node .debs lack /usr/share/nodejs/${b} (add node-acorn, node-cjs-module-lexer, node-undici)`);
+      throw new ImageError(
+        `the Node .debs lack /usr/share/nodejs/${b} (add node-acorn, node-cjs-module-lexer, node-undici)`,
+      );
     }
   }
   const version = /nodejs_([^_]+)_armhf\.deb$/.exec(nodeDeb)![1]!.replace(/%3a/gi, ":");
@@ -165,7 +184,12 @@ function safeIsDir(p: string): boolean {
 }
 
 /** Mirrors a host directory tree into the plan (modes from the tree, owner root). */
-function mirror(hostDir: string, imageDir: string, plan: RootEntry[], filter: (name: string) => boolean): void {
+function mirror(
+  hostDir: string,
+  imageDir: string,
+  plan: RootEntry[],
+  filter: (name: string) => boolean,
+): void {
   plan.push(dir(imageDir, lstatSync(hostDir).mode & 0o7777));
   for (const name of readdirSync(hostDir).sort()) {
     if (!filter(name)) continue;
@@ -196,12 +220,18 @@ export function nodePlan(tree: NodeTree, imageHasBuiltins: ReadonlySet<string>):
       seen.add(name);
       const st = lstatSync(join(hostDir, name));
       if (st.isSymbolicLink()) plan.push(symlink(`${p}/lib/${name}`, readlinkSync(join(hostDir, name))));
-      else if (st.isFile()) plan.push(file(`${p}/lib/${name}`, st.mode & 0o7777, { file: join(hostDir, name) }));
+      else if (st.isFile())
+        plan.push(file(`${p}/lib/${name}`, st.mode & 0o7777, { file: join(hostDir, name) }));
     }
   }
   for (const b of BUILTIN_DIRS) {
     if (imageHasBuiltins.has(b)) continue;
-    mirror(join(tree.root, "usr/share/nodejs", b), `/usr/share/nodejs/${b}`, plan, (n) => !n.endsWith(".d.ts"));
+    mirror(
+      join(tree.root, "usr/share/nodejs", b),
+      `/usr/share/nodejs/${b}`,
+      plan,
+      (n) => !n.endsWith(".d.ts"),
+    );
   }
   return plan;
 }

@@ -36,7 +36,9 @@ export function parsePartitionTable(json: string, imageSize: number, source: str
   }
   const t = (doc as { partitiontable?: Record<string, unknown> }).partitiontable;
   if (!t || (t.label !== "dos" && t.label !== "gpt")) {
-    throw new ImageError(`${source} has no MBR or GPT partition table: give the raw image (.img/.raw), unpacked`);
+    throw new ImageError(
+      `${source} has no MBR or GPT partition table: give the raw image (.img/.raw), unpacked`,
+    );
   }
   const sectorSize = typeof t.sectorsize === "number" ? t.sectorsize : 512;
   if (t.unit !== undefined && t.unit !== "sectors") throw new ImageError(`${source}: unexpected sfdisk unit`);

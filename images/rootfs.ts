@@ -47,7 +47,12 @@ export function planBytes(plan: readonly RootEntry[]): number {
   for (const e of plan) {
     if (e.kind !== "file") continue;
     const d = e.data;
-    n += typeof d === "string" ? Buffer.byteLength(d) : d instanceof Uint8Array ? d.length : statSync(d.file).size;
+    n +=
+      typeof d === "string"
+        ? Buffer.byteLength(d)
+        : d instanceof Uint8Array
+          ? d.length
+          : statSync(d.file).size;
     n += 4096;
   }
   return n;

@@ -28,7 +28,8 @@ function scalar(v: YamlValue): string | null {
     return String(v);
   }
   if (typeof v === "boolean") return v ? "true" : "false";
-  if (Array.isArray(v) && v.every((x) => typeof x === "string")) return JSON.stringify(v).replace(/","/g, '", "');
+  if (Array.isArray(v) && v.every((x) => typeof x === "string"))
+    return JSON.stringify(v).replace(/","/g, '", "');
   return null;
 }
 

@@ -28,11 +28,41 @@ export interface Artefact {
 }
 
 export const ARTEFACTS: readonly Artefact[] = [
-  { id: "agent-arm64", file: "qubes-air-agent-linux-arm64", entry: "agent/main.ts", target: "bun-linux-arm64", kind: "agent" },
-  { id: "agent-x64", file: "qubes-air-agent-linux-x64", entry: "agent/main.ts", target: "bun-linux-x64-baseline", kind: "agent" },
-  { id: "agent-node", file: "qubes-air-agent-node.mjs", entry: "agent/main.ts", target: "node-esm", kind: "agent" },
-  { id: "host-x64", file: "qubes-air-linux-x64", entry: "host/main.ts", target: "bun-linux-x64-baseline", kind: "host" },
-  { id: "relay-x64", file: "qubesair-relay-linux-x64", entry: "host/relay-main.ts", target: "bun-linux-x64-baseline", kind: "relay" },
+  {
+    id: "agent-arm64",
+    file: "qubes-air-agent-linux-arm64",
+    entry: "agent/main.ts",
+    target: "bun-linux-arm64",
+    kind: "agent",
+  },
+  {
+    id: "agent-x64",
+    file: "qubes-air-agent-linux-x64",
+    entry: "agent/main.ts",
+    target: "bun-linux-x64-baseline",
+    kind: "agent",
+  },
+  {
+    id: "agent-node",
+    file: "qubes-air-agent-node.mjs",
+    entry: "agent/main.ts",
+    target: "node-esm",
+    kind: "agent",
+  },
+  {
+    id: "host-x64",
+    file: "qubes-air-linux-x64",
+    entry: "host/main.ts",
+    target: "bun-linux-x64-baseline",
+    kind: "host",
+  },
+  {
+    id: "relay-x64",
+    file: "qubesair-relay-linux-x64",
+    entry: "host/relay-main.ts",
+    target: "bun-linux-x64-baseline",
+    kind: "relay",
+  },
 ];
 
 export interface ManifestEntry {
@@ -83,7 +113,11 @@ export function sha256File(path: string): string {
 
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
-export function buildAll(options: { out: string; only?: readonly string[]; log?: (t: string) => void }): ManifestEntry[] {
+export function buildAll(options: {
+  out: string;
+  only?: readonly string[];
+  log?: (t: string) => void;
+}): ManifestEntry[] {
   const log = options.log ?? ((t: string) => process.stderr.write(t));
   const chosen = ARTEFACTS.filter((a) => !options.only || options.only.includes(a.id)).filter((a) =>
     existsSync(join(ROOT, a.entry)),
@@ -94,13 +128,17 @@ export function buildAll(options: { out: string; only?: readonly string[]; log?:
     log(`[${i + 1}/${chosen.length}] ${a.file} (${a.target}) ...\n`);
     const final = join(options.out, a.file);
     const tmp = join(options.out, `.tmp-${process.pid}-${a.file}`);
-    const r = spawnSync(process.execPath, buildArgs(a, tmp), { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+    const r = spawnSync(process.execPath, buildArgs(a, tmp), {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "inherit"],
+    });
     if (r.status !== 0) {
       rmSync(tmp, { force: true });
       throw new Error(`bun build failed for ${a.file} (exit ${r.status}); see the messages above`);
     }
     const run = runner(a, tmp);
-    let version = a.kind === "relay" ? "(not run: the relay takes qrexec arguments)" : "(not run: this machine cannot)";
+    let version =
+      a.kind === "relay" ? "(not run: the relay takes qrexec arguments)" : "(not run: this machine cannot)";
     if (run) {
       const v = spawnSync(run[0]!, [...run.slice(1), "--version"], { timeout: 60_000 });
       version = v.stdout.toString().trim();
@@ -108,7 +146,8 @@ export function buildAll(options: { out: string; only?: readonly string[]; log?:
         rmSync(tmp, { force: true });
         throw new Error(`${a.file} --version failed: ${v.stderr.toString().trim() || version}`);
       }
-      if (!version.includes(a.target)) version += "  (target not shown: version.ts does not read QUBES_AIR_TARGET yet)";
+      if (!version.includes(a.target))
+        version += "  (target not shown: version.ts does not read QUBES_AIR_TARGET yet)";
     }
     renameSync(tmp, final);
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
@@ -118,7 +157,13 @@ export function buildAll(options: { out: string; only?: readonly string[]; log?:
   for (const a of ARTEFACTS) {
     const path = join(options.out, a.file);
     if (!existsSync(path)) continue;
-    entries.push({ file: a.file, target: a.target, kind: a.kind, size: statSync(path).size, sha256: sha256File(path) });
+    entries.push({
+      file: a.file,
+      target: a.target,
+      kind: a.kind,
+      size: statSync(path).size,
+      sha256: sha256File(path),
+    });
   }
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
   const manifest = {

@@ -1,5 +1,5 @@
 /** `qubes-air-agent version` (also `--version`). */
-import { VERSION } from "../version.ts";
+import { TARGET, VERSION } from "../version.ts";
 import { type Command, parse, print } from "./cli.ts";
 
 export const versionCommand: Command = {
@@ -13,7 +13,7 @@ Example:
   qubes-air-agent --version`,
   async run(args) {
     const { help } = parse("version", args, {});
-    print(help ? this.help : `qubes-air-agent ${VERSION}`);
+    print(help ? this.help : `qubes-air-agent ${VERSION} (${TARGET})`);
     return 0;
   },
 };

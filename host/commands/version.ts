@@ -1,5 +1,5 @@
 /** `qubes-air version`. */
-import { VERSION } from "../version.ts";
+import { TARGET, VERSION } from "../version.ts";
 import { type Command, parse, UsageError } from "./common.ts";
 
 export const versionCommand: Command = {
@@ -15,7 +15,7 @@ Examples:
   async run(args, ctx) {
     const { positionals } = parse(args, {});
     if (positionals.length > 0) throw new UsageError("version takes no arguments");
-    ctx.out(`qubes-air ${VERSION}\n`);
+    ctx.out(`qubes-air ${VERSION} (${TARGET})\n`);
     return 0;
   },
 };

@@ -56,21 +56,32 @@ export interface Stack {
   readonly homes: string[];
   /** Presses the simulated button: "taken" if a prompt was waiting, else "ignored". */
   press(verdict: "approve" | "deny"): Promise<string>;
-  /** Waits for the agent's next prompt (confirm-request) and answers it; returns the prompt line. */
+  /** Waits for the agent's next prompt (confirm-request) not yet seen; returns its log line. */
+  nextPrompt(): Promise<string>;
+  /** nextPrompt(), then answers it on the button; returns the prompt line. */
   answerNextPrompt(verdict: "approve" | "deny"): Promise<string>;
   /** The agent's log lines matching re, so far. */
   logged(re: RegExp): string[];
   close(): Promise<void>;
 }
 
-const agentEnv = (dir: string) => ({ ...cleanEnv(), HOME: join(dir, "home"), QUBES_AIR_SIMULATED_CONFIRM: "1" });
+const agentEnv = (dir: string) => ({
+  ...cleanEnv(),
+  HOME: join(dir, "home"),
+  QUBES_AIR_SIMULATED_CONFIRM: "1",
+});
 
 export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const dir = tempDir("qa-e2e-");
-  for (const sub of ["policy", "rpc", "home", "state"]) mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
-  copyFileSync(join(ROOT, "agent/default-policy/50-qubes-air.policy"), join(dir, "policy/50-qubes-air.policy"));
+  for (const sub of ["policy", "rpc", "home", "state"])
+    mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
+  copyFileSync(
+    join(ROOT, "agent/default-policy/50-qubes-air.policy"),
+    join(dir, "policy/50-qubes-air.policy"),
+  );
   for (const [name, text] of Object.entries(o.policy ?? {})) writeFileSync(join(dir, "policy", name), text);
-  for (const [name, text] of Object.entries(o.services ?? {})) writeFileSync(join(dir, "rpc", name), text, { mode: 0o755 });
+  for (const [name, text] of Object.entries(o.services ?? {}))
+    writeFileSync(join(dir, "rpc", name), text, { mode: 0o755 });
   const button = join(dir, "button.sock");
   const configPath = join(dir, "agent.json");
   writeFileSync(
@@ -106,17 +117,28 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   if (token.code !== 0) throw new Error(`pair-token failed: ${token.stderr}`);
   const host = makeHost();
   const daemon = await startDaemon(host);
-  const paired = await cli(host, ["pair", DEVICE, "--tcp", `127.0.0.1:${port}`, "--token", token.stdout.trim()]);
+  const paired = await cli(host, [
+    "pair",
+    DEVICE,
+    "--tcp",
+    `127.0.0.1:${port}`,
+    "--token",
+    token.stdout.trim(),
+  ]);
   if (paired.code !== 0) throw new Error(`pair failed: ${paired.stderr}`);
   await daemon.waitLine(new RegExp(`${DEVICE}: up`));
 
-  let promptsAnswered = 0;
+  let promptsSeen = 0;
   const press = async (verdict: "approve" | "deny") => {
     const s = await platform.unixConnect(button);
     try {
       await s.write(new TextEncoder().encode(`${verdict}\n`));
       let reply = "";
-      for (let c = await s.read(); c && !reply.includes("\n"); c = await s.read()) reply += new TextDecoder().decode(c);
+      while (!reply.includes("\n")) {
+        const c = await s.read();
+        if (!c) break;
+        reply += new TextDecoder().decode(c);
+      }
       return reply.trim();
     } finally {
       s.close();
@@ -131,15 +153,17 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     publicKey,
     homes,
     press,
+    nextPrompt: () => waitForNth(agent, /confirm-request /, ++promptsSeen),
     async answerNextPrompt(verdict) {
-      const line = await waitForNth(agent, /confirm-request /, ++promptsAnswered);
+      const line = await stack.nextPrompt();
       const answer = await press(verdict);
       if (answer !== "taken") throw new Error(`the press was ${answer}: ${line}`);
       return line;
     },
     logged: (re) => agent.lines.filter((l) => re.test(l)),
     async close() {
-      for (const h of homes) await run(["gpgconf", "--homedir", h, "--kill", "all"], cleanEnv()).catch(() => {});
+      for (const h of homes)
+        await run(["gpgconf", "--homedir", h, "--kill", "all"], cleanEnv()).catch(() => {});
       cleanup();
     },
   };
@@ -152,7 +176,8 @@ export async function waitForNth(logged: Logged, re: RegExp, n: number, ms = 15_
   for (;;) {
     const found = logged.lines.filter((l) => re.test(l));
     if (found.length >= n) return found[n - 1]!;
-    if (Date.now() > deadline) throw new Error(`no ${n}th line ${re} within ${ms} ms:\n${logged.lines.join("\n")}`);
+    if (Date.now() > deadline)
+      throw new Error(`no ${n}th line ${re} within ${ms} ms:\n${logged.lines.join("\n")}`);
     await Bun.sleep(20);
   }
 }
@@ -170,10 +195,18 @@ export async function clientHome(stack: Stack, tag = "cli"): Promise<{ home: str
 }
 
 export function gpgRun(home: string, args: string[], input: string | Uint8Array = ""): Promise<RunResult> {
-  return run(["gpg", "--homedir", home, "--batch", "--no-tty", ...args], { ...cleanEnv(), LC_ALL: "C" }, input);
+  return run(
+    ["gpg", "--homedir", home, "--batch", "--no-tty", ...args],
+    { ...cleanEnv(), LC_ALL: "C" },
+    input,
+  );
 }
 
-export async function gpgOk(home: string, args: string[], input: string | Uint8Array = ""): Promise<RunResult> {
+export async function gpgOk(
+  home: string,
+  args: string[],
+  input: string | Uint8Array = "",
+): Promise<RunResult> {
   const r = await gpgRun(home, args, input);
   if (r.code !== 0) throw new Error(`gpg ${args.join(" ")} failed (${r.code}): ${r.stderr}`);
   return r;

@@ -13,8 +13,8 @@ import { join } from "node:path";
 import { formatRecord, GENESIS_HASH } from "../../core/audit/record.ts";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import {
-  clientHome,
   cli,
+  clientHome,
   DEVICE,
   forwardAgentSocket,
   gpgOk,
@@ -58,12 +58,21 @@ describe("split-gpg2: stock gpg in a client qube, the key on the device", () => 
   test("detach-sign: one press; the prompt names the client, the key and the digest; verifies with the public key alone", async () => {
     const dir = stack.dir;
     writeFileSync(join(dir, "m.txt"), MESSAGE);
-    const r = await withPresses(["approve"], ["--yes", "--armor", "--detach-sign", "-o", join(dir, "m.asc"), join(dir, "m.txt")]);
+    const r = await withPresses(
+      ["approve"],
+      ["--yes", "--armor", "--detach-sign", "-o", join(dir, "m.asc"), join(dir, "m.txt")],
+    );
     expect(r.code).toBe(0);
     expect(r.prompts[0]).toMatch(/client=work service=qubes.Gpg2 operation=PKSIGN/);
     expect(r.prompts[0]).toContain(client.fingerprint);
     expect(r.prompts[0]).toMatch(/sha\d+ [0-9A-F]{8}…[0-9A-F]{8}/);
-    const v = await gpgRun(verifier, ["--status-fd", "1", "--verify", join(dir, "m.asc"), join(dir, "m.txt")]);
+    const v = await gpgRun(verifier, [
+      "--status-fd",
+      "1",
+      "--verify",
+      join(dir, "m.asc"),
+      join(dir, "m.txt"),
+    ]);
     expect(v.code).toBe(0);
     expect(v.stdout).toContain("[GNUPG:] VALIDSIG");
   });
@@ -71,7 +80,9 @@ describe("split-gpg2: stock gpg in a client qube, the key on the device", () => 
   test("clear-sign and sign (inline): each verifies with the public key alone", async () => {
     const cs = await withPresses(["approve"], ["--clear-sign"], MESSAGE);
     expect(cs.stdout).toContain("-----BEGIN PGP SIGNED MESSAGE-----");
-    expect((await gpgRun(verifier, ["--status-fd", "1", "--verify"], cs.stdout)).stdout).toContain("[GNUPG:] GOODSIG");
+    expect((await gpgRun(verifier, ["--status-fd", "1", "--verify"], cs.stdout)).stdout).toContain(
+      "[GNUPG:] GOODSIG",
+    );
     const signed = await withPresses(["approve"], ["--armor", "--sign"], MESSAGE);
     const v = await gpgRun(verifier, ["--status-fd", "2", "--decrypt"], signed.stdout);
     expect([v.code, v.stdout]).toEqual([0, MESSAGE]);
@@ -79,14 +90,22 @@ describe("split-gpg2: stock gpg in a client qube, the key on the device", () => 
   });
 
   test("decrypt: a message encrypted to the device's key with the public key alone", async () => {
-    const ct = await gpgOk(verifier, ["--armor", "--trust-model", "always", "-r", client.fingerprint, "--encrypt"], MESSAGE);
+    const ct = await gpgOk(
+      verifier,
+      ["--armor", "--trust-model", "always", "-r", client.fingerprint, "--encrypt"],
+      MESSAGE,
+    );
     const r = await withPresses(["approve"], ["--decrypt"], ct.stdout);
     expect([r.code, r.stdout]).toEqual([0, MESSAGE]);
     expect(r.prompts[0]).toContain("operation=PKDECRYPT");
   });
 
   test("sign+encrypt, then decrypt it: both through the device, the signature good", async () => {
-    const se = await withPresses(["approve"], ["--armor", "-r", client.fingerprint, "--sign", "--encrypt"], MESSAGE);
+    const se = await withPresses(
+      ["approve"],
+      ["--armor", "-r", client.fingerprint, "--sign", "--encrypt"],
+      MESSAGE,
+    );
     expect(se.code).toBe(0);
     const dec = await withPresses(["approve"], ["--status-fd", "2", "--decrypt"], se.stdout);
     expect([dec.code, dec.stdout]).toEqual([0, MESSAGE]);
@@ -102,7 +121,12 @@ describe("split-gpg2: stock gpg in a client qube, the key on the device", () => 
     const v = verifyAuditLog(text);
     expect(v.ok).toBe(true);
     const last = v.records.filter((x) => x.operation === "PKSIGN").at(-1)!;
-    expect([last.client, last.service, last.decision, last.result]).toEqual(["work", "qubes.Gpg2", "denied", "refused"]);
+    expect([last.client, last.service, last.decision, last.result]).toEqual([
+      "work",
+      "qubes.Gpg2",
+      "denied",
+      "refused",
+    ]);
     expect(last.key).toContain(client.fingerprint);
     // every use so far: 6 approved signatures/decryptions with result ok
     expect(v.records.filter((x) => x.decision === "approved" && x.result === "ok").length).toBe(6);
@@ -114,8 +138,12 @@ describe("qubes-air logs: fetch and verify the device's audit chain", () => {
     const r = await logs();
     expect(r.code).toBe(0);
     const lines = r.stdout.trimEnd().split("\n");
-    expect(lines[0]).toMatch(/^SEQ\s+TIME\s+CLIENT\s+SERVICE\s+OPERATION\s+DECISION\s+RESULT\s+KEY \/ DETAIL$/);
-    expect(r.stdout).toMatch(/\n1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+work\s+qubes\.Gpg2\s+PKSIGN\s+approved\s+ok\s+.*Device E2E/);
+    expect(lines[0]).toMatch(
+      /^SEQ\s+TIME\s+CLIENT\s+SERVICE\s+OPERATION\s+DECISION\s+RESULT\s+KEY \/ DETAIL$/,
+    );
+    expect(r.stdout).toMatch(
+      /\n1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+work\s+qubes\.Gpg2\s+PKSIGN\s+approved\s+ok\s+.*Device E2E/,
+    );
     expect(r.stdout).toMatch(/work\s+qubes\.Gpg2\s+PKSIGN\s+denied\s+refused/);
     const n = verifyAuditLog(readFileSync(auditPath(), "utf8")).records.length;
     expect(lines.at(-1)).toMatch(new RegExp(`^audit log OK: ${n} records, head ${n}:[0-9a-f]{64}$`));

@@ -164,7 +164,7 @@ describe("CLI", () => {
       expect(r.stdout).toContain(`Usage: qubes-air ${command}`);
       expect(r.stdout).toContain("Examples:");
     }
-    expect((await cli(host, ["version"])).stdout).toBe("qubes-air 0.1.0\n");
+    expect((await cli(host, ["version"])).stdout).toBe("qubes-air 0.1.0 (source)\n");
     const noDaemon = await cli(host, ["call", DEVICE, "test.Echo"]);
     expect([noDaemon.code, noDaemon.stderr]).toEqual([125, expect.stringContaining("daemon is not running")]);
   });

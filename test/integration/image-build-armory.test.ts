@@ -5,13 +5,27 @@
  * replaced, SSH off (or key-only with --ssh-key), the U-Boot area byte-identical, fs clean.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ARMORY_MODPROBE } from "../../images/board-edits.ts";
-import { PATHS } from "../../images/device-files.ts";
 import { hashRange } from "../../images/copy.ts";
-import { ARMORY_ROOT_OFFSET, bootPattern, makeArmoryBase, missingTools } from "../fixtures/images/make-base.ts";
-import { catIn, ensureDist, fsckClean, nodeDebs, openDir, runImageCli, statIn } from "../fixtures/images/helpers.ts";
+import { PATHS } from "../../images/device-files.ts";
+import {
+  catIn,
+  ensureDist,
+  fsckClean,
+  nodeDebs,
+  openDir,
+  removeDirs,
+  runImageCli,
+  statIn,
+} from "../fixtures/images/helpers.ts";
+import {
+  ARMORY_ROOT_OFFSET,
+  bootPattern,
+  makeArmoryBase,
+  missingTools,
+} from "../fixtures/images/make-base.ts";
 
 const missing = missingTools();
 const debs = missing.length > 0 ? { skip: "no tools" } : nodeDebs();
@@ -27,9 +41,7 @@ beforeAll(() => {
   bundle = join(ensureDist(["agent-node"]), "qubes-air-agent-node.mjs");
   base = makeArmoryBase(dir);
 }, 120_000);
-afterAll(() => {
-  if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(removeDirs);
 
 function readBytes(path: string, start: number, end: number): Buffer {
   return readFileSync(path).subarray(start, end);
@@ -40,8 +52,24 @@ describe.skipIf(skip !== "")(`image build: USB armory ${skip}`, () => {
     const out = join(dir, "armory.img");
     const baseHash = hashRange(base, 0, statSync(base).size);
     const r = runImageCli(
-      ["build", "--board", "armory-mk2", "--base", base, "--out", out, "--name", "armory-gpg", "--agent", bundle,
-        "--node-debs", (debs as { dir: string }).dir, "--tcp", "10.0.0.1:7441", "--no-qr"],
+      [
+        "build",
+        "--board",
+        "armory-mk2",
+        "--base",
+        base,
+        "--out",
+        out,
+        "--name",
+        "armory-gpg",
+        "--agent",
+        bundle,
+        "--node-debs",
+        (debs as { dir: string }).dir,
+        "--tcp",
+        "10.0.0.1:7441",
+        "--no-qr",
+      ],
       dir,
     );
     expect(r.stderr).not.toContain("internal error");
@@ -69,29 +97,59 @@ describe.skipIf(skip !== "")(`image build: USB armory ${skip}`, () => {
       ["/etc/ssh/sshd_not_to_be_run", "regular", 0o644],
     ] as const) {
       const st = statIn(out, OFF, path);
-      expect({ path, type: st?.type, mode: st?.mode, uid: st?.uid, gid: st?.gid }).toEqual({ path, type, mode, uid: 0, gid: 0 });
+      expect({ path, type: st?.type, mode: st?.mode, uid: st?.uid, gid: st?.gid }).toEqual({
+        path,
+        type,
+        mode,
+        uid: 0,
+        gid: 0,
+      });
     }
-    const libnode = statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.108`) ?? statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.115`);
+    const libnode =
+      statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.108`) ??
+      statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.115`);
     expect(libnode?.size).toBeGreaterThan(10_000_000);
-    expect(catIn(out, OFF, PATHS.agent)).toContain(
-      `exec /lib/ld-linux-armhf.so.3 --library-path ${PATHS.nodePrefix}/lib ${PATHS.nodePrefix}/bin/node ${PATHS.bundle} "$@"`,
+    expect(catIn(out, OFF, PATHS.agent)).toMatch(
+      new RegExp(
+        `\nexec /lib/ld-linux-armhf\\.so\\.3 --library-path ${PATHS.nodePrefix}/lib ${PATHS.nodePrefix}/bin/node( --experimental-global-webcrypto)? ${PATHS.bundle} "\\$@"\n`,
+      ),
     );
-    expect(catIn(out, OFF, "/etc/modules")).toMatch(/^# g_ether {2}# \(qubes-air: replaced by its own gadget\)$/m);
+    expect(catIn(out, OFF, "/etc/modules")).toMatch(
+      /^# g_ether {2}# \(qubes-air: replaced by its own gadget\)$/m,
+    );
     expect(catIn(out, OFF, "/etc/modules")).toMatch(/^ci_hdrc_imx$/m);
     expect(catIn(out, OFF, ARMORY_MODPROBE)).toContain("blacklist g_ether");
     expect(catIn(out, OFF, PATHS.modules)).toBe("# qubes-air USB gadget\nlibcomposite\n");
     // usb0 already has 10.0.0.1 in the image: nothing added for it.
     expect(statIn(out, OFF, PATHS.ifupdown)).toBeNull();
     expect(catIn(out, OFF, "/etc/hostname")).toBe("armory-gpg\n");
-    expect(JSON.parse(catIn(out, OFF, PATHS.hardware))).toMatchObject({ board: "armory-mk2", button: null, approvalAlternative: "console" });
+    expect(JSON.parse(catIn(out, OFF, PATHS.hardware))).toMatchObject({
+      board: "armory-mk2",
+      button: null,
+      approvalAlternative: "console",
+    });
     expect(fsckClean(out, OFF).clean).toBe(true);
   }, 60_000);
 
   test("--ssh-key: key-only SSH, enabled; another usb0 address is refused", () => {
     const key = join(dir, "id.pub");
-    writeFileSync(key, "# mine\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0 me@work\n");
+    writeFileSync(
+      key,
+      "# mine\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0 me@work\n",
+    );
     const out = join(dir, "armory-ssh.img");
-    const args = ["build", "--board", "armory-mk2", "--base", base, "--agent", bundle, "--node-debs", (debs as { dir: string }).dir, "--no-qr"];
+    const args = [
+      "build",
+      "--board",
+      "armory-mk2",
+      "--base",
+      base,
+      "--agent",
+      bundle,
+      "--node-debs",
+      (debs as { dir: string }).dir,
+      "--no-qr",
+    ];
     const r = runImageCli([...args, "--out", out, "--ssh-key", key], dir);
     expect(r.code).toBe(0);
     expect(statIn(out, OFF, "/etc/ssh/sshd_not_to_be_run")).toBeNull();
@@ -99,12 +157,18 @@ describe.skipIf(skip !== "")(`image build: USB armory ${skip}`, () => {
       "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0 me@work\n",
     );
     expect(catIn(out, OFF, "/etc/ssh/sshd_config.d/qubes-air.conf")).toContain("PasswordAuthentication no");
-    expect(statIn(out, OFF, `${PATHS.wants}/ssh.service`)?.linkTarget).toBe("/usr/lib/systemd/system/ssh.service");
+    expect(statIn(out, OFF, `${PATHS.wants}/ssh.service`)?.linkTarget).toBe(
+      "/usr/lib/systemd/system/ssh.service",
+    );
 
     const other = runImageCli([...args, "--out", join(dir, "other.img"), "--tcp", "10.9.9.1:7441"], dir);
     expect(other.code).toBe(1);
-    expect(other.stderr).toContain("already gives usb0 the address 10.0.0.1 in /etc/network/interfaces: use --tcp 10.0.0.1:7441");
+    expect(other.stderr).toContain(
+      "already gives usb0 the address 10.0.0.1 in /etc/network/interfaces: use --tcp 10.0.0.1:7441",
+    );
     writeFileSync(join(dir, "priv"), "-----BEGIN OPENSSH PRIVATE KEY-----\n");
-    expect(runImageCli([...args, "--out", join(dir, "p.img"), "--ssh-key", join(dir, "priv")], dir).stderr).toContain("is not an SSH public key");
+    expect(
+      runImageCli([...args, "--out", join(dir, "p.img"), "--ssh-key", join(dir, "priv")], dir).stderr,
+    ).toContain("is not an SSH public key");
   }, 60_000);
 });

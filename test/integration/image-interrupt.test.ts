@@ -1,0 +1,61 @@
+/**
+ * Ctrl-C during `image build` (run as an unprivileged user): it stops, removes IMG.partial,
+ * leaves no IMG and exits 130.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { ensureDist, openDir, ROOT, removeDirs } from "../fixtures/images/helpers.ts";
+import { makePiBase, missingTools } from "../fixtures/images/make-base.ts";
+
+afterAll(removeDirs);
+const missing = missingTools();
+
+describe.skipIf(missing.length > 0)("image build interrupted", () => {
+  test("SIGINT while copying: exit 130, nothing left behind", async () => {
+    const dir = openDir("qa-image-int-");
+    const agent = join(ensureDist(["agent-arm64"]), "qubes-air-agent-linux-arm64");
+    const base = makePiBase(dir, "bookworm", 1200);
+    const out = join(dir, "int.img");
+    const argv = [
+      process.execPath,
+      join(ROOT, "images/image-main.ts"),
+      "build",
+      "--board",
+      "pi4",
+      "--base",
+      base,
+      "--out",
+      out,
+      "--agent",
+      agent,
+    ];
+    const asRoot = process.getuid?.() === 0;
+    const proc = Bun.spawn(
+      asRoot ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", ...argv] : argv,
+      {
+        cwd: dir,
+        env: { PATH: `/usr/sbin:/sbin:${process.env.PATH}`, HOME: dir },
+        stdout: "ignore",
+        stderr: "pipe",
+      },
+    );
+    const reader = proc.stderr.getReader();
+    let stderr = "";
+    while (!stderr.includes("copying ")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += new TextDecoder().decode(value);
+    }
+    proc.kill("SIGINT");
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += new TextDecoder().decode(value);
+    }
+    expect(await proc.exited).toBe(130);
+    expect(stderr).toContain("interrupted; ");
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    expect(existsSync(out)).toBe(false);
+  }, 60_000);
+});
