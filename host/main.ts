@@ -13,6 +13,7 @@ import { copyFromCommand } from "./commands/copy-from.ts";
 import { copyToCommand } from "./commands/copy-to.ts";
 import { daemonCommand } from "./commands/daemon.ts";
 import { flashCommand } from "./commands/flash.ts";
+import { imageCommand } from "./commands/image.ts";
 import { listCommand } from "./commands/list.ts";
 import { logsCommand } from "./commands/logs.ts";
 import { pairCommand } from "./commands/pair.ts";
@@ -28,6 +29,7 @@ const COMMANDS: readonly Command[] = [
   copyToCommand,
   copyFromCommand,
   logsCommand,
+  imageCommand,
   flashCommand,
   versionCommand,
 ];
@@ -55,7 +57,8 @@ export async function main(argv: string[], ctx: CliContext): Promise<number> {
     ctx.err(`qubes-air: unknown command "${name.slice(0, 40)}"\n\n${usage()}`);
     return 2;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
+  const ownHelp = rest[0] !== undefined && command.subcommands?.includes(rest[0]);
+  if (!ownHelp && (rest.includes("--help") || rest.includes("-h"))) {
     ctx.out(`${command.help}\n`);
     return 0;
   }

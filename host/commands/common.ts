@@ -14,6 +14,8 @@ export interface Command {
   readonly summary: string;
   /** The full --help text: usage, options, examples. */
   readonly help: string;
+  /** Has subcommands with their own --help (`image build --help`): main passes those through. */
+  readonly subcommands?: readonly string[];
   run(args: string[], ctx: CliContext): Promise<number>;
 }
 
