@@ -9,7 +9,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { dh25519 } from "../core/noise/crypto-noble.ts";
 import { killAll, spawnFixture } from "../test/helpers/fixture-process.ts";
-import { hasSocat, socatPtyPair } from "../test/helpers/socat-pty.ts";
+import { hasSocat, ptyPair } from "../test/helpers/pty.ts";
 
 const PEER = join(import.meta.dir, "../test/fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -79,7 +79,7 @@ try {
   say(`refusal  unknown host key: agent refused (${refused.code})`);
 
   if (hasSocat()) {
-    const pty = await socatPtyPair();
+    const pty = await ptyPair();
     const ptys = [pty.a, pty.b];
     const serialAgent = spawnFixture(PEER, [
       "--role",

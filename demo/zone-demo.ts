@@ -23,7 +23,7 @@ import {
   stubPath,
   tempDir,
 } from "../test/fixtures/qubes-stubs/processes.ts";
-import { hasSocat, socatPtyPair } from "../test/helpers/socat-pty.ts";
+import { hasSocat, ptyPair } from "../test/helpers/pty.ts";
 
 const say = (s = "") => console.log(s);
 const step = (s: string) => say(`\n== ${s}`);
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     run([BUN, join(ROOT, "host/main.ts"), ...args], hostEnv, stdin);
 
   step("start the devices");
-  const pty = hasSocat() ? await socatPtyPair() : null;
+  const pty = hasSocat() ? await ptyPair() : null;
   const piListen: Record<string, string> = pty ? { tty: pty.a } : { tcp: "127.0.0.1:0" };
   const pi = writeAgent("pi-gpg", piListen);
   const cloud = writeAgent("cloud-build", { tcp: "127.0.0.1:0" });

@@ -1,7 +1,7 @@
 /** Console confirmation on a real pty pair (socat), and the refusal of host-writable ttys. */
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
-import { hasSocat, socatPtyPair } from "../test/helpers/socat-pty.ts";
+import { hasSocat, ptyPair } from "../test/helpers/pty.ts";
 import { ConsoleInput, consoleRefusal, keyVerdict } from "./console-input.ts";
 
 describe("console refusals", () => {
@@ -28,7 +28,7 @@ describe("console refusals", () => {
 
   test("opening a pty without allowPty fails with the reason", async () => {
     if (!hasSocat()) return;
-    const pair = await socatPtyPair();
+    const pair = await ptyPair();
     try {
       await expect(ConsoleInput.open({ tty: pair.a })).rejects.toThrow("pseudo-terminal");
     } finally {
@@ -39,7 +39,7 @@ describe("console refusals", () => {
 
 describe.skipIf(!hasSocat())("console input on a pty", () => {
   test("a key typed before the wait is ignored; y approves, n denies; prompt is written", async () => {
-    const pair = await socatPtyPair();
+    const pair = await ptyPair();
     const input = await ConsoleInput.open({ tty: pair.a, allowPty: true, prompt: "PROMPT\n" });
     const other = openSync(pair.b, "r+");
     try {

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { cleanup, startAgent } from "../../agent/testing/harness.ts";
 import { connectHost, hostCall, pairHost, text } from "../../agent/testing/host-side.ts";
-import { hasSocat, type PtyPair, socatPtyPair } from "../helpers/socat-pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 let pty: PtyPair | null = null;
 afterEach(() => {
@@ -17,7 +17,7 @@ afterEach(() => {
 
 describe.skipIf(!hasSocat())("agent on a tty", () => {
   test("pair, call, end the session, reconnect on the same line, call again", async () => {
-    pty = await socatPtyPair();
+    pty = await ptyPair();
     const agent = await startAgent({
       config: { listen: { tty: pty.a } },
       hostTty: pty.b,

@@ -20,7 +20,7 @@ import {
   startDaemon,
   tempDir,
 } from "../fixtures/qubes-stubs/harness.ts";
-import { hasSocat, type PtyPair, socatPtyPair } from "../helpers/socat-pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 let pty: PtyPair | null = null;
 setDefaultTimeout(30_000);
@@ -147,7 +147,7 @@ describe("hotplug polling", () => {
 
 describe.skipIf(!hasSocat())("a USB serial remote over a pty pair", () => {
   test("connects when its by-id entry appears, drops when it vanishes, matches by USB serial, relays calls", async () => {
-    pty = await socatPtyPair();
+    pty = await ptyPair();
     const agent = await startAgent({ tty: pty.a });
     const token = await pairToken(agent);
     const byId = tempDir();

@@ -8,7 +8,7 @@ import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { dh25519 } from "../../core/noise/crypto-noble.ts";
 import { killAll, spawnFixture } from "../helpers/fixture-process.ts";
-import { hasSocat, type PtyPair, socatPtyPair } from "../helpers/socat-pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 const PEER = join(import.meta.dir, "../fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -25,7 +25,7 @@ afterEach(() => {
 });
 
 async function setup(agentArgs: string[]) {
-  pty = await socatPtyPair();
+  pty = await ptyPair();
   const agentKey = newKey();
   const agent = spawnFixture(PEER, ["--role", "agent", "--tty", pty.a, "--key", agentKey.priv, ...agentArgs]);
   await agent.waitFor((e) => e.event === "listening");

@@ -20,7 +20,7 @@ import {
   startAgent,
   startDaemon,
 } from "../fixtures/qubes-stubs/harness.ts";
-import { hasSocat, type PtyPair, socatPtyPair } from "../helpers/socat-pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 setDefaultTimeout(30_000);
 
@@ -34,7 +34,7 @@ const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
 describe.skipIf(!hasSocat())("relay over a serial line (pty pair)", () => {
   beforeAll(async () => {
-    pty = await socatPtyPair();
+    pty = await ptyPair();
     agent = await startAgent({ tty: pty.a });
     const token = await pairToken(agent);
     host = makeHost();
