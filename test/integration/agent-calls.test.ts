@@ -6,9 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type AgentProcess, cleanup, DEVICE, makeDir, startAgent } from "../../agent/testing/harness.ts";
-import { hostCall, pairHost, text } from "../../agent/testing/host-side.ts";
 import type { Connected } from "../../core/session/establish.ts";
+import { type AgentProcess, cleanup, DEVICE, makeDir, startAgent } from "../helpers/agent/harness.ts";
+import { hostCall, pairHost, text } from "../helpers/agent/host-side.ts";
 
 const ENV_DUMP = `#!/bin/sh
 for v in QREXEC_REMOTE_DOMAIN QREXEC_SERVICE_FULL_NAME QREXEC_SERVICE_ARGUMENT QREXEC_AGENT_PID QREXEC_LEAK QREXEC_SERVICE_PATH; do

@@ -5,8 +5,6 @@
  * the caller 125 at once (host side and device side).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { cleanup, DEVICE, runCli, spawnAgentCli, startAgent } from "../../agent/testing/harness.ts";
-import { pairHost } from "../../agent/testing/host-side.ts";
 import {
   type CallRequest,
   decodeCallRequest,
@@ -17,6 +15,8 @@ import type { Channel } from "../../core/vchan/channel.ts";
 import { platform } from "../../platform/index.ts";
 import { runCall } from "../../runtime/call-client.ts";
 import { finishCall, runCallProcess } from "../../runtime/call-exec.ts";
+import { cleanup, DEVICE, runCli, spawnAgentCli, startAgent } from "../helpers/agent/harness.ts";
+import { pairHost } from "../helpers/agent/host-side.ts";
 
 afterEach(cleanup);
 

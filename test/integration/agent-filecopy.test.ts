@@ -6,8 +6,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type AgentProcess, cleanup, DEVICE, makeDir, startAgent } from "../../agent/testing/harness.ts";
-import { hostCall, pairHost } from "../../agent/testing/host-side.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import {
   crc32,
@@ -20,6 +18,8 @@ import type { Connected } from "../../core/session/establish.ts";
 import { runCall } from "../../runtime/call-client.ts";
 import { unpackQfile } from "../../runtime/qfile-unpack.ts";
 import { memoryPair } from "../../transport/memory.ts";
+import { type AgentProcess, cleanup, DEVICE, makeDir, startAgent } from "../helpers/agent/harness.ts";
+import { hostCall, pairHost } from "../helpers/agent/host-side.ts";
 
 let agent: AgentProcess;
 let host: Connected;

@@ -7,9 +7,9 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
-import { cleanup, makeDir, runCli, startAgent, writeAgentFiles } from "../../agent/testing/harness.ts";
-import { connectHost, hostCall, nextTimestamp, pairHost } from "../../agent/testing/host-side.ts";
 import { formatPublicKey, generateStaticKeyPair } from "../../core/session/key-text.ts";
+import { cleanup, makeDir, runCli, startAgent, writeAgentFiles } from "../helpers/agent/harness.ts";
+import { connectHost, hostCall, nextTimestamp, pairHost } from "../helpers/agent/host-side.ts";
 
 afterEach(cleanup);
 

@@ -5,11 +5,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { type AgentProcess, cleanup, DEVICE, startAgent } from "../../agent/testing/harness.ts";
-import { hostCall, pairHost, text } from "../../agent/testing/host-side.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import type { Connected } from "../../core/session/establish.ts";
 import { runCall } from "../../runtime/call-client.ts";
+import { type AgentProcess, cleanup, DEVICE, startAgent } from "../helpers/agent/harness.ts";
+import { hostCall, pairHost, text } from "../helpers/agent/host-side.ts";
 
 const MiB = 1024 * 1024;
 /** Peak RSS allowed for the agent after 64 MiB went through it (Bun itself takes ~40-60 MB). */

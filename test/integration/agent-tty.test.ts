@@ -4,8 +4,8 @@
  * (the agent reopens the tty and answers the new handshake).
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { cleanup, startAgent } from "../../agent/testing/harness.ts";
-import { connectHost, hostCall, pairHost, text } from "../../agent/testing/host-side.ts";
+import { cleanup, startAgent } from "../helpers/agent/harness.ts";
+import { connectHost, hostCall, pairHost, text } from "../helpers/agent/host-side.ts";
 import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 let pty: PtyPair | null = null;

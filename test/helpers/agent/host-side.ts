@@ -3,22 +3,22 @@
  * (connectAsInitiator + runCall over tcpConnect or a tty) instead of the real host daemon, so
  * the tests control every byte the agent sees.
  */
-import { makeResolver } from "../../core/noise/suites.ts";
-import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
-import { systemClock } from "../../core/session/duplex.ts";
-import { type Connected, connectAsInitiator } from "../../core/session/establish.ts";
-import { generateStaticKeyPair, type StaticKeyPair } from "../../core/session/key-text.ts";
-import type { HandshakeMode } from "../../core/session/messages.ts";
-import { SerialRecordLink } from "../../core/session/serial-record-link.ts";
-import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
-import type { Channel } from "../../core/vchan/channel.ts";
-import { platform } from "../../platform/index.ts";
-import { nativeCiphers } from "../../platform/native-aead.ts";
-import { rankLinkSuites } from "../../platform/suite-ranking.ts";
-import { runCall } from "../../runtime/call-client.ts";
-import { openSerial } from "../../transport/serial.ts";
-import { tcpConnect } from "../../transport/tcp.ts";
-import type { ByteSink, ByteSource } from "../../transport/transport.ts";
+import { makeResolver } from "../../../core/noise/suites.ts";
+import { encodeCallRequest } from "../../../core/qrexec/call-protocol.ts";
+import { systemClock } from "../../../core/session/duplex.ts";
+import { type Connected, connectAsInitiator } from "../../../core/session/establish.ts";
+import { generateStaticKeyPair, type StaticKeyPair } from "../../../core/session/key-text.ts";
+import type { HandshakeMode } from "../../../core/session/messages.ts";
+import { SerialRecordLink } from "../../../core/session/serial-record-link.ts";
+import { TcpRecordLink } from "../../../core/session/tcp-record-link.ts";
+import type { Channel } from "../../../core/vchan/channel.ts";
+import { platform } from "../../../platform/index.ts";
+import { nativeCiphers } from "../../../platform/native-aead.ts";
+import { rankLinkSuites } from "../../../platform/suite-ranking.ts";
+import { runCall } from "../../../runtime/call-client.ts";
+import { openSerial } from "../../../transport/serial.ts";
+import { tcpConnect } from "../../../transport/tcp.ts";
+import type { ByteSink, ByteSource } from "../../../transport/transport.ts";
 import { type AgentProcess, DEVICE, runCli } from "./harness.ts";
 
 const resolver = makeResolver(nativeCiphers());

@@ -17,13 +17,13 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { platform } from "../../platform/index.ts";
-import type { ChildProcess } from "../../platform/platform.ts";
+import { platform } from "../../../platform/index.ts";
+import type { ChildProcess } from "../../../platform/platform.ts";
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-export const MAIN = resolve(HERE, "../main.ts");
+export const MAIN = resolve(HERE, "../../../agent/main.ts");
 export const DEVICE = "pi-gpg";
-const DEFAULT_POLICY = resolve(HERE, "../default-policy/50-qubes-air.policy");
+const DEFAULT_POLICY = resolve(HERE, "../../../agent/default-policy/50-qubes-air.policy");
 
 export interface AgentOptions {
   /** Extra policy files: name -> text (the shipped default is always there as 50-qubes-air). */
