@@ -36,6 +36,8 @@ export type Decision =
 export class PolicyStore {
   private loading: Promise<Policy> | null = null;
   private lastError: string | null = null;
+  /** The last parse and the file names, sizes and mtimes it came from (no includes). */
+  private cached: { signature: string; policy: Policy } | null = null;
 
   constructor(
     readonly dir: string,
@@ -60,10 +62,17 @@ export class PolicyStore {
   async decide(source: string, service: string, arg: string): Promise<Decision> {
     let policy: Policy;
     try {
-      this.loading ??= this.load().finally(() => {
-        this.loading = null;
-      });
-      policy = await this.loading;
+      // Policy is re-read whenever a file changes, so an edit applies to the next call; the
+      // check is a directory listing and a stat per file, not a parse per call.
+      const signature = this.signature();
+      if (this.cached && signature !== null && this.cached.signature === signature)
+        policy = this.cached.policy;
+      else {
+        this.loading ??= this.load().finally(() => {
+          this.loading = null;
+        });
+        policy = await this.loading;
+      }
       this.lastError = null;
     } catch (error) {
       const message = (error as Error).message;
@@ -78,7 +87,24 @@ export class PolicyStore {
     return { action: d.action, rule: d.rule ? `${d.rule.file}:${d.rule.line}` : null, reason: d.reason };
   }
 
+  /** Names, sizes and mtimes of the policy files; null when the directory cannot be read. */
+  private signature(): string | null {
+    try {
+      const parts: string[] = [];
+      for (const name of fs.readdirSync(this.dir).sort()) {
+        if (name.startsWith(".") || !name.endsWith(".policy")) continue;
+        const st = fs.statSync(join(this.dir, name));
+        parts.push(`${name}:${st.size}:${st.mtimeMs}:${st.ino}`);
+      }
+      return parts.join("/");
+    } catch {
+      return null;
+    }
+  }
+
   private async load(): Promise<Policy> {
+    const signature = this.signature();
+    let included = false;
     const entries = await fsp.readdir(this.dir, { withFileTypes: true }).catch((e: { code?: string }) => {
       throw new ConfigError(`cannot read policy directory ${this.dir} (${e.code ?? "error"})`);
     });
@@ -87,7 +113,12 @@ export class PolicyStore {
       if (entry.name.startsWith(".") || !entry.name.endsWith(".policy")) continue;
       files.push({ name: entry.name, text: await readText(join(this.dir, entry.name)) });
     }
-    return parsePolicy(files, (path, kind) => this.readInclude(path, kind));
+    const policy = parsePolicy(files, (path, kind) => {
+      included = true; // an included file's changes are not in the signature: never cache then
+      return this.readInclude(path, kind);
+    });
+    this.cached = signature !== null && !included ? { signature, policy } : null;
+    return policy;
   }
 
   /** Includes are resolved synchronously (the parser is pure and synchronous). */

@@ -108,7 +108,7 @@ async function run(
   if (builtin) {
     status = await builtin(channel, r, { incomingDir: d.config.incomingDir });
   } else {
-    const found = await findService(d.config.serviceDirs, r.service, r.arg);
+    const found = findService(d.config.serviceDirs, r.service, r.arg);
     if (found.kind !== "found") {
       d.log("call", {
         ...fields,

@@ -10,31 +10,35 @@
  * VM) and QREXEC_AGENT_PID. argv[1] is the argument when it is not empty.
  * Must never: go through a shell, or build a path from anything but validated names.
  */
-import { constants } from "node:fs";
-import { access } from "node:fs/promises";
+import { accessSync, constants, statSync } from "node:fs";
 import { join } from "node:path";
 import { SERVICE_NAME_MAX } from "../core/qrexec/names.ts";
-import { platform } from "../platform/index.ts";
 
 export type Lookup =
   | { readonly kind: "found"; readonly path: string }
   | { readonly kind: "not-executable"; readonly path: string }
   | { readonly kind: "none" };
 
-export async function findService(dirs: readonly string[], service: string, arg: string): Promise<Lookup> {
+/** Synchronous on purpose: a few stat calls on local paths, on every call's critical path. */
+export function findService(dirs: readonly string[], service: string, arg: string): Lookup {
   const full = `${service}+${arg}`;
   const names = Buffer.byteLength(full) <= SERVICE_NAME_MAX ? [full, service] : [service];
   for (const name of names) {
     for (const dir of dirs) {
       const path = join(dir, name);
-      const st = await platform.stat(path);
-      if (!st) continue;
-      if (!st.isFile) return { kind: "not-executable", path };
-      const executable = await access(path, constants.X_OK).then(
-        () => true,
-        () => false,
-      );
-      return executable ? { kind: "found", path } : { kind: "not-executable", path };
+      let isFile: boolean;
+      try {
+        isFile = statSync(path).isFile(); // follows symlinks, as qrexec's lookup does
+      } catch {
+        continue;
+      }
+      if (!isFile) return { kind: "not-executable", path };
+      try {
+        accessSync(path, constants.X_OK);
+        return { kind: "found", path };
+      } catch {
+        return { kind: "not-executable", path };
+      }
     }
   }
   return { kind: "none" };

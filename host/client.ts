@@ -10,22 +10,10 @@ import type { CborMap } from "../core/wire/cbor.ts";
 import { duplexStream } from "../transport/node-stream.ts";
 import { type ByteStream, toTransportError } from "../transport/transport.ts";
 import { encodeMessage, MessageReader } from "./control-wire.ts";
+import { type CallTarget, DaemonUnreachable, openDaemonCall as openDaemonCallWith } from "./daemon-call.ts";
 
-export class DaemonUnreachable extends ConfigError {
-  constructor(socket: string, code: string) {
-    super(
-      `the qubes-air daemon is not running (${code} on ${socket}): start it with ` +
-        "`systemctl --user start qubes-air` or `qubes-air daemon`",
-      1,
-    );
-  }
-}
+export { type CallTarget, DaemonUnreachable };
 
-/**
- * Connects to the daemon socket. node:net directly rather than platform.unixConnect (the same
- * code): platform/index.ts also loads node:tty and node:crypto, which the relay, started once
- * per call, does not need (about 6 ms of the compiled relay's 24 ms start-up, measured).
- */
 export function connectDaemon(socket: string): Promise<ByteStream> {
   return new Promise((resolve, reject) => {
     const sock = net.connect({ path: socket, allowHalfOpen: true });
@@ -79,16 +67,7 @@ export function checked(answer: CborMap): CborMap {
   );
 }
 
-export interface CallTarget {
-  readonly remote: string;
-  readonly source: string;
-  readonly service: string;
-  readonly arg: string;
-}
-
-/** Opens a call through the daemon; the returned stream is the call channel (stdin out, output in). */
-export async function openDaemonCall(socket: string, call: CallTarget): Promise<ByteStream> {
-  const sock = await connectDaemon(socket);
-  await sock.write(encodeMessage("request", { op: "call", ...call }));
-  return sock;
+/** A call through the daemon over node:net (the CLI); the relay uses its Bun-native connect. */
+export function openDaemonCall(socket: string, call: CallTarget): Promise<ByteStream> {
+  return openDaemonCallWith(connectDaemon, socket, call);
 }

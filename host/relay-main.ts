@@ -5,6 +5,7 @@
  * status. The daemon socket follows host/paths.ts (QUBES_AIR_SOCKET overrides it).
  */
 import { basename } from "node:path";
+import { bunRunCommand, bunUnixConnect } from "../platform/bun-relay-io.ts";
 import { hostPaths } from "./paths.ts";
 import { runRelay } from "./relay.ts";
 import { fdSink, fdSource } from "./stdio.ts";
@@ -15,6 +16,12 @@ const status = await runRelay(
     env: process.env,
     invokedAs: basename(process.argv0 ?? ""),
     socket: hostPaths(process.env).socket,
+    connect: bunUnixConnect,
+    async qubesdbRead(key) {
+      const r = await bunRunCommand(["qubesdb-read", key], 256);
+      const value = r.stdout.replace(/\n$/, "");
+      return r.code === 0 && value !== "" ? value : null;
+    },
   },
   {
     stdin: fdSource(0, "stdin"),

@@ -17,12 +17,11 @@
  * with a status the remote did not send (except 125/126 for our own failures, with a message).
  */
 
-import { spawn } from "node:child_process";
 import { ConfigError } from "../core/errors.ts";
 import { EXIT_PROBLEM, EXIT_REFUSED } from "../core/qrexec/call-protocol.ts";
 import { isArgument, isQubeName, isServiceName } from "../core/qrexec/names.ts";
-import type { ByteSink, ByteSource } from "../transport/transport.ts";
-import { type CallTarget, openDaemonCall } from "./client.ts";
+import type { ByteSink, ByteSource, ByteStream } from "../transport/transport.ts";
+import { type CallTarget, openDaemonCall } from "./daemon-call.ts";
 import type { Env } from "./paths.ts";
 import { streamCall } from "./stream-call.ts";
 
@@ -41,7 +40,10 @@ export interface RelayContext {
   /** How we were invoked when QREXEC_SERVICE_FULL_NAME is absent (basename of argv[0]). */
   readonly invokedAs: string;
   readonly socket: string;
-  readonly qubesdbRead?: string;
+  /** Connects to the daemon's socket (Bun-native in the relay binary: platform/bun-relay-io.ts). */
+  readonly connect: (socket: string) => Promise<ByteStream>;
+  /** `qubesdb-read KEY`: the value, or null when it fails or is empty. */
+  readonly qubesdbRead: (key: string) => Promise<string | null>;
 }
 
 type Plan = { readonly call: CallTarget } | { readonly refuse: string };
@@ -76,7 +78,7 @@ export async function planRelay(ctx: RelayContext): Promise<Plan> {
   const source = ctx.env.QREXEC_REMOTE_DOMAIN;
   if (source === undefined || !isQubeName(source)) return { refuse: "no valid QREXEC_REMOTE_DOMAIN" };
   const serviceName = (ctx.env.QREXEC_SERVICE_FULL_NAME ?? ctx.invokedAs).split("+")[0];
-  const mapped = await qubesdbRead(ctx.qubesdbRead ?? "qubesdb-read", `/remote/${target}`);
+  const mapped = await ctx.qubesdbRead(`/remote/${target}`);
   let remote: string;
   if (mapped !== null) remote = mapped;
   else if (serviceName === CALL_SERVICE) remote = target;
@@ -98,7 +100,7 @@ export async function runRelay(ctx: RelayContext, io: RelayIo): Promise<number> 
   }
   let channel: Awaited<ReturnType<typeof openDaemonCall>>;
   try {
-    channel = await openDaemonCall(ctx.socket, plan.call);
+    channel = await openDaemonCall(ctx.connect, ctx.socket, plan.call);
   } catch (e) {
     await say(e instanceof ConfigError ? e.message : "cannot reach the daemon");
     return EXIT_PROBLEM;
@@ -106,24 +108,4 @@ export async function runRelay(ctx: RelayContext, io: RelayIo): Promise<number> 
   const result = await streamCall(channel, io, { refusedMessage: false });
   if (result.broken) await say(`the link to ${plan.call.remote} broke before the call finished`);
   return result.status;
-}
-
-/**
- * The value of one QubesDB key, or null (no such key, no qubesdb-read, empty value).
- * node:child_process, not platform.spawn: see connectDaemon in client.ts (start-up time).
- */
-function qubesdbRead(program: string, key: string): Promise<string | null> {
-  return new Promise((resolve) => {
-    let out = "";
-    const child = spawn(program, [key], { stdio: ["ignore", "pipe", "ignore"] });
-    child.on("error", () => resolve(null));
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (s: string) => {
-      if (out.length < 256) out += s;
-    });
-    child.on("close", (code) => {
-      const value = out.replace(/\n$/, "");
-      resolve(code === 0 && value !== "" ? value : null);
-    });
-  });
 }
