@@ -6,7 +6,7 @@
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
 import type { CipherFunctions } from "../core/noise/crypto.ts";
-import { aesgcmNonce } from "../core/noise/crypto.ts";
+import { aesgcmNonce, SEAL_HEADROOM } from "../core/noise/crypto.ts";
 import { aesGcmNoble } from "../core/noise/crypto-noble.ts";
 
 const TAG = 16;
@@ -16,7 +16,8 @@ export const aesGcmNative: CipherFunctions = {
   encrypt(k, n, ad, plaintext) {
     const cipher = createCipheriv("aes-256-gcm", k, aesgcmNonce(n));
     cipher.setAAD(ad);
-    const out = new Uint8Array(plaintext.length + TAG);
+    // Headroom before the ciphertext: the TCP framer writes its length there, no extra copy.
+    const out = new Uint8Array(SEAL_HEADROOM + plaintext.length + TAG).subarray(SEAL_HEADROOM);
     const body = cipher.update(plaintext);
     out.set(body, 0);
     const final = cipher.final();

@@ -5,6 +5,9 @@
  * Must never: keep key material beyond a call, or decide anything about the protocol.
  */
 
+/** Bytes an encrypt() implementation may leave free before its output for a frame header. */
+export const SEAL_HEADROOM = 64;
+
 export interface KeyPair {
   readonly publicKey: Uint8Array;
   readonly privateKey: Uint8Array;
@@ -20,7 +23,12 @@ export interface DhFunctions {
   dh(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
 }
 
-/** Spec §4.2. `n` is the 64-bit nonce; each cipher encodes it its own way (§12.3, §12.4). */
+/**
+ * Spec §4.2. `n` is the 64-bit nonce; each cipher encodes it its own way (§12.3, §12.4).
+ * encrypt() returns a view whose ArrayBuffer belongs to it alone: a framer may use any bytes
+ * before its byteOffset (SEAL_HEADROOM where an implementation reserves them) for a header,
+ * instead of copying the ciphertext behind one.
+ */
 export interface CipherFunctions {
   readonly name: "ChaChaPoly" | "AESGCM";
   encrypt(k: Uint8Array, n: bigint, ad: Uint8Array, plaintext: Uint8Array): Uint8Array;

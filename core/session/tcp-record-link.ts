@@ -8,7 +8,7 @@
 import { assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
 import { HANDSHAKE_PAYLOAD_MAX, NOISE_MAX_PLAINTEXT } from "../wire/limits.ts";
-import { encodeTcpFrame, TcpFrameReader } from "../wire/tcp-frame.ts";
+import { encodeTcpFrame, frameInPlace, TcpFrameReader } from "../wire/tcp-frame.ts";
 import type { Duplex } from "./duplex.ts";
 import type { RecordLink } from "./record-link.ts";
 
@@ -57,7 +57,8 @@ export class TcpRecordLink implements RecordLink {
     assert(this.sendKey !== null, "send before keys");
     assert(plaintext.length <= NOISE_MAX_PLAINTEXT, "record too large");
     this.records++;
-    await this.stream.write(encodeTcpFrame(this.sendKey.encryptWithAd(EMPTY, plaintext)));
+    // The sealed record owns its buffer (CipherFunctions.encrypt): frame it in place.
+    await this.stream.write(frameInPlace(this.sendKey.encryptWithAd(EMPTY, plaintext)));
   }
 
   async recv(): Promise<Uint8Array | null> {

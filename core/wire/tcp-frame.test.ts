@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { isProtocolError } from "../errors.ts";
-import { encodeTcpFrame, TcpFrameReader } from "./tcp-frame.ts";
+import { encodeTcpFrame, frameInPlace, TcpFrameReader } from "./tcp-frame.ts";
 
 const msg = (n: number, seed = 0) => Uint8Array.from({ length: n }, (_, i) => (i + seed) & 0xff);
 
@@ -98,5 +98,23 @@ describe("TcpFrameReader", () => {
       if (i < enc.length - 1) expect(r.next()).toBeUndefined();
     }
     expect(r.next()).toEqual(m);
+  });
+});
+
+describe("frameInPlace", () => {
+  test("uses the two bytes before the message when its buffer has them, same bytes as encodeTcpFrame", () => {
+    const backing = new Uint8Array(64 + 5);
+    const msg = backing.subarray(64);
+    msg.set([1, 2, 3, 4, 5]);
+    const framed = frameInPlace(msg);
+    expect(framed.buffer).toBe(backing.buffer);
+    expect([...framed]).toEqual([...encodeTcpFrame(msg)]);
+  });
+
+  test("copies when there is no room before the message", () => {
+    const msg = Uint8Array.of(9, 8, 7);
+    const framed = frameInPlace(msg);
+    expect(framed.buffer).not.toBe(msg.buffer);
+    expect([...framed]).toEqual([0, 3, 9, 8, 7]);
   });
 });

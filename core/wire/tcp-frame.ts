@@ -12,10 +12,31 @@
 import { assert, ProtocolError } from "../errors.ts";
 import { NOISE_MAX_MESSAGE, TCP_LENGTH_PREFIX_BYTES } from "./limits.ts";
 
+const ALIGN_PAD = 64 - TCP_LENGTH_PREFIX_BYTES;
+
+/**
+ * Frames msg using the two bytes before it in its own buffer (msg.byteOffset >= 2, and those
+ * bytes belong to msg's owner: see CipherFunctions.encrypt), else copies like encodeTcpFrame.
+ */
+export function frameInPlace(msg: Uint8Array): Uint8Array {
+  if (msg.byteOffset < TCP_LENGTH_PREFIX_BYTES) return encodeTcpFrame(msg);
+  assert(msg.length >= 1 && msg.length <= NOISE_MAX_MESSAGE, "Noise message size out of range");
+  const out = new Uint8Array(
+    msg.buffer,
+    msg.byteOffset - TCP_LENGTH_PREFIX_BYTES,
+    msg.length + TCP_LENGTH_PREFIX_BYTES,
+  );
+  out[0] = msg.length >>> 8;
+  out[1] = msg.length & 0xff;
+  return out;
+}
+
 /** Prefixes msg with its length. An empty or oversized message is our own bug and asserts. */
 export function encodeTcpFrame(msg: Uint8Array): Uint8Array {
   assert(msg.length >= 1 && msg.length <= NOISE_MAX_MESSAGE, "Noise message size out of range");
-  const out = new Uint8Array(TCP_LENGTH_PREFIX_BYTES + msg.length);
+  // The message lands 64-byte aligned: on some x86 CPUs a large copy whose destination sits a
+  // few bytes past the source's alignment runs ~15x slower (measured: bench/README.md).
+  const out = new Uint8Array(ALIGN_PAD + TCP_LENGTH_PREFIX_BYTES + msg.length).subarray(ALIGN_PAD);
   out[0] = msg.length >>> 8;
   out[1] = msg.length & 0xff;
   out.set(msg, TCP_LENGTH_PREFIX_BYTES);
