@@ -68,7 +68,7 @@ describe.skipIf(!hasSocat())("two processes over a pty pair", () => {
       "--bytes",
       String(4 << 20),
       "--rekey-records",
-      "100",
+      "16",
     ]);
     const done = await h.waitFor((e) => e.event === "done");
     expect(done.ok).toBe(true);
