@@ -14,10 +14,10 @@
  * Must never: do I/O beyond the one existence check of the runtime dir.
  */
 import { existsSync } from "node:fs";
-import { homedir } from "node:os";
 import { join } from "node:path";
+import { currentUid, type Env, socketCandidatesOf, stateDirOf } from "./socket-path.ts";
 
-export type Env = Readonly<Record<string, string | undefined>>;
+export { type Env, socketCandidatesOf, stateDirOf };
 
 export interface HostPaths {
   readonly stateDir: string;
@@ -27,20 +27,11 @@ export interface HostPaths {
   readonly socket: string;
 }
 
-export function stateDirOf(env: Env, flag?: string): string {
-  if (flag) return flag;
-  if (env.QUBES_AIR_STATE) return env.QUBES_AIR_STATE;
-  const data = env.XDG_DATA_HOME || join(env.HOME || homedir(), ".local", "share");
-  return join(data, "qubes-air");
-}
-
 export function socketPathOf(env: Env, stateDir: string, flag?: string, uid = currentUid()): string {
-  if (flag) return flag;
-  if (env.QUBES_AIR_SOCKET) return env.QUBES_AIR_SOCKET;
-  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, "qubes-air", "daemon.sock");
-  const run = `/run/user/${uid}`;
-  if (uid >= 0 && existsSync(run)) return join(run, "qubes-air", "daemon.sock");
-  return join(stateDir, "daemon.sock");
+  const candidates = socketCandidatesOf(env, stateDir, flag, uid);
+  // Two candidates: /run/user/UID/... if that runtime directory exists, else the state dir.
+  if (candidates.length === 2 && !existsSync(`/run/user/${uid}`)) return candidates[1]!;
+  return candidates[0]!;
 }
 
 export function hostPaths(env: Env, flags: { state?: string; socket?: string } = {}): HostPaths {
@@ -52,8 +43,4 @@ export function hostPaths(env: Env, flags: { state?: string; socket?: string } =
     timestamp: join(stateDir, "ik-timestamp"),
     socket: socketPathOf(env, stateDir, flags.socket),
   };
-}
-
-function currentUid(): number {
-  return typeof process.getuid === "function" ? process.getuid() : -1;
 }

@@ -7,7 +7,7 @@
  * versions of a unix-socket connect and a small command run are worth their place here.
  * Must never: be imported by code that also runs as the Node bundle (the agent).
  */
-import type { ByteStream } from "../transport/transport.ts";
+import type { ByteSink, ByteSource, ByteStream } from "../transport/transport.ts";
 import { TransportError } from "../transport/transport.ts";
 
 /** Connects to a unix socket; the stream follows the ByteStream contract (transport.ts). */
@@ -123,4 +123,107 @@ export async function bunRunCommand(
   } catch {
     return { code: 127, stdout: "" };
   }
+}
+
+/** Tries each unix socket path in order (the daemon's by the same rule): the first that answers. */
+export async function bunUnixConnectFirst(paths: readonly string[]): Promise<ByteStream> {
+  let last: unknown = new TransportError("no socket path", "ENOENT");
+  for (const path of paths) {
+    try {
+      return await bunUnixConnect(path);
+    } catch (e) {
+      last = e;
+    }
+  }
+  throw last;
+}
+
+/** Our stdin as a ByteSource (qrexec gives the service the caller's stream on fd 0). */
+export function bunStdin(): ByteSource {
+  const reader = Bun.stdin.stream().getReader();
+  let done = false;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => {
+    resolveClosed = r;
+  });
+  const finish = () => {
+    done = true;
+    resolveClosed();
+  };
+  return {
+    description: "stdin",
+    closed,
+    async read() {
+      if (done) return null;
+      try {
+        for (;;) {
+          const r = await reader.read();
+          if (r.done) {
+            finish();
+            return null;
+          }
+          if (r.value.length > 0) return r.value;
+        }
+      } catch {
+        finish(); // a stdin that fails (EIO, reset) ends like EOF: the call's input is over
+        return null;
+      }
+    },
+    close() {
+      if (done) return;
+      finish();
+      void reader.cancel().catch(() => {});
+    },
+  };
+}
+
+/**
+ * fd 1 or 2 as a ByteSink; each write waits until the bytes are out (backpressure). With
+ * `closeFd`, closeWrite() closes the descriptor so the reader sees EOF at once (stdout, as
+ * qrexec does when the service's stdout ends); node:fs is loaded for that only, in the
+ * background, because the exit that follows closes it anyway.
+ */
+export function bunFdSink(fd: 1 | 2, closeFd: boolean): ByteSink {
+  const writer = Bun.file(fd).writer();
+  let writeClosed = false;
+  let failed: TransportError | null = null;
+  let resolveClosed!: () => void;
+  const closed = new Promise<void>((r) => {
+    resolveClosed = r;
+  });
+  return {
+    description: fd === 1 ? "stdout" : "stderr",
+    closed,
+    async write(data) {
+      if (failed) throw failed;
+      if (writeClosed) throw new TransportError("write after close", "write-closed");
+      if (data.length === 0) return;
+      try {
+        writer.write(data);
+        await writer.flush();
+      } catch (e) {
+        failed = new TransportError(`fd ${fd}: write failed`, (e as { code?: string }).code ?? "EPIPE");
+        throw failed;
+      }
+    },
+    async closeWrite() {
+      if (writeClosed) return;
+      writeClosed = true;
+      await Promise.resolve(writer.flush()).catch(() => {});
+      if (closeFd) {
+        await Promise.resolve(writer.end()).catch(() => {}); // the writer holds its own descriptor
+        void import("node:fs").then((fs) => {
+          fs.closeSync(fd);
+          // Keep the number taken: nothing opened later may become our "stdout".
+          const placeholder = fs.openSync("/dev/null", "w");
+          if (placeholder !== fd) fs.closeSync(placeholder);
+        });
+      }
+      resolveClosed();
+    },
+    close() {
+      writeClosed = true;
+      resolveClosed();
+    },
+  };
 }

@@ -84,6 +84,8 @@ function buildArgs(a: Artefact, outfile: string): string[] {
     `--target=${a.target}`,
     "--no-compile-autoload-dotenv",
     "--no-compile-autoload-bunfig",
+    // The relay starts once per call: precompiled bytecode saves ~1.5 ms of its ~8 ms start.
+    ...(a.kind === "relay" ? ["--bytecode", "--minify"] : []),
     ...define,
     join(ROOT, a.entry),
     "--outfile",
