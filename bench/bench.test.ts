@@ -51,8 +51,11 @@ test("bun bench/run.ts --quick --json gives every figure", async () => {
     positive(r.serial.transportOnly.mbPerSecond, "serial transport");
     positive(r.ratios.serialOverRawPty, "serial/raw pty");
   }
+  positive(r.callLatency.relay.p50Ms, "relay call p50");
+  if (r.sshSkipped === null) positive(r.callLatency.perCallRatio, "ssh per call / relay");
   expect(r.targets.map((t: { name: string }) => t.name)).toEqual([
     "ours_best / ssh_best",
     "serial / raw_pty",
+    "ssh_per_call_p50 / relay_call_p50",
   ]);
-}, 40_000);
+}, 90_000);

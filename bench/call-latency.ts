@@ -84,7 +84,11 @@ function sshArgs(sshd: Sshd, extra: string[]): string[] {
   ];
 }
 
-export async function measureCallLatency(o: { calls: number; sshCalls: number }): Promise<CallLatency> {
+export async function measureCallLatency(o: {
+  calls: number;
+  sshCalls: number;
+  noSsh?: boolean;
+}): Promise<CallLatency> {
   const relay = await buildRelay();
   const { host } = await pairedHost({ agent: { tcp: "127.0.0.1:0" } });
   // test.Exit (the harness's service): "stdout line", "stderr line", exit $1.
@@ -93,7 +97,7 @@ export async function measureCallLatency(o: { calls: number; sshCalls: number })
     if (r.code !== 0 || !r.stdout.includes("stdout line"))
       throw new Error(`relay call failed (${r.code}): ${r.stderr.trim()}`);
   });
-  const sshdPath = findSshd();
+  const sshdPath = o.noSsh ? null : findSshd();
   if (!sshdPath) {
     return {
       relay: ours,
@@ -101,7 +105,7 @@ export async function measureCallLatency(o: { calls: number; sshCalls: number })
       sshMultiplexed: null,
       perCallRatio: null,
       multiplexedRatio: null,
-      sshSkipped: "no sshd",
+      sshSkipped: o.noSsh ? "--no-ssh" : "no sshd",
     };
   }
   const sshd = await startSshd(sshdPath);
