@@ -14,7 +14,7 @@
  */
 import { join } from "node:path";
 import { buildRelay, cleanup, pairedHost, runRelayAs } from "../test/fixtures/qubes-stubs/harness.ts";
-import { findSshd, type Sshd, startSshd } from "./ssh.ts";
+import { findSshd, type Sshd, sshClientArgs, startSshd } from "./ssh.ts";
 
 export interface Percentiles {
   readonly n: number;
@@ -60,28 +60,7 @@ async function runChecked(argv: string[], env?: Record<string, string>): Promise
 }
 
 function sshArgs(sshd: Sshd, extra: string[]): string[] {
-  return [
-    "ssh",
-    "-F",
-    "/dev/null",
-    "-i",
-    join(sshd.dir, "client_key"),
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "LogLevel=ERROR",
-    ...extra,
-    "-p",
-    String(sshd.port),
-    "127.0.0.1",
-    REMOTE,
-  ];
+  return ["ssh", ...sshClientArgs(sshd), ...extra, "-p", String(sshd.port), "127.0.0.1", REMOTE];
 }
 
 export async function measureCallLatency(o: {

@@ -114,6 +114,28 @@ export async function startSshd(sshdPath: string): Promise<Sshd> {
   }
 }
 
+/** Client options for the throwaway server: its key, no prompts, no host-key store, no compression. */
+export function sshClientArgs(sshd: Sshd): string[] {
+  return [
+    "-F",
+    "/dev/null",
+    "-i",
+    join(sshd.dir, "client_key"),
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "Compression=no",
+    "-o",
+    "LogLevel=ERROR",
+  ];
+}
+
 export interface TransferResult {
   bytes: number;
   seconds: number;
@@ -131,22 +153,7 @@ export async function sshTransfer(
   block: Uint8Array,
 ): Promise<TransferResult> {
   const args = [
-    "-F",
-    "/dev/null",
-    "-i",
-    join(sshd.dir, "client_key"),
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "Compression=no",
-    "-o",
-    "LogLevel=ERROR",
+    ...sshClientArgs(sshd),
     "-c",
     cipher,
     "-p",

@@ -33,16 +33,11 @@ export interface Pin {
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
-const STRING_FIELDS = [
-  "time",
-  "client",
-  "service",
-  "operation",
-  "key",
-  "decision",
-  "result",
-  "detail",
-] as const;
+/** Every field between seq and the two hashes is a string. */
+const STRING_FIELDS = FIELD_ORDER.slice(1, -2) as readonly Exclude<
+  (typeof FIELD_ORDER)[number],
+  "seq" | "prev" | "hash"
+>[];
 
 function shapeOk(v: unknown): v is AuditRecord {
   if (typeof v !== "object" || v === null || Array.isArray(v)) return false;
