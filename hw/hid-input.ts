@@ -7,7 +7,9 @@
  * down, and only while a wait is pending. Default keys: `y` approves, `n` denies.
  * Must never: accept input from the host: only a device plugged into the device itself.
  */
+
 import type { ApprovalInput, Verdict } from "./input.ts";
+import { PressQueue } from "./press-queue.ts";
 
 /** HID usage IDs (keyboard page 0x07). */
 export const HID_KEY = { y: 0x1c, n: 0x11, enter: 0x28, escape: 0x29 } as const;
@@ -62,7 +64,7 @@ export async function loadNodeHid(moduleName = "node-hid"): Promise<NodeHid> {
 export class HidInput implements ApprovalInput {
   readonly description: string;
   private down: number[] = [];
-  private waiter: ((v: Verdict) => void) | null = null;
+  private readonly queue: PressQueue;
   private closed = false;
 
   constructor(
@@ -71,9 +73,11 @@ export class HidInput implements ApprovalInput {
   ) {
     const id = (n: number) => n.toString(16).padStart(4, "0");
     this.description = `hid ${options.path ?? `${id(options.vendorId)}:${id(options.productId)}`}`;
+    this.queue = new PressQueue(this.description);
     device.on("data", (data) => this.onReport(new Uint8Array(data)));
     device.on("error", () => {
       this.closed = true;
+      this.queue.closed = true; // unplugged: waits fail at once, the manager denies
     });
   }
 
@@ -97,35 +101,18 @@ export class HidInput implements ApprovalInput {
     const deny = this.options.denyKeys ?? [HID_KEY.n];
     for (const k of pressed) {
       const v: Verdict | null = approve.includes(k) ? "approve" : deny.includes(k) ? "deny" : null;
-      const w = this.waiter;
-      if (v && w) {
-        this.waiter = null;
-        w(v);
-        return;
-      }
+      if (v && this.queue.deliver(v)) return;
     }
   }
 
   waitForVerdict(signal: AbortSignal): Promise<Verdict> {
-    if (this.closed) return Promise.reject(new Error(`${this.description} is closed or gone`));
-    if (this.waiter) return Promise.reject(new Error(`${this.description}: a wait is already pending`));
-    if (signal.aborted) return Promise.reject(signal.reason);
-    return new Promise<Verdict>((resolve, reject) => {
-      const onAbort = () => {
-        this.waiter = null;
-        reject(signal.reason);
-      };
-      this.waiter = (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
+    return this.queue.wait(signal);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.queue.closed = true;
     this.device.close();
   }
 }

@@ -7,51 +7,11 @@
  */
 import { type Listener, platform } from "../platform/index.ts";
 import type { ApprovalInput, Indicator, IndicatorPattern, Verdict } from "./input.ts";
+import { PressQueue } from "./press-queue.ts";
 
 export type PressKind = "short" | "long" | Verdict;
 
 const toVerdict = (kind: PressKind): Verdict => (kind === "short" || kind === "approve" ? "approve" : "deny");
-
-/** The shared waiting logic: one pending wait, earlier presses dropped. */
-class PressQueue {
-  private waiter: ((v: Verdict) => void) | null = null;
-  ignored = 0;
-  closed = false;
-
-  constructor(private readonly description: string) {}
-
-  get waiting(): boolean {
-    return this.waiter !== null;
-  }
-
-  deliver(v: Verdict): boolean {
-    const w = this.waiter;
-    if (!w) {
-      this.ignored++;
-      return false;
-    }
-    this.waiter = null;
-    w(v);
-    return true;
-  }
-
-  wait(signal: AbortSignal): Promise<Verdict> {
-    if (this.closed) return Promise.reject(new Error(`${this.description} is closed`));
-    if (this.waiter) return Promise.reject(new Error(`${this.description}: a wait is already pending`));
-    if (signal.aborted) return Promise.reject(signal.reason);
-    return new Promise<Verdict>((resolve, reject) => {
-      const onAbort = () => {
-        this.waiter = null;
-        reject(signal.reason);
-      };
-      this.waiter = (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-    });
-  }
-}
 
 export class SimulatedButton implements ApprovalInput {
   readonly description = "simulated";
