@@ -11,6 +11,7 @@ import { ConfigError } from "../core/errors.ts";
 import { makeResolver } from "../core/noise/suites.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
+import { nativeDh } from "../platform/native-dh.ts";
 import type { Listener } from "../platform/platform.ts";
 import { rankLinkSuites } from "../platform/suite-ranking.ts";
 import type { TcpListener } from "../transport/tcp.ts";
@@ -85,7 +86,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     throw error;
   }
-  const resolver = makeResolver(nativeCiphers());
+  const resolver = makeResolver(nativeCiphers(), nativeDh());
   const suites = rankLinkSuites(resolver);
   const callDeps = { config, policy, confirmer, builtins, log };
   const sessions = new SessionManager({

@@ -10,6 +10,7 @@ import { systemClock } from "../core/session/duplex.ts";
 import { connectAsInitiator, connectAsResponder } from "../core/session/establish.ts";
 import { TcpRecordLink } from "../core/session/tcp-record-link.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
+import { nativeDh } from "../platform/native-dh.ts";
 import { tcpConnect, tcpListen } from "../transport/tcp.ts";
 import type { ByteStream } from "../transport/transport.ts";
 
@@ -18,7 +19,7 @@ export async function warmHandshakes(
   warmup: number,
   suite: LinkSuiteName = "25519_AESGCM_BLAKE2s",
 ): Promise<number[]> {
-  const resolver = makeResolver(nativeCiphers());
+  const resolver = makeResolver(nativeCiphers(), nativeDh());
   const host = dh25519.generateKeyPair();
   const agent = dh25519.generateKeyPair();
   const same = (x: Uint8Array, y: Uint8Array) => Buffer.from(x).equals(Buffer.from(y));

@@ -16,6 +16,7 @@ import type { CborMap } from "../core/wire/cbor.ts";
 import { type Listener, platform } from "../platform/index.ts";
 import { generateKeyFile, loadKeyPair } from "../platform/key-file.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
+import { nativeDh } from "../platform/native-dh.ts";
 import { rankLinkSuites } from "../platform/suite-ranking.ts";
 import { type ControlApi, serveConnection } from "./control-server.ts";
 import { byIdMatches, Hotplug } from "./hotplug.ts";
@@ -61,7 +62,7 @@ export class Daemon {
       keygenCommand: "remove it and restart the daemon; or",
     });
     for (const entry of (await loadRegistry(paths.registry)).remotes) this.entries.set(entry.name, entry);
-    const resolver = makeResolver(nativeCiphers());
+    const resolver = makeResolver(nativeCiphers(), nativeDh());
     this.ctx = {
       staticKey,
       resolver,

@@ -33,10 +33,13 @@ const HASHES: Record<string, HashFunctions> = {
   SHA512: sha512Hash,
 };
 
-/** A resolver over @noble, with optional faster cipher implementations taking precedence. */
-export function makeResolver(nativeCiphers: readonly CipherFunctions[] = []): CryptoResolver {
+/** A resolver over @noble, with optional faster native implementations taking precedence. */
+export function makeResolver(
+  nativeCiphers: readonly CipherFunctions[] = [],
+  nativeDh: DhFunctions | null = null,
+): CryptoResolver {
   return {
-    dh: (name) => DH[name] ?? null,
+    dh: (name) => (nativeDh && nativeDh.name === name ? nativeDh : (DH[name] ?? null)),
     cipher: (name) => nativeCiphers.find((c) => c.name === name) ?? CIPHERS[name] ?? null,
     hash: (name) => HASHES[name] ?? null,
   };

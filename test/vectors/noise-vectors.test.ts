@@ -6,6 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { aesGcmNative } from "../../platform/native-aead.ts";
+import { dh25519Native } from "../../platform/native-dh.ts";
 import { type NoiseVector, runVector } from "./noise-vectors.ts";
 
 const VECTORS = join(import.meta.dir, "../../../shared/vectors/noise");
@@ -17,15 +18,15 @@ const REQUIRED = /^Noise_(IK|XX|KK|XK)(psk\d(\+psk\d)*)?_25519_(ChaChaPoly|AESGC
 for (const file of ["snow.json", "cacophony.json"]) {
   describe(file, () => {
     const vectors = load(file);
-    for (const [label, ciphers] of [
-      ["noble", []],
-      ["native AES-GCM", [aesGcmNative]],
+    for (const [label, ciphers, dh] of [
+      ["noble", [], null],
+      ["native AES-GCM and X25519", [aesGcmNative], dh25519Native],
     ] as const) {
       test(`every implemented vector passes (${label})`, () => {
         const failures: string[] = [];
         let passed = 0;
         for (const v of vectors) {
-          const outcome = runVector(v, ciphers);
+          const outcome = runVector(v, ciphers, dh);
           if (outcome.status === "failed") failures.push(`${v.protocol_name}: ${outcome.reason}`);
           if (outcome.status === "passed") passed++;
         }

@@ -5,7 +5,7 @@
  * Vectors we do not implement (448, fallback, hybrid, unknown patterns) are skipped, not failed.
  */
 import type { CipherState } from "../../core/noise/cipher-state.ts";
-import type { CipherFunctions } from "../../core/noise/crypto.ts";
+import type { CipherFunctions, DhFunctions } from "../../core/noise/crypto.ts";
 import { HandshakeState } from "../../core/noise/handshake-state.ts";
 import { parseProtocolName } from "../../core/noise/patterns.ts";
 import { makeResolver, resolveSuite } from "../../core/noise/suites.ts";
@@ -39,12 +39,21 @@ const hex = (s: string | undefined): Uint8Array | undefined =>
   s === undefined ? undefined : Uint8Array.from(Buffer.from(s, "hex"));
 const toHex = (b: Uint8Array): string => Buffer.from(b).toString("hex");
 
-export function runVector(v: NoiseVector, nativeCiphers: readonly CipherFunctions[] = []): VectorOutcome {
+export function runVector(
+  v: NoiseVector,
+  nativeCiphers: readonly CipherFunctions[] = [],
+  nativeDh: DhFunctions | null = null,
+): VectorOutcome {
   if (v.fallback || v.fallback_pattern || v.hybrid || v.fail)
     return { status: "skipped", reason: "fallback/hybrid/fail" };
   const protocol = parseProtocolName(v.protocol_name);
   if (!protocol) return { status: "skipped", reason: "pattern not implemented" };
-  const suite = resolveSuite(makeResolver(nativeCiphers), protocol.dh, protocol.cipher, protocol.hash);
+  const suite = resolveSuite(
+    makeResolver(nativeCiphers, nativeDh),
+    protocol.dh,
+    protocol.cipher,
+    protocol.hash,
+  );
   if (!suite) return { status: "skipped", reason: "algorithm not implemented" };
   const keyPair = (priv: string | undefined) =>
     priv === undefined ? undefined : suite.dh.keyPairFromPrivate(hex(priv)!);

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from "node:fs";
 import { nativeCiphers } from "../../platform/native-aead.ts";
+import { nativeDh } from "../../platform/native-dh.ts";
 import { type NoiseVector, runVector } from "./noise-vectors.ts";
 
 const args = process.argv.slice(2).filter((a) => a !== "--");
@@ -29,7 +30,7 @@ for (const file of files) {
     process.exit(2);
   }
   for (const vector of vectors) {
-    const outcome = runVector(vector, nativeCiphers());
+    const outcome = runVector(vector, nativeCiphers(), nativeDh());
     if (outcome.status === "passed") passed++;
     else if (outcome.status === "skipped") {
       skipped++;
