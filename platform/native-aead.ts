@@ -5,6 +5,7 @@
  * Must never: return plaintext whose tag did not verify.
  */
 import { createCipheriv, createDecipheriv } from "node:crypto";
+import { equalBytes } from "../core/bytes.ts";
 import type { CipherFunctions } from "../core/noise/crypto.ts";
 import { aesgcmNonce, SEAL_HEADROOM } from "../core/noise/crypto.ts";
 import { aesGcmNoble } from "../core/noise/crypto-noble.ts";
@@ -65,13 +66,9 @@ export function nativeCiphers(): CipherFunctions[] {
       forgedRefused = true;
     }
     sealed[0]! ^= 1;
-    if (equal(sealed, reference) && equal(opened, pt) && forgedRefused) cached.push(aesGcmNative);
+    if (equalBytes(sealed, reference) && equalBytes(opened, pt) && forgedRefused) cached.push(aesGcmNative);
   } catch {
     // No native AES-GCM: @noble's stays in use.
   }
   return cached;
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }

@@ -7,6 +7,7 @@
  * which the handshake treats as failure, as with @noble).
  */
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync } from "node:crypto";
+import { equalBytes } from "../core/bytes.ts";
 import type { DhFunctions, KeyPair } from "../core/noise/crypto.ts";
 import { dh25519 } from "../core/noise/crypto-noble.ts";
 
@@ -47,8 +48,8 @@ export function nativeDh(): DhFunctions | null {
   try {
     const a = dh25519Native.generateKeyPair();
     const b = dh25519.generateKeyPair();
-    const samePublic = equal(dh25519.keyPairFromPrivate(a.privateKey).publicKey, a.publicKey);
-    const sameSecret = equal(
+    const samePublic = equalBytes(dh25519.keyPairFromPrivate(a.privateKey).publicKey, a.publicKey);
+    const sameSecret = equalBytes(
       dh25519Native.dh(a.privateKey, b.publicKey),
       dh25519.dh(b.privateKey, a.publicKey),
     );
@@ -57,8 +58,4 @@ export function nativeDh(): DhFunctions | null {
     checked = null;
   }
   return checked;
-}
-
-function equal(x: Uint8Array, y: Uint8Array): boolean {
-  return x.length === y.length && x.every((v, i) => v === y[i]);
 }

@@ -5,8 +5,10 @@
  * Must never: pass a client's string to one of these commands, or inherit the caller's GnuPG
  * environment (GNUPGHOME, GPG_AGENT_INFO): the home is always given with --homedir.
  */
+
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
+import { concatBytes } from "../../core/bytes.ts";
 import { type KeyringIndex, parseSecretKeyListing } from "../../core/gpg/keyring.ts";
 import { exitStatusOf, platform } from "../../platform/index.ts";
 import type { ByteSource } from "../../transport/transport.ts";
@@ -42,13 +44,7 @@ async function drain(src: ByteSource | null, max: number): Promise<Uint8Array> {
     parts.push(c);
     n += c.length;
   }
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /** Runs a short command to completion (stdin from `input` or empty), output capped. */

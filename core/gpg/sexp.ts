@@ -5,6 +5,7 @@
  * and re-serialised in canonical form so the agent never sees the client's bytes as written.
  * Must never: recurse on peer input (the parser is iterative) or accept trailing garbage.
  */
+import { concatBytes } from "../bytes.ts";
 import { sanitizeInt } from "./assuan.ts";
 
 export type Sexp = Uint8Array | Sexp[];
@@ -82,15 +83,7 @@ export function serializeSexp(list: Sexp[]): Uint8Array {
     }
   };
   walk(list);
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 function atomIs(x: Sexp | undefined, text: string): boolean {

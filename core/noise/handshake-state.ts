@@ -5,6 +5,7 @@
  * with a half-updated hash), read past a message's declared structure, or let the peer choose the
  * pattern. Peer faults are ProtocolError; misuse by our own code is an assert.
  */
+import { concatBytes } from "../bytes.ts";
 import { assert, ProtocolError } from "../errors.ts";
 import { HANDSHAKE_PAYLOAD_MAX, NOISE_MAX_MESSAGE } from "../wire/limits.ts";
 import type { CipherState } from "./cipher-state.ts";
@@ -135,7 +136,7 @@ export class HandshakeState {
       throw error;
     }
     this.advance();
-    return concat(parts);
+    return concatBytes(parts);
   }
 
   /** Returns the decrypted payload. Throws ProtocolError on a malformed or forged message. */
@@ -230,16 +231,4 @@ export class HandshakeState {
       remoteStatic: this.rs ?? null,
     };
   }
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const p of parts) length += p.length;
-  const out = new Uint8Array(length);
-  let offset = 0;
-  for (const p of parts) {
-    out.set(p, offset);
-    offset += p.length;
-  }
-  return out;
 }

@@ -22,6 +22,7 @@
  * Must never: put key bytes or the text of a line into an error message (the file is secret),
  * or accept a key file whose two halves do not belong together.
  */
+import { equalBytes } from "../bytes.ts";
 import { assert, ConfigError } from "../errors.ts";
 import type { KeyPair } from "../noise/crypto.ts";
 import { dh25519 } from "../noise/crypto-noble.ts";
@@ -192,12 +193,4 @@ function toHex(bytes: Uint8Array): string {
   let s = "";
   for (const b of bytes) s += b.toString(16).padStart(2, "0");
   return s;
-}
-
-/** Constant-time comparison: keys are not compared with an early exit. */
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }

@@ -14,6 +14,7 @@
  * static key than the session's peer, or let vchan traffic through before a pairing code is
  * confirmed on both ends.
  */
+import { equalBytes } from "../bytes.ts";
 import { AssertionError, assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
 import type { KeyPair, NoiseSuite } from "../noise/crypto.ts";
@@ -342,11 +343,4 @@ function prefixed(kind: number, body: Uint8Array): Uint8Array {
   out[0] = kind;
   out.set(body, 1);
   return out;
-}
-
-function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }
