@@ -10,9 +10,9 @@ import { isAbsolute, join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { HANDSHAKE_MIN_INTERVAL_MS } from "../core/wire/limits.ts";
-import { type ConfirmConfig, parseConfirm, parseConfirmTimes } from "./config-confirm.ts";
+import { type ConfirmConfig, parseConfirm, parseConfirmTimes } from "./confirmation/config.ts";
 
-export type { ConfirmConfig } from "./config-confirm.ts";
+export type { ConfirmConfig } from "./confirmation/config.ts";
 
 export const DEFAULT_CONFIG_PATH = "/etc/qubes-air/agent.json";
 const CONFIG_MAX_BYTES = 64 * 1024;

@@ -6,13 +6,13 @@
  */
 import "../platform/webcrypto-global.ts"; // first: Node 18 lacks a global crypto for @noble
 import { ConfigError } from "../core/errors.ts";
-import { callCommand } from "./commands/call.ts";
-import type { Command } from "./commands/cli.ts";
-import { keygenCommand } from "./commands/keygen.ts";
-import { pairTokenCommand } from "./commands/pair-token.ts";
-import { runCommand } from "./commands/run.ts";
-import { versionCommand } from "./commands/version.ts";
-import { gpgSetupCommand } from "./gpg/keysetup.ts";
+import { callCommand } from "./cli/call.ts";
+import type { Command } from "./cli/cli.ts";
+import { keygenCommand } from "./cli/keygen.ts";
+import { pairTokenCommand } from "./cli/pair-token.ts";
+import { runCommand } from "./cli/run.ts";
+import { versionCommand } from "./cli/version.ts";
+import { gpgSetupCommand } from "./services/gpg/keysetup.ts";
 
 const COMMANDS: readonly Command[] = [
   runCommand,

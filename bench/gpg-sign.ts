@@ -8,8 +8,8 @@
  * this measurement: it is the device's own cost.
  */
 import { parseArgs } from "node:util";
-import { agentSockets, capture, loadKeyring } from "../agent/gpg/gpg-tools.ts";
-import { serveGpg2 } from "../agent/gpg/gpg2-service.ts";
+import { agentSockets, capture, loadKeyring } from "../agent/services/gpg/gpg-tools.ts";
+import { serveGpg2 } from "../agent/services/gpg/gpg2-service.ts";
 import {
   agentSocketOf,
   cleanup,

@@ -138,7 +138,7 @@ async function main(): Promise<void> {
   step("a work qube calls pi-gpg through the relay, as Qubes 4.3 runs qubesair.NoiseProxy");
   const relay = (argument: string, stdin: string) =>
     run(
-      [BUN, join(ROOT, "host/relay-main.ts"), argument],
+      [BUN, join(ROOT, "host/relay/main.ts"), argument],
       {
         ...hostEnv,
         QREXEC_SERVICE_ARGUMENT: argument,

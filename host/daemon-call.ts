@@ -1,11 +1,12 @@
 /**
  * Opening a call through the daemon's unix socket: the `call` request, after which the socket
  * carries the call stream (docs/host.md "Socket protocol"). Kept free of node:net so the relay
- * binary can use it with its Bun-native connect (platform/bun-relay-io.ts) and start fast.
+ * binary can use it with its Bun-native connect (host/relay/bun-io.ts) and start fast.
  */
+
+import { encodeMessage } from "../calls/socket-messages.ts";
 import { ConfigError } from "../core/errors.ts";
 import type { ByteStream } from "../transport/transport.ts";
-import { encodeMessage } from "./control-wire.ts";
 
 export class DaemonUnreachable extends ConfigError {
   constructor(socket: string, code: string) {

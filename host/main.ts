@@ -1,24 +1,24 @@
 /**
- * `qubes-air`: the sys-remote CLI (docs/host.md). One file per command in host/commands/;
+ * `qubes-air`: the sys-remote CLI (docs/host.md). One file per command in host/cli/;
  * every command has --help with examples. Exit codes: 0 ok, 1 failure, 2 usage error, and for
  * `call` the remote's own status (125 link/daemon problem, 126 refused, 127 no such service);
  * `flash` has the flasher's own codes (images/flash.ts).
  */
 import { writeSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
-import { callCommand } from "./commands/call.ts";
-import type { CliContext, Command } from "./commands/common.ts";
-import { UsageError } from "./commands/common.ts";
-import { copyFromCommand } from "./commands/copy-from.ts";
-import { copyToCommand } from "./commands/copy-to.ts";
-import { daemonCommand } from "./commands/daemon.ts";
-import { flashCommand } from "./commands/flash.ts";
-import { imageCommand } from "./commands/image.ts";
-import { listCommand } from "./commands/list.ts";
-import { logsCommand } from "./commands/logs.ts";
-import { pairCommand } from "./commands/pair.ts";
-import { unpairCommand } from "./commands/unpair.ts";
-import { versionCommand } from "./commands/version.ts";
+import { callCommand } from "./cli/call.ts";
+import type { CliContext, Command } from "./cli/common.ts";
+import { UsageError } from "./cli/common.ts";
+import { copyFromCommand } from "./cli/copy-from.ts";
+import { copyToCommand } from "./cli/copy-to.ts";
+import { daemonCommand } from "./cli/daemon.ts";
+import { flashCommand } from "./cli/flash.ts";
+import { imageCommand } from "./cli/image.ts";
+import { listCommand } from "./cli/list.ts";
+import { logsCommand } from "./cli/logs.ts";
+import { pairCommand } from "./cli/pair.ts";
+import { unpairCommand } from "./cli/unpair.ts";
+import { versionCommand } from "./cli/version.ts";
 
 const COMMANDS: readonly Command[] = [
   daemonCommand,

@@ -17,7 +17,7 @@ export function stateDirOf(env: Env, flag?: string): string {
 /**
  * The socket paths socketPathOf chooses between, best first, decided without touching the file
  * system: the relay tries them in order instead of importing node:fs (start-up time, see
- * platform/bun-relay-io.ts).
+ * host/relay/bun-io.ts).
  */
 export function socketCandidatesOf(env: Env, stateDir: string, flag?: string, uid = currentUid()): string[] {
   if (flag) return [flag];

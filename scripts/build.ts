@@ -59,7 +59,7 @@ export const ARTEFACTS: readonly Artefact[] = [
   {
     id: "relay-x64",
     file: "qubesair-relay-linux-x64",
-    entry: "host/relay-main.ts",
+    entry: "host/relay/main.ts",
     target: "bun-linux-x64-baseline",
     kind: "relay",
   },

@@ -184,7 +184,7 @@ describe("the checker itself", () => {
   });
 
   test("spots an upward import from transport/", () => {
-    expect(upwardViolations("transport/tcp.ts", 'import { x } from "../host/daemon.ts";')).toEqual([
+    expect(upwardViolations("transport/tcp.ts", 'import { x } from "../host/daemon/daemon.ts";')).toEqual([
       "transport/tcp.ts:1: imports ../host/daemon.ts (host/ is a higher layer)",
     ]);
     expect(upwardViolations("platform/bun.ts", 'import { x } from "../core/errors.ts";')).toEqual([]);

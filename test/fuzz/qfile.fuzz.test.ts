@@ -14,6 +14,7 @@ import * as fs from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import fc from "fast-check";
+import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import {
   encodeFileHeader,
@@ -22,7 +23,6 @@ import {
   QfileError,
   type QfileEvent,
 } from "../../core/qrexec/qfile.ts";
-import { unpackQfile } from "../../runtime/qfile-unpack.ts";
 import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 200);

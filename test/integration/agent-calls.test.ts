@@ -138,9 +138,9 @@ describe("calls from the host into the agent", () => {
 
   test("a malformed request resets the channel: the caller sees 125", async () => {
     const channel = host.vchan.open(new Uint8Array([0xa0]));
-    const { runCall } = await import("../../runtime/call-client.ts");
+    const { runCall } = await import("../../calls/caller.ts");
     const sink = { write: async () => {} };
-    expect(await runCall(channel, { stdin: null, stdout: sink, stderr: sink })).toBe(125);
+    expect((await runCall(channel, { stdin: null, stdout: sink, stderr: sink })).status).toBe(125);
     await agent.waitLine(/call-refused code=schema/);
   });
 });

@@ -5,6 +5,9 @@
  * the caller 125 at once (host side and device side).
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { finishCall } from "../../calls/callee.ts";
+import { runCallProcess } from "../../calls/callee-process.ts";
+import { runCall } from "../../calls/caller.ts";
 import {
   type CallRequest,
   decodeCallRequest,
@@ -13,8 +16,6 @@ import {
 } from "../../core/qrexec/call-protocol.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
 import { platform } from "../../platform/index.ts";
-import { runCall } from "../../runtime/call-client.ts";
-import { finishCall, runCallProcess } from "../../runtime/call-exec.ts";
 import { cleanup, DEVICE, runCli, spawnAgentCli, startAgent } from "../helpers/agent/harness.ts";
 import { pairHost } from "../helpers/agent/host-side.ts";
 
@@ -78,7 +79,7 @@ describe("calls from the device into Qubes", () => {
       encodeCallRequest({ source: "work", target: DEVICE, service: "test.Hold", arg: "" }),
     );
     let killedAt = 0;
-    const status = await runCall(channel, {
+    const { status } = await runCall(channel, {
       stdin: { read: () => new Promise<Uint8Array | null>(() => {}) }, // stays open
       stdout: {
         write: async () => {

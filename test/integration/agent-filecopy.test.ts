@@ -6,6 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runCall } from "../../calls/caller.ts";
+import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import {
   crc32,
@@ -15,8 +17,6 @@ import {
   FILE_HEADER_SIZE,
 } from "../../core/qrexec/qfile.ts";
 import type { Connected } from "../../core/session/establish.ts";
-import { runCall } from "../../runtime/call-client.ts";
-import { unpackQfile } from "../../runtime/qfile-unpack.ts";
 import { memoryPair } from "../../transport/memory.ts";
 import { type AgentProcess, cleanup, DEVICE, makeDir, startAgent } from "../helpers/agent/harness.ts";
 import { hostCall, pairHost } from "../helpers/agent/host-side.ts";
@@ -107,7 +107,7 @@ describe("qubesair.CopyFrom", () => {
       encodeCallRequest({ source: "work", target: DEVICE, service: "qubesair.CopyFrom", arg: "" }),
     );
     let stderr = "";
-    const status = await runCall(channel, {
+    const { status } = await runCall(channel, {
       stdin: fromUnpacker,
       stdout: { write: (d) => toUnpacker.write(d) },
       stderr: {

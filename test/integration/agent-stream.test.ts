@@ -5,9 +5,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { runCall } from "../../calls/caller.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import type { Connected } from "../../core/session/establish.ts";
-import { runCall } from "../../runtime/call-client.ts";
 import { type AgentProcess, cleanup, DEVICE, startAgent } from "../helpers/agent/harness.ts";
 import { hostCall, pairHost, text } from "../helpers/agent/host-side.ts";
 
@@ -48,7 +48,7 @@ describe("volume through the agent", () => {
     const channel = host.vchan.open(
       encodeCallRequest({ source: "work", target: DEVICE, service: "test.Cat", arg: "" }),
     );
-    const status = await runCall(channel, {
+    const { status } = await runCall(channel, {
       stdin: {
         read: async () => {
           if (blocks === total) return null;

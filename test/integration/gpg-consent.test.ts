@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import { loadKeyring } from "../../agent/gpg/gpg-tools.ts";
-import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
+import { loadKeyring } from "../../agent/services/gpg/gpg-tools.ts";
+import { serveGpg1 } from "../../agent/services/gpg/gpg1-service.ts";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import { ERR_CANCELED_LINE } from "../../core/gpg/assuan.ts";
 import {

@@ -6,7 +6,7 @@
  * Also: every name in our table is an option this gpg knows.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { capture } from "../../agent/gpg/gpg-tools.ts";
+import { capture } from "../../agent/services/gpg/gpg-tools.ts";
 import { parseV1Args, V1OptionError } from "../../core/gpg/v1-options.ts";
 import { LONG_OPTIONS, SHORT_OPTIONS } from "../../core/gpg/v1-table.ts";
 import { cleanup, killAgents, tempDir } from "../fixtures/gpg/env.ts";

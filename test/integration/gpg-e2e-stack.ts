@@ -76,7 +76,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   for (const sub of ["policy", "rpc", "home", "state"])
     mkdirSync(join(dir, sub), { recursive: true, mode: 0o700 });
   copyFileSync(
-    join(ROOT, "agent/default-policy/50-qubes-air.policy"),
+    join(ROOT, "core/qrexec/default-policy/50-qubes-air.policy"),
     join(dir, "policy/50-qubes-air.policy"),
   );
   for (const [name, text] of Object.entries(o.policy ?? {})) writeFileSync(join(dir, "policy", name), text);

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHash } from "node:crypto";
 import { chmodSync, createReadStream, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Gpg1Limits, serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
+import { type Gpg1Limits, serveGpg1 } from "../../agent/services/gpg/gpg1-service.ts";
 import { encodeHeader } from "../../core/gpg/v1-wire.ts";
 import { platform } from "../../platform/index.ts";
 import {

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
-import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
+import { serveGpg1 } from "../../agent/services/gpg/gpg1-service.ts";
 import { encodeFrame, encodeHeader } from "../../core/gpg/v1-wire.ts";
 import {
   type Confirming,

@@ -7,8 +7,8 @@
  * agent death.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { loadKeyring } from "../../agent/gpg/gpg-tools.ts";
-import { serveGpg2 } from "../../agent/gpg/gpg2-service.ts";
+import { loadKeyring } from "../../agent/services/gpg/gpg-tools.ts";
+import { serveGpg2 } from "../../agent/services/gpg/gpg2-service.ts";
 import { ERR_FILTERED_LINE } from "../../core/gpg/assuan.ts";
 import {
   type Confirming,
@@ -203,7 +203,7 @@ describe("termination", () => {
   });
 
   test("agent death ends the connection", async () => {
-    const { capture } = await import("../../agent/gpg/gpg-tools.ts");
+    const { capture } = await import("../../agent/services/gpg/gpg-tools.ts");
     const { memoryPair } = await import("../../transport/memory.ts");
     const [cl, sv] = memoryPair();
     const done = serveGpg2(

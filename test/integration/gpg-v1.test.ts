@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
+import { serveGpg1 } from "../../agent/services/gpg/gpg1-service.ts";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import {
   type Confirming,

@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { agentSockets } from "../../agent/gpg/gpg-tools.ts";
-import { serveGpg2 } from "../../agent/gpg/gpg2-service.ts";
+import { agentSockets } from "../../agent/services/gpg/gpg-tools.ts";
+import { serveGpg2 } from "../../agent/services/gpg/gpg2-service.ts";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import {
   agentSocketOf,

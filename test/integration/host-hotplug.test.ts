@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { byIdMatches, Hotplug } from "../../host/hotplug.ts";
+import { byIdMatches, Hotplug } from "../../host/daemon/hotplug.ts";
 import {
   buildRelay,
   cleanup,

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { runCall } from "../../calls/caller.ts";
 import { makeResolver } from "../../core/noise/suites.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import { systemClock } from "../../core/session/duplex.ts";
@@ -15,7 +16,6 @@ import { generateStaticKeyPair } from "../../core/session/key-text.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import { nativeCiphers } from "../../platform/native-aead.ts";
 import { rankLinkSuites } from "../../platform/suite-ranking.ts";
-import { runCall } from "../../runtime/call-client.ts";
 import { tcpListen } from "../../transport/tcp.ts";
 import {
   cleanup,
@@ -118,7 +118,7 @@ describe("device -> Qubes", () => {
         encodeCallRequest({ source: "dom0", target: "work", service: "test.In", arg: "forged" }),
       );
       const out: Uint8Array[] = [];
-      const status = await runCall(channel, {
+      const { status } = await runCall(channel, {
         stdin: { read: async () => null },
         stdout: { write: async (d) => void out.push(d.slice()) },
         stderr: { write: async () => {} },

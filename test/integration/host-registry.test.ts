@@ -7,7 +7,6 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
-import { hostPaths, socketPathOf } from "../../host/paths.ts";
 import {
   formatRegistry,
   loadRegistry,
@@ -15,8 +14,9 @@ import {
   parseTcpAddress,
   type Registry,
   saveRegistry,
-} from "../../host/registry.ts";
-import { TimestampSource } from "../../host/timestamps.ts";
+} from "../../host/daemon/registry.ts";
+import { TimestampSource } from "../../host/daemon/timestamps.ts";
+import { hostPaths, socketPathOf } from "../../host/paths.ts";
 import { cleanup, tempDir } from "../fixtures/qubes-stubs/harness.ts";
 
 afterAll(cleanup);

@@ -9,9 +9,9 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { packQfile, scanTree, splitArgument } from "../../calls/qfile-pack.ts";
+import { type UnpackOptions, unpackQfile } from "../../calls/qfile-unpack.ts";
 import { crc32, encodeFileHeader, type FileHeader } from "../../core/qrexec/qfile.ts";
-import { packQfile, scanTree, splitArgument } from "../../runtime/qfile-pack.ts";
-import { type UnpackOptions, unpackQfile } from "../../runtime/qfile-unpack.ts";
 import { memoryPair } from "../../transport/memory.ts";
 import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 

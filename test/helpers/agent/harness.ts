@@ -23,7 +23,7 @@ import type { ChildProcess } from "../../../platform/platform.ts";
 const HERE = dirname(fileURLToPath(import.meta.url));
 export const MAIN = resolve(HERE, "../../../agent/main.ts");
 export const DEVICE = "pi-gpg";
-const DEFAULT_POLICY = resolve(HERE, "../../../agent/default-policy/50-qubes-air.policy");
+const DEFAULT_POLICY = resolve(HERE, "../../../core/qrexec/default-policy/50-qubes-air.policy");
 
 export interface AgentOptions {
   /** Extra policy files: name -> text (the shipped default is always there as 50-qubes-air). */

@@ -3,6 +3,8 @@
  * (connectAsInitiator + runCall over tcpConnect or a tty) instead of the real host daemon, so
  * the tests control every byte the agent sees.
  */
+
+import { runCall } from "../../../calls/caller.ts";
 import { makeResolver } from "../../../core/noise/suites.ts";
 import { encodeCallRequest } from "../../../core/qrexec/call-protocol.ts";
 import { systemClock } from "../../../core/session/duplex.ts";
@@ -15,7 +17,6 @@ import type { Channel } from "../../../core/vchan/channel.ts";
 import { platform } from "../../../platform/index.ts";
 import { nativeCiphers } from "../../../platform/native-aead.ts";
 import { rankLinkSuites } from "../../../platform/suite-ranking.ts";
-import { runCall } from "../../../runtime/call-client.ts";
 import { openSerial } from "../../../transport/serial.ts";
 import { tcpConnect } from "../../../transport/tcp.ts";
 import type { ByteSink, ByteSource } from "../../../transport/transport.ts";
@@ -93,7 +94,7 @@ export async function hostCall(
   const out = collector();
   const err = collector();
   const input = typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin;
-  const status = await runCall(channel, { stdin: input ? once(input) : null, stdout: out, stderr: err });
+  const { status } = await runCall(channel, { stdin: input ? once(input) : null, stdout: out, stderr: err });
   return { status, stdout: out.bytes(), stderr: new TextDecoder().decode(err.bytes()) };
 }
 

@@ -1,0 +1,37 @@
+/** `qubes-air-agent pair-token`: opens pair-psk pairing with a fresh one-time token. */
+import { loadConfig } from "../config.ts";
+import { AgentState } from "../link/state.ts";
+import { CONFIG_OPTION, type Command, configPath, parse, print } from "./cli.ts";
+
+export const pairTokenCommand: Command = {
+  name: "pair-token",
+  summary: "create a one-time pairing token",
+  help: `Usage: qubes-air-agent pair-token [--config PATH]
+
+Writes a fresh one-time pairing token (32 random bytes) to pairing-token in the configured
+stateDir, replacing any earlier one, and prints it as 64 hex digits. Give it to sys-remote's
+pairing command. While the file exists the running agent accepts one token pairing (pair-psk);
+it deletes the file right after that pairing succeeds. For setups without the image builder,
+which writes the token into the image.
+
+Options:
+  --config PATH   configuration file (default /etc/qubes-air/agent.json)
+
+Examples:
+  qubes-air-agent pair-token
+  TOKEN=$(qubes-air-agent pair-token --config ./agent.json)`,
+  async run(args) {
+    const { values, help } = parse("pair-token", args, CONFIG_OPTION);
+    if (help) {
+      print(this.help);
+      return 0;
+    }
+    const config = await loadConfig(configPath(values));
+    const token = await AgentState.writeToken(config.stateDir);
+    process.stderr.write(
+      `qubes-air-agent: one-time pairing token written to ${config.stateDir}/pairing-token\n`,
+    );
+    print(token);
+    return 0;
+  },
+};

@@ -1,0 +1,151 @@
+/**
+ * Where hosts reach the agent: a TCP listener and/or a tty (USB gadget serial).
+ *
+ * TCP: every connection is a handshake attempt. At most MAX_HALF_OPEN handshakes run at once and
+ * one source address may start one every handshakeMinIntervalMs; anything beyond is closed at
+ * once (logged as refused, code handshake-rate), before any crypto runs.
+ * tty: one session at a time on the line; the handshake starts when the first bytes arrive (an
+ * idle line never times out). When a session ends the line is reopened and the handshake
+ * frames the old link received but did not use are carried over (a host that restarted its
+ * handshake is not lost). A line that fails at once backs off, up to TTY_BACKOFF_MAX_MS.
+ * Must never: let a flood of connections run unbounded handshakes, or spin on a dead tty.
+ */
+
+import type { Duplex } from "../../core/session/duplex.ts";
+import { SerialRecordLink } from "../../core/session/serial-record-link.ts";
+import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
+import type { SerialFrame } from "../../core/wire/serial-frame.ts";
+import { platform } from "../../platform/index.ts";
+import { openSerial } from "../../transport/serial.ts";
+import { type TcpListener, tcpListen } from "../../transport/tcp.ts";
+import type { TcpAddress } from "../config.ts";
+import type { Log } from "../log.ts";
+import type { SessionManager } from "./sessions.ts";
+
+/** Handshakes in progress at once (each costs a few DH operations and a timer). */
+export const MAX_HALF_OPEN = 8;
+const RATE_TABLE_MAX = 1024;
+const TTY_BACKOFF_MIN_MS = 100;
+const TTY_BACKOFF_MAX_MS = 5000;
+/** A tty session shorter than this counts as a failure for the backoff. */
+const TTY_HEALTHY_MS = 2000;
+
+export interface Stoppable {
+  stop(): Promise<void>;
+}
+
+export async function listenTcp(
+  addr: TcpAddress,
+  sessions: SessionManager,
+  log: Log,
+  minIntervalMs: number,
+): Promise<TcpListener> {
+  const lastStart = new Map<string, number>();
+  let halfOpen = 0;
+  const listener = await tcpListen(addr.host, addr.port, (stream, peer) => {
+    const via = stream.description;
+    const source = peer.address;
+    const now = platform.monotonicMs();
+    const last = lastStart.get(source);
+    const why =
+      halfOpen >= MAX_HALF_OPEN
+        ? "too-many-handshakes"
+        : last !== undefined && now - last < minIntervalMs
+          ? "too-frequent"
+          : null;
+    if (why) {
+      log("refused", { via, code: "handshake-rate", why });
+      stream.close();
+      return;
+    }
+    if (lastStart.size >= RATE_TABLE_MAX) {
+      for (const [k, t] of lastStart) if (now - t >= minIntervalMs) lastStart.delete(k);
+    }
+    lastStart.set(source, now);
+    halfOpen++;
+    let counted = true;
+    const done = () => {
+      if (counted) halfOpen--;
+      counted = false;
+    };
+    void sessions.serve(new TcpRecordLink(stream), via, done).finally(() => {
+      done();
+      stream.close();
+    });
+  });
+  log("listening", { tcp: `${addr.host}:${listener.port}`, port: listener.port });
+  return listener;
+}
+
+/** The stream with `first` (already read from it) delivered again before the rest. */
+function withFirst(stream: Duplex, first: Uint8Array | null): Duplex {
+  let pending = first;
+  return {
+    read() {
+      const p = pending;
+      pending = null;
+      return p ? Promise.resolve(p) : stream.read();
+    },
+    write: (data) => stream.write(data),
+    close: () => stream.close(),
+  };
+}
+
+export function listenTty(path: string, sessions: SessionManager, log: Log): Stoppable {
+  let stopped = false;
+  let wake: (() => void) | null = null;
+  let closeCurrent: (() => void) | null = null;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(t);
+        resolve();
+      };
+    });
+  const loop = (async () => {
+    let carried: SerialFrame[] = [];
+    let backoff = TTY_BACKOFF_MIN_MS;
+    let lineState: "up" | "down" | null = null;
+    while (!stopped) {
+      let started = platform.monotonicMs();
+      let ok = false;
+      try {
+        const stream = await openSerial(path);
+        closeCurrent = () => stream.close();
+        if (lineState !== "up") log("listening", { tty: path });
+        lineState = "up";
+        // An idle line is not a handshake in progress: the handshake (and its deadline) starts
+        // with the first bytes, unless frames carried over from the last link are waiting.
+        const first = carried.length > 0 ? null : await stream.read();
+        started = platform.monotonicMs();
+        if (carried.length > 0 || first !== null) {
+          const link = new SerialRecordLink(withFirst(stream, first), undefined, carried);
+          ok = await sessions.serve(link, `serial ${path}`);
+          carried = link.carryOver();
+        }
+        stream.close();
+      } catch (error) {
+        if (lineState !== "down") log("tty-unavailable", { tty: path, why: (error as Error).message });
+        lineState = "down";
+      }
+      closeCurrent = null;
+      if (stopped) break;
+      if (ok && platform.monotonicMs() - started >= TTY_HEALTHY_MS) {
+        backoff = TTY_BACKOFF_MIN_MS;
+        continue;
+      }
+      // Carried frames are a handshake waiting to be answered: retry at once for those.
+      if (carried.length === 0) await pause(backoff);
+      backoff = Math.min(backoff * 2, TTY_BACKOFF_MAX_MS);
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      closeCurrent?.();
+      (wake as (() => void) | null)?.();
+      await loop;
+    },
+  };
+}

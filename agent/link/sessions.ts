@@ -1,0 +1,143 @@
+/**
+ * Host sessions: runs the responder handshake on a fresh link, completes a pairing (pins the
+ * host, spends the token, or asks the user about the 6-digit code), and keeps one live session
+ * per host key: a new session from the same host replaces the old one. Calls the host opens go
+ * to `onOpen`; calls from the device go out on current().
+ * Must never: serve a pair-psk without a token, reuse a token, pin a key the user refused, or
+ * send a handshake reply before the IK timestamp is on disk (AgentState.peers).
+ */
+
+import type { CryptoResolver, LinkSuiteName } from "../../core/noise/suites.ts";
+import { systemClock } from "../../core/session/duplex.ts";
+import { type Connected, connectAsResponder } from "../../core/session/establish.ts";
+import { formatPublicKey } from "../../core/session/key-text.ts";
+import type { RecordLink } from "../../core/session/record-link.ts";
+import type { Channel } from "../../core/vchan/channel.ts";
+import type { Config } from "../config.ts";
+import type { Confirmer } from "../confirmation/confirmer.ts";
+import { errorCode, keyPrefix, type Log } from "../log.ts";
+import { AGENT_VERSION } from "../version.ts";
+import type { AgentState } from "./state.ts";
+
+export interface SessionDeps {
+  readonly config: Config;
+  readonly state: AgentState;
+  readonly confirmer: Confirmer;
+  readonly log: Log;
+  readonly resolver: CryptoResolver;
+  readonly suites: readonly LinkSuiteName[];
+  /** A channel the host opened (a call into the device). */
+  readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
+}
+
+export class SessionManager {
+  private readonly live = new Map<string, Connected>();
+  /** Live sessions, oldest first: the last is the one device calls use. */
+  private order: Connected[] = [];
+  private stopped = false;
+
+  constructor(private readonly d: SessionDeps) {}
+
+  /** The newest live session, or null when no host is connected. */
+  current(): Connected | null {
+    for (let i = this.order.length - 1; i >= 0; i--) if (this.order[i]!.session.isOpen) return this.order[i]!;
+    return null;
+  }
+
+  /**
+   * Runs one link from handshake to end. `handshakeDone` is called once the handshake finished
+   * either way (the listener's half-open count). Resolves when the session (or attempt) is over;
+   * true when a session was established.
+   */
+  async serve(link: RecordLink, via: string, handshakeDone: () => void = () => {}): Promise<boolean> {
+    const { config, state, log } = this.d;
+    // The token is read when the host's offer arrives (an open tty may wait long for one), so a
+    // token created meanwhile with `pair-token` is seen.
+    const pairing: { token?: Uint8Array; allowCode: boolean } = { allowCode: config.allowCodePairing };
+    const readPairing = async () => {
+      try {
+        pairing.token = await state.readToken();
+      } catch (error) {
+        log("pairing-token-unusable", { why: (error as Error).message });
+      }
+      return pairing;
+    };
+    let c: Connected;
+    try {
+      c = await connectAsResponder(
+        {
+          link,
+          resolver: this.d.resolver,
+          staticKey: state.deviceKey,
+          version: AGENT_VERSION,
+          suites: this.d.suites,
+          peers: state.peers,
+          pairing: readPairing,
+        },
+        { clock: systemClock, onOpen: this.d.onOpen },
+      );
+    } catch (error) {
+      log("refused", { via, code: errorCode(error) });
+      return false;
+    } finally {
+      handshakeDone();
+    }
+    const e = c.established;
+    const peer = keyPrefix(e.peerKey);
+    try {
+      if (e.mode === "pair-psk") {
+        if (!pairing.token || !state.consumeToken(pairing.token)) throw new Error("token-used");
+        await state.pin(e.peerKey);
+        await state.deleteTokenFile();
+      } else if (e.mode === "pair-code") {
+        log("pairing-code", { code: e.pairingCode, peer, via });
+        const approved = await this.d.confirmer.confirm({
+          kind: "pairing",
+          code: e.pairingCode!,
+          peerKey: formatPublicKey(e.peerKey),
+        });
+        await c.session.confirmPairing(approved);
+        await state.pin(e.peerKey);
+      }
+    } catch (error) {
+      c.session.close();
+      log("refused", {
+        via,
+        peer,
+        mode: e.mode,
+        code: error instanceof Error && error.message === "token-used" ? "handshake-psk" : errorCode(error),
+      });
+      return false;
+    }
+    if (e.mode !== "reconnect") log("paired", { peer: formatPublicKey(e.peerKey), mode: e.mode, via });
+    if (this.stopped) {
+      c.session.close();
+      return true;
+    }
+    const id = formatPublicKey(e.peerKey);
+    const old = this.live.get(id);
+    this.live.set(id, c);
+    this.order = [...this.order.filter((x) => x !== old && x.session.isOpen), c];
+    if (old) {
+      log("session-replaced", { peer });
+      old.session.close();
+    }
+    log("session-up", { peer, mode: e.mode, suite: e.suite, via, hostVersion: safeVersion(e.peerVersion) });
+    const end = await c.session.closed;
+    if (this.live.get(id) === c) this.live.delete(id);
+    this.order = this.order.filter((x) => x !== c);
+    log("session-down", { peer, code: end?.code ?? "closed", via });
+    return true;
+  }
+
+  /** Closes every session (orderly CLOSE) and refuses new ones. */
+  closeAll(): void {
+    this.stopped = true;
+    for (const c of this.live.values()) c.session.close();
+  }
+}
+
+/** The peer's version string is peer bytes: only a plain, short one is logged. */
+function safeVersion(v: string): string {
+  return /^[A-Za-z0-9_.+/-]{1,40}$/.test(v) ? v : "(unprintable)";
+}

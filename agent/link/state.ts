@@ -1,0 +1,215 @@
+/**
+ * The agent's persistent state, all in stateDir and written atomically with mode 0600
+ * (docs/agent.md "State"):
+ *   device.key     this device's static key (created on first start if missing)
+ *   pairing-token  64 hex digits; one-time: pair-psk is open only while it exists, and it is
+ *                  deleted right after a successful pairing
+ *   hosts.json     pinned host keys, each with the last accepted IK timestamp
+ *
+ * The IK timestamp is recorded in memory at once (so a concurrent replay is refused) and the
+ * handshake's reply waits for that write (PeerStore.acceptTimestamp), so a replay of message 1
+ * after an agent restart is refused too.
+ * Must never: answer a reconnect before its timestamp is on disk, or keep accepting a token
+ * after it was used once.
+ */
+import { unlink } from "node:fs/promises";
+import { join } from "node:path";
+import { ConfigError } from "../../core/errors.ts";
+import type { PeerStore } from "../../core/session/handshake.ts";
+import { formatPublicKey, parsePublicKey, type StaticKeyPair } from "../../core/session/key-text.ts";
+import { platform } from "../../platform/index.ts";
+import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
+
+export const TOKEN_BYTES = 32;
+const KEYGEN = "qubes-air-agent keygen --out";
+
+interface HostEntry {
+  key: string;
+  pairedAt: string;
+  lastTimestamp: bigint | null;
+}
+
+export class AgentState {
+  private hosts = new Map<string, HostEntry>();
+  private writing: Promise<void> = Promise.resolve();
+  private usedTokens = new Set<string>();
+
+  private constructor(
+    readonly dir: string,
+    readonly deviceKey: StaticKeyPair,
+    /** True when this start created device.key. */
+    readonly keyCreated: boolean,
+  ) {}
+
+  static async open(dir: string): Promise<AgentState> {
+    await ensureStateDir(dir);
+    const keyPath = join(dir, "device.key");
+    const exists = (await platform.stat(keyPath)) !== null;
+    const key = exists
+      ? await loadKeyPair(keyPath, { keygenCommand: KEYGEN })
+      : await generateKeyFile(keyPath);
+    const state = new AgentState(dir, key, !exists);
+    await state.loadHosts();
+    return state;
+  }
+
+  get hostsPath(): string {
+    return join(this.dir, "hosts.json");
+  }
+
+  get tokenPath(): string {
+    return join(this.dir, "pairing-token");
+  }
+
+  get pinnedCount(): number {
+    return this.hosts.size;
+  }
+
+  /**
+   * The PeerStore the handshake consults. acceptTimestamp resolves only once the timestamp is on
+   * disk, and the handshake sends its reply only after that, so a replay after a restart fails.
+   */
+  readonly peers: PeerStore = {
+    isPinned: (key) => this.hosts.has(formatPublicKey(key)),
+    acceptTimestamp: async (key, ts) => {
+      const entry = this.hosts.get(formatPublicKey(key));
+      if (!entry || (entry.lastTimestamp !== null && ts <= entry.lastTimestamp)) return false;
+      entry.lastTimestamp = ts;
+      this.scheduleWrite();
+      await this.writing;
+      return true;
+    },
+  };
+
+  /** Resolves once every change made so far is on disk; rejects if writing failed. */
+  persisted(): Promise<void> {
+    return this.writing;
+  }
+
+  /**
+   * Pins a host key learned by pairing. Re-pairing a pinned key keeps its last IK timestamp, so
+   * an IK message 1 recorded before the re-pairing still cannot be replayed.
+   */
+  async pin(key: Uint8Array): Promise<void> {
+    const text = formatPublicKey(key);
+    const lastTimestamp = this.hosts.get(text)?.lastTimestamp ?? null;
+    this.hosts.set(text, { key: text, pairedAt: new Date(platform.now()).toISOString(), lastTimestamp });
+    this.scheduleWrite();
+    await this.writing;
+  }
+
+  /** The pairing token if one is set and unused; a malformed token file is a ConfigError. */
+  async readToken(): Promise<Uint8Array | undefined> {
+    const st = await platform.stat(this.tokenPath);
+    if (!st) return undefined;
+    if (!st.isFile || st.size > 200) throw new ConfigError(`${this.tokenPath} is not a pairing token file`);
+    if (st.mode & 0o077) {
+      throw new ConfigError(
+        `${this.tokenPath} is readable by others; pairing is closed. Run: chmod 600 ${this.tokenPath}`,
+      );
+    }
+    const text = new TextDecoder().decode(await platform.readFile(this.tokenPath)).trim();
+    if (!/^[0-9a-fA-F]{64}$/.test(text)) {
+      throw new ConfigError(
+        `${this.tokenPath} must hold 64 hex digits; create a new one with: qubes-air-agent pair-token`,
+      );
+    }
+    if (this.usedTokens.has(text.toLowerCase())) return undefined;
+    return Uint8Array.from(Buffer.from(text, "hex"));
+  }
+
+  /**
+   * Marks a token as used (synchronously, so a second handshake racing with this one is refused)
+   * and deletes the file. False if it had been used already.
+   */
+  consumeToken(token: Uint8Array): boolean {
+    const hex = Buffer.from(token).toString("hex");
+    if (this.usedTokens.has(hex)) return false;
+    this.usedTokens.add(hex);
+    return true;
+  }
+
+  async deleteTokenFile(): Promise<void> {
+    await unlink(this.tokenPath).catch((e: { code?: string }) => {
+      if (e.code !== "ENOENT") throw e;
+    });
+  }
+
+  /** Creates a fresh one-time token (replacing any earlier one) and returns it as hex. */
+  static async writeToken(dir: string): Promise<string> {
+    await ensureStateDir(dir);
+    const hex = Buffer.from(platform.randomBytes(TOKEN_BYTES)).toString("hex");
+    await platform.writeFileAtomic(join(dir, "pairing-token"), `${hex}\n`, 0o600);
+    return hex;
+  }
+
+  private scheduleWrite(): void {
+    // Each write takes a snapshot when it starts, so it includes every change made before it.
+    this.writing = this.writing
+      .catch(() => {})
+      .then(() => platform.writeFileAtomic(this.hostsPath, this.serialize(), 0o600));
+  }
+
+  private serialize(): string {
+    const hosts = [...this.hosts.values()].map((h) => ({
+      key: h.key,
+      pairedAt: h.pairedAt,
+      lastTimestamp: h.lastTimestamp === null ? null : h.lastTimestamp.toString(),
+    }));
+    return `${JSON.stringify({ version: 1, hosts }, null, 2)}\n`;
+  }
+
+  private async loadHosts(): Promise<void> {
+    const path = this.hostsPath;
+    const st = await platform.stat(path);
+    if (!st) return;
+    if (!st.isFile) throw new ConfigError(`${path} is not a regular file`);
+    if (st.mode & 0o022) {
+      throw new ConfigError(
+        `${path} is writable by group or others (they could pin a host). Run: chmod 600 ${path}`,
+      );
+    }
+    const broken = (what: string) =>
+      new ConfigError(`${path} is damaged (${what}); restore it from a backup, or delete it and pair again`);
+    let doc: unknown;
+    try {
+      doc = JSON.parse(new TextDecoder().decode(await platform.readFile(path)));
+    } catch {
+      throw broken("not JSON");
+    }
+    const d = doc as { version?: unknown; hosts?: unknown };
+    if (!d || typeof d !== "object" || d.version !== 1 || !Array.isArray(d.hosts))
+      throw broken("no version 1 hosts list");
+    for (const h of d.hosts as Record<string, unknown>[]) {
+      const keys = h && typeof h === "object" ? Object.keys(h).sort().join(",") : "";
+      if (
+        keys !== "key,lastTimestamp,pairedAt" ||
+        typeof h.key !== "string" ||
+        typeof h.pairedAt !== "string"
+      ) {
+        throw broken("a host entry has the wrong fields");
+      }
+      const key = formatPublicKey(parsePublicKey(h.key, `${path} (a host key)`));
+      const ts = h.lastTimestamp;
+      if (ts !== null && (typeof ts !== "string" || !/^\d{1,30}$/.test(ts)))
+        throw broken("a bad lastTimestamp");
+      this.hosts.set(key, {
+        key,
+        pairedAt: h.pairedAt,
+        lastTimestamp: ts === null ? null : BigInt(ts as string),
+      });
+    }
+  }
+}
+
+async function ensureStateDir(dir: string): Promise<void> {
+  const st = await platform.stat(dir);
+  if (!st) {
+    await platform.mkdirp(dir, 0o700);
+    return;
+  }
+  if (!st.isDirectory) throw new ConfigError(`state directory ${dir} is not a directory`);
+  if (st.mode & 0o022) {
+    throw new ConfigError(`state directory ${dir} is writable by group or others. Run: chmod 700 ${dir}`);
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * Services the agent answers itself, without a process (after policy, like any service):
+ *
+ * qubes.Filecopy[+allow-all-names]   receive a qfile stream into
+ *                                    <incomingDir>/QubesIncoming/<source>/ (qfile.md §3, §4);
+ *                                    any other argument exits 1, as upstream's script does.
+ *                                    Exit status = the reply's code & 0xff.
+ * qubesair.CopyFrom                  the host's `copy-from`: stdin starts with a u32 BE length and
+ *                                    that many bytes of NUL-separated paths (absolute, or relative
+ *                                    to $HOME), then carries the host's qfile reply; stdout is the
+ *                                    qfile stream of those paths. Exit 0, or 1 with a message.
+ * Must never: write outside the incoming directory, or read more of the request than its cap.
+ */
+import { homedir } from "node:os";
+import { isAbsolute, join } from "node:path";
+import { CallOutput } from "../../calls/callee.ts";
+import type { CallChannel } from "../../calls/channel.ts";
+import { channelSource, drain } from "../../calls/channel.ts";
+import { packQfile } from "../../calls/qfile-pack.ts";
+import { unpackQfile } from "../../calls/qfile-unpack.ts";
+import { ConfigError } from "../../core/errors.ts";
+import type { CallRequest } from "../../core/qrexec/call-protocol.ts";
+import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
+import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
+
+/** The path list of one copy-from request. */
+
+export type Builtin = (
+  channel: CallChannel,
+  request: CallRequest,
+  o: { incomingDir: string },
+) => Promise<number>;
+
+export const BUILTINS: ReadonlyMap<string, Builtin> = new Map([
+  [Service.Filecopy, filecopy],
+  [Service.CopyFrom, copyFrom],
+]);
+
+async function filecopy(channel: CallChannel, r: CallRequest, o: { incomingDir: string }): Promise<number> {
+  const out = new CallOutput(channel);
+  if (r.arg !== "" && r.arg !== "allow-all-names") {
+    await out.stderr.write(new TextEncoder().encode(`${Service.Filecopy}: invalid argument\n`));
+    return finish(out, channel, 1);
+  }
+  const dir = join(o.incomingDir, "QubesIncoming", r.source);
+  const result = await unpackQfile(channelSource(channel), out.stdout, {
+    dir,
+    allowAllNames: r.arg === "allow-all-names",
+  });
+  return finish(out, channel, result.code & 0xff);
+}
+
+async function copyFrom(channel: CallChannel, _r: CallRequest, _o: unknown): Promise<number> {
+  const out = new CallOutput(channel);
+  const fail = async (message: string) => {
+    await out.stderr.write(new TextEncoder().encode(`${Service.CopyFrom}: ${message}\n`)).catch(() => {});
+    return finish(out, channel, 1);
+  };
+  const source = new PrefixedSource(channel);
+  let paths: string[];
+  try {
+    paths = parsePathList(await source.take(4, COPY_FROM_REQUEST_MAX_BYTES));
+  } catch (error) {
+    return fail((error as Error).message);
+  }
+  try {
+    const result = await packQfile(
+      paths,
+      out.stdout,
+      channelSource(channel, () => source.read()),
+    );
+    if (result.code !== 0) return fail(`the receiver refused: ${qfileErrorMessage(result.code)}`);
+    return finish(out, channel, 0);
+  } catch (error) {
+    if (error instanceof ConfigError) return fail(error.message);
+    if ((error as Error).name === "ProtocolError") return fail("the receiver's reply was missing or wrong");
+    throw error;
+  }
+}
+
+async function finish(out: CallOutput, channel: CallChannel, status: number): Promise<number> {
+  await out.finish(status);
+  void drain(channel);
+  return status;
+}
+
+/** u32 BE length, then NUL-separated paths (a trailing NUL is allowed). */
+function parsePathList(bytes: Uint8Array): string[] {
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new Error("the path list is not UTF-8");
+  }
+  const parts = text.split("\0");
+  if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
+  if (parts.length === 0 || parts.some((p) => p === "")) throw new Error("empty path in the request");
+  const home = process.env.HOME || homedir();
+  return parts.map((p) => (isAbsolute(p) ? p : join(home, p)));
+}
+
+/** The channel's stdin with a length-prefixed head taken off first; the rest reads on as usual. */
+class PrefixedSource {
+  private pending: Uint8Array | null = null;
+  constructor(private readonly channel: CallChannel) {}
+
+  /** Reads a u32 BE length (lengthBytes = 4) and then that many bytes. */
+  async take(lengthBytes: 4, max: number): Promise<Uint8Array> {
+    const head = await this.exactly(lengthBytes);
+    const n = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, false);
+    if (n > max) throw new Error(`the path list is over ${max} bytes`);
+    return this.exactly(n);
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const p = this.pending;
+    this.pending = null;
+    return p ? Promise.resolve(p) : this.channel.read();
+  }
+
+  private async exactly(n: number): Promise<Uint8Array> {
+    const out = new Uint8Array(n);
+    let have = 0;
+    while (have < n) {
+      const chunk = await this.read();
+      if (chunk === null) throw new Error("the request ended early");
+      const use = Math.min(n - have, chunk.length);
+      out.set(chunk.subarray(0, use), have);
+      have += use;
+      if (use < chunk.length) this.pending = chunk.subarray(use);
+    }
+    return out;
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * `qubes.Gpg` (split-gpg v1) on the device. Reads the 1028-byte option header (in a loop, under
+ * a time limit), checks the options exactly as upstream's server does (core/gpg/v1-options.ts),
+ * asks for a physical confirmation when the request can use a secret key, runs gpg with a
+ * command line rebuilt from the parsed options (core/gpg/v1-argv.ts: fixed safe prefix, pinned
+ * --homedir) and relays the multiplexed fd frames (gpg1-pumps.ts), with caps on bytes each way
+ * and on wall time. Ends with the exit frame -(status+1), as upstream.
+ *
+ * A refused request gets no frames at all (the upstream client then exits 1) and a line on the
+ * service's stderr; a denied confirmation gets a line on the client's stderr stream and exit
+ * status 1; a limit kills gpg and reports 124 (wall time) or 2 (bytes).
+ * Must never: run gpg before the options are checked and, when needed, confirmed.
+ */
+import { describeKey, type KeyEntry, parseSecretKeyListing } from "../../../core/gpg/keyring.ts";
+import { buildGpgArgv, secretUse, signerSpecs } from "../../../core/gpg/v1-argv.ts";
+import { parseV1Args, V1OptionError, type V1Request } from "../../../core/gpg/v1-options.ts";
+import {
+  decodeHeader,
+  encodeExitFrame,
+  encodeFrames,
+  HEADER_SIZE,
+  V1WireError,
+} from "../../../core/gpg/v1-wire.ts";
+import { GPG1_LIMITS, Service } from "../../../core/qrexec/services.ts";
+import { exitStatusOf, platform } from "../../../platform/index.ts";
+import type { ByteSource } from "../../../transport/transport.ts";
+import type { ConfirmationManager } from "../../confirmation/manager.ts";
+import { type Log, makeLog } from "../../log.ts";
+import type { AuditLog } from "../audit/log.ts";
+import { capture, type GpgTools, gpgEnv, loadKeyring } from "./gpg-tools.ts";
+import { FrameWriter, pumpClientInput, pumpOutput } from "./gpg1-pumps.ts";
+import type { GpgServiceIo } from "./gpg2-service.ts";
+import { spawnWithFds } from "./spawn-fds.ts";
+
+export interface Gpg1Limits {
+  /** Defaults: GPG1_LIMITS (core/qrexec/services.ts). */
+  readonly maxInputBytes?: number;
+  readonly maxOutputBytes?: number;
+  readonly wallMs?: number;
+  readonly headerMs?: number;
+}
+
+export interface Gpg1Context extends GpgTools {
+  readonly source: string;
+  /** The GnuPG home gpg runs in (--homedir), normally holding secret subkeys only. */
+  readonly gnupgHome: string;
+  readonly confirm: ConfirmationManager;
+  readonly audit: AuditLog;
+  readonly limits?: Gpg1Limits;
+  readonly log?: Log;
+}
+
+export const EXIT_WALL_TIME = 124;
+export const EXIT_BYTES = 2;
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<number> {
+  const log = ctx.log ?? makeLog();
+  const lim = ctx.limits ?? {};
+  const audit = (operation: string, decision: string, result: string, key = "", detail = "") =>
+    ctx.audit
+      .append({ client: ctx.source, service: Service.Gpg, operation, key, decision, result, detail })
+      .catch(() => log("audit-append-failed", { service: Service.Gpg }));
+  const refuse = async (code: string, message: string) => {
+    log("gpg1-refused", { client: ctx.source, reason: code });
+    await audit("refused", "refused", code);
+    await io.stderr.write(enc(`qubes-air: qubes.Gpg: ${message}\n`)).catch(() => {});
+    await io.stdout.closeWrite().catch(() => {});
+    return 1;
+  };
+
+  const wallEnd = platform.monotonicMs() + (lim.wallMs ?? GPG1_LIMITS.wallMs);
+  const head = await readHeader(
+    io.stdin,
+    Math.min(lim.headerMs ?? GPG1_LIMITS.headerMs, lim.wallMs ?? GPG1_LIMITS.wallMs),
+  );
+  if (head === "short") return refuse("header-short", "the request header is incomplete");
+  if (head === "timeout") return refuse("header-timeout", "the request header did not arrive in time");
+  let req: V1Request;
+  try {
+    req = parseV1Args(decodeHeader(head.header));
+  } catch (e) {
+    if (e instanceof V1WireError) return refuse(e.code, "malformed request header");
+    if (e instanceof V1OptionError) return refuse("option", e.message);
+    throw e;
+  }
+
+  const use = secretUse(req);
+  const out = new FrameWriter(io.stdout);
+  let decision = "none";
+  let keyText = "";
+  if (use) {
+    const signer = use === "decrypt" ? "a key named in the message" : await describeSigners(req, ctx);
+    if (signer === null) return refuse("unknown-signer", "the signing key is not on this device");
+    keyText = signer;
+    const d = await ctx.confirm.decide({
+      client: ctx.source,
+      service: Service.Gpg,
+      operation: use,
+      key: keyText,
+    });
+    decision = d.decision;
+    if (!d.approved) {
+      await audit(use, d.decision, "refused", keyText);
+      await out.send(encodeFrames(1, enc("qubes-air: the request was not confirmed on the device\n")));
+      await out.send(encodeExitFrame(1)).catch(() => {});
+      await io.stdout.closeWrite().catch(() => {});
+      return 0;
+    }
+  }
+
+  const inv = buildGpgArgv(req, ctx.gpg ?? "gpg", ctx.gnupgHome);
+  let child: Awaited<ReturnType<typeof spawnWithFds>>;
+  try {
+    child = await spawnWithFds(inv.argv, {
+      env: gpgEnv(),
+      inputFds: inv.childInputFds,
+      outputFds: inv.childOutputFds,
+    });
+  } catch {
+    return refuse("spawn", "gpg could not be started on the device");
+  }
+
+  let limitStatus: number | null = null;
+  let framingFault = false;
+  const stopper = new AbortController();
+  const stopResolve = () => stopper.abort();
+  const halt = (status: number, message: string) => {
+    if (limitStatus !== null) return;
+    limitStatus = status;
+    log("gpg1-limit", { client: ctx.source, status });
+    void out.send(encodeFrames(1, enc(`qubes-air: ${message}\n`))).catch(() => {});
+    child.kill("SIGKILL");
+    stopResolve();
+  };
+  const wall = setTimeout(
+    () => halt(EXIT_WALL_TIME, "the request ran longer than the device allows"),
+    wallEnd - platform.monotonicMs(),
+  );
+  const inStats = { bytes: 0 };
+  const outStats = { bytes: 0 };
+  const maxOut = lim.maxOutputBytes ?? GPG1_LIMITS.maxOutputBytes;
+  const outputs = inv.childOutputFds.map((fd, k) =>
+    pumpOutput(child.outputs.get(fd)!, k, out, {
+      maxBytes: maxOut,
+      stats: outStats,
+      over: () => halt(EXIT_BYTES, "the output is larger than the device allows"),
+    }),
+  );
+  const input = pumpClientInput(
+    head.rest,
+    io.stdin,
+    inv.childInputFds.map((fd) => child.inputs.get(fd)!),
+    {
+      maxBytes: lim.maxInputBytes ?? GPG1_LIMITS.maxInputBytes,
+      stop: stopper.signal,
+      stats: inStats,
+      over: () => new Error("input over limit"),
+    },
+  ).catch((e) => {
+    if (e instanceof V1WireError) {
+      log("gpg1-framing", { client: ctx.source, code: e.code });
+      framingFault = true;
+      child.kill("SIGKILL");
+      stopResolve();
+    } else halt(EXIT_BYTES, "the input is larger than the device allows");
+  });
+
+  const info = await child.exited;
+  await Promise.all(outputs);
+  clearTimeout(wall);
+  stopResolve();
+  void input;
+  const status = limitStatus ?? exitStatusOf(info);
+  const detail = `in ${inStats.bytes} out ${outStats.bytes}`;
+  if (framingFault) {
+    // Like upstream: a framing fault ends the call without an exit frame.
+    await io.stdout.closeWrite().catch(() => {});
+    await audit(use ?? "public", decision, "framing-fault", keyText, detail);
+    return 1;
+  }
+  await out.send(encodeExitFrame(status & 0xff)).catch(() => {});
+  await io.stdout.closeWrite().catch(() => {});
+  await audit(use ?? "public", decision, `exit ${status}`, keyText, detail);
+  return 0;
+}
+
+/** Reads exactly the header, however the client's writes were split. */
+async function readHeader(
+  src: ByteSource,
+  ms: number,
+): Promise<{ header: Uint8Array; rest: Uint8Array } | "short" | "timeout"> {
+  const buf = new Uint8Array(HEADER_SIZE);
+  let have = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((r) => (timer = setTimeout(() => r("timeout"), ms)));
+  try {
+    while (have < HEADER_SIZE) {
+      const c = await Promise.race([src.read(), timeout]);
+      if (c === "timeout") return "timeout";
+      if (c === null) return "short";
+      const take = Math.min(c.length, HEADER_SIZE - have);
+      buf.set(c.subarray(0, take), have);
+      have += take;
+      if (have === HEADER_SIZE) return { header: buf, rest: c.subarray(take) };
+    }
+    return { header: buf, rest: new Uint8Array(0) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function signingEntry(p: { key: KeyEntry; subkeys: readonly KeyEntry[] }): KeyEntry | undefined {
+  const usable = (e: KeyEntry) => e.secretHere && /s/.test(e.capabilities) && !/[re]/.test(e.validity);
+  return p.subkeys.find(usable) ?? (usable(p.key) ? p.key : undefined);
+}
+
+/** The device's description of the key(s) a signing request will use; null if none is here. */
+async function describeSigners(req: V1Request, ctx: Gpg1Context): Promise<string | null> {
+  const specs = signerSpecs(req);
+  let primaries: readonly { key: KeyEntry; subkeys: readonly KeyEntry[] }[];
+  if (specs.length === 0) primaries = (await loadKeyring(ctx.gnupgHome, ctx)).primaries;
+  else {
+    const r = await capture([
+      ctx.gpg ?? "gpg",
+      "--homedir",
+      ctx.gnupgHome,
+      ...["--batch", "--no-tty", "--with-colons", "--fixed-list-mode", "--with-keygrip"],
+      "--list-secret-keys",
+      "--",
+      ...specs,
+    ]);
+    primaries = parseSecretKeyListing(new TextDecoder().decode(r.stdout)).primaries;
+  }
+  const found = primaries.map(signingEntry).filter((e): e is KeyEntry => e !== undefined);
+  if (found.length === 0) return null;
+  return (specs.length === 0 ? found.slice(0, 1) : found).map(describeKey).join("; ");
+}

@@ -1,0 +1,101 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../../../core/errors.ts";
+import { capture } from "./gpg-tools.ts";
+import { DEFAULT_GNUPG_HOME, gpgSetup, parseGpgSetupArgs } from "./keysetup.ts";
+
+const dirs: string[] = [];
+function dir(): string {
+  const d = mkdtempSync("/tmp/qa-ks-");
+  dirs.push(d);
+  return d;
+}
+afterAll(async () => {
+  for (const d of dirs) {
+    for (const h of ["s", "p", "src"]) await capture(["gpgconf", "--homedir", join(d, h), "--kill", "all"]);
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+async function secretListing(home: string): Promise<string> {
+  const r = await capture(["gpg", "--homedir", home, "--batch", "--with-colons", "-K"]);
+  return new TextDecoder().decode(r.stdout);
+}
+
+describe("gpg-setup arguments", () => {
+  test("defaults and checks", () => {
+    expect(parseGpgSetupArgs(["--generate", "A <a@b>"])).toEqual({
+      gnupgHome: DEFAULT_GNUPG_HOME,
+      primaryHome: `${DEFAULT_GNUPG_HOME}-primary`,
+      generate: "A <a@b>",
+      importFile: undefined,
+      exportFile: null,
+    });
+    expect(parseGpgSetupArgs(["--help"])).toBe("help");
+    expect(() => parseGpgSetupArgs(["--generate", "a", "--import", "f"])).toThrow(ConfigError);
+    expect(() => parseGpgSetupArgs(["--generate", "a:b"])).toThrow("user ID");
+    expect(() => parseGpgSetupArgs(["--home", "/x", "--primary-home", "/x"])).toThrow("must differ");
+    expect(() => parseGpgSetupArgs(["--bogus"])).toThrow(ConfigError);
+  });
+});
+
+describe("gpg-setup", () => {
+  test("generate: the served home has the secret subkeys only", async () => {
+    const d = dir();
+    const out = join(d, "pub.asc");
+    const r = await gpgSetup({
+      gnupgHome: join(d, "s"),
+      primaryHome: join(d, "p"),
+      generate: "Gen <gen@example.invalid>",
+      exportFile: out,
+    });
+    expect(r.fingerprints).toHaveLength(1);
+    expect(readFileSync(out, "utf-8")).toBe(r.publicKey);
+    const served = await secretListing(join(d, "s"));
+    expect(served).toMatch(/^sec:[^\n]*:cESC?:::#:/m); // primary: a stub only
+    expect(served.match(/^ssb:[^\n]*:::\+:/gm)).toHaveLength(2); // both subkeys here
+    const primary = await secretListing(join(d, "p"));
+    expect(primary).toMatch(/^sec:[^\n]*:::\+:/m);
+  });
+
+  test("import a secret key from a local file; a public key alone is refused", async () => {
+    const d = dir();
+    const src = join(d, "src");
+    await gpgSetup({
+      gnupgHome: src,
+      primaryHome: join(d, "src-p"),
+      generate: "Imp <i@example.invalid>",
+      exportFile: null,
+    });
+    const sec = await capture([
+      "gpg",
+      "--homedir",
+      join(d, "src-p"),
+      "--batch",
+      "--armor",
+      "--export-secret-keys",
+    ]);
+    writeFileSync(join(d, "secret.asc"), sec.stdout);
+    const r = await gpgSetup({
+      gnupgHome: join(d, "s"),
+      primaryHome: join(d, "p"),
+      importFile: join(d, "secret.asc"),
+      exportFile: null,
+    });
+    expect(r.fingerprints).toHaveLength(1);
+    expect(await secretListing(join(d, "s"))).toMatch(/^sec:[^\n]*:::#:/m);
+    const pub = await capture(["gpg", "--homedir", src, "--batch", "--armor", "--export"]);
+    writeFileSync(join(d, "public.asc"), pub.stdout);
+    await expect(
+      gpgSetup({
+        gnupgHome: join(d, "s2"),
+        primaryHome: join(d, "p2"),
+        importFile: join(d, "public.asc"),
+        exportFile: null,
+      }),
+    ).rejects.toThrow("no secret key");
+    for (const h of ["src-p", "s2", "p2"])
+      await capture(["gpgconf", "--homedir", join(d, h), "--kill", "all"]);
+  });
+});

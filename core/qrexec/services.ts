@@ -1,0 +1,43 @@
+/**
+ * The qrexec services qubes-air answers or calls, and their per-service limits: the one place
+ * both sides take a service name from (the device's built-ins, the host CLI, the relay, the
+ * default policy's tests). A name here is a wire fact: changing one breaks every deployed policy
+ * that names it.
+ */
+
+/** qrexec service names, as they appear in policy and on the wire. */
+export const Service = {
+  /** File copy into ~/QubesIncoming/<source>/ (qfile format, core/qrexec/qfile.ts). */
+  Filecopy: "qubes.Filecopy",
+  /** qubes-air's copy from a device back to the caller (qfile format, sent by the device). */
+  CopyFrom: "qubesair.CopyFrom",
+  /** split-gpg2: the gpg-agent Assuan protocol, filtered (core/gpg/assuan-filter.ts). */
+  Gpg2: "qubes.Gpg2",
+  /** split-gpg v1: a gpg command line rebuilt from an allowlist (core/gpg/v1-*.ts). */
+  Gpg: "qubes.Gpg",
+  /** The device's hash-chained audit log, read whole (core/audit). */
+  AuditLog: "qubesair.AuditLog",
+  /** The relay in sys-remote: Qubes 4.3 RemoteVM transport_rpc. */
+  NoiseProxy: "qubesair.NoiseProxy",
+  /** The relay in sys-remote for Qubes 4.2, which has no RemoteVM. */
+  Call: "qubesair.Call",
+} as const;
+export type Service = (typeof Service)[keyof typeof Service];
+
+/** split-gpg v1 (qubes.Gpg) limits on the device; each can be lowered per deployment. */
+export const GPG1_LIMITS = {
+  /** Client-to-gpg data: far above any message signed or encrypted by hand. */
+  maxInputBytes: 4 * 1024 ** 3,
+  /** gpg-to-client bytes over all outputs: the same bound for decrypted output. */
+  maxOutputBytes: 4 * 1024 ** 3,
+  /** A whole request, from its first byte: a person confirms within this, or it is denied. */
+  wallMs: 600_000,
+  /** Until the 1028-byte option header is complete: a client that stalls here is not working. */
+  headerMs: 30_000,
+} as const;
+
+/** The path list a qubesair.CopyFrom caller sends: thousands of paths, read before any file. */
+export const COPY_FROM_REQUEST_MAX_BYTES = 64 * 1024;
+
+/** The audit log the host fetches: decades of records at a few hundred bytes each. */
+export const AUDIT_LOG_MAX_BYTES = 256 * 1024 * 1024;

@@ -1,0 +1,47 @@
+/**
+ * What copy-to and copy-from share: a call through the daemon whose stdin the caller writes
+ * itself and whose stdout is read as a ByteSource (for the qfile packer and unpacker), with the
+ * callee's stderr passed to ours; and qvm-copy's progress line.
+ */
+
+import { type CallResult, runCall } from "../../calls/caller.ts";
+import { memoryPair } from "../../transport/memory.ts";
+import type { ByteSink, ByteSource, ByteStream } from "../../transport/transport.ts";
+import { type CallTarget, openDaemonCall } from "./client.ts";
+import { fdSink } from "./stdio.ts";
+
+export interface FileCall {
+  /** The call's stdin: closeWrite() is its EOF; close() only ends our writing. */
+  readonly stdin: ByteSink;
+  /** The callee's stdout. */
+  readonly stdout: ByteSource;
+  /** Settles once the exit status arrived (or the call broke). */
+  readonly result: Promise<CallResult>;
+  /** After the stdout consumer is done: unread output is dropped instead of blocking the call. */
+  finishReading(): void;
+}
+
+export async function openFileCall(socket: string, target: CallTarget): Promise<FileCall> {
+  const channel: ByteStream = await openDaemonCall(socket, target);
+  const [outW, outR] = memoryPair({ name: "call stdout" });
+  const result = runCall(
+    channel,
+    { stdin: "caller", stdout: outW, stderr: fdSink(2, "stderr", false) },
+    { closeStdoutAtEof: true },
+  );
+  const stdin: ByteSink = {
+    description: "call stdin",
+    closed: channel.closed,
+    write: (d) => channel.write(d),
+    closeWrite: () => channel.closeWrite(),
+    close: () => void channel.closeWrite().catch(() => {}),
+  };
+  return { stdin, stdout: outR, result, finishReading: () => outR.close() };
+}
+
+export function kib(bytes: number): number {
+  return Math.ceil(bytes / 1024);
+}
+
+/** Progress lines only for copies long enough to need them. */
+export const PROGRESS_MIN_BYTES = 1024 * 1024;

@@ -1,0 +1,78 @@
+/** `qubes-air copy-from`: fetches files from a remote qube (qubesair.CopyFrom over its link). */
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { unpackQfile } from "../../calls/qfile-unpack.ts";
+import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
+import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
+import { Service } from "../../core/qrexec/services.ts";
+import { DaemonUnreachable } from "./client.ts";
+import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
+import { kib, openFileCall, PROGRESS_MIN_BYTES } from "./copy-common.ts";
+
+const REQUEST_MAX = 64 * 1024;
+
+export const copyFromCommand: Command = {
+  name: "copy-from",
+  summary: "copy files from a remote qube into ~/QubesIncoming/<qube>/",
+  help: `Usage: qubes-air copy-from [--to DIR] QUBE PATH...
+
+Asks QUBE for PATHs (absolute, or relative to the agent's home) with qubesair.CopyFrom and
+unpacks them with the qfile-unpacker rules (no absolute names, no "..", no unsafe links,
+nothing overwritten, no half-written files) into DIR, by default ~/QubesIncoming/QUBE/.
+
+Options:
+  --to DIR   where the files go (created with mode 0700)
+${COMMON_HELP}
+
+Examples:
+  qubes-air copy-from pi-gpg /var/lib/qubes-air/audit.log
+  qubes-air copy-from build1 --to ~/builds out/image.img`,
+
+  async run(args, ctx) {
+    const { values, positionals } = parse(args, { to: { type: "string" } });
+    if (positionals.length < 2) throw new UsageError("give QUBE and at least one PATH");
+    const remote = qubeArg(positionals[0], "QUBE");
+    const paths = positionals.slice(1);
+    if (paths.some((p) => p === "" || p.includes("\0")))
+      throw new UsageError("a PATH is empty or holds a NUL byte");
+    const list = new TextEncoder().encode(paths.join("\0"));
+    if (list.length > REQUEST_MAX) throw new UsageError(`the PATHs are over ${REQUEST_MAX} bytes together`);
+    const dir = (values.to as string | undefined) ?? join(ctx.env.HOME || homedir(), "QubesIncoming", remote);
+    let call: Awaited<ReturnType<typeof openFileCall>>;
+    try {
+      call = await openFileCall(pathsOf(ctx, values).socket, {
+        remote,
+        source: localQubeName(),
+        service: Service.CopyFrom,
+        arg: "",
+      });
+    } catch (e) {
+      if (!(e instanceof DaemonUnreachable)) throw e;
+      ctx.err(`qubes-air: ${e.message}\n`);
+      return EXIT_PROBLEM;
+    }
+    const head = new Uint8Array(4 + list.length);
+    new DataView(head.buffer).setUint32(0, list.length, false);
+    head.set(list, 4);
+    await call.stdin.write(head).catch(() => {});
+    let shown = false;
+    const unpacked = await unpackQfile(call.stdout, call.stdin, {
+      dir,
+      onProgress: (bytes) => {
+        if (bytes < PROGRESS_MIN_BYTES) return;
+        shown = true;
+        ctx.err(`\rreceived ${kib(bytes)} KiB`);
+      },
+    });
+    if (shown) ctx.err("\n");
+    call.finishReading();
+    await call.stdin.closeWrite().catch(() => {});
+    const result = await call.result;
+    if (result.broken) ctx.err(`qubes-air: the link to ${remote} broke before the copy finished\n`);
+    if (unpacked.code !== 0 && !result.broken) {
+      ctx.err(`qubes-air: ${qfileErrorMessage(unpacked.code, unpacked.lastName)}\n`);
+      return result.status !== 0 ? result.status : 1;
+    }
+    return result.status;
+  },
+};

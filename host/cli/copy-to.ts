@@ -1,0 +1,80 @@
+/** `qubes-air copy-to`: qvm-copy to a remote qube (qubes.Filecopy over its link). */
+
+import { type PackResult, packQfile, scanTree } from "../../calls/qfile-pack.ts";
+import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
+import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
+import { Service } from "../../core/qrexec/services.ts";
+import { DaemonUnreachable } from "./client.ts";
+import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
+import { kib, openFileCall, PROGRESS_MIN_BYTES } from "./copy-common.ts";
+
+export const copyToCommand: Command = {
+  name: "copy-to",
+  summary: "copy files to a remote qube (like qvm-copy-to-vm)",
+  help: `Usage: qubes-air copy-to [--without-progress] [--ignore-symlinks] QUBE FILE...
+
+Sends FILEs (directories recursively, symlinks as links) to QUBE with qubes.Filecopy. They
+arrive in ~/QubesIncoming/<this qube>/ on the device, as with qvm-copy. Progress is shown as
+"sent X/Y KiB" on stderr for long copies. Exit 0 on success, the receiver's status otherwise,
+126 if the device refused the call.
+
+Options:
+  --without-progress   no progress line
+  --ignore-symlinks    leave symbolic links out
+${COMMON_HELP}
+
+Examples:
+  qubes-air copy-to pi-gpg backup.tar.gpg
+  qubes-air copy-to build1 --ignore-symlinks src/`,
+
+  async run(args, ctx) {
+    const { values, positionals } = parse(args, {
+      "without-progress": { type: "boolean" },
+      "ignore-symlinks": { type: "boolean" },
+    });
+    if (positionals.length < 2) throw new UsageError("give QUBE and at least one FILE");
+    const remote = qubeArg(positionals[0], "QUBE");
+    const files = positionals.slice(1);
+    const ignoreSymlinks = values["ignore-symlinks"] === true;
+    const scan = await scanTree(files, { ignoreSymlinks });
+    const showProgress = values["without-progress"] !== true && scan.totalBytes >= PROGRESS_MIN_BYTES;
+    let call: Awaited<ReturnType<typeof openFileCall>>;
+    try {
+      call = await openFileCall(pathsOf(ctx, values).socket, {
+        remote,
+        source: localQubeName(),
+        service: Service.Filecopy,
+        arg: scan.namesSafe ? "" : "allow-all-names",
+      });
+    } catch (e) {
+      if (!(e instanceof DaemonUnreachable)) throw e;
+      ctx.err(`qubes-air: ${e.message}\n`);
+      return EXIT_PROBLEM;
+    }
+    let packed: PackResult | null = null;
+    let failure: unknown = null;
+    try {
+      packed = await packQfile(files, call.stdin, call.stdout, {
+        total: scan.totalBytes,
+        ignoreSymlinks,
+        onProgress: showProgress
+          ? (sent, total) => ctx.err(`\rsent ${kib(sent)}/${kib(total)} KiB`)
+          : undefined,
+      });
+    } catch (e) {
+      failure = e;
+    } finally {
+      call.finishReading();
+      await call.stdin.closeWrite().catch(() => {});
+    }
+    if (showProgress) ctx.err("\n");
+    const result = await call.result;
+    if (result.broken) ctx.err(`qubes-air: the link to ${remote} broke before the copy finished\n`);
+    if (packed !== null && packed.code !== 0) {
+      ctx.err(`qubes-air: ${qfileErrorMessage(packed.code, new TextEncoder().encode(packed.lastName))}\n`);
+      return result.status !== 0 ? result.status : 1;
+    }
+    if (failure !== null && result.status === 0) throw failure;
+    return result.status;
+  },
+};

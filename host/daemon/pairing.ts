@@ -1,0 +1,150 @@
+/**
+ * Pairing, run inside the daemon (socket op "pair") so the new remote's session is adopted at
+ * once: `Noise_XXpsk3` with the device's one-time 32-byte token, or `Noise_XX` plus the 6-digit
+ * code, which the CLI shows and the user confirms ({event:"code"} out, {op:"confirm"} back).
+ * The agent's static key learned here is what later reconnects pin.
+ * Must never: store a remote whose code the user did not confirm, replace an existing remote,
+ * or leave the transport open on failure.
+ */
+
+import { fields, optionalText, text } from "../../calls/socket-messages.ts";
+import { ConfigError } from "../../core/errors.ts";
+import { isQubeName } from "../../core/qrexec/names.ts";
+import { type Connected, connectAsInitiator } from "../../core/session/establish.ts";
+import { formatPublicKey } from "../../core/session/key-text.ts";
+import type { CborMap } from "../../core/wire/cbor.ts";
+import { HANDSHAKE_TIMEOUT_MS } from "../../core/wire/limits.ts";
+import type { ByteStream } from "../../transport/transport.ts";
+import type { LinkContext } from "./link-context.ts";
+import { tuningFor } from "./link-context.ts";
+import {
+  isUsbSerial,
+  isZone,
+  normalizeMac,
+  nowIso,
+  parseTransport,
+  type RemoteEntry,
+  type TransportSpec,
+} from "./registry.ts";
+import { locateSerial, openTransport } from "./transport-open.ts";
+
+export interface PairRequest {
+  readonly name: string;
+  readonly zone: string;
+  readonly transport: TransportSpec;
+  readonly token?: Uint8Array;
+  readonly usbSerial?: string;
+  readonly mac?: string;
+}
+
+export interface PairConversation {
+  /** Shows the code to the user; resolves with their verdict (false if they went away). */
+  confirmCode(code: string): Promise<boolean>;
+}
+
+export interface Paired {
+  readonly entry: RemoteEntry;
+  readonly connected: Connected;
+  readonly stream: ByteStream;
+}
+
+/** Checks a socket "pair" request; ConfigError (shown to the user) when a value is wrong. */
+export function parsePairRequest(m: CborMap): PairRequest {
+  fields(m, ["op", "name", "zone", "transport"], ["token", "code", "usbSerial", "mac"]);
+  const name = text(m, "name");
+  if (!isQubeName(name)) {
+    throw new ConfigError("the name must be a qube name: a letter, then letters, digits, _ . - (at most 31)");
+  }
+  const zone = text(m, "zone");
+  if (!isZone(zone)) throw new ConfigError("the zone must be 1-32 of a-z 0-9 _ . - (e.g. usb, lan, cloud)");
+  const transport = parseTransport(m.transport, "the transport");
+  const token = m.token;
+  if (token !== undefined && !(token instanceof Uint8Array && token.length === 32)) {
+    throw new ConfigError("the token must be 32 bytes (64 hex digits)");
+  }
+  if ((token === undefined) === (m.code !== true))
+    throw new ConfigError("give exactly one of a token or --code");
+  const usbSerial = optionalText(m, "usbSerial");
+  if (usbSerial !== undefined && !isUsbSerial(usbSerial)) throw new ConfigError("bad USB serial");
+  const macText = optionalText(m, "mac");
+  const mac = macText === undefined ? undefined : normalizeMac(macText);
+  if (mac === null) throw new ConfigError("the MAC must look like aa:bb:cc:dd:ee:ff");
+  return {
+    name,
+    zone,
+    transport,
+    ...(token ? { token } : {}),
+    ...(usbSerial ? { usbSerial } : {}),
+    ...(mac ? { mac } : {}),
+  };
+}
+
+export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConversation): Promise<Paired> {
+  const draft: RemoteEntry = {
+    name: req.name,
+    zone: req.zone,
+    transport: req.transport,
+    agentKey: "",
+    pairedAt: "",
+    lastSeen: null,
+    ...(req.usbSerial ? { usbSerial: req.usbSerial } : {}),
+    ...(req.mac ? { mac: req.mac } : {}),
+  };
+  const serialPath = "serial" in req.transport ? await locateSerial(draft, ctx.byIdDir) : null;
+  if ("serial" in req.transport && serialPath === null) {
+    throw new ConfigError(
+      "the serial device is not present: plug it in and attach it to this qube (qvm-usb)",
+    );
+  }
+  const opened = await openTransport(req.transport, serialPath);
+  const connected = await connectAsInitiator(
+    {
+      link: opened.link,
+      resolver: ctx.resolver,
+      staticKey: ctx.staticKey,
+      version: ctx.version,
+      suites: ctx.suites,
+      mode: req.token ? "pair-psk" : "pair-code",
+      ...(req.token ? { token: req.token } : {}),
+    },
+    tuningFor(ctx, (channel, meta) => ctx.onIncoming(req.name, channel, meta)),
+  );
+  if (connected.established.mode === "pair-code") {
+    const approved = await talk.confirmCode(connected.established.pairingCode!).catch(() => false);
+    if (!approved) {
+      connected.session.close();
+      throw new ConfigError("pairing cancelled: the code was not confirmed here");
+    }
+    try {
+      await connected.session.confirmPairing(true);
+    } catch {
+      connected.session.close();
+      throw new ConfigError("the device did not confirm the code (its user refused, or it went away)");
+    }
+  }
+  // The responder checks the last handshake message (and the token in it) after we sent it:
+  // only its answer to a ping shows that it accepted the pairing.
+  const accepted = await Promise.race([
+    connected.session.ping().then(
+      () => true,
+      () => false,
+    ),
+    new Promise<boolean>((r) => setTimeout(() => r(false), HANDSHAKE_TIMEOUT_MS).unref?.()),
+  ]);
+  if (!accepted) {
+    connected.session.close();
+    throw new ConfigError(
+      req.token
+        ? "the device did not accept the pairing: the token is wrong or was already used (make a new one)"
+        : "the device did not accept the pairing",
+    );
+  }
+  const now = nowIso();
+  const entry: RemoteEntry = {
+    ...draft,
+    agentKey: formatPublicKey(connected.established.peerKey),
+    pairedAt: now,
+    lastSeen: now,
+  };
+  return { entry, connected, stream: opened.stream };
+}
