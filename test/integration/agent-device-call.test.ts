@@ -94,6 +94,20 @@ describe("calls from the device into Qubes", () => {
     expect(performance.now() - killedAt).toBeLessThan(2000);
   });
 
+  test("a client that sends stdin and closes while the exit status is in flight still gets the status", async () => {
+    // The host side answers at once and never reads stdin, so the client's 8 MiB are still
+    // being written (the agent's end of the socket holds unread bytes) when the status comes
+    // back. Closing the socket then would reset the client's connection and lose the status:
+    // the agent's bridge must read and drop the rest of stdin first (calls/socket-bridge.ts).
+    const agent = await startAgent();
+    await pairHost(agent, (channel) => void finishCall(channel, 5, "done early\n"));
+    const stdin = new Uint8Array(8 * 1024 * 1024).fill(0x61);
+    for (let round = 0; round < 3; round++) {
+      const r = await runCli(["call", "--socket", agent.socket, "work", "test.Early"], {}, stdin);
+      expect([r.code, r.stdout, r.stderr]).toEqual([5, "", "done early\n"]);
+    }
+  }, 60_000);
+
   test("the agent killed mid-call: the device-side client gets 125 at once", async () => {
     const agent = await startAgent();
     let opened!: () => void;
