@@ -38,6 +38,8 @@ export interface Config {
   readonly confirmTimeoutSeconds: number;
   /** 0: every request asks; up to 60: an approval covers the same client+operation+key that long. */
   readonly approvalWindowSeconds: number;
+  /** After an approval, how long a request from another client counts as a conflict (0..10 s). */
+  readonly confirmConflictWindowSeconds: number;
   /** The GnuPG home the split-GPG services serve (default <stateDir>/gnupg). */
   readonly gnupgHome: string;
   /** The hash-chained audit log: always <stateDir>/audit.log. */
@@ -57,6 +59,7 @@ const KEYS = [
   "confirm",
   "confirmTimeoutSeconds",
   "approvalWindowSeconds",
+  "confirmConflictWindowSeconds",
   "gnupgHome",
   "handshakeMinIntervalMs",
 ] as const;

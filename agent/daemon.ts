@@ -63,6 +63,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
       timeoutMs: config.confirmTimeoutSeconds * 1000,
       cooldownMs: CONFIRM_COOLDOWN_MS,
       windowMs: config.approvalWindowSeconds * 1000,
+      conflictWindowMs: config.confirmConflictWindowSeconds * 1000,
       log,
     });
     stops.push(async () => {

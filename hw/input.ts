@@ -21,7 +21,7 @@ export interface ApprovalInput {
   close(): void;
 }
 
-export type IndicatorPattern = "idle" | "waiting" | "approved" | "denied";
+export type IndicatorPattern = "idle" | "waiting" | "approved" | "denied" | "conflict";
 
 export interface Indicator {
   readonly description: string;

@@ -64,6 +64,15 @@ describe("LedIndicator", () => {
     expect(state(root, "LED_BLUE").trigger).toBe("none");
   });
 
+  test("conflict has its own long-short blink, not the denial's flicker, and returns to idle", () => {
+    const root = fakeLeds({ ACT: { trigger: "none [mmc0] timer" } });
+    const led = new LedIndicator("ACT", { root });
+    led.show("conflict");
+    expect(state(root, "ACT")).toMatchObject({ trigger: "timer", on: "600", off: "150" });
+    led.close();
+    expect(state(root, "ACT").trigger).toBe("mmc0");
+  });
+
   test("a write failure never throws and is reported once", () => {
     const root = fakeLeds({});
     mkdirSync(join(root, "ACT", "trigger"), { recursive: true }); // writes fail with EISDIR, even as root

@@ -3,6 +3,8 @@
  *   waiting  - slow blink (`timer` trigger, 200 ms on / 800 ms off) until the next call
  *   approved - solid on for `flashMs`, then idle
  *   denied   - fast flicker (`timer`, 60/60 ms) for `flashMs`, then idle
+ *   conflict - two requests raced one prompt: long-short blink (`timer`, 600/150 ms) for twice
+ *              `flashMs`, so it is not mistaken for a plain denial
  *   idle     - the LED's original trigger (e.g. mmc0 or heartbeat) and brightness, as found
  * Must never: throw from show() (a missing or read-only LED is reported once through onError),
  * or leave the LED in our pattern after close().
@@ -108,6 +110,11 @@ export class LedIndicator implements Indicator {
       case "denied":
         this.blink(60, 60);
         break;
+      case "conflict":
+        this.blink(600, 150);
+        this.revert = setTimeout(() => this.show("idle"), 2 * this.flashMs);
+        (this.revert as { unref?: () => void }).unref?.();
+        return;
       case "idle":
         this.restore();
         return;

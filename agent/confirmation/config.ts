@@ -145,11 +145,14 @@ export function parseConfirm(v: unknown, fail: Fail, unknownKeys: UnknownKeys): 
   }
 }
 
-/** `confirmTimeoutSeconds` (1..120, default 30) and `approvalWindowSeconds` (0..60, default 0). */
+/**
+ * `confirmTimeoutSeconds` (1..120, default 30), `approvalWindowSeconds` (0..60, default 0) and
+ * `confirmConflictWindowSeconds` (0..10, default 1; agent/confirmation/manager.ts "Conflicts").
+ */
 export function parseConfirmTimes(
   o: Record<string, unknown>,
   fail: Fail,
-): { confirmTimeoutSeconds: number; approvalWindowSeconds: number } {
+): { confirmTimeoutSeconds: number; approvalWindowSeconds: number; confirmConflictWindowSeconds: number } {
   const timeout = o.confirmTimeoutSeconds ?? 30;
   if (typeof timeout !== "number" || !(timeout >= 1 && timeout <= 120)) {
     fail("confirmTimeoutSeconds", "must be a number of seconds from 1 to 120 (no answer in time means deny)");
@@ -161,5 +164,16 @@ export function parseConfirmTimes(
       "must be a number of seconds from 0 (ask every time) to 60 (an approval then covers the same client, operation and key for that long)",
     );
   }
-  return { confirmTimeoutSeconds: timeout as number, approvalWindowSeconds: window as number };
+  const conflict = o.confirmConflictWindowSeconds ?? 1;
+  if (typeof conflict !== "number" || !(conflict >= 0 && conflict <= 10)) {
+    fail(
+      "confirmConflictWindowSeconds",
+      "must be a number of seconds from 0 to 10 (after an approval, a request from another client this soon is refused as a conflict)",
+    );
+  }
+  return {
+    confirmTimeoutSeconds: timeout as number,
+    approvalWindowSeconds: window as number,
+    confirmConflictWindowSeconds: conflict as number,
+  };
 }

@@ -87,7 +87,9 @@ describe("ConfirmationManager", () => {
     const { m, input } = setup();
     const first = m.decide(REQ);
     await tick();
-    const flood = await Promise.all(Array.from({ length: 20 }, () => m.decide({ ...REQ, client: "other" })));
+    const flood = await Promise.all(
+      Array.from({ length: 20 }, () => m.decide({ ...REQ, operation: "PKDECRYPT" })),
+    );
     expect(flood.every((d) => d.decision === "busy" && !d.approved)).toBe(true);
     expect(input.waits).toBe(1);
     input.press("approve");
@@ -163,5 +165,80 @@ describe("ConfirmationManager", () => {
     );
     expect(lines[0]).toContain("confirm-request");
     expect(lines[1]).toContain('"decision":"approved"');
+  });
+});
+
+describe("conflicts: a press cannot say which request it approves", () => {
+  test("another client's request while a prompt is on screen withdraws it; both are refused", async () => {
+    const { m, input, lights, lines } = setup();
+    const thief = m.decide({ ...REQ, client: "thief" });
+    await tick();
+    const owner = await m.decide({ ...REQ, client: "owner" });
+    expect(owner).toEqual({ approved: false, decision: "conflict" });
+    expect(await thief).toEqual({ approved: false, decision: "conflict" });
+    input.press("approve"); // the owner's press now reaches no one
+    expect(input.pending).toBeNull();
+    expect(lights.shown).toEqual(["waiting", "conflict", "idle"]);
+    expect(lines.some((l) => l.startsWith("confirm-conflict") && l.includes('"withdrawn":true'))).toBe(true);
+  });
+
+  test("the same client asking again while its prompt is on screen is only busy", async () => {
+    const { m, input } = setup();
+    const first = m.decide(REQ);
+    await tick();
+    expect(await m.decide(REQ)).toEqual({ approved: false, decision: "busy" });
+    input.press("approve");
+    expect(await first).toEqual({ approved: true, decision: "approved" });
+  });
+
+  test("another client within the window after an approval is refused; after it, prompted", async () => {
+    const { m, input, advance } = setup();
+    const thief = m.decide({ ...REQ, client: "thief" });
+    await tick();
+    input.press("approve"); // the owner pressed before their own request arrived
+    expect((await thief).approved).toBe(true);
+    advance(999);
+    expect(await m.decide({ ...REQ, client: "owner" })).toEqual({ approved: false, decision: "conflict" });
+    expect(input.waits).toBe(1);
+    advance(1);
+    const later = m.decide({ ...REQ, client: "owner" });
+    await tick();
+    expect(input.waits).toBe(2);
+    input.press("approve");
+    expect((await later).approved).toBe(true);
+  });
+
+  test("a denied or withdrawn prompt leaves no conflict window", async () => {
+    const { m, input } = setup();
+    const a = m.decide({ ...REQ, client: "a" });
+    await tick();
+    input.press("deny");
+    await a;
+    const b = m.decide({ ...REQ, client: "b" });
+    await tick();
+    expect(input.waits).toBe(2);
+    input.press("approve");
+    expect((await b).approved).toBe(true);
+  });
+
+  test("with a window of 0 only the prompt on screen conflicts", async () => {
+    const input = new Input();
+    const m = new ConfirmationManager({
+      input,
+      indicator: new Lights(),
+      conflictWindowMs: 0,
+      resultMs: 0,
+      log: () => {},
+      monotonicMs: () => 0,
+    });
+    const a = m.decide({ ...REQ, client: "a" });
+    await tick();
+    input.press("approve");
+    expect((await a).approved).toBe(true);
+    const b = m.decide({ ...REQ, client: "b" });
+    await tick();
+    expect(input.waits).toBe(2);
+    input.press("approve");
+    expect((await b).approved).toBe(true);
   });
 });

@@ -14,6 +14,11 @@
  *   unless the optional per-client+operation+key window (at most 60 s, default off) is set.
  * - After a denial (or timeout) the same client is refused without a prompt for a short
  *   cooldown (default 5 s), so "no" is never followed by an immediate re-prompt (#4790).
+ * - Conflicts: a button cannot say which request it approves. So when a request from another
+ *   client arrives while a prompt is on screen, the prompt is withdrawn and both are refused
+ *   ("conflict", its own LED pattern); the same when it arrives within a short window after a
+ *   prompt that was approved (the press may have been meant for it: the owner is told). A qube
+ *   that races the owner's request gets nothing, and the owner sees why nothing happened.
  * Must never: approve on a timeout or an error, or show text a client supplied.
  */
 import { ConfigError } from "../../core/errors.ts";
@@ -48,7 +53,15 @@ export interface ConfirmInput {
   close(): void;
 }
 
-export type Decision = "approved" | "denied" | "timeout" | "busy" | "cooldown" | "window" | "error";
+export type Decision =
+  | "approved"
+  | "denied"
+  | "timeout"
+  | "busy"
+  | "cooldown"
+  | "window"
+  | "conflict"
+  | "error";
 
 export interface ConfirmationOptions {
   readonly input: ConfirmInput;
@@ -57,6 +70,11 @@ export interface ConfirmationOptions {
   readonly cooldownMs?: number;
   /** Per client+operation+key approval window; 0 (default) prompts every time; at most 60 s. */
   readonly windowMs?: number;
+  /**
+   * After a prompt starts, how long a request from another client counts as a conflict even
+   * once the prompt was approved (default CONFLICT_WINDOW_MS; 0: only while it is on screen).
+   */
+  readonly conflictWindowMs?: number;
   /** How long `approved`/`denied` stays on the indicator before `idle` (default 1500 ms). */
   readonly resultMs?: number;
   readonly log?: Log;
@@ -64,9 +82,24 @@ export interface ConfirmationOptions {
 }
 
 export const MAX_WINDOW_MS = 60_000;
+/**
+ * A person reacts to a prompt in about a second; two requests from different qubes this close
+ * together cannot be told apart by a press, so neither is approved.
+ */
+export const CONFLICT_WINDOW_MS = 1_000;
 
+/** The prompt on screen, or the last one: who asked, when, and how it ended. */
+interface Prompt {
+  readonly client: string;
+  readonly startedAt: number;
+  readonly abort: AbortController;
+  outcome: Decision | null;
+}
+
+/** The reason a prompt is withdrawn with: not a timeout, not an input error. */
+const WITHDRAWN = Symbol("withdrawn for a conflict");
 export class ConfirmationManager {
-  private pending = false;
+  private prompt: Prompt | null = null;
   private nextId = 1;
   private readonly cooldownUntil = new Map<string, number>();
   private readonly windows = new Map<string, number>();
@@ -75,6 +108,7 @@ export class ConfirmationManager {
   private readonly cooldownMs: number;
   private readonly windowMs: number;
   private readonly resultMs: number;
+  private readonly conflictWindowMs: number;
   private readonly log: Log;
   private readonly clock: () => number;
 
@@ -83,6 +117,7 @@ export class ConfirmationManager {
     this.cooldownMs = o.cooldownMs ?? 5_000;
     this.windowMs = o.windowMs ?? 0;
     this.resultMs = o.resultMs ?? 1_500;
+    this.conflictWindowMs = o.conflictWindowMs ?? CONFLICT_WINDOW_MS;
     if (!(this.windowMs >= 0 && this.windowMs <= MAX_WINDOW_MS)) {
       throw new ConfigError(`confirmation window must be between 0 and ${MAX_WINDOW_MS / 1000} s`);
     }
@@ -104,7 +139,8 @@ export class ConfirmationManager {
       this.log("confirm-window", { client: r.client, operation: r.operation });
       return { approved: true, decision: "window" };
     }
-    if (this.pending) {
+    if (this.conflictsWith(r.client, now)) return { approved: false, decision: "conflict" };
+    if (this.busy) {
       this.log("confirm-busy", { client: r.client, operation: r.operation });
       return { approved: false, decision: "busy" };
     }
@@ -112,7 +148,9 @@ export class ConfirmationManager {
       this.log("confirm-cooldown", { client: r.client, operation: r.operation });
       return { approved: false, decision: "cooldown" };
     }
-    this.pending = true;
+    const abort = new AbortController();
+    const prompt: Prompt = { client: r.client, startedAt: now, abort, outcome: null };
+    this.prompt = prompt;
     const id = this.nextId++;
     this.show("waiting");
     this.log("confirm-request", {
@@ -123,17 +161,20 @@ export class ConfirmationManager {
       operation: r.operation,
       timeout_s: Math.round(this.timeoutMs / 1000),
     });
-    const abort = new AbortController();
     const timer = setTimeout(() => abort.abort(new Error("confirmation timed out")), this.timeoutMs);
     let decision: Decision;
     try {
       const verdict: Verdict = await this.o.input.waitForVerdict(abort.signal, r);
-      decision = abort.signal.aborted ? "timeout" : verdict === "approve" ? "approved" : "denied";
+      decision = abort.signal.aborted ? aborted(abort) : verdict === "approve" ? "approved" : "denied";
     } catch {
-      decision = abort.signal.aborted ? "timeout" : "error";
+      decision = abort.signal.aborted ? aborted(abort) : "error";
     } finally {
       clearTimeout(timer);
-      this.pending = false;
+    }
+    prompt.outcome = decision;
+    if (decision === "conflict") {
+      this.log("confirm-result", { id, decision });
+      return { approved: false, decision }; // conflictsWith() already showed and logged it
     }
     const approved = decision === "approved";
     if (approved && this.windowMs > 0) this.windows.set(windowKey, this.clock() + this.windowMs);
@@ -145,7 +186,24 @@ export class ConfirmationManager {
 
   /** True while a prompt is on screen. */
   get busy(): boolean {
-    return this.pending;
+    return this.prompt !== null && this.prompt.outcome === null;
+  }
+
+  /**
+   * A request from `client` conflicts with the prompt on screen if another client asked for
+   * it, and with the last prompt if that one was approved less than the conflict window ago.
+   * A conflict withdraws the prompt on screen; the caller refuses the new request.
+   */
+  private conflictsWith(client: string, now: number): boolean {
+    const p = this.prompt;
+    if (p === null || p.client === client) return false;
+    const onScreen = p.outcome === null;
+    const recentApproval = p.outcome === "approved" && now - p.startedAt < this.conflictWindowMs;
+    if (!onScreen && !recentApproval) return false;
+    this.log("confirm-conflict", { client, other: p.client, withdrawn: onScreen });
+    if (onScreen) p.abort.abort(WITHDRAWN);
+    this.show("conflict");
+    return true;
   }
 
   close(): void {
@@ -153,7 +211,7 @@ export class ConfirmationManager {
     this.idleTimer = null;
   }
 
-  private show(p: "waiting" | "approved" | "denied"): void {
+  private show(p: "waiting" | "approved" | "denied" | "conflict"): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     this.o.indicator.show(p);
@@ -166,6 +224,10 @@ export class ConfirmationManager {
       }, this.resultMs);
     }
   }
+}
+
+function aborted(abort: AbortController): Decision {
+  return abort.signal.reason === WITHDRAWN ? "conflict" : "timeout";
 }
 
 /** The one line the device's console shows for a request. */

@@ -3,8 +3,9 @@
  * Noise link -> the agent, whose one ConfirmationManager asks the (simulated socket) button the
  * test presses. Approve runs the call; deny refuses it (126) with nothing run, and the same
  * client is not asked again at once (cooldown); no answer in time refuses (126); a flood of
- * concurrent asks gets one prompt, the others refused at once. Every decision is in the audit
- * log, which `qubes-air logs` fetches and verifies.
+ * concurrent asks from one client gets one prompt, the others refused at once; two clients racing
+ * one prompt are both refused (the conflict rule). Every decision is in the audit log, which
+ * `qubes-air logs` fetches and verifies.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync } from "node:fs";
@@ -19,6 +20,9 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     confirmTimeoutSeconds: TIMEOUT_S,
+    // The after-approval part of the conflict rule is timing by nature (manager.test.ts covers
+    // it with a clock); here each test's clients follow each other at once.
+    confirmConflictWindowSeconds: 0,
     policy: { "30-test.policy": "test.Ask  *  @anyvm  @anyvm  ask\n" },
     services: {
       "test.Ask": '#!/bin/sh\ntouch "$HOME/ran-$QREXEC_REMOTE_DOMAIN-$1"\necho asked-and-ran\n',
@@ -70,24 +74,38 @@ describe("policy ask: a physical confirmation on the device", () => {
     await waitForNth(stack.agent, /confirm-result id=\d+ decision=timeout/, 1);
   });
 
-  test("a flood of concurrent asks: one prompt; the others are refused at once; then the one is answered", async () => {
+  test("a flood of concurrent asks from one client: one prompt; the others are refused at once; then the one is answered", async () => {
     const first = call("delta", "d0");
     await stack.nextPrompt();
     const prompts = stack.logged(/confirm-request /).length;
-    const flood = await Promise.all(Array.from({ length: 8 }, (_, i) => call(`flood${i}`, `f${i}`)));
+    const flood = await Promise.all(Array.from({ length: 8 }, (_, i) => call("delta", `f${i}`)));
     expect(flood.map((r) => r.code)).toEqual(Array(8).fill(126));
-    await waitForNth(stack.agent, /confirm-busy client=flood\d/, 8);
+    await waitForNth(stack.agent, /confirm-busy client=delta/, 8);
     expect(stack.logged(/confirm-request /).length).toBe(prompts);
     expect(await stack.press("approve")).toBe("taken");
     expect((await first).code).toBe(0);
     expect(ran("delta", "d0")).toBe(true);
-    for (let i = 0; i < 8; i++) expect(ran(`flood${i}`, `f${i}`)).toBe(false);
+    for (let i = 0; i < 8; i++) expect(ran("delta", `f${i}`)).toBe(false);
+  });
+
+  test("two clients racing one prompt: it is withdrawn, both are refused, and the press approves nothing", async () => {
+    // A qube that dom0 lets ask gets its request in just before the owner's: on a button-only
+    // device the owner's press would approve the thief's request. Instead neither runs.
+    const thief = call("thief", "t1");
+    await stack.nextPrompt();
+    const owner = await call("owner", "o1");
+    expect([owner.code, owner.stderr]).toEqual([126, "Request refused\n"]);
+    expect((await thief).code).toBe(126);
+    await stack.agent.waitLine(/confirm-conflict client=owner other=thief withdrawn=true/);
+    expect(await stack.press("approve")).toBe("ignored");
+    expect(ran("thief", "t1")).toBe(false);
+    expect(ran("owner", "o1")).toBe(false);
   });
 
   test("every ask is in the audit log with its decision and outcome, and the chain verifies", async () => {
     // The record of an approved call is appended once it has ended, just after its exit status.
     let asks: string[] = [];
-    for (let i = 0; i < 50 && !asks.at(-1)?.startsWith("delta"); i++) {
+    for (let i = 0; i < 50 && !asks.some((a) => a.startsWith("thief")); i++) {
       const r = await cli(stack.host, ["logs", "--json", "--source", "sys-remote", DEVICE]);
       expect(r.code).toBe(0);
       asks = (JSON.parse(r.stdout).records as Record<string, string>[])
@@ -101,6 +119,10 @@ describe("policy ask: a physical confirmation on the device", () => {
       "gamma test.Ask timeout refused arg=g1",
     ]);
     expect(asks.filter((a) => / busy refused /.test(a))).toHaveLength(8);
-    expect(asks.at(-1)).toBe("delta test.Ask approved exit 0 arg=d0");
+    expect(asks).toContain("delta test.Ask approved exit 0 arg=d0");
+    expect(asks.filter((a) => / conflict refused /.test(a)).sort()).toEqual([
+      "owner test.Ask conflict refused arg=o1",
+      "thief test.Ask conflict refused arg=t1",
+    ]);
   });
 });

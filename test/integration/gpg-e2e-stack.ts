@@ -40,6 +40,7 @@ export const UID = "Device E2E <device@example.invalid>";
 export interface StackOptions {
   readonly gpg?: boolean;
   readonly confirmTimeoutSeconds?: number;
+  readonly confirmConflictWindowSeconds?: number;
   /** Extra policy files (sorted before the shipped 50-qubes-air.policy), name -> text. */
   readonly policy?: Record<string, string>;
   readonly services?: Record<string, string>;
@@ -97,6 +98,9 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       handshakeMinIntervalMs: 0,
       confirm: { kind: "socket", path: button },
       confirmTimeoutSeconds: o.confirmTimeoutSeconds ?? 30,
+      ...(o.confirmConflictWindowSeconds === undefined
+        ? {}
+        : { confirmConflictWindowSeconds: o.confirmConflictWindowSeconds }),
     }),
   );
   const homes: string[] = [];
