@@ -20,9 +20,6 @@ let stack: Stack;
 beforeAll(async () => {
   stack = await startStack({
     confirmTimeoutSeconds: TIMEOUT_S,
-    // The after-approval part of the conflict rule is timing by nature (manager.test.ts covers
-    // it with a clock); here each test's clients follow each other at once.
-    confirmConflictWindowSeconds: 0,
     policy: { "30-test.policy": "test.Ask  *  @anyvm  @anyvm  ask\n" },
     services: {
       "test.Ask": '#!/bin/sh\ntouch "$HOME/ran-$QREXEC_REMOTE_DOMAIN-$1"\necho asked-and-ran\n',
