@@ -5,10 +5,14 @@
  * stdout and stderr with every write awaited, and the exit status is returned. Anything that ends
  * the channel before an exit status is a broken call: 125. Once the status has arrived the call
  * is over, whether or not all of stdin was sent (as in qrexec), and the channel is closed.
- * Must never: report a status the callee did not send, except 125 for a broken call.
+ * If our stdout's reader goes away (EPIPE), the call ends as a process killed by SIGPIPE would:
+ * the channel is reset (the callee's output has nowhere to go) and the status is 141; any other
+ * failure to write stdout is 125. Output that could not be delivered never ends in success.
+ * Must never: report a status the callee did not send, except 125 for a broken call and 141 for
+ * a closed stdout.
  */
-import { EXIT_PROBLEM, EXIT_REFUSED, OutputReader } from "../core/qrexec/call-protocol.ts";
-import type { ByteSink, ByteSource } from "../transport/transport.ts";
+import { EXIT_PROBLEM, EXIT_REFUSED, EXIT_SIGPIPE, OutputReader } from "../core/qrexec/call-protocol.ts";
+import { type ByteSink, type ByteSource, TransportError } from "../transport/transport.ts";
 import type { CallChannel } from "./channel.ts";
 
 export interface CallerIo {
@@ -43,21 +47,29 @@ export async function runCall(
   if (io.stdin !== "caller") void pumpStdin(channel, io.stdin);
   const reader = new OutputReader();
   let status: number | null = null;
+  let stdoutFailed: unknown = null;
   let stdoutOpen = true;
   let stderrOpen = true;
   try {
-    for (let chunk = await channel.read(); chunk !== null; chunk = await channel.read()) {
+    reading: for (let chunk = await channel.read(); chunk !== null; chunk = await channel.read()) {
       reader.push(chunk);
       for (let e = reader.next(); e !== undefined; e = reader.next()) {
         switch (e.type) {
           case "stdout":
-            if (stdoutOpen) await io.stdout.write(e.data).catch(() => (stdoutOpen = false));
+            if (!stdoutOpen) break;
+            try {
+              await io.stdout.write(e.data);
+            } catch (error) {
+              stdoutFailed = error;
+              break reading;
+            }
             break;
           case "stderr":
             if (stderrOpen) await io.stderr.write(e.data).catch(() => (stderrOpen = false));
             break;
           case "stdout-eof":
             if (stdoutOpen && options.closeStdoutAtEof) await io.stdout.closeWrite?.().catch(() => {});
+            stdoutOpen = false;
             break;
           case "stderr-eof":
             break; // our stderr stays open for our own messages
@@ -71,6 +83,10 @@ export async function runCall(
     status = null; // reset, link lost, or a malformed answer: the call broke
   }
   channel.close();
+  if (stdoutFailed !== null) {
+    const epipe = stdoutFailed instanceof TransportError && stdoutFailed.code === "EPIPE";
+    return { status: epipe ? EXIT_SIGPIPE : EXIT_PROBLEM, broken: false };
+  }
   if (status === null || !reader.finished) return { status: EXIT_PROBLEM, broken: true };
   if (status === EXIT_REFUSED && options.refusedMessage !== false)
     await io.stderr.write(new TextEncoder().encode("Request refused\n")).catch(() => {});

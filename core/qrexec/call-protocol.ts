@@ -21,6 +21,11 @@ import { isArgument, isCallTarget, isQubeName, isServiceName } from "./names.ts"
 export const EXIT_PROBLEM = 125;
 export const EXIT_REFUSED = 126;
 export const EXIT_NOT_FOUND = 127;
+/**
+ * A caller whose stdout reader went away (EPIPE) ends as a process killed by SIGPIPE would,
+ * 128 + 13: a pipeline such as `call ... | head -1` must not report success for lost output.
+ */
+export const EXIT_SIGPIPE = 141;
 
 export const OutputType = { STDOUT: 1, STDERR: 2, EXIT: 3 } as const;
 export type OutputType = (typeof OutputType)[keyof typeof OutputType];

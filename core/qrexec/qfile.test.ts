@@ -112,6 +112,13 @@ describe("wire codecs", () => {
     );
     expect(new QfileError(84, enc("secret")).message).not.toContain("secret");
   });
+
+  test("a full disk and other local failures are said in words, never as a bare number", () => {
+    expect(qfileErrorMessage(28)).toBe("File copy: no space left on the receiving device");
+    expect(qfileErrorMessage(13)).toBe("File copy: permission denied");
+    expect(qfileErrorMessage(30)).toBe("File copy: the receiving file system is read-only");
+    expect(qfileErrorMessage(999)).toBe("File copy: the receiver failed (errno 999)");
+  });
 });
 
 describe("QfileDecoder", () => {

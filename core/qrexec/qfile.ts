@@ -20,6 +20,19 @@ export const ENOTDIR = 20;
 export const ENAMETOOLONG = 36;
 export const EREMOTEIO = 121;
 export const EDQUOT = 122;
+/**
+ * Linux errno values a receiver reports for a local failure (the reply carries Linux numbers,
+ * as upstream's qfile-unpacker does); worded below so no one is shown "error 28".
+ */
+const EPERM = 1;
+const EIO = 5;
+const EACCES = 13;
+const EISDIR = 21;
+const EMFILE = 24;
+const EFBIG = 27;
+const ENOSPC = 28;
+const EROFS = 30;
+const ENOTEMPTY = 39;
 /** "EOF inside a name, data or target"; the sender is expected to have reported why. */
 export const LEGAL_EOF = 31415926;
 
@@ -143,13 +156,22 @@ const WORDING: Record<number, string> = {
   [ENOTDIR]: "not a directory",
   [ENAMETOOLONG]: "file name too long",
   [EDQUOT]: "disk quota exceeded",
+  [EPERM]: "operation not permitted",
+  [EIO]: "input/output error on the receiving side",
+  [EACCES]: "permission denied",
+  [EISDIR]: "is a directory",
+  [EMFILE]: "too many open files on the receiving side",
+  [EFBIG]: "file too large for the receiving file system",
+  [ENOSPC]: "no space left on the receiving device",
+  [EROFS]: "the receiving file system is read-only",
+  [ENOTEMPTY]: "directory not empty",
   [EREMOTEIO]: "no end of transfer marker",
   [LEGAL_EOF]: "unexpected end of data",
 };
 
 /** One-line wording for a qfile error code (our own text; `lastName` shown sanitised). */
 export function qfileErrorMessage(code: number, lastName: Uint8Array | null = null): string {
-  const what = WORDING[code] ?? `error ${code}`;
+  const what = WORDING[code] ?? `the receiver failed (errno ${code})`;
   const name = lastName && lastName.length > 0 ? `; last file: "${sanitizeNameForDisplay(lastName)}"` : "";
   return `File copy: ${what}${name}`;
 }
