@@ -2,11 +2,19 @@
  * What copy-to and copy-from share: a call through the daemon whose stdin the caller writes
  * itself and whose stdout is read as a ByteSource (for the qfile packer and unpacker), with the
  * callee's stderr passed to ours; and qvm-copy's progress line.
+ * Must never: leave the packer or unpacker waiting once the call is over. When the call ends
+ * (an exit status, or the link broke), stdout gets its EOF and stdin refuses further writes, so
+ * a cut link ends the copy instead of hanging it.
  */
 
 import { type CallResult, runCall } from "../../calls/caller.ts";
 import { memoryPair } from "../../transport/memory.ts";
-import type { ByteSink, ByteSource, ByteStream } from "../../transport/transport.ts";
+import {
+  type ByteSink,
+  type ByteSource,
+  type ByteStream,
+  TransportError,
+} from "../../transport/transport.ts";
 import { type CallTarget, openDaemonCall } from "./client.ts";
 import { fdSink } from "./stdio.ts";
 
@@ -29,10 +37,18 @@ export async function openFileCall(socket: string, target: CallTarget): Promise<
     { stdin: "caller", stdout: outW, stderr: fdSink(2, "stderr", false) },
     { closeStdoutAtEof: true },
   );
+  let over = false;
+  void result.then(() => {
+    over = true;
+    void outW.closeWrite(); // an EOF the consumer sees even when the call broke mid-output
+  });
   const stdin: ByteSink = {
     description: "call stdin",
     closed: channel.closed,
-    write: (d) => channel.write(d),
+    write: (d) =>
+      over
+        ? Promise.reject(new TransportError("call stdin: the call is over", "write-closed"))
+        : channel.write(d),
     closeWrite: () => channel.closeWrite(),
     close: () => void channel.closeWrite().catch(() => {}),
   };

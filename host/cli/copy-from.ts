@@ -4,12 +4,10 @@ import { join } from "node:path";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
-import { Service } from "../../core/qrexec/services.ts";
+import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import { DaemonUnreachable } from "./client.ts";
 import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
 import { kib, openFileCall, PROGRESS_MIN_BYTES } from "./copy-common.ts";
-
-const REQUEST_MAX = 64 * 1024;
 
 export const copyFromCommand: Command = {
   name: "copy-from",
@@ -36,7 +34,8 @@ Examples:
     if (paths.some((p) => p === "" || p.includes("\0")))
       throw new UsageError("a PATH is empty or holds a NUL byte");
     const list = new TextEncoder().encode(paths.join("\0"));
-    if (list.length > REQUEST_MAX) throw new UsageError(`the PATHs are over ${REQUEST_MAX} bytes together`);
+    if (list.length > COPY_FROM_REQUEST_MAX_BYTES)
+      throw new UsageError(`the PATHs are over ${COPY_FROM_REQUEST_MAX_BYTES} bytes together`);
     const dir = (values.to as string | undefined) ?? join(ctx.env.HOME || homedir(), "QubesIncoming", remote);
     let call: Awaited<ReturnType<typeof openFileCall>>;
     try {
