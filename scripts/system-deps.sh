@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The system tools the tests use for real (no mocks), checked before every test run, so that
+# "the two commands on a fresh machine" hold: as root the missing Debian packages are installed;
+# otherwise the one apt-get line that installs them is printed and the run stops (exit 1).
+#   socat: pty pairs standing in for USB-serial lines; openssh: the bench's and tests' SSH peer;
+#   gnupg/gpg-agent: real split-GPG; mtools, dosfstools, fdisk, e2fsprogs: images without root;
+#   qemu-user-static + arm64/armhf libc: the device agents under emulation; cloud-init: schema
+#   check; qrencode: QR cross-check; gpiod: libgpiod tools; curl: the cloud image fetch test.
+# Must never: ask a question (apt runs non-interactive) or stop on a transient index error when
+# the install itself succeeds.
+set -euo pipefail
+
+packages=(socat openssh-server openssh-client gnupg gpg-agent mtools dosfstools fdisk e2fsprogs
+  qemu-user-static binfmt-support libc6:arm64 libc6:armhf cloud-init qrencode gpiod curl)
+
+if ! command -v dpkg-query >/dev/null; then
+  echo "system-deps: not a Debian/Ubuntu machine; install the equivalents of: ${packages[*]}" >&2
+  exit 1
+fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" != 0 ]; then
+  echo "system-deps: missing system packages. Install them with:" >&2
+  echo "  sudo dpkg --add-architecture arm64 && sudo dpkg --add-architecture armhf && sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+echo "system-deps: installing ${missing[*]}" >&2
+dpkg --add-architecture arm64
+dpkg --add-architecture armhf
+# `apt-get update` exits non-zero when one index fails (an armhf mirror "sync in progress" is
+# transient); the install is what must succeed, so it is retried after a fresh update.
+for attempt in 1 2 3; do
+  apt-get update -qq || echo "system-deps: apt-get update reported errors (attempt $attempt); trying the install" >&2
+  if apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then exit 0; fi
+done
+echo "system-deps: could not install: ${missing[*]}" >&2
+exit 1
