@@ -9,7 +9,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { dh25519 } from "../core/noise/crypto-noble.ts";
-import { type FixtureProcess, killAll, spawnFixture } from "../test/helpers/fixture-process.ts";
+import { type FixtureProcess, killAll, spawnFixture } from "../fixtures/fixture-process.ts";
 import { type PtyPair, ptyPair } from "./pty-pair.ts";
 
 const { values: opts } = parseArgs({

@@ -22,8 +22,8 @@ import {
   spawnLogged,
   stubPath,
   tempDir,
-} from "../test/fixtures/qubes-stubs/processes.ts";
-import { hasSocat, ptyPair } from "../test/helpers/pty.ts";
+} from "../fixtures/qubes-stubs/processes.ts";
+import { hasSocat, ptyPair } from "../fixtures/pty.ts";
 
 const say = (s = "") => console.log(s);
 const step = (s: string) => say(`\n== ${s}`);

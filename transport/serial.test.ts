@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { platform } from "../platform/index.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../test/helpers/pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../fixtures/pty.ts";
 import { settleWithin, streamContract } from "../test/helpers/stream-contract.ts";
 import { openSerial } from "./serial.ts";
 import type { ByteStream } from "./transport.ts";

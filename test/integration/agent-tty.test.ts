@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { cleanup, startAgent } from "../helpers/agent/harness.ts";
 import { connectHost, hostCall, pairHost, text } from "../helpers/agent/host-side.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 
 let pty: PtyPair | null = null;
 afterEach(() => {

@@ -29,7 +29,7 @@ import {
   spawnLogged,
   startDaemon,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
 
 export { cleanup, cli, DEVICE, type RunResult, run };
 

@@ -19,8 +19,8 @@ import {
   startAgent,
   startDaemon,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 
 let pty: PtyPair | null = null;
 setDefaultTimeout(30_000);

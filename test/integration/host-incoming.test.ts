@@ -27,7 +27,7 @@ import {
   run,
   startDaemon,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
 
 setDefaultTimeout(30_000);
 

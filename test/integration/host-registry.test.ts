@@ -17,7 +17,7 @@ import {
 } from "../../host/daemon/registry.ts";
 import { TimestampSource } from "../../host/daemon/timestamps.ts";
 import { hostPaths, socketPathOf } from "../../host/paths.ts";
-import { cleanup, tempDir } from "../fixtures/qubes-stubs/harness.ts";
+import { cleanup, tempDir } from "../../fixtures/qubes-stubs/harness.ts";
 
 afterAll(cleanup);
 

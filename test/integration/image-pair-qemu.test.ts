@@ -37,7 +37,7 @@ import {
   makeHost,
   spawnLogged,
   startDaemon,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
 
 const missing = missingTools();
 let dir = "";

@@ -17,7 +17,7 @@ import { exitStatusOf, platform } from "../../platform/index.ts";
 import { openSerial } from "../../transport/serial.ts";
 import { tcpListen } from "../../transport/tcp.ts";
 import type { ByteSource, ByteStream } from "../../transport/transport.ts";
-import { ptyPair } from "../helpers/pty.ts";
+import { ptyPair } from "../../fixtures/pty.ts";
 
 const say = (o: object) => console.log(JSON.stringify(o));
 

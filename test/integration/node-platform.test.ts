@@ -14,7 +14,7 @@ import type { ChildProcess } from "../../platform/platform.ts";
 import { openSerial } from "../../transport/serial.ts";
 import { tcpConnect } from "../../transport/tcp.ts";
 import type { ByteSource, ByteStream } from "../../transport/transport.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 
 const NODE = Bun.which("node");
 const dir = fs.mkdtempSync(join(tmpdir(), "qa-node-platform-"));

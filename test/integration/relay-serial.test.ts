@@ -19,8 +19,8 @@ import {
   runRelayAs,
   startAgent,
   startDaemon,
-} from "../fixtures/qubes-stubs/harness.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 
 setDefaultTimeout(30_000);
 

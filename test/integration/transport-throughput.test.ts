@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { platform } from "../../platform/index.ts";
 import { tcpConnect, tcpListen } from "../../transport/tcp.ts";
 import type { ByteStream } from "../../transport/transport.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 
 const dir = fs.mkdtempSync(join(tmpdir(), "qa-throughput-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
