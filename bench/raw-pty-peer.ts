@@ -36,7 +36,8 @@ if (stty.status !== 0) {
 
 if (a.via === "serial") {
   const { openSerial } = await import("../transport/serial.ts");
-  const stream = await openSerial(tty);
+  const { platform } = await import("../platform/index.ts");
+  const stream = await openSerial(tty, { platform });
   if (a.role === "reader") {
     emit({ event: "ready" });
     const limitMs = Number(a.seconds ?? 1) * 1000;

@@ -8,6 +8,7 @@
  */
 
 import { constants as osConstants } from "node:os";
+import type { SpawnFailure } from "../transport/serial.ts";
 import type { ByteSink, ByteSource, ByteStream } from "../transport/transport.ts";
 
 export type StdioMode = "pipe" | "inherit" | "ignore";
@@ -42,9 +43,14 @@ export interface ChildProcess {
   kill(signal?: string): boolean;
 }
 
-/** The program could not be started at all (ENOENT, EACCES): qrexec reports this as 127/126. */
-export class SpawnError extends Error {
+/**
+ * The program could not be started at all (ENOENT, EACCES): qrexec reports this as 127/126.
+ * `spawnFailed` is what transport/serial.ts matches (it declares SpawnFailure and may not import
+ * platform/); code here matches with instanceof.
+ */
+export class SpawnError extends Error implements SpawnFailure {
   override readonly name = "SpawnError";
+  readonly spawnFailed = true;
   constructor(
     message: string,
     readonly code: string,
