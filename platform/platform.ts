@@ -8,7 +8,6 @@
  */
 
 import { constants as osConstants } from "node:os";
-import type { SpawnFailure } from "../transport/serial.ts";
 import type { ByteSink, ByteSource, ByteStream } from "../transport/transport.ts";
 
 export type StdioMode = "pipe" | "inherit" | "ignore";
@@ -45,10 +44,11 @@ export interface ChildProcess {
 
 /**
  * The program could not be started at all (ENOENT, EACCES): qrexec reports this as 127/126.
- * `spawnFailed` is what transport/serial.ts matches (it declares SpawnFailure and may not import
- * platform/); code here matches with instanceof.
+ * `spawnFailed` is what transport/serial.ts matches (its SpawnFailure: it may not import
+ * platform/; transport/serial.test.ts checks the two shapes agree); code that may import this
+ * class matches with instanceof.
  */
-export class SpawnError extends Error implements SpawnFailure {
+export class SpawnError extends Error {
   override readonly name = "SpawnError";
   readonly spawnFailed = true;
   constructor(
