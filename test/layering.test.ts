@@ -25,7 +25,21 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { importsOf, stripComments, targetOf } from "./helpers/source-imports.ts";
+import {
+  closureOf,
+  coreViolations,
+  type Edge,
+  edgeViolations,
+  filesUnder,
+  findCycle,
+  type Graph,
+  isTest,
+  type Rule,
+  ruleViolations,
+  SKIP_DIRS,
+  testPathViolations,
+  unplacedFolders,
+} from "./helpers/layering-check.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 
@@ -47,14 +61,6 @@ const FOLDERS: Readonly<Record<string, string>> = {
 };
 
 const PRODUCT = ["core", "platform", "transport", "calls", "agent", "host", "images", "hw"];
-
-interface Edge {
-  readonly from: string;
-  readonly to: string;
-  readonly why: string;
-  /** When only some files of `to` may be imported: root-relative paths. */
-  readonly only?: readonly string[];
-}
 
 const EDGES: readonly Edge[] = [
   { from: "transport", to: "core", why: "errors: TransportError's base, ConfigError, assert" },
@@ -115,17 +121,6 @@ const TEST_EDGES: readonly Edge[] = [
   { from: "transport", to: "platform", why: "tests are wiring: a real runtime to open a serial line with" },
 ];
 
-/** Finer rules inside a folder: files under `files` never import under `never`. */
-interface Rule {
-  readonly files: string;
-  /** Files under `files` that the rule does not cover (prefixes). */
-  readonly notFiles?: readonly string[];
-  readonly never: readonly string[];
-  readonly why: string;
-  /** Known, reasoned exceptions: [importing file, imported file]. */
-  readonly except?: readonly (readonly [string, string])[];
-}
-
 const RULES: readonly Rule[] = [
   {
     files: "host/relay/",
@@ -167,168 +162,27 @@ const CLOSURES: readonly { entry: string; never: readonly string[]; why: string 
   },
 ];
 
-// --- the checkers (pure functions of text, tested on samples at the end) ---
-
-const isTest = (file: string) => /\.test\.[a-z]+$/.test(file);
-const topOf = (path: string) => path.split("/")[0]!;
-
-/** Imports from `file` into another top-level folder that no edge allows. */
-function edgeViolations(file: string, src: string, edges = EDGES, testEdges = TEST_EDGES): string[] {
-  const from = topOf(file);
-  const out: string[] = [];
-  const allowed = isTest(file) ? [...edges, ...testEdges] : edges;
-  for (const { spec, line } of importsOf(stripComments(src))) {
-    if (!spec.startsWith(".")) continue;
-    const target = targetOf(ROOT, file, spec);
-    const to = topOf(target);
-    if (to === from) continue;
-    if (!(to in FOLDERS)) {
-      out.push(`${file}:${line}: imports ${spec}, outside every placed folder`);
-      continue;
-    }
-    const ok = allowed.some((e) => e.from === from && e.to === to && (!e.only || e.only.includes(target)));
-    if (!ok) out.push(`${file}:${line}: imports ${spec} (no edge ${from}/ -> ${target})`);
-  }
-  return out;
-}
-
-function ruleViolations(file: string, src: string, rules = RULES): string[] {
-  if (isTest(file)) return [];
-  const out: string[] = [];
-  const applies = rules.filter(
-    (r) => file.startsWith(r.files) && !r.notFiles?.some((n) => file.startsWith(n)),
-  );
-  if (applies.length === 0) return out;
-  for (const { spec, line } of importsOf(stripComments(src))) {
-    if (!spec.startsWith(".")) continue;
-    const target = targetOf(ROOT, file, spec);
-    for (const r of applies) {
-      if (!r.never.some((n) => target.startsWith(n))) continue;
-      if (r.except?.some(([f, t]) => f === file && t === target)) continue;
-      out.push(`${file}:${line}: imports ${spec} (${r.why})`);
-    }
-  }
-  return out;
-}
-
-/** demo/ and bench/ may not name a path in test/ either (a spawned file is a dependency too). */
-function testPathViolations(file: string, src: string): string[] {
-  const out: string[] = [];
-  stripComments(src)
-    .split("\n")
-    .forEach((text, i) => {
-      if (/(?:^|["'`/])test\/[\w.-]+/.test(text)) out.push(`${file}:${i + 1}: names a path in test/`);
-    });
-  return out;
-}
-
-/** Top-level folders holding TypeScript that FOLDERS does not place. */
-function unplacedFolders(tops: readonly { name: string; hasTs: boolean }[], placed = FOLDERS): string[] {
-  return tops.filter((t) => t.hasTs && !(t.name in placed)).map((t) => t.name);
-}
-
-/** One cycle among the edges' folders, or null. */
-function findCycle(edges: readonly Pick<Edge, "from" | "to">[]): string[] | null {
-  const next = new Map<string, string[]>();
-  for (const e of edges) next.set(e.from, [...(next.get(e.from) ?? []), e.to]);
-  const state = new Map<string, "open" | "done">();
-  const walk = (node: string, path: string[]): string[] | null => {
-    if (state.get(node) === "open") return [...path.slice(path.indexOf(node)), node];
-    if (state.get(node) === "done") return null;
-    state.set(node, "open");
-    for (const n of next.get(node) ?? []) {
-      const c = walk(n, [...path, node]);
-      if (c) return c;
-    }
-    state.set(node, "done");
-    return null;
-  };
-  for (const node of next.keys()) {
-    const c = walk(node, []);
-    if (c) return c;
-  }
-  return null;
-}
-
-const FORBIDDEN_GLOBALS: readonly [RegExp, string][] = [
-  [/(?:^|[^.\w$])Bun\s*[.[]/, "Bun."],
-  [/(?:^|[^.\w$])process\s*[.[]/, "process."],
-  [/(?:^|[^.\w$])Buffer\b/, "Buffer"],
-  [/(?:^|[^.\w$])require\s*\(/, "require("],
-  [/\bimport\s*\.\s*meta\b/, "import.meta"],
-  [/\bglobalThis\s*\.\s*(?:Bun|process|Buffer|require)\b/, "globalThis runtime global"],
-];
-
-/** Violations of the core/ rules in one file's text, as "file:line: what". */
-function coreViolations(file: string, src: string): string[] {
-  const code = stripComments(src);
-  const bare = stripComments(src, true);
-  const out: string[] = [];
-  for (const { spec, line } of importsOf(code)) {
-    if (spec.startsWith("@noble/")) continue;
-    if (spec.startsWith(".")) {
-      if (topOf(targetOf(ROOT, file, spec)) === "core") continue;
-      out.push(`${file}:${line}: imports ${spec}, outside core/`);
-    } else {
-      out.push(`${file}:${line}: imports ${spec} (core/ may import only core/ and @noble/*)`);
-    }
-  }
-  bare.split("\n").forEach((text, i) => {
-    for (const [pattern, name] of FORBIDDEN_GLOBALS) {
-      if (pattern.test(text)) out.push(`${file}:${i + 1}: uses ${name} (core/ has no runtime globals)`);
-    }
-  });
-  return out;
-}
-
-// --- the tree ---
-
-const SKIP = new Set(["node_modules", "dist", ".git"]);
-const SOURCE = /\.(ts|tsx|mts|js|mjs)$/;
-
-function filesUnder(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
-    if (SKIP.has(e.name) || e.name.startsWith(".")) continue;
-    const rel = `${dir}/${e.name}`;
-    if (e.isDirectory()) out.push(...filesUnder(rel));
-    else if (SOURCE.test(e.name) && !e.name.endsWith(".d.ts")) out.push(rel);
-  }
-  return out.sort();
-}
-
+const GRAPH: Graph = { root: ROOT, folders: FOLDERS, edges: EDGES, testEdges: TEST_EDGES, rules: RULES };
 const read = (file: string) => readFileSync(join(ROOT, file), "utf-8");
 // The checker's own samples below are strings that look like imports.
 const SELF = "test/layering.test.ts";
 const ALL = Object.keys(FOLDERS)
-  .flatMap(filesUnder)
+  .flatMap((dir) => filesUnder(ROOT, dir))
   .filter((f) => f !== SELF);
-
-function closureOf(entry: string): Set<string> {
-  const seen = new Set<string>();
-  const todo = [entry];
-  while (todo.length > 0) {
-    const file = todo.pop()!;
-    if (seen.has(file) || !SOURCE.test(file)) continue;
-    seen.add(file);
-    for (const { spec } of importsOf(stripComments(read(file)))) {
-      if (spec.startsWith(".")) todo.push(targetOf(ROOT, file, spec));
-    }
-  }
-  return seen;
-}
+const edges = (file: string, src: string) => edgeViolations(GRAPH, file, src);
+const rules = (file: string, src: string) => ruleViolations(GRAPH, file, src);
 
 describe("layering: the whole graph (DESIGN.md 'Components and layout')", () => {
   test("every top-level folder with TypeScript in it is placed", () => {
     const tops = readdirSync(ROOT, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && !SKIP.has(e.name) && !e.name.startsWith("."))
-      .map((e) => ({ name: e.name, hasTs: filesUnder(e.name).length > 0 }));
-    expect(unplacedFolders(tops)).toEqual([]);
+      .filter((e) => e.isDirectory() && !SKIP_DIRS.has(e.name) && !e.name.startsWith("."))
+      .map((e) => ({ name: e.name, hasTs: filesUnder(ROOT, e.name).length > 0 }));
+    expect(unplacedFolders(tops, FOLDERS)).toEqual([]);
   });
 
   test("every import between folders is a listed edge", () => {
     expect(ALL.length).toBeGreaterThan(300);
-    expect(ALL.flatMap((f) => edgeViolations(f, read(f)))).toEqual([]);
+    expect(ALL.flatMap((f) => edges(f, read(f)))).toEqual([]);
   });
 
   test("the folder graph has no cycle (so none between platform/ and transport/)", () => {
@@ -338,12 +192,12 @@ describe("layering: the whole graph (DESIGN.md 'Components and layout')", () => 
 
   test("host/ by process and agent/ by concern keep to their finer rules", () => {
     const files = ALL.filter((f) => f.startsWith("host/") || f.startsWith("agent/"));
-    expect(files.flatMap((f) => ruleViolations(f, read(f)))).toEqual([]);
+    expect(files.flatMap((f) => rules(f, read(f)))).toEqual([]);
   });
 
   test("the relay's and the config contract's import closures stay small", () => {
     const reached = CLOSURES.flatMap((c) =>
-      [...closureOf(c.entry)]
+      [...closureOf(ROOT, c.entry, read)]
         .filter((f) => c.never.some((n) => f.startsWith(n)))
         .map((f) => `${c.entry} reaches ${f} (${c.why})`),
     );
@@ -359,7 +213,7 @@ describe("layering: the whole graph (DESIGN.md 'Components and layout')", () => 
   test("core/ imports only core/ and @noble/*, and uses no Bun/Node globals", () => {
     const files = ALL.filter((f) => f.startsWith("core/") && !isTest(f));
     expect(files.length).toBeGreaterThan(10);
-    expect(files.flatMap((f) => coreViolations(f, read(f)))).toEqual([]);
+    expect(files.flatMap((f) => coreViolations(ROOT, f, read(f)))).toEqual([]);
   });
 });
 
@@ -379,7 +233,7 @@ describe("the checker itself", () => {
     'const s = "see Bun. docs"; const o = obj.process.x; import { n } from "@noble/hashes/sha2.js";', // 12
     "const r = require('fs'); const d = import.meta.dir;", // 13
   ].join("\n");
-  const found = coreViolations("core/session/sample.ts", sample);
+  const found = coreViolations(ROOT, "core/session/sample.ts", sample);
 
   test("core: finds each kind of violation with its line", () => {
     const lines = found.map((v) => Number(v.split(":")[1])).sort((a, b) => a - b);
@@ -392,50 +246,36 @@ describe("the checker itself", () => {
   });
 
   test("edges: an import no edge allows, with file:line and the missing edge", () => {
-    expect(edgeViolations("transport/tcp.ts", 'import { x } from "../host/daemon/daemon.ts";')).toEqual([
+    expect(edges("transport/tcp.ts", 'import { x } from "../host/daemon/daemon.ts";')).toEqual([
       "transport/tcp.ts:1: imports ../host/daemon/daemon.ts (no edge transport/ -> host/daemon/daemon.ts)",
     ]);
-    expect(
-      edgeViolations("transport/serial.ts", '\nimport { platform } from "../platform/index.ts";'),
-    ).toEqual([
+    expect(edges("transport/serial.ts", '\nimport { platform } from "../platform/index.ts";')).toEqual([
       "transport/serial.ts:2: imports ../platform/index.ts (no edge transport/ -> platform/index.ts)",
     ]);
-    expect(edgeViolations("platform/bun.ts", 'import { x } from "../core/errors.ts";')).toEqual([]);
-    expect(
-      edgeViolations("transport/serial.test.ts", 'import { platform } from "../platform/index.ts";'),
-    ).toEqual([]);
+    expect(edges("platform/bun.ts", 'import { x } from "../core/errors.ts";')).toEqual([]);
+    expect(edges("transport/serial.test.ts", 'import { platform } from "../platform/index.ts";')).toEqual([]);
   });
 
   test("edges: `only` limits an edge to the listed files", () => {
-    expect(
-      edgeViolations("platform/node.ts", 'import type { ByteStream } from "../transport/transport.ts";'),
-    ).toEqual([]);
-    expect(
-      edgeViolations("platform/node.ts", 'import { openSerial } from "../transport/serial.ts";'),
-    ).toHaveLength(1);
-    expect(edgeViolations("images/cloud.ts", 'import { parseConfig } from "../agent/config.ts";')).toEqual(
+    expect(edges("platform/node.ts", 'import type { ByteStream } from "../transport/transport.ts";')).toEqual(
       [],
     );
-    expect(edgeViolations("images/cloud.ts", 'import { x } from "../agent/link/listen.ts";')).toEqual([
+    expect(edges("platform/node.ts", 'import { openSerial } from "../transport/serial.ts";')).toHaveLength(1);
+    expect(edges("images/cloud.ts", 'import { parseConfig } from "../agent/config.ts";')).toEqual([]);
+    expect(edges("images/cloud.ts", 'import { x } from "../agent/link/listen.ts";')).toEqual([
       "images/cloud.ts:1: imports ../agent/link/listen.ts (no edge images/ -> agent/link/listen.ts)",
     ]);
   });
 
   test("edges: demo/ and bench/ reach fixtures/, never test/, tests included", () => {
-    expect(edgeViolations("bench/run.ts", 'import { ptyPair } from "../fixtures/pty.ts";')).toEqual([]);
-    expect(
-      edgeViolations("demo/zone-demo.ts", 'import { ptyPair } from "../test/helpers/pty.ts";'),
-    ).toHaveLength(1);
-    expect(
-      edgeViolations("bench/bench.test.ts", 'import { x } from "../test/helpers/duplex-pair.ts";'),
-    ).toHaveLength(1);
-    expect(edgeViolations("core/x.test.ts", 'import { x } from "../test/helpers/duplex-pair.ts";')).toEqual(
-      [],
+    expect(edges("bench/run.ts", 'import { ptyPair } from "../fixtures/pty.ts";')).toEqual([]);
+    expect(edges("demo/zone-demo.ts", 'import { ptyPair } from "../test/helpers/pty.ts";')).toHaveLength(1);
+    expect(edges("bench/bench.test.ts", 'import { x } from "../test/helpers/duplex-pair.ts";')).toHaveLength(
+      1,
     );
-    expect(
-      edgeViolations("fixtures/pty.ts", 'import { x } from "../test/helpers/duplex-pair.ts";'),
-    ).toHaveLength(1);
-    expect(edgeViolations("bench/run.ts", 'import { x } from "../../elsewhere/x.ts";')).toEqual([
+    expect(edges("core/x.test.ts", 'import { x } from "../test/helpers/duplex-pair.ts";')).toEqual([]);
+    expect(edges("fixtures/pty.ts", 'import { x } from "../test/helpers/duplex-pair.ts";')).toHaveLength(1);
+    expect(edges("bench/run.ts", 'import { x } from "../../elsewhere/x.ts";')).toEqual([
       "bench/run.ts:1: imports ../../elsewhere/x.ts, outside every placed folder",
     ]);
   });
@@ -449,20 +289,14 @@ describe("the checker itself", () => {
   });
 
   test("rules: host/ by process, with reasons; tests and known exceptions pass", () => {
-    expect(ruleViolations("host/relay/relay.ts", 'import { Daemon } from "../daemon/daemon.ts";')).toEqual([
+    expect(rules("host/relay/relay.ts", 'import { Daemon } from "../daemon/daemon.ts";')).toEqual([
       "host/relay/relay.ts:1: imports ../daemon/daemon.ts (the relay starts once per call: its start-up must stay small)",
     ]);
-    expect(ruleViolations("host/paths.ts", 'import { x } from "./cli/common.ts";')).toHaveLength(1);
-    expect(
-      ruleViolations("host/cli/list.ts", 'import { loadRegistry } from "../daemon/registry.ts";'),
-    ).toEqual([]);
-    expect(ruleViolations("host/relay/relay.test.ts", 'import { x } from "../daemon/daemon.ts";')).toEqual(
-      [],
-    );
-    expect(ruleViolations("agent/link/sessions.ts", 'import { x } from "../cli/cli.ts";')).toHaveLength(1);
-    expect(ruleViolations("agent/services/gpg/keysetup.ts", 'import { x } from "../../cli/cli.ts";')).toEqual(
-      [],
-    );
+    expect(rules("host/paths.ts", 'import { x } from "./cli/common.ts";')).toHaveLength(1);
+    expect(rules("host/cli/list.ts", 'import { loadRegistry } from "../daemon/registry.ts";')).toEqual([]);
+    expect(rules("host/relay/relay.test.ts", 'import { x } from "../daemon/daemon.ts";')).toEqual([]);
+    expect(rules("agent/link/sessions.ts", 'import { x } from "../cli/cli.ts";')).toHaveLength(1);
+    expect(rules("agent/services/gpg/keysetup.ts", 'import { x } from "../../cli/cli.ts";')).toEqual([]);
   });
 
   test("folders: an unplaced folder with TypeScript fails, one without does not", () => {
@@ -471,7 +305,7 @@ describe("the checker itself", () => {
       { name: "salt", hasTs: false },
       { name: "tools", hasTs: true },
     ];
-    expect(unplacedFolders(tops)).toEqual(["tools"]);
+    expect(unplacedFolders(tops, FOLDERS)).toEqual(["tools"]);
   });
 
   test("cycles: found through several folders, none in a chain", () => {
