@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import {
   type Agent,
   buildRelay,
@@ -20,7 +21,6 @@ import {
   startAgent,
   startDaemon,
 } from "../../fixtures/qubes-stubs/harness.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 
 setDefaultTimeout(30_000);
 
