@@ -13,7 +13,7 @@
  * `bun bench/call-latency.ts [--calls N] [--json]`; bench/run.ts includes it.
  */
 import { join } from "node:path";
-import { buildRelay, cleanup, pairedHost, runRelayAs } from "../test/fixtures/qubes-stubs/harness.ts";
+import { buildRelay, cleanup, pairedHost, runRelayAs } from "../fixtures/qubes-stubs/harness.ts";
 import { findSshd, type Sshd, sshClientArgs, startSshd } from "./ssh.ts";
 
 export interface Percentiles {

@@ -9,17 +9,13 @@
  *       writes one reused 64 KiB block forever (blocking writes: backpressure from the line);
  *       the bench kills it once the reader is done.
  *   --via serial (both roles): the same, but through transport/serial.ts (openSerial: stty, the
- *       platform's tty reader, non-blocking writes with backoff) instead of plain node:fs, with
+ *       platform's tty reader, blocking writes in the thread pool) instead of plain node:fs, with
  *       writes of one serial frame's size; no framing, no crypto. Isolates what the transport
  *       costs from what framing and crypto cost (bench/README.md "Where the time goes").
- *   --via backoff|hybrid (writer only): frame-sized writes on a non-blocking fd through
- *       bench/tty-writer.ts: serial.ts's wait on EAGAIN (sleep 1..16 ms) or a short spin on
- *       setImmediate first; prints {"event":"done",eagain,sleptMs,...} on SIGTERM
  */
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import { parseArgs } from "node:util";
-import { ttyWriter } from "./tty-writer.ts";
 
 const { values: a } = parseArgs({
   options: {
@@ -40,7 +36,8 @@ if (stty.status !== 0) {
 
 if (a.via === "serial") {
   const { openSerial } = await import("../transport/serial.ts");
-  const stream = await openSerial(tty);
+  const { platform } = await import("../platform/index.ts");
+  const stream = await openSerial(tty, { platform });
   if (a.role === "reader") {
     emit({ event: "ready" });
     const limitMs = Number(a.seconds ?? 1) * 1000;
@@ -68,27 +65,6 @@ if (a.via === "serial") {
   emit({ event: "writing" });
   try {
     for (;;) await stream.write(block);
-  } catch {
-    process.exit(0);
-  }
-} else if (a.role === "writer" && (a.via === "backoff" || a.via === "hybrid")) {
-  const { O_WRONLY, O_NOCTTY, O_NONBLOCK } = fs.constants;
-  const fd = fs.openSync(tty, O_WRONLY | O_NOCTTY | O_NONBLOCK);
-  const block = new Uint8Array(16 * 1024 + 100).map((_, i) => 1 + (i % 255));
-  const w = ttyWriter(fd, a.via);
-  let written = 0;
-  const t0 = performance.now();
-  process.on("SIGTERM", () => {
-    const seconds = (performance.now() - t0) / 1000;
-    emit({ event: "done", via: a.via, written, ...w.stats, seconds });
-    process.exit(0);
-  });
-  emit({ event: "writing" });
-  try {
-    for (;;) {
-      await w.write(block);
-      written += block.length;
-    }
   } catch {
     process.exit(0);
   }

@@ -5,17 +5,9 @@
  *   --role sink                    listens on 127.0.0.1:0, counts bytes to EOF, answers with the
  *                                  count (u64 BE) and EOF; prints {"event":"listening",port}.
  *   --role source --connect PORT (--seconds S | --bytes N)
- *                                  writes one reused 1 MiB block with backpressure, half-closes,
- *                                  waits for the count; prints {"event":"done",mbPerSecond,...}.
- *        [--pattern P]             how the source writes, to isolate the link's costs
- *                                  (bench/README.md "Where the time goes"):
- *                                  bulk    1 MiB writes, wait for 'drain' only (default)
- *                                  await   64 KiB writes, each awaited via its callback, one in
- *                                          flight (what transport/node-stream.ts + the vchan do)
- *                                  frame   as await, each write a fresh zeroed 64 KiB frame the data
- *                                          is copied into at offset 2 (encodeTcpFrame)
- *                                  parts   as await, the 2-byte prefix and the 64 KiB body as two
- *                                          writes under cork()/uncork(), no copy
+ *                                  writes one reused 1 MiB block, waiting for 'drain' only
+ *                                  (backpressure), half-closes, waits for the count; prints
+ *                                  {"event":"done",mbPerSecond,...}.
  */
 import * as net from "node:net";
 import { parseArgs } from "node:util";
@@ -26,7 +18,6 @@ const { values: a } = parseArgs({
     connect: { type: "string" },
     seconds: { type: "string" },
     bytes: { type: "string" },
-    pattern: { type: "string" },
   },
 });
 const emit = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
@@ -69,36 +60,12 @@ async function sourceRole(): Promise<void> {
   const deadlineMs = a.seconds ? Number(a.seconds) * 1000 : Number.POSITIVE_INFINITY;
   const t0 = performance.now();
   let sent = 0;
-  const pattern = a.pattern ?? "bulk";
-  const FRAME = 65535;
-  const body = block.subarray(0, FRAME);
-  const prefix = Uint8Array.of(FRAME >>> 8, FRAME & 0xff);
-  const written = (data: Uint8Array) =>
-    new Promise<void>((resolve, reject) => sock.write(data, (e) => (e ? reject(e) : resolve())));
   while (sent < limit && performance.now() - t0 < deadlineMs) {
-    if (pattern === "bulk") {
-      const n = Math.min(block.length, limit - sent);
-      sent += n;
-      if (!sock.write(n === block.length ? block : block.subarray(0, n))) {
-        await new Promise<void>((resolve) => sock.once("drain", resolve));
-      }
-    } else if (pattern === "await") {
-      sent += FRAME;
-      await written(body);
-    } else if (pattern === "frame") {
-      const frame = new Uint8Array(2 + FRAME);
-      frame.set(prefix, 0);
-      frame.set(body, 2);
-      sent += FRAME + 2;
-      await written(frame);
-    } else if (pattern === "parts") {
-      sock.cork();
-      sock.write(prefix);
-      const last = written(body);
-      sock.uncork();
-      sent += FRAME + 2;
-      await last;
-    } else throw new Error(`unknown --pattern ${pattern}`);
+    const n = Math.min(block.length, limit - sent);
+    sent += n;
+    if (!sock.write(n === block.length ? block : block.subarray(0, n))) {
+      await new Promise<void>((resolve) => sock.once("drain", resolve));
+    }
   }
   sock.end();
   const r = await replied;

@@ -3,7 +3,7 @@
  * measured side by side in one run on this machine, each sender and receiver a real process:
  *
  *   1. one vchan channel one way over TCP loopback through our link, for both suites
- *      (test/fixtures/link-peer.ts --sink);
+ *      (fixtures/link-peer.ts --sink);
  *   2. OpenSSH into `cat > /dev/null` over loopback, per fast cipher (bench/ssh.ts);
  *   3. raw TCP loopback, node:net with no crypto and no framing (bench/raw-tcp-peer.ts);
  *   4. our serial link over a socat pty pair, raw bytes over the same kind of pair with plain
@@ -19,11 +19,11 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { dh25519 } from "../core/noise/crypto-noble.ts";
 import { LINK_SUITES } from "../core/noise/suites.ts";
-import { cleanup as cleanupCallHarness } from "../test/fixtures/qubes-stubs/processes.ts";
-import { type FixtureProcess, killAll, spawnFixture } from "../test/helpers/fixture-process.ts";
+import { type FixtureProcess, killAll, spawnFixture } from "../fixtures/fixture-process.ts";
+import { ptyPair as socatPtyPair } from "../fixtures/pty.ts";
+import { cleanup as cleanupCallHarness } from "../fixtures/qubes-stubs/processes.ts";
 import { measureCallLatency } from "./call-latency.ts";
 import { warmHandshakes } from "./handshake.ts";
-import { ptyPair as basePtyPair, type PtyPair } from "./pty-pair.ts";
 import { findSshd, SSH_CIPHERS, type Sshd, sshTransfer, startSshd } from "./ssh.ts";
 
 const { values: opts } = parseArgs({
@@ -47,7 +47,7 @@ const HANDSHAKES = Number(opts.handshakes ?? (quick ? 3 : 20));
 const WARMUP_SECONDS = quick ? 0.2 : 0.6;
 
 const ROOT = join(import.meta.dir, "..");
-const LINK_PEER = join(ROOT, "test/fixtures/link-peer.ts");
+const LINK_PEER = join(ROOT, "fixtures/link-peer.ts");
 const RAW_TCP = join(import.meta.dir, "raw-tcp-peer.ts");
 const RAW_PTY = join(import.meta.dir, "raw-pty-peer.ts");
 const SERIAL_SUITE = "25519_AESGCM_BLAKE2s";
@@ -256,12 +256,10 @@ async function ssh(): Promise<SshFigures | { skipped: string }> {
 
 // --- 4. serial over a pty pair ---
 /** A socat pty pair whose socat is also killed by cleanupAll(). */
-async function ptyPair(): Promise<PtyPair> {
-  let kill = () => {};
-  const pair = await basePtyPair((stop) => {
-    kill = stop;
-    cleanups.add(stop);
-  });
+async function ptyPair(): Promise<{ a: string; b: string; stop(): void }> {
+  const pair = await socatPtyPair();
+  const kill = () => void pair.close();
+  cleanups.add(kill);
   return {
     a: pair.a,
     b: pair.b,

@@ -8,10 +8,10 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { dh25519 } from "../core/noise/crypto-noble.ts";
-import { killAll, spawnFixture } from "../test/helpers/fixture-process.ts";
-import { hasSocat, ptyPair } from "../test/helpers/pty.ts";
+import { killAll, spawnFixture } from "../fixtures/fixture-process.ts";
+import { hasSocat, ptyPair } from "../fixtures/pty.ts";
 
-const PEER = join(import.meta.dir, "../test/fixtures/link-peer.ts");
+const PEER = join(import.meta.dir, "../fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const key = () => {
   const k = dh25519.generateKeyPair();

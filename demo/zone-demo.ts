@@ -13,6 +13,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { hasSocat, ptyPair } from "../fixtures/pty.ts";
 import {
   BUN,
   cleanEnv,
@@ -22,8 +23,7 @@ import {
   spawnLogged,
   stubPath,
   tempDir,
-} from "../test/fixtures/qubes-stubs/processes.ts";
-import { hasSocat, ptyPair } from "../test/helpers/pty.ts";
+} from "../fixtures/qubes-stubs/processes.ts";
 
 const say = (s = "") => console.log(s);
 const step = (s: string) => say(`\n== ${s}`);

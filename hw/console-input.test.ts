@@ -1,7 +1,7 @@
 /** Console confirmation on a real pty pair (socat), and the refusal of host-writable ttys. */
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
-import { hasSocat, ptyPair } from "../test/helpers/pty.ts";
+import { hasSocat, ptyPair } from "../fixtures/pty.ts";
 import { ConsoleInput, consoleRefusal, keyVerdict } from "./console-input.ts";
 
 describe("console refusals", () => {

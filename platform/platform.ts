@@ -42,9 +42,15 @@ export interface ChildProcess {
   kill(signal?: string): boolean;
 }
 
-/** The program could not be started at all (ENOENT, EACCES): qrexec reports this as 127/126. */
+/**
+ * The program could not be started at all (ENOENT, EACCES): qrexec reports this as 127/126.
+ * `spawnFailed` is what transport/serial.ts matches (its SpawnFailure: it may not import
+ * platform/; transport/serial.test.ts checks the two shapes agree); code that may import this
+ * class matches with instanceof.
+ */
 export class SpawnError extends Error {
   override readonly name = "SpawnError";
+  readonly spawnFailed = true;
   constructor(
     message: string,
     readonly code: string,

@@ -1,157 +1,219 @@
 /**
- * The dependency direction of DESIGN.md ("Components and layout"): agent/host -> transport/
- * platform -> core. Checked on the source text, so a violation fails here with file:line before
- * it becomes a runtime surprise on Node (the Armory) or in a compiled binary.
+ * The whole dependency graph of DESIGN.md "Components and layout", as data, checked on the source
+ * text: every top-level folder with TypeScript in it is placed in FOLDERS, every import between
+ * two folders is an edge of EDGES (each with its reason), and the finer rules below hold. A
+ * violation fails here with file:line before it becomes a runtime surprise on Node (the Armory),
+ * in a compiled binary, or a tangle nobody can move.
  *
- *   core/                  imports only relative paths inside core/ and @noble/*; uses no Bun or
- *                          Node globals (Bun., process., Buffer, require(, import.meta).
- *   transport/, platform/, runtime/  never import agent/ or host/ (runtime/ is the wiring
- *   agent and host share: call execution, qfile pack/unpack).
- *
- * Test files (*.test.ts) are exempt: they may use test helpers and runtime APIs.
+ * Choices this graph makes:
+ * - platform/ -> transport/, never the reverse: platform/ produces byte streams (sockets, pipes,
+ *   tty readers), so it builds on transport's contract (transport.ts, node-stream.ts).
+ *   transport/serial.ts needs three runtime calls (stat, spawn for stty, the tty reader): it
+ *   declares them as SerialPlatform and callers pass `platform`; spawn failures are matched by
+ *   SpawnError's `spawnFailed` field, not by importing the class.
+ * - images/ -> agent/config.ts only: the agent's config file is the contract between the image
+ *   builder (which writes agent.json) and the agent (which reads it); images checks what it
+ *   writes with the agent's own parseConfig, so the two can never disagree. It stays in agent/
+ *   because it is not pure enough for core/ (node:path, homedir, hw/boards' BoardId); instead
+ *   its import closure may reach no other agent/ file (checked below).
+ * - Test files (*.test.ts) are wiring: they may also import test/ and fixtures/, and transport's
+ *   tests a real platform. demo/ and bench/, tests included, never touch test/: what they share
+ *   with the tests lives in fixtures/.
+ * - The finer rules (host/ by process, agent/ by concern, the relay's small start-up) apply to
+ *   product files, not to their tests.
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { dirname, join, relative, resolve, sep } from "node:path";
+import { join, resolve } from "node:path";
+import {
+  closureOf,
+  coreViolations,
+  type Edge,
+  edgeViolations,
+  filesUnder,
+  findCycle,
+  type Graph,
+  isTest,
+  type Rule,
+  ruleViolations,
+  SKIP_DIRS,
+  testPathViolations,
+  unplacedFolders,
+} from "./helpers/layering-check.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
 
-function sourceFiles(dir: string): string[] {
-  let entries: import("node:fs").Dirent[];
-  try {
-    entries = readdirSync(join(ROOT, dir), { withFileTypes: true });
-  } catch {
-    return [];
-  }
-  const out: string[] = [];
-  for (const e of entries) {
-    const rel = join(dir, e.name);
-    if (e.isDirectory()) out.push(...sourceFiles(rel));
-    else if (/\.(ts|tsx|mts|js|mjs)$/.test(e.name) && !/\.test\.[a-z]+$/.test(e.name)) out.push(rel);
-  }
-  return out.sort();
-}
+/** Every top-level folder that holds TypeScript, with what it is. */
+const FOLDERS: Readonly<Record<string, string>> = {
+  core: "pure protocol logic shared by agent and host: no I/O, no runtime globals",
+  platform: "runtime adapters (spawn, sockets, files, clock, native crypto): Bun and Node",
+  transport: "byte streams (tcp, serial, memory pair) and their written contract",
+  calls: "the one place that reads and writes call framing: caller, callee, socket bridge",
+  agent: "the device runtime, by concern: link/, services/, confirmation/, cli/",
+  host: "sys-remote, by process: daemon/, relay/, cli/",
+  images: "flashable Pi/Armory images, cloud-init, the safe flasher",
+  hw: "board profiles, LEDs, buttons, display, USB gadget, udev rules",
+  scripts: "the release build (bun run build): builds entry files by path",
+  fixtures: "stand-ins and process helpers shared by test/, demo/ and bench/",
+  test: "integration and end-to-end tests, vector runners, property tests, test-only helpers",
+  demo: "bun run demo / demo:link: the product end to end on one machine",
+  bench: "bun run bench: the figures of DESIGN.md, measured against peers",
+};
 
-/**
- * Blanks comments (keeping newlines, so offsets and line numbers stay put), and with `strings`
- * also the contents of '...' and "..." literals. Template literals are left as code (their
- * ${...} parts are code; a false alarm in their text is harmless). A small scanner, enough for
- * our own sources.
- */
-function stripComments(src: string, strings = false): string {
-  const out = src.split("");
-  let i = 0;
-  const blank = (from: number, to: number) => {
-    for (let k = from; k < to; k++) if (out[k] !== "\n") out[k] = " ";
-  };
-  while (i < src.length) {
-    const c = src[i]!;
-    const next = src[i + 1];
-    if (c === "/" && next === "/") {
-      const end = src.indexOf("\n", i);
-      const stop = end === -1 ? src.length : end;
-      blank(i, stop);
-      i = stop;
-    } else if (c === "/" && next === "*") {
-      const end = src.indexOf("*/", i + 2);
-      const stop = end === -1 ? src.length : end + 2;
-      blank(i, stop);
-      i = stop;
-    } else if (c === '"' || c === "'" || c === "`") {
-      const start = ++i;
-      while (i < src.length && src[i] !== c) i += src[i] === "\\" ? 2 : 1;
-      if (strings && c !== "`") blank(start, Math.min(i, src.length));
-      i++;
-    } else {
-      i++;
-    }
-  }
-  return out.join("");
-}
+const PRODUCT = ["core", "platform", "transport", "calls", "agent", "host", "images", "hw"];
 
-interface Import {
-  readonly spec: string;
-  readonly line: number;
-}
-
-const IMPORT_PATTERNS = [
-  // import x from "y"; import { a } from "y"; export * from "y"; import type ... from "y"
-  /(?:^|[^.\w$])(?:import|export)\b[^;'"`]*?\bfrom\s*(["'])([^"'\n]+)\1/g,
-  // import "y" (side effects)
-  /(?:^|[^.\w$])import\s*(["'])([^"'\n]+)\1/g,
-  // import("y"), require("y")
-  /(?:^|[^.\w$])(?:import|require)\s*\(\s*(["'])([^"'\n]+)\1\s*\)/g,
+const EDGES: readonly Edge[] = [
+  { from: "transport", to: "core", why: "errors: TransportError's base, ConfigError, assert" },
+  { from: "platform", to: "core", why: "errors, the crypto interfaces its native AEAD and X25519 implement" },
+  {
+    from: "platform",
+    to: "transport",
+    only: ["transport/transport.ts", "transport/node-stream.ts"],
+    why: "platform produces byte streams (sockets, pipes, tty readers) to transport's contract",
+  },
+  { from: "calls", to: "core", why: "call semantics, exit codes and names of core/qrexec" },
+  { from: "calls", to: "platform", why: "spawning the service process of a call" },
+  { from: "calls", to: "transport", why: "a call's bytes travel on ByteStreams" },
+  { from: "hw", to: "core", why: "errors" },
+  { from: "hw", to: "platform", why: "spawning gpio tools, reading /sys and the device tree" },
+  { from: "hw", to: "transport", why: "the console confirmation input reads a tty as a ByteSource" },
+  ...["core", "platform", "transport", "calls", "hw"].map((to) => ({
+    from: "agent",
+    to,
+    why: "the device runtime wires the link, calls, runtime and board support",
+  })),
+  { from: "images", to: "core", why: "qube names, the default device policy" },
+  { from: "images", to: "platform", why: "probing block devices for the flasher" },
+  { from: "images", to: "hw", why: "board profiles, USB gadget and udev files written into the image" },
+  {
+    from: "images",
+    to: "agent",
+    only: ["agent/config.ts"],
+    why: "the agent's config file format is the contract between image builder and agent",
+  },
+  ...["core", "platform", "transport", "calls"].map((to) => ({
+    from: "host",
+    to,
+    why: "sys-remote's processes wire the link, calls and runtime",
+  })),
+  { from: "host", to: "images", why: "`qubes-air image` and `qubes-air flash` run in sys-remote" },
+  ...["core", "platform", "transport"].map((to) => ({
+    from: "fixtures",
+    to,
+    why: "link-peer wires the core session on real transports; agent/host run as processes, by path",
+  })),
+  ...[...PRODUCT, "scripts", "fixtures"].map((to) => ({
+    from: "test",
+    to,
+    why: "the tests reach what they test; scripts/ for the build test",
+  })),
+  ...["demo", "bench"].flatMap((from) =>
+    [...PRODUCT, "fixtures"].map((to) => ({ from, to, why: "runs the product with the shared fixtures" })),
+  ),
 ];
 
-function importsOf(code: string): Import[] {
-  const found = new Map<number, Import>();
-  for (const pattern of IMPORT_PATTERNS) {
-    for (const m of code.matchAll(pattern)) {
-      const at = m.index + m[0].lastIndexOf(m[2]!);
-      found.set(at, { spec: m[2]!, line: code.slice(0, at).split("\n").length });
-    }
-  }
-  return [...found.values()].sort((a, b) => a.line - b.line);
-}
-
-const FORBIDDEN_GLOBALS: readonly [RegExp, string][] = [
-  [/(?:^|[^.\w$])Bun\s*[.[]/, "Bun."],
-  [/(?:^|[^.\w$])process\s*[.[]/, "process."],
-  [/(?:^|[^.\w$])Buffer\b/, "Buffer"],
-  [/(?:^|[^.\w$])require\s*\(/, "require("],
-  [/\bimport\s*\.\s*meta\b/, "import.meta"],
-  [/\bglobalThis\s*\.\s*(?:Bun|process|Buffer|require)\b/, "globalThis runtime global"],
+/** Extra edges for *.test.ts files only. */
+const TEST_EDGES: readonly Edge[] = [
+  ...[...PRODUCT, "scripts"].flatMap((from) => [
+    { from, to: "test", why: "test-only helpers (stream contract, duplex pairs, gpg listings)" },
+    { from, to: "fixtures", why: "pty pairs and process helpers" },
+  ]),
+  { from: "transport", to: "platform", why: "tests are wiring: a real runtime to open a serial line with" },
 ];
 
-/** Violations of the core/ rules in one file's text, as "file:line: what". */
-function coreViolations(file: string, src: string): string[] {
-  const code = stripComments(src);
-  const bare = stripComments(src, true);
-  const out: string[] = [];
-  const coreDir = join(ROOT, "core") + sep;
-  for (const { spec, line } of importsOf(code)) {
-    if (spec.startsWith("@noble/")) continue;
-    if (spec.startsWith(".")) {
-      const target = resolve(ROOT, dirname(file), spec);
-      if (target.startsWith(coreDir)) continue;
-      out.push(`${file}:${line}: imports ${spec}, outside core/`);
-    } else {
-      out.push(`${file}:${line}: imports ${spec} (core/ may import only core/ and @noble/*)`);
-    }
-  }
-  bare.split("\n").forEach((text, i) => {
-    for (const [pattern, name] of FORBIDDEN_GLOBALS) {
-      if (pattern.test(text)) out.push(`${file}:${i + 1}: uses ${name} (core/ has no runtime globals)`);
-    }
-  });
-  return out;
-}
+const RULES: readonly Rule[] = [
+  {
+    files: "host/relay/",
+    never: ["host/daemon/", "host/cli/"],
+    why: "the relay starts once per call: its start-up must stay small",
+  },
+  {
+    files: "host/daemon/",
+    never: ["host/cli/", "host/relay/"],
+    why: "the daemon is its own process; the CLI and relay talk to it over its socket",
+  },
+  { files: "host/cli/", never: ["host/relay/"], why: "the relay is its own binary" },
+  {
+    files: "host/",
+    notFiles: ["host/daemon/", "host/relay/", "host/cli/", "host/main.ts", "host/install/"],
+    never: ["host/daemon/", "host/relay/", "host/cli/"],
+    why: "host/'s top-level files (paths, socket path, version, daemon-call) are shared by all processes",
+  },
+  {
+    files: "agent/",
+    notFiles: ["agent/cli/", "agent/main.ts", "agent/daemon.ts"],
+    never: ["agent/cli/", "agent/main.ts", "agent/daemon.ts"],
+    why: "the entry points (main, cli/, daemon.ts) wire link/, services/ and confirmation/, not the reverse",
+    except: [["agent/services/gpg/keysetup.ts", "agent/cli/cli.ts"]],
+  },
+];
 
-/** Imports of agent/ or host/ from a lower layer. */
-function upwardViolations(file: string, src: string): string[] {
-  const out: string[] = [];
-  for (const { spec, line } of importsOf(stripComments(src))) {
-    if (!spec.startsWith(".")) continue;
-    const top = relative(ROOT, resolve(ROOT, dirname(file), spec)).split(sep)[0];
-    if (top === "agent" || top === "host")
-      out.push(`${file}:${line}: imports ${spec} (${top}/ is a higher layer)`);
-  }
-  return out;
-}
+/** Import closures that must stay small: from `entry`, nothing under `never` is reachable. */
+const CLOSURES: readonly { entry: string; never: readonly string[]; why: string }[] = [
+  {
+    entry: "host/relay/main.ts",
+    never: ["host/daemon/", "host/cli/", "images/", "agent/", "hw/"],
+    why: "the relay binary starts once per call",
+  },
+  {
+    entry: "agent/config.ts",
+    never: ["agent/link/", "agent/services/", "agent/cli/", "agent/daemon.ts", "agent/main.ts", "platform/"],
+    why: "images/ imports it: the config contract must not drag the agent runtime along",
+  },
+];
 
+const GRAPH: Graph = { root: ROOT, folders: FOLDERS, edges: EDGES, testEdges: TEST_EDGES, rules: RULES };
 const read = (file: string) => readFileSync(join(ROOT, file), "utf-8");
+// The checker's own samples below are strings that look like imports.
+const SELF = "test/layering.test.ts";
+const ALL = Object.keys(FOLDERS)
+  .flatMap((dir) => filesUnder(ROOT, dir))
+  .filter((f) => f !== SELF);
+const edges = (file: string, src: string) => edgeViolations(GRAPH, file, src);
+const rules = (file: string, src: string) => ruleViolations(GRAPH, file, src);
 
-describe("layering (DESIGN.md: agent/host -> transport/platform -> core)", () => {
-  test("core/ imports only core/ and @noble/*, and uses no Bun/Node globals", () => {
-    const files = sourceFiles("core");
-    expect(files.length).toBeGreaterThan(10);
-    expect(files.flatMap((f) => coreViolations(f, read(f)))).toEqual([]);
+describe("layering: the whole graph (DESIGN.md 'Components and layout')", () => {
+  test("every top-level folder with TypeScript in it is placed", () => {
+    const tops = readdirSync(ROOT, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !SKIP_DIRS.has(e.name) && !e.name.startsWith("."))
+      .map((e) => ({ name: e.name, hasTs: filesUnder(ROOT, e.name).length > 0 }));
+    expect(unplacedFolders(tops, FOLDERS)).toEqual([]);
   });
 
-  test("transport/, platform/ and runtime/ never import agent/ or host/", () => {
-    const files = [...sourceFiles("transport"), ...sourceFiles("platform"), ...sourceFiles("runtime")];
-    expect(files.length).toBeGreaterThan(0);
-    expect(files.flatMap((f) => upwardViolations(f, read(f)))).toEqual([]);
+  test("every import between folders is a listed edge", () => {
+    expect(ALL.length).toBeGreaterThan(300);
+    expect(ALL.flatMap((f) => edges(f, read(f)))).toEqual([]);
+  });
+
+  test("the folder graph has no cycle (so none between platform/ and transport/)", () => {
+    expect(findCycle(EDGES)).toBeNull();
+    expect(EDGES.some((e) => e.from === "transport" && e.to === "platform")).toBe(false);
+  });
+
+  test("host/ by process and agent/ by concern keep to their finer rules", () => {
+    const files = ALL.filter((f) => f.startsWith("host/") || f.startsWith("agent/"));
+    expect(files.flatMap((f) => rules(f, read(f)))).toEqual([]);
+  });
+
+  test("the relay's and the config contract's import closures stay small", () => {
+    const reached = CLOSURES.flatMap((c) =>
+      [...closureOf(ROOT, c.entry, read)]
+        .filter((f) => c.never.some((n) => f.startsWith(n)))
+        .map((f) => `${c.entry} reaches ${f} (${c.why})`),
+    );
+    expect(reached).toEqual([]);
+  });
+
+  test("demo/ and bench/ name no path in test/", () => {
+    const files = ALL.filter((f) => f.startsWith("demo/") || f.startsWith("bench/"));
+    expect(files.length).toBeGreaterThan(3);
+    expect(files.flatMap((f) => testPathViolations(f, read(f)))).toEqual([]);
+  });
+
+  test("core/ imports only core/ and @noble/*, and uses no Bun/Node globals", () => {
+    const files = ALL.filter((f) => f.startsWith("core/") && !isTest(f));
+    expect(files.length).toBeGreaterThan(10);
+    expect(files.flatMap((f) => coreViolations(ROOT, f, read(f)))).toEqual([]);
   });
 });
 
@@ -171,22 +233,87 @@ describe("the checker itself", () => {
     'const s = "see Bun. docs"; const o = obj.process.x; import { n } from "@noble/hashes/sha2.js";', // 12
     "const r = require('fs'); const d = import.meta.dir;", // 13
   ].join("\n");
-  const found = coreViolations("core/session/sample.ts", sample);
+  const found = coreViolations(ROOT, "core/session/sample.ts", sample);
 
-  test("finds each kind of violation with its line", () => {
+  test("core: finds each kind of violation with its line", () => {
     const lines = found.map((v) => Number(v.split(":")[1])).sort((a, b) => a - b);
     expect(lines).toEqual([2, 5, 6, 8, 10, 11, 11, 13, 13, 13]);
     expect(found.join("\n")).toContain("core/session/sample.ts:5: imports node:fs");
   });
 
-  test("ignores comments, property names and allowed imports", () => {
+  test("core: ignores comments, property names and allowed imports", () => {
     for (const line of [1, 7, 9, 12]) expect(found.some((v) => v.includes(`sample.ts:${line}:`))).toBe(false);
   });
 
-  test("spots an upward import from transport/", () => {
-    expect(upwardViolations("transport/tcp.ts", 'import { x } from "../host/daemon/daemon.ts";')).toEqual([
-      "transport/tcp.ts:1: imports ../host/daemon.ts (host/ is a higher layer)",
+  test("edges: an import no edge allows, with file:line and the missing edge", () => {
+    expect(edges("transport/tcp.ts", 'import { x } from "../host/daemon/daemon.ts";')).toEqual([
+      "transport/tcp.ts:1: imports ../host/daemon/daemon.ts (no edge transport/ -> host/daemon/daemon.ts)",
     ]);
-    expect(upwardViolations("platform/bun.ts", 'import { x } from "../core/errors.ts";')).toEqual([]);
+    expect(edges("transport/serial.ts", '\nimport { platform } from "../platform/index.ts";')).toEqual([
+      "transport/serial.ts:2: imports ../platform/index.ts (no edge transport/ -> platform/index.ts)",
+    ]);
+    expect(edges("platform/bun.ts", 'import { x } from "../core/errors.ts";')).toEqual([]);
+    expect(edges("transport/serial.test.ts", 'import { platform } from "../platform/index.ts";')).toEqual([]);
+  });
+
+  test("edges: `only` limits an edge to the listed files", () => {
+    expect(edges("platform/node.ts", 'import type { ByteStream } from "../transport/transport.ts";')).toEqual(
+      [],
+    );
+    expect(edges("platform/node.ts", 'import { openSerial } from "../transport/serial.ts";')).toHaveLength(1);
+    expect(edges("images/cloud.ts", 'import { parseConfig } from "../agent/config.ts";')).toEqual([]);
+    expect(edges("images/cloud.ts", 'import { x } from "../agent/link/listen.ts";')).toEqual([
+      "images/cloud.ts:1: imports ../agent/link/listen.ts (no edge images/ -> agent/link/listen.ts)",
+    ]);
+  });
+
+  test("edges: demo/ and bench/ reach fixtures/, never test/, tests included", () => {
+    expect(edges("bench/run.ts", 'import { ptyPair } from "../fixtures/pty.ts";')).toEqual([]);
+    expect(edges("demo/zone-demo.ts", 'import { ptyPair } from "../test/helpers/pty.ts";')).toHaveLength(1);
+    expect(edges("bench/bench.test.ts", 'import { x } from "../test/helpers/duplex-pair.ts";')).toHaveLength(
+      1,
+    );
+    expect(edges("core/x.test.ts", 'import { x } from "../test/helpers/duplex-pair.ts";')).toEqual([]);
+    expect(edges("fixtures/pty.ts", 'import { x } from "../test/helpers/duplex-pair.ts";')).toHaveLength(1);
+    expect(edges("bench/run.ts", 'import { x } from "../../elsewhere/x.ts";')).toEqual([
+      "bench/run.ts:1: imports ../../elsewhere/x.ts, outside every placed folder",
+    ]);
+  });
+
+  test("paths: demo/ and bench/ may not name a file in test/", () => {
+    const src = 'const a = join(ROOT, "fixtures/link-peer.ts");\nconst b = join(ROOT, "test/fixtures/x.ts");';
+    expect(testPathViolations("bench/run.ts", src)).toEqual(["bench/run.ts:2: names a path in test/"]);
+    expect(
+      testPathViolations("demo/x.ts", '// see test/integration/demo.test.ts\nconst latest = "x";'),
+    ).toEqual([]);
+  });
+
+  test("rules: host/ by process, with reasons; tests and known exceptions pass", () => {
+    expect(rules("host/relay/relay.ts", 'import { Daemon } from "../daemon/daemon.ts";')).toEqual([
+      "host/relay/relay.ts:1: imports ../daemon/daemon.ts (the relay starts once per call: its start-up must stay small)",
+    ]);
+    expect(rules("host/paths.ts", 'import { x } from "./cli/common.ts";')).toHaveLength(1);
+    expect(rules("host/cli/list.ts", 'import { loadRegistry } from "../daemon/registry.ts";')).toEqual([]);
+    expect(rules("host/relay/relay.test.ts", 'import { x } from "../daemon/daemon.ts";')).toEqual([]);
+    expect(rules("agent/link/sessions.ts", 'import { x } from "../cli/cli.ts";')).toHaveLength(1);
+    expect(rules("agent/services/gpg/keysetup.ts", 'import { x } from "../../cli/cli.ts";')).toEqual([]);
+  });
+
+  test("folders: an unplaced folder with TypeScript fails, one without does not", () => {
+    const tops = [
+      { name: "core", hasTs: true },
+      { name: "salt", hasTs: false },
+      { name: "tools", hasTs: true },
+    ];
+    expect(unplacedFolders(tops, FOLDERS)).toEqual(["tools"]);
+  });
+
+  test("cycles: found through several folders, none in a chain", () => {
+    const chain = [
+      { from: "a", to: "b" },
+      { from: "b", to: "c" },
+    ];
+    expect(findCycle(chain)).toBeNull();
+    expect(findCycle([...chain, { from: "c", to: "a" }])).toEqual(["a", "b", "c", "a"]);
   });
 });

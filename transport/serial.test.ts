@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
-import { platform } from "../platform/index.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../test/helpers/pty.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../fixtures/pty.ts";
+import { platform, SpawnError } from "../platform/index.ts";
 import { settleWithin, streamContract } from "../test/helpers/stream-contract.ts";
-import { openSerial } from "./serial.ts";
+import { openSerial, type SerialPlatform, type SpawnFailure } from "./serial.ts";
 import type { ByteStream } from "./transport.ts";
 
 let pty: PtyPair | null = null;
@@ -24,7 +24,9 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
     name: "serial (pty pair)",
     pair: async () => {
       const p = await newPty();
-      return Promise.all([openSerial(p.a), openSerial(p.b)]) as Promise<[ByteStream, ByteStream]>;
+      return Promise.all([openSerial(p.a, { platform }), openSerial(p.b, { platform })]) as Promise<
+        [ByteStream, ByteStream]
+      >;
     },
     cleanup,
     halfClose: false,
@@ -39,7 +41,7 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
 
   test("the line is put in raw 8N1 mode", async () => {
     const p = await newPty();
-    const s = await openSerial(p.a);
+    const s = await openSerial(p.a, { platform });
     const c = await platform.spawn(["stty", "-F", p.a, "-a"], { stdin: "ignore", stderr: "ignore" });
     let text = "";
     for (let x = await c.stdout!.read(); x; x = await c.stdout!.read()) text += new TextDecoder().decode(x);
@@ -62,7 +64,7 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
   });
 
   test("a missing device is a ConfigError that says how to find the right one", async () => {
-    const e = await openSerial("/dev/serial/by-id/usb-nothing-here").catch((x) => x);
+    const e = await openSerial("/dev/serial/by-id/usb-nothing-here", { platform }).catch((x) => x);
     expect(e).toBeInstanceOf(ConfigError);
     expect(e.message).toContain("/dev/serial/by-id/");
   });
@@ -71,7 +73,7 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
     const dir = mkdtempSync(join(tmpdir(), "qa-serial-"));
     try {
       writeFileSync(join(dir, "f"), "x");
-      expect(await openSerial(join(dir, "f")).catch((x) => x)).toBeInstanceOf(ConfigError);
+      expect(await openSerial(join(dir, "f"), { platform }).catch((x) => x)).toBeInstanceOf(ConfigError);
     } finally {
       rmSync(dir, { recursive: true });
     }
@@ -79,8 +81,8 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
 
   test("close then reopen loses no bytes (no read left behind in a thread pool)", async () => {
     const p = await newPty();
-    const b = await openSerial(p.b);
-    const first = await openSerial(p.a);
+    const b = await openSerial(p.b, { platform });
+    const first = await openSerial(p.a, { platform });
     // Make sure the first reader is mid-read (its next read pending) when it is closed.
     await b.write(new TextEncoder().encode("warm"));
     expect((await first.read())!.length).toBeGreaterThan(0);
@@ -89,7 +91,7 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
     expect(await pending).toBeNull();
     await first.closed;
     await b.write(new TextEncoder().encode("after-close"));
-    const again = await openSerial(p.a);
+    const again = await openSerial(p.a, { platform });
     let text = "";
     while (text.length < 11) text += new TextDecoder().decode((await again.read())!);
     expect(text).toBe("after-close");
@@ -100,7 +102,7 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
 
   test("an idle open line costs no CPU (no busy polling)", async () => {
     const p = await newPty();
-    const [a, b] = await Promise.all([openSerial(p.a), openSerial(p.b)]);
+    const [a, b] = await Promise.all([openSerial(p.a, { platform }), openSerial(p.b, { platform })]);
     const pending = a.read();
     const before = process.cpuUsage();
     expect(await settleWithin(pending, 500)).toBe("pending");
@@ -121,8 +123,9 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
       writeFileSync(
         script,
         `import { openSerial } from ${JSON.stringify(join(import.meta.dir, "serial.ts"))};
+         import { platform } from ${JSON.stringify(join(import.meta.dir, "../platform/index.ts"))};
          import { readFileSync } from "node:fs";
-         const s = await openSerial(process.argv[2]);
+         const s = await openSerial(process.argv[2], { platform });
          const r = s.read();
          const stat = readFileSync("/proc/self/stat", "utf8").split(") ")[1].split(" ");
          console.log(JSON.stringify({ sid: Number(stat[3]), pid: process.pid, ttyNr: Number(stat[4]) }));
@@ -138,5 +141,35 @@ describe.skipIf(!hasSocat())("serial over a pty pair", () => {
     } finally {
       rmSync(dir, { recursive: true });
     }
+  });
+});
+
+describe("the runtime comes in as SerialPlatform (transport/ never imports platform/)", () => {
+  // A character device whose stty cannot start: the failure must read as the same ConfigError
+  // whatever runtime raised it, matched by SpawnError's spawnFailed field, not by its class.
+  const noStty = (error: unknown): SerialPlatform => ({
+    stat: async () => ({ isCharDevice: true }),
+    spawn: () => Promise.reject(error),
+    openTtyReader: () => Promise.reject(new Error("not reached")),
+  });
+
+  test("platform's Platform is a SerialPlatform, and its SpawnError a SpawnFailure", () => {
+    const p: SerialPlatform = platform;
+    const f: SpawnFailure = new SpawnError("cannot start stty: ENOENT", "ENOENT");
+    expect(p).toBe(platform);
+    expect(f.spawnFailed).toBe(true);
+  });
+
+  test("stty that cannot start is a ConfigError naming the errno and the fix", async () => {
+    const e = await openSerial("/dev/ttyACM0", {
+      platform: noStty(new SpawnError("cannot start stty: ENOENT", "ENOENT")),
+    }).catch((x) => x);
+    expect(e).toBeInstanceOf(ConfigError);
+    expect(e.message).toBe("cannot run stty (ENOENT): install coreutils");
+  });
+
+  test("any other spawn rejection is passed on unchanged (a bug, not the operator's fault)", async () => {
+    const bug = new TypeError("bad argv");
+    expect(await openSerial("/dev/ttyACM0", { platform: noStty(bug) }).catch((x) => x)).toBe(bug);
   });
 });

@@ -15,19 +15,55 @@
  * the peer never drains pins one pool thread, even past close() (closing an fd does not wake a
  * blocked write). So each device has at most one write in flight process-wide: a reopened stream
  * queues behind its predecessor's, and a dead peer pins one thread per device, never more.
+ *
+ * Must never import platform/: platform/ builds on this folder's stream contract, so the runtime
+ * calls needed here (stat, spawn for stty, the tty reader) come in as SerialPlatform, an
+ * interface declared below that platform/'s `platform` satisfies; callers pass it.
  */
 
 import * as fs from "node:fs";
 import { ConfigError } from "../core/errors.ts";
-import { platform as defaultPlatform } from "../platform/index.ts";
-import type { Platform } from "../platform/platform.ts";
-import { SpawnError } from "../platform/platform.ts";
 import { type ByteSource, type ByteStream, TransportError, toTransportError } from "./transport.ts";
 
+/** A child process as far as openSerial looks at it (stty's stderr and exit). */
+export interface SerialChild {
+  readonly stderr: ByteSource | null;
+  readonly exited: Promise<{ readonly code: number | null; readonly signal: string | null }>;
+}
+
+/**
+ * How a spawn reports a program that could not be started at all (ENOENT, EACCES): platform/'s
+ * SpawnError implements it. Matched by this field, never by message or class name.
+ */
+export interface SpawnFailure {
+  readonly spawnFailed: true;
+  /** The errno name, e.g. "ENOENT". */
+  readonly code: string;
+}
+
+/** The runtime calls openSerial makes; platform/'s Platform has them (structurally). */
+export interface SerialPlatform {
+  /** Follows symlinks (a /dev/serial/by-id/ name reports the device); null if there is none. */
+  stat(path: string): Promise<{ readonly isCharDevice: boolean } | null>;
+  /** Starts argv without a shell; rejects with a SpawnFailure if the program cannot start. */
+  spawn(
+    argv: readonly string[],
+    options: { stdin: "ignore"; stdout: "ignore"; stderr: "pipe" },
+  ): Promise<SerialChild>;
+  /** Reads the tty through the event loop, opened with O_NOCTTY; EIO reads as EOF. */
+  openTtyReader(path: string): Promise<ByteSource>;
+}
+
 export interface SerialOptions {
+  /** The runtime: pass platform/'s `platform`. */
+  platform: SerialPlatform;
   /** Line speed for real UARTs (FTDI). USB CDC-ACM and ptys ignore it. Default: leave as is. */
   baud?: number;
-  platform?: Platform;
+}
+
+function isSpawnFailure(e: unknown): e is SpawnFailure {
+  const f = e as Partial<SpawnFailure> | null;
+  return typeof f === "object" && f !== null && f.spawnFailed === true && typeof f.code === "string";
 }
 
 /**
@@ -55,8 +91,8 @@ export const STTY_RAW_ARGS = [
 /** Per device (st_rdev): the last write issued on it by any stream, see the header. */
 const inFlight = new Map<number, Promise<unknown>>();
 
-export async function openSerial(path: string, options: SerialOptions = {}): Promise<ByteStream> {
-  const p = options.platform ?? defaultPlatform;
+export async function openSerial(path: string, options: SerialOptions): Promise<ByteStream> {
+  const p = options.platform;
   const st = await p.stat(path);
   if (!st) {
     throw new ConfigError(
@@ -87,13 +123,13 @@ export async function openSerial(path: string, options: SerialOptions = {}): Pro
   return serialStream(path, reader, fd);
 }
 
-async function configure(p: Platform, path: string, baud: number | undefined): Promise<void> {
+async function configure(p: SerialPlatform, path: string, baud: number | undefined): Promise<void> {
   const argv = ["stty", "-F", path, ...STTY_RAW_ARGS, ...(baud ? [String(baud)] : [])];
-  let child: Awaited<ReturnType<Platform["spawn"]>>;
+  let child: SerialChild;
   try {
     child = await p.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   } catch (e) {
-    if (e instanceof SpawnError) throw new ConfigError(`cannot run stty (${e.code}): install coreutils`);
+    if (isSpawnFailure(e)) throw new ConfigError(`cannot run stty (${e.code}): install coreutils`);
     throw e;
   }
   let err = "";

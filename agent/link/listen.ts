@@ -111,7 +111,7 @@ export function listenTty(path: string, sessions: SessionManager, log: Log): Sto
       let started = platform.monotonicMs();
       let ok = false;
       try {
-        const stream = await openSerial(path);
+        const stream = await openSerial(path, { platform });
         closeCurrent = () => stream.close();
         if (lineState !== "up") log("listening", { tty: path });
         lineState = "up";

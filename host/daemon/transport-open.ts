@@ -55,7 +55,7 @@ export async function openTransport(
     return { stream, link: new TcpRecordLink(stream) };
   }
   if (serialPath === null) throw new ConfigError("the serial device is not present");
-  const stream = await openSerial(serialPath);
+  const stream = await openSerial(serialPath, { platform });
   return { stream, link: new SerialRecordLink(stream, randomAttemptId()) };
 }
 

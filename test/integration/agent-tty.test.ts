@@ -4,9 +4,9 @@
  * (the agent reopens the tty and answers the new handshake).
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import { cleanup, startAgent } from "../helpers/agent/harness.ts";
 import { connectHost, hostCall, pairHost, text } from "../helpers/agent/host-side.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 let pty: PtyPair | null = null;
 afterEach(() => {

@@ -11,9 +11,6 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { platform } from "../../platform/index.ts";
-import type { Listener } from "../../platform/platform.ts";
-import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 import {
   BUN,
   cleanEnv,
@@ -29,7 +26,10 @@ import {
   spawnLogged,
   startDaemon,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
+import { platform } from "../../platform/index.ts";
+import type { Listener } from "../../platform/platform.ts";
+import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 
 export { cleanup, cli, DEVICE, type RunResult, run };
 

@@ -25,7 +25,7 @@ import {
   type Host,
   pairedHost,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
 
 setDefaultTimeout(30_000);
 

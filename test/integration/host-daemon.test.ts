@@ -15,7 +15,7 @@ import {
   startAgent,
   startDaemon,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
 
 setDefaultTimeout(30_000);
 

@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { byIdMatches, Hotplug } from "../../host/daemon/hotplug.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import {
   buildRelay,
   cleanup,
@@ -19,8 +19,8 @@ import {
   startAgent,
   startDaemon,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
+import { byIdMatches, Hotplug } from "../../host/daemon/hotplug.ts";
 
 let pty: PtyPair | null = null;
 setDefaultTimeout(30_000);

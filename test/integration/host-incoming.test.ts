@@ -14,9 +14,6 @@ import { systemClock } from "../../core/session/duplex.ts";
 import { type Connected, connectAsResponder } from "../../core/session/establish.ts";
 import { generateStaticKeyPair } from "../../core/session/key-text.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
-import { nativeCiphers } from "../../platform/native-aead.ts";
-import { rankLinkSuites } from "../../platform/suite-ranking.ts";
-import { tcpListen } from "../../transport/tcp.ts";
 import {
   cleanup,
   cli,
@@ -27,7 +24,10 @@ import {
   run,
   startDaemon,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
+import { nativeCiphers } from "../../platform/native-aead.ts";
+import { rankLinkSuites } from "../../platform/suite-ranking.ts";
+import { tcpListen } from "../../transport/tcp.ts";
 
 setDefaultTimeout(30_000);
 

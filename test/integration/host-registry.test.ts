@@ -7,6 +7,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
+import { cleanup, tempDir } from "../../fixtures/qubes-stubs/harness.ts";
 import {
   formatRegistry,
   loadRegistry,
@@ -17,7 +18,6 @@ import {
 } from "../../host/daemon/registry.ts";
 import { TimestampSource } from "../../host/daemon/timestamps.ts";
 import { hostPaths, socketPathOf } from "../../host/paths.ts";
-import { cleanup, tempDir } from "../fixtures/qubes-stubs/harness.ts";
 
 afterAll(cleanup);
 

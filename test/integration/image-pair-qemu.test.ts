@@ -11,6 +11,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import {
+  cleanEnv,
+  cleanup,
+  cli,
+  type Logged,
+  makeHost,
+  spawnLogged,
+  startDaemon,
+} from "../../fixtures/qubes-stubs/harness.ts";
 import { PATHS } from "../../images/device-files.ts";
 import {
   catIn,
@@ -29,15 +38,6 @@ import {
   missingTools,
   PI_ROOT_START,
 } from "../fixtures/images/make-base.ts";
-import {
-  cleanEnv,
-  cleanup,
-  cli,
-  type Logged,
-  makeHost,
-  spawnLogged,
-  startDaemon,
-} from "../fixtures/qubes-stubs/harness.ts";
 
 const missing = missingTools();
 let dir = "";

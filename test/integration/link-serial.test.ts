@@ -7,10 +7,10 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { dh25519 } from "../../core/noise/crypto-noble.ts";
-import { killAll, spawnFixture } from "../helpers/fixture-process.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+import { killAll, spawnFixture } from "../../fixtures/fixture-process.ts";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 
-const PEER = join(import.meta.dir, "../fixtures/link-peer.ts");
+const PEER = join(import.meta.dir, "../../fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const newKey = () => {
   const k = dh25519.generateKeyPair();

@@ -8,9 +8,9 @@ import { randomBytes } from "node:crypto";
 import * as net from "node:net";
 import { join } from "node:path";
 import { dh25519 } from "../../core/noise/crypto-noble.ts";
-import { killAll, spawnFixture } from "../helpers/fixture-process.ts";
+import { killAll, spawnFixture } from "../../fixtures/fixture-process.ts";
 
-const PEER = join(import.meta.dir, "../fixtures/link-peer.ts");
+const PEER = join(import.meta.dir, "../../fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 const newKey = () => {
   const k = dh25519.generateKeyPair();

@@ -13,11 +13,11 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import { join } from "node:path";
+import { ptyPair } from "../../fixtures/pty.ts";
 import { exitStatusOf, platform } from "../../platform/index.ts";
 import { openSerial } from "../../transport/serial.ts";
 import { tcpListen } from "../../transport/tcp.ts";
 import type { ByteSource, ByteStream } from "../../transport/transport.ts";
-import { ptyPair } from "../helpers/pty.ts";
 
 const say = (o: object) => console.log(JSON.stringify(o));
 
@@ -83,15 +83,15 @@ const checks: Record<string, (dir: string) => Promise<unknown>> = {
     // The Node tty reader (libuv) must not leave a read behind that swallows later bytes.
     const pty = await ptyPair();
     try {
-      const b = await openSerial(pty.b);
-      const first = await openSerial(pty.a);
+      const b = await openSerial(pty.b, { platform });
+      const first = await openSerial(pty.a, { platform });
       await b.write(new TextEncoder().encode("warm"));
       await first.read();
       const pending = first.read();
       first.close();
       await pending;
       await b.write(new TextEncoder().encode("after-close"));
-      const again = await openSerial(pty.a);
+      const again = await openSerial(pty.a, { platform });
       let text = "";
       while (text.length < 11) text += new TextDecoder().decode((await again.read())!);
       const idle = process.cpuUsage();
@@ -113,7 +113,7 @@ if (cmd === "echo-tcp") {
   const l = await tcpListen("127.0.0.1", 0, (s) => void echo(s));
   say({ port: l.port });
 } else if (cmd === "echo-serial") {
-  const s = await openSerial(arg!);
+  const s = await openSerial(arg!, { platform });
   say({ ready: true });
   await echo(s);
   say({ eof: true });

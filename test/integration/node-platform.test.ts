@@ -9,12 +9,12 @@ import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import { platform } from "../../platform/index.ts";
 import type { ChildProcess } from "../../platform/platform.ts";
 import { openSerial } from "../../transport/serial.ts";
 import { tcpConnect } from "../../transport/tcp.ts";
 import type { ByteSource, ByteStream } from "../../transport/transport.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 const NODE = Bun.which("node");
 const dir = fs.mkdtempSync(join(tmpdir(), "qa-node-platform-"));
@@ -124,7 +124,7 @@ describe.skipIf(!NODE)("the transport and platform code as a Node bundle", () =>
       pty = await ptyPair();
       const peer = await startPeer("echo-serial", pty.a);
       expect(await peer.next()).toEqual({ ready: true });
-      const s = await openSerial(pty.b);
+      const s = await openSerial(pty.b, { platform });
       await roundTrip(s, 1024 * 1024);
       s.close();
       await pty.hangup(); // the line goes away: Node reads EOF (EIO) and finishes cleanly

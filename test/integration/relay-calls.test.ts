@@ -18,7 +18,7 @@ import {
   pairedHost,
   runRelayAs,
   tempDir,
-} from "../fixtures/qubes-stubs/harness.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
 
 setDefaultTimeout(30_000);
 

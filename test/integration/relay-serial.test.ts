@@ -6,6 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import {
   type Agent,
   buildRelay,
@@ -19,8 +20,7 @@ import {
   runRelayAs,
   startAgent,
   startDaemon,
-} from "../fixtures/qubes-stubs/harness.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
+} from "../../fixtures/qubes-stubs/harness.ts";
 
 setDefaultTimeout(30_000);
 

@@ -11,10 +11,10 @@ import { afterAll, afterEach, describe, expect, test } from "bun:test";
 import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import { platform } from "../../platform/index.ts";
 import { tcpConnect, tcpListen } from "../../transport/tcp.ts";
 import type { ByteStream } from "../../transport/transport.ts";
-import { hasSocat, type PtyPair, ptyPair } from "../helpers/pty.ts";
 
 const dir = fs.mkdtempSync(join(tmpdir(), "qa-throughput-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -51,6 +51,7 @@ test("TCP loopback through ByteStream: 64 KiB writes", async () => {
 const SCRIPT = `
 import * as fs from "node:fs";
 import { openSerial } from ${JSON.stringify(join(import.meta.dir, "../../transport/serial.ts"))};
+import { platform } from ${JSON.stringify(join(import.meta.dir, "../../platform/index.ts"))};
 const [role, mode, path, size] = process.argv.slice(2);
 const total = Number(size);
 if (role === "r") {
@@ -61,7 +62,7 @@ if (role === "r") {
     console.log("ready");
     while (n < total) { const k = fs.readSync(fd, buf); if (!t0) t0 = performance.now(); n += k; }
   } else {
-    const s = await openSerial(path);
+    const s = await openSerial(path, { platform });
     console.log("ready");
     while (n < total) { const c = await s.read(); if (!c) break; if (!t0) t0 = performance.now(); n += c.length; }
     s.close();
@@ -74,7 +75,7 @@ if (role === "r") {
     const fd = fs.openSync(path, fs.constants.O_WRONLY | fs.constants.O_NOCTTY);
     for (let k = 0; k < total; ) k += fs.writeSync(fd, buf, 0, Math.min(buf.length, total - k));
   } else {
-    const s = await openSerial(path);
+    const s = await openSerial(path, { platform });
     for (let k = 0; k < total; k += buf.length) await s.write(buf.subarray(0, Math.min(buf.length, total - k)));
     await s.closeWrite();
     s.close();

@@ -42,7 +42,8 @@ export interface HostOptions {
 
 /** Connects to a TCP port, or over a tty (a path) with a fresh handshake attempt id. */
 export async function connectHost(to: number | string, o: HostOptions): Promise<Connected> {
-  const stream = typeof to === "number" ? await tcpConnect("127.0.0.1", to) : await openSerial(to);
+  const stream =
+    typeof to === "number" ? await tcpConnect("127.0.0.1", to) : await openSerial(to, { platform });
   const attempt = new DataView(platform.randomBytes(8).buffer).getBigUint64(0);
   return connectAsInitiator(
     {
