@@ -52,8 +52,8 @@ describe("gpg-setup arguments", () => {
     });
     expect(parseGpgSetupArgs(["--help"])).toBe("help");
     expect(() => parseGpgSetupArgs(["--generate", "a", "--import", "f"])).toThrow(ConfigError);
-    expect(() => parseGpgSetupArgs(["--generate", "a:b"])).toThrow("user ID");
-    expect(() => parseGpgSetupArgs(["--home", "/x", "--primary-home", "/x"])).toThrow("must differ");
+    expect(() => parseGpgSetupArgs(["--generate", "a:b"])).toThrow(ConfigError);
+    expect(() => parseGpgSetupArgs(["--home", "/x", "--primary-home", "/x"])).toThrow(ConfigError);
     expect(() => parseGpgSetupArgs(["--bogus"])).toThrow(ConfigError);
   });
 });
@@ -112,7 +112,7 @@ describe("gpg-setup", () => {
         importFile: join(d, "public.asc"),
         exportFile: null,
       }),
-    ).rejects.toThrow("no secret key");
+    ).rejects.toThrow(ConfigError);
     for (const h of ["src-p", "s2", "p2"])
       await capture(["gpgconf", "--homedir", join(d, h), "--kill", "all"]);
   });
