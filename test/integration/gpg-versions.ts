@@ -13,7 +13,7 @@
  * Under CI=true a missing root is a failure, never a skip (the project rule).
  * Not part of the product.
  */
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { GpgTools } from "../../agent/gpg/gpg-tools.ts";
 import { capture } from "../../agent/gpg/gpg-tools.ts";
@@ -56,12 +56,16 @@ export async function gnupg24(): Promise<GnupgVersion | Unavailable> {
   const built = await capture(["sh", ROOT_SCRIPT], { timeoutMs: 15 * 60_000 });
   if (built.status !== 0) return fail(`${ROOT_SCRIPT} failed: ${dec(built.stderr).slice(-2000)}`);
   const root = dec(built.stdout).trim().split("\n").at(-1)!;
-  const bin = mkdtempSync("/tmp/qa-g24bin-");
+  // Beside the cached root (never a temp dir to leak): written whole, then renamed into place,
+  // so test files starting at once never see half a script.
+  const bin = `${root}-bin`;
+  mkdirSync(bin, { recursive: true });
   const wrap = (name: string) => {
     const path = join(bin, name);
+    const tmp = `${path}.${process.pid}`;
     // $0 is the root; the program and its arguments follow. Mounts stay in the namespace.
     writeFileSync(
-      path,
+      tmp,
       `#!/bin/sh
 exec unshare --mount --propagation private sh -c '
   r=$0; p=$1; shift
@@ -70,7 +74,8 @@ exec unshare --mount --propagation private sh -c '
   exec chroot "$r" "$p" "$@"' '${root}' /usr/bin/${name} "$@"
 `,
     );
-    chmodSync(path, 0o755);
+    chmodSync(tmp, 0o755);
+    renameSync(tmp, path);
     return path;
   };
   const gpg = wrap("gpg");
