@@ -43,22 +43,32 @@ export async function gnupg22(): Promise<GnupgVersion> {
 /** Why 2.4 is not available here (a skip outside CI), or null when it is. */
 export type Unavailable = { readonly reason: string };
 
+/** A GnuPG 2.4 root could not be had (thrown under CI=true instead of skipping). */
+export class Gnupg24Unavailable extends Error {
+  override readonly name = "Gnupg24Unavailable";
+}
+
 /**
- * Builds (or reuses) the 2.4 root and returns wrappers for its gpg and gpgconf. Throws under
- * CI=true when that is not possible; elsewhere returns why not, for the caller to skip.
+ * Builds (or reuses) the 2.4 root and returns wrappers for its gpg and gpgconf. Throws
+ * Gnupg24Unavailable under CI=true when that is not possible; elsewhere returns why not, for the
+ * caller to skip. `root` overrides where the root is cached (else $QUBES_AIR_GNUPG24_ROOT, else
+ * the script's default).
  */
-export async function gnupg24(): Promise<GnupgVersion | Unavailable> {
+export async function gnupg24(o: { root?: string; ci?: boolean } = {}): Promise<GnupgVersion | Unavailable> {
+  const ci = o.ci ?? process.env.CI === "true";
   const fail = (reason: string): Unavailable => {
-    if (process.env.CI === "true") throw new Error(`GnuPG 2.4 root unavailable under CI: ${reason}`);
+    if (ci) throw new Gnupg24Unavailable(`GnuPG 2.4 root unavailable under CI: ${reason}`);
     return { reason };
   };
   if (process.getuid?.() !== 0) return fail("building and entering the GnuPG 2.4 root needs root");
-  const built = await capture(["sh", ROOT_SCRIPT], { timeoutMs: 15 * 60_000 });
+  // capture() passes no environment through, so the override travels as the argument.
+  const root = o.root ?? process.env.QUBES_AIR_GNUPG24_ROOT;
+  const built = await capture(["sh", ROOT_SCRIPT, ...(root ? [root] : [])], { timeoutMs: 15 * 60_000 });
   if (built.status !== 0) return fail(`${ROOT_SCRIPT} failed: ${dec(built.stderr).slice(-2000)}`);
-  const root = dec(built.stdout).trim().split("\n").at(-1)!;
+  const rootDir = dec(built.stdout).trim().split("\n").at(-1)!;
   // Beside the cached root (never a temp dir to leak): written whole, then renamed into place,
   // so test files starting at once never see half a script.
-  const bin = `${root}-bin`;
+  const bin = `${rootDir}-bin`;
   mkdirSync(bin, { recursive: true });
   const wrap = (name: string) => {
     const path = join(bin, name);
@@ -71,7 +81,7 @@ exec unshare --mount --propagation private sh -c '
   r=$0; p=$1; shift
   mount --rbind /tmp "$r/tmp" && mount --rbind /dev "$r/dev" || exit 125
   mount -t proc proc "$r/proc" 2>/dev/null
-  exec chroot "$r" "$p" "$@"' '${root}' /usr/bin/${name} "$@"
+  exec chroot "$r" "$p" "$@"' '${rootDir}' /usr/bin/${name} "$@"
 `,
     );
     chmodSync(tmp, 0o755);

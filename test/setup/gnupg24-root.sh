@@ -8,12 +8,14 @@
 #
 # Idempotent: a finished root is marked with .qubes-air-complete and reused; a half-built one
 # is removed and built again. The root lives outside the checkout (a cache, never committed):
-#   $QUBES_AIR_GNUPG24_ROOT, else /var/cache/qubes-air/gnupg24-root as root,
-#   else ${XDG_CACHE_HOME:-$HOME/.cache}/qubes-air/gnupg24-root.
+#   the first argument, else $QUBES_AIR_GNUPG24_ROOT, else /var/cache/qubes-air/gnupg24-root
+#   as root, else ${XDG_CACHE_HOME:-$HOME/.cache}/qubes-air/gnupg24-root.
 # Must never: touch anything outside that cache directory except installing mmdebstrap.
 set -eu
 
-if [ -n "${QUBES_AIR_GNUPG24_ROOT:-}" ]; then
+if [ -n "${1:-}" ]; then
+	root=$1
+elif [ -n "${QUBES_AIR_GNUPG24_ROOT:-}" ]; then
 	root=$QUBES_AIR_GNUPG24_ROOT
 elif [ "$(id -u)" = 0 ]; then
 	root=/var/cache/qubes-air/gnupg24-root
