@@ -60,7 +60,11 @@ export async function runOk(v: GnupgVersion, home: string, args: string[], input
 }
 
 /** A home with the public keys of `keys` (those `v` reads) and never an agent of its own. */
-export async function publicHome(v: GnupgVersion, home: string, keys: readonly MatrixKey[]) {
+export async function publicHome(
+  v: GnupgVersion,
+  home: string,
+  keys: readonly Pick<MatrixKey, "type" | "publicKey">[],
+) {
   mkdirSync(home, { mode: 0o700 });
   await Bun.write(join(home, "gpg.conf"), "no-autostart\n");
   for (const k of keys) if (usable(k, v)) await runOk(v, home, ["--import"], k.publicKey);

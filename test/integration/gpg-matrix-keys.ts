@@ -43,7 +43,7 @@ export interface MatrixKey {
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 
 /** Whether a GnuPG of this version can use the key at all (2.2 does not read v5 keys). */
-export function usable(key: MatrixKey, v: GnupgVersion): boolean {
+export function usable(key: Pick<MatrixKey, "type">, v: GnupgVersion): boolean {
   return !key.type.v5 || v.label === "2.4";
 }
 
