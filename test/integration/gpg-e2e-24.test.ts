@@ -37,9 +37,8 @@ beforeAll(async () => {
   stack = await startStack({ gpg: true });
   // Under /tmp: the 2.4 root sees the host's /tmp at the same path.
   dir = mkdtempSync("/tmp/qa-e24-");
-  const asKey = { publicKey: stack.publicKey, type: { v5: false } } as Parameters<
-    typeof publicHome
-  >[2][number];
+  // gpg-setup --generate's key: ed25519 with an ed25519 signing and a cv25519 encryption subkey.
+  const asKey = { publicKey: stack.publicKey, type: KEY_TYPES[0]! };
   client = await publicHome(v24, join(dir, "c"), [asKey]);
   verifier = await publicHome(v24, join(dir, "v"), [asKey]);
   const listed = await runOk(v24, client, ["--with-colons", "--list-keys"]);
