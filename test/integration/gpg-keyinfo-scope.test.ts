@@ -7,7 +7,7 @@
  * each such keygrip, the served key's own primary and a made-up keygrip get byte-identical
  * answers (the agent's "Not found" / "No secret key"), and the agent never hears of them.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentSockets, capture, loadKeyring } from "../../agent/gpg/gpg-tools.ts";
@@ -25,6 +25,9 @@ import { recordingProxy, type Served, type Spy, serveSocket } from "../fixtures/
 import { assuanSession } from "../fixtures/gpg/stack.ts";
 import { runOk } from "./gpg-matrix-env.ts";
 import { type GnupgVersion, gnupg22, gnupg24, isUnavailable } from "./gpg-versions.ts";
+
+// Real gpg processes (2.4 through a namespace and chroot) on a loaded 2-core machine.
+setDefaultTimeout(30_000);
 
 const got24 = await gnupg24();
 const VERSIONS: GnupgVersion[] = isUnavailable(got24) ? [] : [await gnupg22(), got24];

@@ -6,7 +6,7 @@
  * matrix key type the device's gpg reads (v5 ed448/cv448: 2.4 only). The option table and its
  * differential test for both versions are gpg-differential.test.ts.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { capture } from "../../agent/gpg/gpg-tools.ts";
 import { serveGpg1 } from "../../agent/gpg/gpg1-service.ts";
@@ -15,6 +15,9 @@ import { type Serve1, v1Call } from "../fixtures/gpg/v1-client.ts";
 import { type MatrixDevice, makeMatrixDevice, publicHome, run } from "./gpg-matrix-env.ts";
 import { KEY_TYPES, type MatrixKey, makeMatrixKeys, usable } from "./gpg-matrix-keys.ts";
 import { type GnupgVersion, gnupg22, gnupg24, isUnavailable } from "./gpg-versions.ts";
+
+// Real gpg processes (2.4 through a namespace and chroot) on a loaded 2-core machine.
+setDefaultTimeout(30_000);
 
 const got24 = await gnupg24();
 if (isUnavailable(got24)) console.warn(`gpg-matrix-v1: skipped, ${got24.reason}`);

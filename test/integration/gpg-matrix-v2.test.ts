@@ -9,7 +9,7 @@
  * The Assuan lines that differ between the versions are named in the tests of each pair and
  * checked on the recordings (docs/split-gpg.md "GnuPG 2.2 and 2.4").
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { join } from "node:path";
 import { capture } from "../../agent/gpg/gpg-tools.ts";
 import { type Confirming, cleanup, confirming, tempDir } from "../fixtures/gpg/env.ts";
@@ -26,6 +26,9 @@ import { KEY_TYPES, type MatrixKey, makeMatrixKeys, usable } from "./gpg-matrix-
 import { type GnupgVersion, gnupg22, gnupg24, isUnavailable } from "./gpg-versions.ts";
 
 const v22 = await gnupg22();
+// Real gpg processes (2.4 through a namespace and chroot) on a loaded 2-core machine.
+setDefaultTimeout(30_000);
+
 const got24 = await gnupg24();
 const v24 = isUnavailable(got24) ? null : got24;
 if (!v24) console.warn(`gpg-matrix: skipped, ${isUnavailable(got24) ? got24.reason : ""}`);
