@@ -36,7 +36,14 @@ export type ProtocolErrorCode =
   | "channel-state"
   | "flow-control"
   | "keepalive-timeout"
-  | "link-lost";
+  | "link-lost"
+  // split-GPG (core/gpg): a filtered Assuan line, a bad CIPHERTEXT S-expression, a bad v1 request
+  // header or frame, a refused v1 option or sub-option list. Each error class there also keeps
+  // its own finer reason.
+  | "gpg-filtered"
+  | "gpg-sexp"
+  | "gpg-v1-wire"
+  | "gpg-v1-options";
 
 export class ProtocolError extends Error {
   override readonly name = "ProtocolError";

@@ -2,9 +2,9 @@
  * The split-GPG services and the audit-log fetch as built-in services (after policy, like any
  * service; docs/split-gpg.md "Wiring"):
  *
- *   qubes.Gpg2          split-gpg2: the gpg-agent Assuan protocol, filtered (agent/gpg/gpg2-service.ts)
- *   qubes.Gpg           split-gpg v1: header + fd frames, canonical gpg argv (agent/gpg/gpg1-service.ts)
- *   qubesair.AuditLog   the audit log's bytes, for `qubes-air logs QUBE` (agent/audit/fetch.ts)
+ *   qubes.Gpg2          split-gpg2: the gpg-agent Assuan protocol, filtered (agent/services/gpg/gpg2-service.ts)
+ *   qubes.Gpg           split-gpg v1: header + fd frames, canonical gpg argv (agent/services/gpg/gpg1-service.ts)
+ *   qubesair.AuditLog   the audit log's bytes, for `qubes-air logs QUBE` (agent/services/audit/fetch.ts)
  *
  * Each runs on the call channel adapted to `{stdin, stdout, stderr}` streams (call-output.ts);
  * the source is the call's validated source qube, never anything from the payload. Every

@@ -6,7 +6,7 @@
  *
  * The canonical record is that JSON without "hash" (keys in exactly this order, JSON.stringify
  * spacing); hash = sha256(prev hash bytes || canonical record UTF-8), lower-case hex. The first
- * record's prev is 64 zeros. Pure: the appender is agent/audit/log.ts, the verifier verify.ts.
+ * record's prev is 64 zeros. Pure: the appender is agent/services/audit/log.ts, the verifier verify.ts.
  * Must never: change the field order or encoding (every old log would stop verifying).
  */
 import { sha256 } from "@noble/hashes/sha2.js";

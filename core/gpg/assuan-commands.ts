@@ -6,7 +6,6 @@
  */
 import {
   ASSUAN_LINELENGTH,
-  ERR_NO_SCDAEMON_LINE,
   ERR_NOT_SUPPORTED_LINE,
   ERR_UNKNOWN_IPC_LINE,
   escapeData,
@@ -18,61 +17,15 @@ import {
   unescapeData,
 } from "./assuan.ts";
 import type { ConfirmRequest } from "./assuan-filter.ts";
-import { type KeyEntry, keyDescription } from "./keyring.ts";
+import { haveKey, keygripArgs, keyInfo, scd } from "./assuan-keys.ts";
+import { type CommandContext, type CommandStep, fwd, reply } from "./assuan-step.ts";
+import { keyDescription } from "./keyring.ts";
 import { checkEncVal, parseSexp, SexpError, serializeSexp } from "./sexp.ts";
+import { Violation } from "./violation.ts";
 
-export type ViolationCode =
-  | "line-too-long"
-  | "command-not-allowed"
-  | "bad-arguments"
-  | "bad-keygrip"
-  | "unknown-key"
-  | "primary-key"
-  | "bad-hash"
-  | "bad-nonce"
-  | "no-key-set"
-  | "no-hash-set"
-  | "option-not-allowed"
-  | "unexpected-inquire"
-  | "inquire-not-allowed"
-  | "inquire-second-data"
-  | "inquire-no-data"
-  | "bad-ciphertext";
+export type { CommandContext, CommandStep } from "./assuan-step.ts";
+export { Violation, type ViolationCode } from "./violation.ts";
 
-/** A filtered client line. `command` is set only to a name from our own table. */
-export class Violation extends Error {
-  override readonly name = "Violation";
-  constructor(
-    readonly code: ViolationCode,
-    readonly command?: string,
-  ) {
-    super(command ? `${code} (${command})` : code);
-  }
-}
-
-export interface CommandContext {
-  readonly lookupKey: (keygrip: string) => KeyEntry | undefined;
-  readonly allowPrimaryKeys: boolean;
-  /** The key of the last accepted SIGKEY/SETKEY, and the last SETHASH (cleared by PKSIGN). */
-  key: KeyEntry | null;
-  hash: { algo: number; name: string; hex: string } | null;
-}
-
-export type CommandStep =
-  | { kind: "reply"; line: string }
-  | {
-      kind: "forward";
-      line: string;
-      socket: "restricted" | "unrestricted";
-      /** Escaped SETKEYDESC text the device sends after the agent's OK. */
-      setKeyDesc?: string;
-      bye?: boolean;
-    }
-  | { kind: "confirm"; request: ConfirmRequest; line: string };
-
-/** Any argument ever sent to the agent matches this (split-gpg2 treats a miss as a bug). */
-const ARGUMENT_RE = /^[0-9A-Za-z_=. -]*$/;
-const KEYGRIP_RE = /^[0-9A-F]{40}$/;
 const HEX_RE = /^[0-9A-F]+$/;
 const NONCE_RE = /^[0-9A-F]{24}$/;
 
@@ -99,30 +52,8 @@ const FAKE_OK_OPTIONS = new Set([
 
 const GETINFO_ALLOWED = new Set(["version", "restricted", "s2k_count"]);
 
-function fwd(cmd: string, args: string | null, socket: "restricted" | "unrestricted" = "restricted") {
-  const text = args ? `${cmd} ${args}` : cmd;
-  if (args && !ARGUMENT_RE.test(args)) throw new Error(`BUG: corrupt ${cmd} about to be sent to the agent`);
-  return { kind: "forward" as const, line: text, socket };
-}
-
 function noArgs(cmd: string, args: string | undefined): void {
   if (args !== undefined) throw new Violation("bad-arguments", cmd);
-}
-
-/** HAVEKEY/KEYINFO/SIGKEY/SETKEY arguments: `--list[=1..1000]` (if allowed) or keygrips. */
-function keygripArgs(cmd: string, args: string | undefined, min: number, max: number, list: boolean) {
-  if (args === undefined) throw new Violation("bad-arguments", cmd);
-  if (list && args.startsWith("--list")) {
-    if (args === "--list") return { list: true, text: "--list" };
-    if (args[6] !== "=") throw new Violation("bad-arguments", cmd);
-    const n = sanitizeInt(args.slice(7), 1, 1000);
-    if (n === null) throw new Violation("bad-arguments", cmd);
-    return { list: true, text: `--list=${n}` };
-  }
-  const grips = args.split(" ");
-  if (grips.length < min || grips.length > max) throw new Violation("bad-arguments", cmd);
-  for (const g of grips) if (!KEYGRIP_RE.test(g)) throw new Violation("bad-keygrip", cmd);
-  return { list: false, text: grips.join(" ") };
 }
 
 function selectKey(cmd: string, args: string | undefined, ctx: CommandContext): CommandStep {
@@ -150,19 +81,15 @@ export function handleCommand(text: string, ctx: CommandContext): CommandStep {
       return { ...fwd(cmd, null), bye: true };
     case "NOP":
     case "SETKEYDESC": // the device sends its own after SIGKEY/SETKEY; the client's text is ignored
-      return { kind: "reply", line: "OK" };
+      return reply("OK");
     case "AGENT_ID":
-      return { kind: "reply", line: ERR_UNKNOWN_IPC_LINE };
+      return reply(ERR_UNKNOWN_IPC_LINE);
     case "OPTION":
       return option(args);
-    case "HAVEKEY": {
-      const k = keygripArgs(cmd, args, 1, 200, true);
-      return fwd(cmd, k.text, k.list ? "unrestricted" : "restricted");
-    }
-    case "KEYINFO": {
-      const k = keygripArgs(cmd, args, 1, 1, true);
-      return fwd(cmd, k.text, k.list ? "unrestricted" : "restricted");
-    }
+    case "HAVEKEY":
+      return haveKey(args, ctx);
+    case "KEYINFO":
+      return keyInfo(args, ctx);
     case "SIGKEY":
     case "SETKEY":
       return selectKey(cmd, args, ctx);
@@ -186,8 +113,7 @@ export function handleCommand(text: string, ctx: CommandContext): CommandStep {
       if (args === undefined || !GETINFO_ALLOWED.has(args)) throw new Violation("bad-arguments", cmd);
       return fwd(cmd, args);
     case "SCD":
-      if (args !== "SERIALNO" && args !== "SERIALNO openpgp") throw new Violation("bad-arguments", cmd);
-      return { kind: "reply", line: ERR_NO_SCDAEMON_LINE };
+      return scd(args);
     default:
       throw new Violation("command-not-allowed");
   }
@@ -195,10 +121,10 @@ export function handleCommand(text: string, ctx: CommandContext): CommandStep {
 
 function option(args: string | undefined): CommandStep {
   if (!args) throw new Violation("bad-arguments", "OPTION");
-  if (args === "pinentry-mode=ask") return { kind: "reply", line: "OK" };
+  if (args === "pinentry-mode=ask") return reply("OK");
   const [name, value] = extractArgs(args, "=");
-  if (FAKE_OK_OPTIONS.has(name)) return { kind: "reply", line: "OK" };
-  if (name === "pinentry-mode") return { kind: "reply", line: ERR_NOT_SUPPORTED_LINE };
+  if (FAKE_OK_OPTIONS.has(name)) return reply("OK");
+  if (name === "pinentry-mode") return reply(ERR_NOT_SUPPORTED_LINE);
   if (name === "agent-awareness" && value === "2.1.0") return fwd("OPTION", "agent-awareness=2.1.0");
   throw new Violation("option-not-allowed", "OPTION");
 }

@@ -2,7 +2,8 @@
  * Property tests for the split-gpg2 filter: whatever the client and the agent send, in whatever
  * pieces, the filter never throws, never forwards a line outside the strict grammar of what
  * split-gpg2 lets through, forwards PKSIGN/PKDECRYPT only right after an approval, and does
- * nothing after it closed.
+ * nothing after it closed. No keygrip but a served subkey's ever reaches the agent (KEYINFO,
+ * HAVEKEY: issue 15), and HAVEKEY --list never does (the device answers it).
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
@@ -14,14 +15,15 @@ import { checkEncVal, parseSexp } from "./sexp.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const KEYS = parseSecretKeyListing(LISTING);
-const G = "[0-9A-F]{40}";
+/** The served subkeys: the only keygrips that may reach the agent. */
+const G = `(${SIGN}|${ENCR})`;
 const FORWARDED = new RegExp(
   [
     "RESET",
     "BYE",
     "GETINFO (version|restricted|s2k_count)",
     "OPTION agent-awareness=2\\.1\\.0",
-    `HAVEKEY (--list(=[1-9][0-9]{0,3})?|${G}( ${G}){0,199})`,
+    `HAVEKEY ${G}( ${G}){0,199}`,
     `KEYINFO (--list(=[1-9][0-9]{0,3})?|${G})`,
     `(SIGKEY|SETKEY) (${SIGN}|${ENCR})`,
     "SETHASH (2 [0-9A-F]{40}|3 [0-9A-F]{40}|8 [0-9A-F]{64}|9 [0-9A-F]{96}|10 [0-9A-F]{128}|11 [0-9A-F]{56})",
@@ -60,6 +62,12 @@ const clientLine = fc.oneof(
     `HAVEKEY ${SIGN} ${ENCR} ${PRIMARY}`,
     "HAVEKEY --list=5",
     `KEYINFO ${SIGN}`,
+    `KEYINFO ${PRIMARY}`,
+    "KEYINFO 0123456789ABCDEF0123456789ABCDEF01234567",
+    `HAVEKEY ${PRIMARY}`,
+    "KEYINFO --list",
+    "SCD SERIALNO",
+    "SCD LEARN --force",
     `SIGKEY ${SIGN}`,
     `SIGKEY ${PRIMARY}`,
     `SETKEY ${ENCR}`,
@@ -82,6 +90,7 @@ const agentReply = fc.constantFrom(
   "ERR 1 nope\n",
   "D abc\nOK\n",
   "S PROGRESS x\n",
+  `S KEYINFO ${PRIMARY} D - - - C - - -\n`,
   "# comment\n",
   "INQUIRE CIPHERTEXT\n",
   "INQUIRE PINENTRY_LAUNCHED 1 x\n",
@@ -101,7 +110,10 @@ describe("split-gpg2 filter properties", () => {
   test("fuzz: only strict lines reach the agent; privileged ones only after an approval", () => {
     fc.assert(
       fc.property(fc.array(step, { maxLength: 25 }), (steps) => {
-        const f = new AssuanFilter({ lookupKey: (g) => KEYS.byGrip.get(g) });
+        const f = new AssuanFilter({
+          lookupKey: (g) => KEYS.byGrip.get(g),
+          listKeys: () => KEYS.primaries.flatMap((p) => [p.key, ...p.subkeys]),
+        });
         let closed = false;
         let approvedPending = false;
         const check = (fx: FilterEffect[]) => {

@@ -1,6 +1,6 @@
 /**
  * The split-gpg2 server-side filter (reference/split-gpg.md §2) as a pure state machine. The
- * caller (agent/gpg/gpg2-service.ts) feeds it the client's and gpg-agent's bytes and carries out
+ * caller (agent/services/gpg/gpg2-service.ts) feeds it the client's and gpg-agent's bytes and carries out
  * the effects it returns, in order: lines to the agent, lines to the client, a confirmation to
  * ask, the result of a confirmed operation, and the end of the connection.
  *
@@ -13,6 +13,8 @@
  * Must never: forward a byte of a client line that was not re-built from checked parts, or
  * echo client bytes back in an error.
  */
+
+import { assert } from "../errors.ts";
 import {
   ASSUAN_LINELENGTH,
   binary,
@@ -22,10 +24,13 @@ import {
   LineSplitter,
   line,
 } from "./assuan.ts";
-import { type CommandContext, handleCommand, handleInquireLine, Violation } from "./assuan-commands.ts";
+import { type CommandContext, handleCommand, handleInquireLine } from "./assuan-commands.ts";
+import { keyinfoLineServed } from "./assuan-keys.ts";
+import type { StatusFilter } from "./assuan-step.ts";
 import type { KeyEntry } from "./keyring.ts";
+import { Violation, type ViolationCode } from "./violation.ts";
 
-export { Violation } from "./assuan-commands.ts";
+export { Violation } from "./violation.ts";
 
 /** Longest agent line we relay; gpg-agent itself writes at most ASSUAN_LINELENGTH. */
 export const AGENT_LINE_MAX = 4096;
@@ -59,6 +64,8 @@ export type Awaiting = "client" | "agent" | "agent-unrestricted" | "confirm" | "
 export interface FilterOptions {
   /** The device's keyring: which key a keygrip is (undefined: not a key we serve). */
   readonly lookupKey: (keygrip: string) => KeyEntry | undefined;
+  /** Every key of the device's keyring in listing order, for HAVEKEY --list (default none). */
+  readonly listKeys?: () => Iterable<KeyEntry>;
   /** Serve primary keys too (certification). Default false: subkeys only. */
   readonly allowPrimaryKeys?: boolean;
 }
@@ -72,7 +79,7 @@ type Phase =
   | { p: "confirm"; request: ConfirmRequest; forward: string }
   | { p: "closed" };
 
-type After = { setKeyDesc?: string; confirmed?: ConfirmRequest; bye?: boolean };
+type After = { setKeyDesc?: string; confirmed?: ConfirmRequest; bye?: boolean; statusFilter?: StatusFilter };
 
 export class AssuanFilter {
   private phase: Phase = { p: "greeting" };
@@ -83,6 +90,7 @@ export class AssuanFilter {
   constructor(opts: FilterOptions) {
     this.ctx = {
       lookupKey: opts.lookupKey,
+      listKeys: opts.listKeys ?? (() => []),
       allowPrimaryKeys: opts.allowPrimaryKeys ?? false,
       key: null,
       hash: null,
@@ -136,7 +144,7 @@ export class AssuanFilter {
   /** The user's verdict on the pending confirmation. */
   confirmResult(approved: boolean): FilterEffect[] {
     const ph = this.phase;
-    if (ph.p !== "confirm") throw new Error("confirmResult: no confirmation pending");
+    assert(ph.p === "confirm", "confirmResult: no confirmation pending");
     const out: FilterEffect[] = [];
     if (!approved) {
       out.push({ kind: "client", data: line(ERR_CANCELED_LINE) });
@@ -168,16 +176,17 @@ export class AssuanFilter {
         return;
       }
       const step = handleCommand(binary(bytes), this.ctx);
-      if (step.kind === "reply") out.push({ kind: "client", data: line(step.line) });
+      if (step.kind === "reply") for (const l of step.lines) out.push({ kind: "client", data: line(l) });
       else if (step.kind === "forward") {
-        this.forward(out, step.line, step.socket, { setKeyDesc: step.setKeyDesc, bye: step.bye });
+        const { setKeyDesc, bye, statusFilter } = step;
+        this.forward(out, step.line, step.socket, { setKeyDesc, bye, statusFilter });
       } else {
         this.phase = { p: "confirm", request: step.request, forward: step.line };
         out.push({ kind: "confirm", request: step.request });
       }
     } catch (e) {
       if (!(e instanceof Violation)) throw e;
-      this.violate(out, e.code, e.command);
+      this.violate(out, e.reason, e.command);
     }
   }
 
@@ -205,6 +214,9 @@ export class AssuanFilter {
     }
     if (ph.p !== "response") return void this.close(out, "agent-protocol");
     if (res === "D" || res === "S") {
+      // KEYINFO --list: the agent lists every key it holds; the client hears of served ones only.
+      if (res === "S" && ph.after?.statusFilter === "served-keyinfo" && !keyinfoLineServed(text, this.ctx))
+        return;
       out.push({ kind: "client", data: withLf(bytes) });
     } else if (res === "OK" || res === "ERR") {
       const ok = res === "OK";
@@ -233,7 +245,7 @@ export class AssuanFilter {
     }
   }
 
-  private violate(out: FilterEffect[], code: Violation["code"], command?: string): FilterEffect[] {
+  private violate(out: FilterEffect[], code: ViolationCode, command?: string): FilterEffect[] {
     out.push({ kind: "client", data: line(ERR_FILTERED_LINE) });
     return this.close(out, "filtered", new Violation(code, command));
   }

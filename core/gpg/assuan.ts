@@ -12,7 +12,14 @@ export const ASSUAN_LINELENGTH = 1002;
 const AGENT = 4 << 24;
 export const ERR_FILTERED_LINE = `ERR ${AGENT | 1024} Command filtered by split-gpg2.`;
 export const ERR_UNKNOWN_IPC_LINE = `ERR ${AGENT | 275} unknown IPC command`;
-export const ERR_NO_SCDAEMON_LINE = `ERR ${AGENT | 119} No SmartCard daemon`;
+/** What gpg-agent 2.2 and 2.4 without a card daemon answer to every SCD command. */
+export const ERR_NO_SCDAEMON_LINE = `ERR ${AGENT | 119} No SmartCard daemon <GPG Agent>`;
+/** gpg-agent's own answer to KEYINFO <keygrip> for a key it does not hold (2.2 and 2.4). */
+export const ERR_NOT_FOUND_LINE = `ERR ${AGENT | 27} Not found <GPG Agent>`;
+/** gpg-agent's own answer to HAVEKEY <keygrips> when it holds none of them. */
+export const ERR_NO_SECKEY_LINE = `ERR ${AGENT | 17} No secret key <GPG Agent>`;
+/** gpg-agent 2.4's answer to HAVEKEY --list=N when it holds more than N keys. */
+export const ERR_TRUNCATED_LINE = `ERR ${AGENT | 74} Result truncated <GPG Agent>`;
 export const ERR_NOT_SUPPORTED_LINE = `ERR ${AGENT | 60} Not supported <GPG Agent>`;
 /** Our answer to a denied confirmation (GPG_ERR_CANCELED), so gpg says "Operation cancelled". */
 export const ERR_CANCELED_LINE = `ERR ${AGENT | 99} Operation cancelled <GPG Agent>`;
@@ -125,6 +132,29 @@ export function escapeData(bytes: Uint8Array): Uint8Array {
 }
 
 /**
+ * Binary data as Assuan D lines (without LF), escaped as libassuan escapes what it sends: %, CR
+ * and LF as %XX with upper-case hex. A line never exceeds ASSUAN_LINELENGTH and an escape is
+ * never split across lines.
+ */
+export function dataLines(bytes: Uint8Array): string[] {
+  const lines: string[] = [];
+  let cur = "D ";
+  for (const b of bytes) {
+    const piece =
+      b === 0x25 || b === 0x0d || b === 0x0a
+        ? `%${HEX_UPPER[b >> 4]}${HEX_UPPER[b & 15]}`
+        : String.fromCharCode(b);
+    if (cur.length + piece.length > ASSUAN_LINELENGTH) {
+      lines.push(cur);
+      cur = "D ";
+    }
+    cur += piece;
+  }
+  if (cur.length > 2) lines.push(cur);
+  return lines;
+}
+
+/**
  * The escape split-gpg2 uses for its own SETKEYDESC text: printable ASCII except `+"% ` stays,
  * a space becomes `+`, everything else (newlines, UTF-8 bytes) becomes %xx.
  */
@@ -140,6 +170,7 @@ export function percentPlusEscape(bytes: Uint8Array): string {
 }
 
 const HEX_LOWER = "0123456789abcdef";
+const HEX_UPPER = "0123456789ABCDEF";
 
 function isUpperHex(b: number | undefined): boolean {
   return b !== undefined && ((b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x46));

@@ -6,14 +6,18 @@
  * Must never: recurse on peer input (the parser is iterative) or accept trailing garbage.
  */
 import { concatBytes } from "../bytes.ts";
+import { ProtocolError } from "../errors.ts";
 import { sanitizeInt } from "./assuan.ts";
 
 export type Sexp = Uint8Array | Sexp[];
 
 export const SEXP_MAX_DEPTH = 20;
 
-export class SexpError extends Error {
-  override readonly name = "SexpError";
+/** A CIPHERTEXT the filter refuses: a ProtocolError "gpg-sexp"; the detail is our own words. */
+export class SexpError extends ProtocolError {
+  constructor(detail: string) {
+    super("gpg-sexp", detail);
+  }
 }
 
 const TOKEN = /^[0-9a-zA-Z_-]$/;

@@ -1,7 +1,14 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { ProtocolError } from "../errors.ts";
 import { buildGpgArgv, SAFE_PREFIX, secretUse, signerSpecs } from "./v1-argv.ts";
-import { isPrintableUtf8, parseV1Args, V1OptionError, type V1Request } from "./v1-options.ts";
+import {
+  isPrintableUtf8,
+  parseV1Args,
+  V1OptionError,
+  type V1OptionReason,
+  type V1Request,
+} from "./v1-options.ts";
 import { COMMANDS, LONG_OPTIONS, SHORT_OPTION_STRING, SHORT_OPTIONS } from "./v1-table.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -109,21 +116,36 @@ describe("parseV1Args", () => {
     expect(r.verifySigFd).toBe(9);
   });
 
-  test("refusals", () => {
-    expect(refused("--armo")).toThrow("abbreviated");
-    expect(refused("--nope")).toThrow("unrecognized");
-    expect(refused("--armor=1")).toThrow("does not take");
-    expect(refused("-r")).toThrow("requires an argument");
-    expect(refused("--recipient")).toThrow("requires an argument");
-    expect(refused("-v")).toThrow("invalid short option");
-    expect(refused("-s", "x")).toThrow("only a lone");
-    expect(refused("-s", "-", "-")).toThrow("only a lone");
-    expect(refused("-k", "a", "-b")).toThrow("must not start");
-    expect(refused("--command-fd", "0")).toThrow("forbidden option");
-    expect(refused("--status-fd", "2", "--status-fd", "2")).toThrow("only be specified once");
-    expect(refused("--verify", "/dev/fd/1")).toThrow("3 or more");
-    expect(refused("--verify", "/dev/fd/", "-")).toThrow("decimal");
-    expect(refused("--verify", "/dev/fd/99999")).toThrow("too big");
+  test("refusals (by reason, never by message)", () => {
+    const cases: [string[], V1OptionReason][] = [
+      [["--armo"], "abbreviated-option"],
+      [["--nope"], "unrecognized-option"],
+      [["--armor=1"], "unexpected-argument"],
+      [["-r"], "missing-argument"],
+      [["--recipient"], "missing-argument"],
+      [["-v"], "invalid-short-option"],
+      [["-s", "x"], "positional-not-allowed"],
+      [["-s", "-", "-"], "positional-not-allowed"],
+      [["-k", "a", "-b"], "dash-positional"],
+      [["--command-fd", "0"], "forbidden-option"],
+      [["--status-fd", "2", "--status-fd", "2"], "fd-option-twice"],
+      [["--verify", "/dev/fd/1"], "bad-verify-signature"],
+      [["--verify", "/dev/fd/", "-"], "bad-fd"],
+      [["--verify", "/dev/fd/99999"], "bad-fd"],
+      [["--list-options", "show-everything"], "bad-sub-option"],
+    ];
+    for (const [args, reason] of cases) {
+      let got: unknown;
+      try {
+        refused(...args)();
+      } catch (e) {
+        got = e;
+      }
+      expect(got).toBeInstanceOf(V1OptionError);
+      expect(got).toBeInstanceOf(ProtocolError);
+      expect([args, (got as V1OptionError).reason]).toEqual([args, reason]);
+      expect((got as V1OptionError).code).toBe("gpg-v1-options");
+    }
   });
 
   test("printable UTF-8", () => {

@@ -13,15 +13,49 @@
  * Must never: put a client-supplied string in an error message.
  */
 
-import { EXPORT_OPTIONS, LIST_OPTIONS, sanitizeOptionList, VERIFY_OPTIONS } from "./v1-sublists.ts";
+import { ProtocolError } from "../errors.ts";
+import {
+  EXPORT_OPTIONS,
+  LIST_OPTIONS,
+  SubOptionError,
+  sanitizeOptionList,
+  VERIFY_OPTIONS,
+} from "./v1-sublists.ts";
 import { COMMANDS, LONG_OPTIONS, type OptionSpec, SHORT_OPTIONS } from "./v1-table.ts";
 import { MAX_FDS_PER_DIRECTION } from "./v1-wire.ts";
 
 export const MAX_FD_VALUE = 1024;
 
-/** A refused request. `message` uses only our own words and table names. */
-export class V1OptionError extends Error {
-  override readonly name = "V1OptionError";
+export type V1OptionReason =
+  | "bad-fd"
+  | "too-many-fds"
+  | "fd-both-directions"
+  | "fd-option-twice"
+  | "not-printable"
+  | "forbidden-option"
+  | "conflicting-commands"
+  | "output-not-stdout"
+  | "bad-sub-option"
+  | "abbreviated-option"
+  | "unrecognized-option"
+  | "missing-argument"
+  | "unexpected-argument"
+  | "invalid-short-option"
+  | "dash-positional"
+  | "bad-verify-signature"
+  | "positional-not-allowed";
+
+/**
+ * A refused request: a ProtocolError "gpg-v1-options" with our finer reason. `message` uses
+ * only our own words and table names.
+ */
+export class V1OptionError extends ProtocolError {
+  constructor(
+    readonly reason: V1OptionReason,
+    detail: string,
+  ) {
+    super("gpg-v1-options", detail);
+  }
 }
 
 export interface ParsedOption {
@@ -67,23 +101,26 @@ export function isPrintableUtf8(bytes: Uint8Array): boolean {
 
 /** validate_fd_argument: decimal, no leading zero, at most 4 digits, below 1024. */
 export function parseFdArgument(text: string): number {
-  if (!/^[0-9]+$/.test(text)) throw new V1OptionError("invalid fd argument: only decimal numbers");
-  if (text.length > 1 && text[0] === "0") throw new V1OptionError("leading zeroes in an fd argument");
+  if (!/^[0-9]+$/.test(text)) throw new V1OptionError("bad-fd", "invalid fd argument: only decimal numbers");
+  if (text.length > 1 && text[0] === "0")
+    throw new V1OptionError("bad-fd", "leading zeroes in an fd argument");
   const n = Number(text);
   if (text.length > 4 || n >= MAX_FD_VALUE)
-    throw new V1OptionError(`fd value too big (limit ${MAX_FD_VALUE - 1})`);
+    throw new V1OptionError("bad-fd", `fd value too big (limit ${MAX_FD_VALUE - 1})`);
   return n;
 }
 
 function addFd(fd: number, list: number[], other: readonly number[]): void {
-  if (list.length >= MAX_FDS_PER_DIRECTION) throw new V1OptionError("too many fds");
-  if (other.includes(fd)) throw new V1OptionError("an fd cannot be used for both reading and writing");
+  if (list.length >= MAX_FDS_PER_DIRECTION) throw new V1OptionError("too-many-fds", "too many fds");
+  if (other.includes(fd))
+    throw new V1OptionError("fd-both-directions", "an fd cannot be used for both reading and writing");
   if (!list.includes(fd)) list.push(fd);
 }
 
 export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
   for (const a of rawArgs) {
-    if (!isPrintableUtf8(a)) throw new V1OptionError("command line arguments must be printable UTF-8");
+    if (!isPrintableUtf8(a))
+      throw new V1OptionError("not-printable", "command line arguments must be printable UTF-8");
   }
   const args = rawArgs.map((a) => new TextDecoder().decode(a));
   const options: ParsedOption[] = [];
@@ -95,31 +132,33 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
   let verify = false;
 
   const accept = (spec: OptionSpec, value: string | undefined) => {
-    if (!spec.allowed) throw new V1OptionError(`forbidden option: --${spec.name}`);
+    if (!spec.allowed) throw new V1OptionError("forbidden-option", `forbidden option: --${spec.name}`);
     const cmd = COMMANDS.get(spec.id);
     if (cmd) {
       if (userIdArgs !== null && userIdArgs !== cmd.userIdArgs)
-        throw new V1OptionError("conflicting commands");
+        throw new V1OptionError("conflicting-commands", "conflicting commands");
       userIdArgs = cmd.userIdArgs;
       if (!commands.includes(spec.id)) commands.push(spec.id);
     }
     let v = value;
     if (FD_OPTIONS.has(spec.id)) {
-      if (seenFdOption.has(spec.id)) throw new V1OptionError(`--${spec.id} can only be specified once`);
+      if (seenFdOption.has(spec.id))
+        throw new V1OptionError("fd-option-twice", `--${spec.id} can only be specified once`);
       seenFdOption.add(spec.id);
       const fd = parseFdArgument(value!);
       addFd(fd, outputFds, inputFds);
       v = String(fd);
     } else if (spec.id === "verify") verify = true;
     else if (spec.id === "output") {
-      if (value !== "-") throw new V1OptionError("only '-' is supported for --output");
+      if (value !== "-") throw new V1OptionError("output-not-stdout", "only '-' is supported for --output");
     } else {
       const table = SUBLISTS.get(spec.id);
       if (table) {
         try {
           v = sanitizeOptionList(value!, table);
         } catch (e) {
-          throw new V1OptionError(`--${spec.id}: ${(e as Error).message}`);
+          if (!(e instanceof SubOptionError)) throw e;
+          throw new V1OptionError("bad-sub-option", `--${spec.id}: ${e.message}`);
         }
       }
     }
@@ -143,14 +182,16 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
       const spec = LONG_OPTIONS.get(name);
       if (!spec) {
         const prefixOf = name !== "" && [...LONG_OPTIONS.keys()].some((k) => k.startsWith(name));
-        throw new V1OptionError(prefixOf ? "abbreviated options are not allowed" : "unrecognized option");
+        if (prefixOf) throw new V1OptionError("abbreviated-option", "abbreviated options are not allowed");
+        throw new V1OptionError("unrecognized-option", "unrecognized option");
       }
       let value: string | undefined;
       if (spec.hasArg) {
         if (eq >= 0) value = body.slice(eq + 1);
         else if (i + 1 < args.length) value = args[++i];
-        else throw new V1OptionError(`option --${spec.name} requires an argument`);
-      } else if (eq >= 0) throw new V1OptionError(`option --${spec.name} does not take an argument`);
+        else throw new V1OptionError("missing-argument", `option --${spec.name} requires an argument`);
+      } else if (eq >= 0)
+        throw new V1OptionError("unexpected-argument", `option --${spec.name} does not take an argument`);
       i++;
       accept(spec, value);
       continue;
@@ -159,7 +200,7 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
     // rest of the bundle, or the next argument when the bundle ends there.
     for (let j = 1; j < a.length; j++) {
       const spec = SHORT_OPTIONS.get(a[j]!);
-      if (!spec) throw new V1OptionError("invalid short option");
+      if (!spec) throw new V1OptionError("invalid-short-option", "invalid short option");
       if (!spec.hasArg) {
         accept(spec, undefined);
         continue;
@@ -167,7 +208,7 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
       let value: string;
       if (j + 1 < a.length) value = a.slice(j + 1);
       else if (i + 1 < args.length) value = args[++i]!;
-      else throw new V1OptionError(`option -${a[j]} requires an argument`);
+      else throw new V1OptionError("missing-argument", `option -${a[j]} requires an argument`);
       accept(spec, value);
       break;
     }
@@ -176,7 +217,10 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
 
   let positional = args.slice(i);
   if (!endedByDashDash && positional.some((p) => p.startsWith("-") && p !== "-")) {
-    throw new V1OptionError('non-option arguments must not start with "-" unless after "--"');
+    throw new V1OptionError(
+      "dash-positional",
+      'non-option arguments must not start with "-" unless after "--"',
+    );
   }
   if (userIdArgs === true) {
     return {
@@ -192,14 +236,19 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
   let verifySigFd: number | null = null;
   if (verify && positional.length > 0) {
     const sig = positional[0]!;
-    if (!sig.startsWith("/dev/fd/")) throw new V1OptionError("--verify takes only /dev/fd/N on the server");
+    if (!sig.startsWith("/dev/fd/"))
+      throw new V1OptionError("bad-verify-signature", "--verify takes only /dev/fd/N on the server");
     verifySigFd = parseFdArgument(sig.slice(8));
-    if (verifySigFd < 3) throw new V1OptionError("--verify signature fd must be 3 or more");
+    if (verifySigFd < 3)
+      throw new V1OptionError("bad-verify-signature", "--verify signature fd must be 3 or more");
     addFd(verifySigFd, inputFds, outputFds);
     positional = positional.slice(1);
   }
   if (positional.length > 1 || (positional.length === 1 && positional[0] !== "-")) {
-    throw new V1OptionError("non-option arguments are not allowed (only a lone '-')");
+    throw new V1OptionError(
+      "positional-not-allowed",
+      "non-option arguments are not allowed (only a lone '-')",
+    );
   }
   return {
     options,

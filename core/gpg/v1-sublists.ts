@@ -6,6 +6,7 @@
  * a quoted list), nothing after an argument but a separator. The whole value `help` passes.
  * Must never: pass through the client's spelling of a list.
  */
+import { ProtocolError } from "../errors.ts";
 
 export interface ListOption {
   readonly allowed: boolean;
@@ -64,9 +65,14 @@ export const EXPORT_OPTIONS: ReadonlyMap<string, ListOption> = new Map([
   ["export-clean-uids", yes()],
 ]);
 
-/** A refused list; `message` is our own wording, never the client's text. */
-export class SubOptionError extends Error {
-  override readonly name = "SubOptionError";
+/**
+ * A refused list: a ProtocolError "gpg-v1-options" (v1-options.ts wraps it into its own
+ * V1OptionError); `message` is our own wording, never the client's text.
+ */
+export class SubOptionError extends ProtocolError {
+  constructor(detail: string) {
+    super("gpg-v1-options", detail);
+  }
 }
 
 const isDelim = (c: string | undefined) => c === " " || c === ",";

@@ -22,7 +22,7 @@ function code(f: () => unknown): string | null {
     f();
     return null;
   } catch (e) {
-    if (e instanceof V1WireError) return e.code;
+    if (e instanceof V1WireError) return e.reason;
     throw e;
   }
 }

@@ -11,6 +11,7 @@
  * Must never: allocate from a length before checking it, or accept a header that is not exactly
  * 1028 bytes.
  */
+import { ProtocolError } from "../errors.ts";
 
 export const HEADER_SIZE = 1028;
 export const COMMAND_MAX_LEN = 1024;
@@ -28,11 +29,10 @@ export type V1WireErrorCode =
   | "frame-bad-fd"
   | "frame-truncated";
 
-/** A peer fault in the v1 framing; carries a fixed code only. */
-export class V1WireError extends Error {
-  override readonly name = "V1WireError";
-  constructor(readonly code: V1WireErrorCode) {
-    super(code);
+/** A peer fault in the v1 framing: a ProtocolError "gpg-v1-wire" with a fixed reason only. */
+export class V1WireError extends ProtocolError {
+  constructor(readonly reason: V1WireErrorCode) {
+    super("gpg-v1-wire", reason);
   }
 }
 

@@ -193,7 +193,7 @@ export async function clientHome(stack: Stack, tag = "cli"): Promise<{ home: str
   writeFileSync(join(home, "gpg.conf"), "no-autostart\n");
   await gpgOk(home, ["--import"], stack.publicKey);
   const listed = await gpgOk(home, ["--with-colons", "--list-keys"]);
-  const fingerprint = /^fpr:+([0-9A-F]{40}):/m.exec(listed.stdout)![1]!;
+  const fingerprint = /^fpr:+([0-9A-F]{64}|[0-9A-F]{40}):/m.exec(listed.stdout)![1]!;
   await gpgOk(home, ["--import-ownertrust"], `${fingerprint}:6:\n`);
   stack.homes.push(home);
   return { home, fingerprint };

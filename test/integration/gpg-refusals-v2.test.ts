@@ -7,6 +7,7 @@
  * agent death.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
 import { loadKeyring } from "../../agent/services/gpg/gpg-tools.ts";
 import { serveGpg2 } from "../../agent/services/gpg/gpg2-service.ts";
 import { ERR_FILTERED_LINE } from "../../core/gpg/assuan.ts";
@@ -182,10 +183,29 @@ describe("(g) consent", () => {
 });
 
 describe("allowed oddities", () => {
-  test("HAVEKEY --list goes once to the agent's normal socket, not the restricted one", async () => {
+  test("HAVEKEY --list is answered by the device (agent 2.4's format); nothing reaches the agent", async () => {
     const r = await session("HAVEKEY --list=5\nBYE\n");
     expect(r.got).not.toContain("Command filtered");
-    expect(r.got).toMatch(/\n(OK|ERR)[^\n]*\nOK closing connection\n$/);
+    expect(r.got).toMatch(/\nOK\nOK closing connection\n$/);
+    expect(r.reached).toBe("BYE\n");
+  });
+
+  test("card queries get the no-scdaemon answer and the session goes on; no violation is logged", async () => {
+    const filteredRecords = () =>
+      readFileSync(c.auditPath, "utf-8")
+        .split("\n")
+        .filter((l) => l.includes('"filtered"'));
+    const before = filteredRecords().length;
+    const r = await session("SCD GETINFO version\nSCD SERIALNO openpgp\nBYE\n");
+    expect(filteredRecords().length).toBe(before);
+    // A card command that is not a query still is a violation, and is audited.
+    expect((await session("SCD LEARN --force\n")).got).toContain("Command filtered");
+    expect(filteredRecords().length).toBe(before + 1);
+    expect(r.got).toBe(
+      "OK Pleased to meet you\n" +
+        "ERR 67108983 No SmartCard daemon <GPG Agent>\n".repeat(2) +
+        "OK closing connection\n",
+    );
     expect(r.reached).toBe("BYE\n");
   });
 });

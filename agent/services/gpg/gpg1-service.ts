@@ -81,7 +81,7 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   try {
     req = parseV1Args(decodeHeader(head.header));
   } catch (e) {
-    if (e instanceof V1WireError) return refuse(e.code, "malformed request header");
+    if (e instanceof V1WireError) return refuse(e.reason, "malformed request header");
     if (e instanceof V1OptionError) return refuse("option", e.message);
     throw e;
   }
@@ -160,7 +160,7 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     },
   ).catch((e) => {
     if (e instanceof V1WireError) {
-      log("gpg1-framing", { client: ctx.source, code: e.code });
+      log("gpg1-framing", { client: ctx.source, code: e.reason });
       framingFault = true;
       child.kill("SIGKILL");
       stopResolve();

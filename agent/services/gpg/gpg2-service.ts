@@ -69,6 +69,7 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
 
   const filter = new AssuanFilter({
     lookupKey: (g) => keys.byGrip.get(g),
+    listKeys: () => keys.primaries.flatMap((p) => [p.key, ...p.subkeys]),
     allowPrimaryKeys: ctx.allowPrimaryKeys ?? false,
   });
   const conn: { unrestricted: ByteStream | null } = { unrestricted: null };
@@ -98,8 +99,8 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
           break;
         case "close":
           if (e.reason === "filtered") {
-            log("gpg2-filtered", { client: ctx.source, violation: e.violation?.code, command: e.command });
-            await audit("filtered", "refused", e.violation?.code ?? "filtered", "", e.command ?? "");
+            log("gpg2-filtered", { client: ctx.source, violation: e.violation?.reason, command: e.command });
+            await audit("filtered", "refused", e.violation?.reason ?? "filtered", "", e.command ?? "");
           }
           status = e.reason === "bye" || e.reason === "client-eof" ? 0 : 1;
           return false;

@@ -84,11 +84,14 @@ function check(r: Captured, what: string): Captured {
   return r;
 }
 
-/** Fingerprints from status lines `[GNUPG:] <tag> <...> <fpr>`. */
-function statusFingerprints(out: Uint8Array, tag: string): string[] {
+/**
+ * Fingerprints from status lines `[GNUPG:] <tag> <...> <fpr>`: 40 hex digits for a v4 key, 64
+ * for a v5 key (GnuPG 2.3+, e.g. ed448/cv448).
+ */
+export function statusFingerprints(out: Uint8Array, tag: string): string[] {
   const fprs: string[] = [];
   for (const l of text(out).split("\n")) {
-    const m = new RegExp(`^\\[GNUPG:\\] ${tag} (?:\\S+ )?([0-9A-F]{40})\\b`).exec(l);
+    const m = new RegExp(`^\\[GNUPG:\\] ${tag} (?:\\S+ )?([0-9A-F]{64}|[0-9A-F]{40})(?: |$)`).exec(l);
     if (m && !fprs.includes(m[1]!)) fprs.push(m[1]!);
   }
   return fprs;
