@@ -6,6 +6,8 @@
 #   gnupg/gpg-agent: real split-GPG; mtools, dosfstools, fdisk, e2fsprogs: images without root;
 #   qemu-user-static + arm64/armhf libc: the device agents under emulation; cloud-init: schema
 #   check; qrencode: QR cross-check; gpiod: libgpiod tools; curl: the cloud image fetch test.
+#   As root it also builds the GnuPG 2.4 root (test/setup/gnupg24-root.sh); otherwise the gpg
+#   matrix tests build it or, without root, fail saying so.
 # Must never: ask a question (apt runs non-interactive) or stop on a transient index error when
 # the install itself succeeds.
 set -euo pipefail
@@ -21,7 +23,14 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+gnupg24_root() {
+  # GnuPG 2.4 (Debian 13) for the split-GPG version matrix, in a cached root outside the checkout.
+  if [ "$(id -u)" = 0 ]; then sh "$(dirname "$0")/../test/setup/gnupg24-root.sh" >/dev/null; fi
+}
+if [ ${#missing[@]} -eq 0 ]; then
+  gnupg24_root
+  exit 0
+fi
 
 if [ "$(id -u)" != 0 ]; then
   echo "system-deps: missing system packages. Install them with:" >&2
@@ -36,7 +45,10 @@ dpkg --add-architecture armhf
 # transient); the install is what must succeed, so it is retried after a fresh update.
 for attempt in 1 2 3; do
   apt-get update -qq || echo "system-deps: apt-get update reported errors (attempt $attempt); trying the install" >&2
-  if apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then exit 0; fi
+  if apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    gnupg24_root
+    exit 0
+  fi
 done
 echo "system-deps: could not install: ${missing[*]}" >&2
 exit 1
