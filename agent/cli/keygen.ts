@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { formatPublicKey } from "../../core/session/key-text.ts";
 import { generateKeyFile } from "../../platform/key-file.ts";
 import { loadConfig } from "../config.ts";
-import { type Command, parse, print } from "./cli.ts";
+import { type Command, parse } from "./cli.ts";
 
 export const keygenCommand: Command = {
   name: "keygen",
@@ -21,19 +21,15 @@ Options:
 Examples:
   qubes-air-agent keygen
   qubes-air-agent keygen --out /tmp/test-device.key`,
-  async run(args) {
-    const { values, help } = parse("keygen", args, { out: { type: "string" }, config: { type: "string" } });
-    if (help) {
-      print(this.help);
-      return 0;
-    }
+  async run(args, ctx) {
+    const { values } = parse("keygen", args, { out: { type: "string" }, config: { type: "string" } });
     let out = typeof values.out === "string" ? values.out : null;
     if (!out && typeof values.config === "string")
       out = join((await loadConfig(values.config)).stateDir, "device.key");
     out ??= "/var/lib/qubes-air/device.key";
     const pair = await generateKeyFile(out);
-    process.stderr.write(`qubes-air-agent: created ${out}\n`);
-    print(formatPublicKey(pair.publicKey));
+    ctx.err(`qubes-air-agent: created ${out}\n`);
+    ctx.out(`${formatPublicKey(pair.publicKey)}\n`);
     return 0;
   },
 };

@@ -1,6 +1,6 @@
 /** `qubes-air-agent version` (also `--version`). */
 import { TARGET, VERSION } from "../version.ts";
-import { type Command, parse, print } from "./cli.ts";
+import { type Command, parse } from "./cli.ts";
 
 export const versionCommand: Command = {
   name: "version",
@@ -11,9 +11,9 @@ Prints the agent's version.
 
 Example:
   qubes-air-agent --version`,
-  async run(args) {
-    const { help } = parse("version", args, {});
-    print(help ? this.help : `qubes-air-agent ${VERSION} (${TARGET})`);
+  async run(args, ctx) {
+    parse("version", args, {});
+    ctx.out(`qubes-air-agent ${VERSION} (${TARGET})\n`);
     return 0;
   },
 };
