@@ -5,8 +5,8 @@
  */
 
 import { runCall } from "../../calls/caller.ts";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { UsageError } from "../../core/cli/usage-error.ts";
-import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
 import { isCallTarget, parseServiceCall } from "../../core/qrexec/names.ts";
 import { platform } from "../../platform/index.ts";
 import { readableSource, writableSink } from "../../transport/node-stream.ts";
@@ -59,14 +59,14 @@ Examples:
       stream = await platform.unixConnect(socketPath);
     } catch {
       process.stderr.write(`qubes-air-agent: the agent is not running (cannot connect to ${socketPath})\n`);
-      return EXIT_PROBLEM;
+      return EXIT.CALL_PROBLEM;
     }
     try {
       await stream.write(encodeLocalHeader({ target, ...service }));
     } catch {
       stream.close();
       process.stderr.write("qubes-air-agent: the agent closed the connection\n");
-      return EXIT_PROBLEM;
+      return EXIT.CALL_PROBLEM;
     }
     const stdout = writableSink(process.stdout, "stdout");
     const stderr = writableSink(process.stderr, "stderr");

@@ -1,5 +1,6 @@
 /** `qubes-air-agent keygen`: creates the device's static key file (never overwrites one). */
 import { join } from "node:path";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { formatPublicKey } from "../../core/session/key-text.ts";
 import { generateKeyFile } from "../../platform/key-file.ts";
 import { loadConfig } from "../config.ts";
@@ -30,6 +31,6 @@ Examples:
     const pair = await generateKeyFile(out);
     ctx.err(`qubes-air-agent: created ${out}\n`);
     ctx.out(`${formatPublicKey(pair.publicKey)}\n`);
-    return 0;
+    return EXIT.OK;
   },
 };

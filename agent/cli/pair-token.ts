@@ -1,4 +1,5 @@
 /** `qubes-air-agent pair-token`: opens pair-psk pairing with a fresh one-time token. */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { loadConfig } from "../config.ts";
 import { AgentState } from "../link/state.ts";
 import { CONFIG_OPTION, type Command, configPath, parse } from "./cli.ts";
@@ -26,6 +27,6 @@ Examples:
     const token = await AgentState.writeToken(config.stateDir);
     ctx.err(`qubes-air-agent: one-time pairing token written to ${config.stateDir}/pairing-token\n`);
     ctx.out(`${token}\n`);
-    return 0;
+    return EXIT.OK;
   },
 };

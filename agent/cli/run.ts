@@ -1,4 +1,5 @@
 /** `qubes-air-agent run`: the daemon, until SIGTERM or SIGINT. */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { loadConfig } from "../config.ts";
 import { startDaemon } from "../daemon.ts";
 import { makeLog } from "../log.ts";
@@ -33,6 +34,6 @@ Examples:
       process.once("SIGINT", () => onSignal("SIGINT"));
     });
     await daemon.stop();
-    return 0;
+    return EXIT.OK;
   },
 };

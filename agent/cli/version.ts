@@ -1,4 +1,5 @@
 /** `qubes-air-agent version` (also `--version`). */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { TARGET, VERSION } from "../version.ts";
 import { type Command, parse } from "./cli.ts";
 
@@ -14,6 +15,6 @@ Example:
   async run(args, ctx) {
     parse("version", args, {});
     ctx.out(`qubes-air-agent ${VERSION} (${TARGET})\n`);
-    return 0;
+    return EXIT.OK;
   },
 };

@@ -1,0 +1,97 @@
+/**
+ * Walks every command and subcommand of both CLIs, `qubes-air` (with the image builder and the
+ * flasher) and `qubes-air-agent`, through the CLI kit's dispatcher: --help prints the command's
+ * own usage with examples and exits OK; an unknown option is a usage error with the hint; every
+ * status seen is in core/cli/exit-codes.ts; and the command files return no bare numbers.
+ */
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { AGENT_PROGRAM } from "../../agent/cli/program.ts";
+import { EXIT, isTableStatus } from "../../core/cli/exit-codes.ts";
+import { HOST_PROGRAM } from "../../host/cli/program.ts";
+import type { Command, Program } from "../../platform/cli/command.ts";
+import { runProgram } from "../../platform/cli/dispatch.ts";
+
+const ROOT = resolve(import.meta.dir, "../..");
+
+function capture() {
+  let out = "";
+  let err = "";
+  return {
+    // A state directory that does not exist: nothing here may touch a real one.
+    ctx: {
+      env: { QUBES_AIR_STATE: "/nonexistent/qa-state", HOME: "/nonexistent" },
+      out: (t: string) => void (out += t),
+      err: (t: string) => void (err += t),
+    },
+    out: () => out,
+    err: () => err,
+  };
+}
+
+/** Every command path of a program: ["image"], ["image", "build"], ... */
+function paths(commands: readonly Command[], prefix: string[] = []): string[][] {
+  return commands.flatMap((c) => [[...prefix, c.name], ...paths(c.subcommands ?? [], [...prefix, c.name])]);
+}
+
+describe.each([
+  ["qubes-air", HOST_PROGRAM],
+  ["qubes-air-agent", AGENT_PROGRAM],
+] as [string, Program][])("%s", (name, program) => {
+  const all = paths(program.commands);
+
+  test("the overview lists every command", async () => {
+    const c = capture();
+    expect(await runProgram(program, ["--help"], c.ctx)).toBe(EXIT.OK);
+    for (const command of program.commands) expect(c.out()).toContain(`  ${command.name} `);
+  });
+
+  test.each(all.map((p) => [p.join(" "), p]))("%s --help: its usage with examples, OK", async (_, path) => {
+    for (const help of ["--help", "-h"]) {
+      const c = capture();
+      const status = await runProgram(program, [...(path as string[]), help], c.ctx);
+      expect([status, c.err()]).toEqual([EXIT.OK, ""]);
+      expect(c.out().toLowerCase()).toStartWith(`usage: ${name} ${(path as string[]).join(" ")}`);
+      expect(c.out()).toMatch(/Examples?:/);
+    }
+  });
+
+  test.each(all.map((p) => [p.join(" "), p]))("%s --no-such-option: USAGE with the hint", async (_, path) => {
+    const c = capture();
+    const status = await runProgram(program, [...(path as string[]), "--no-such-option"], c.ctx);
+    expect(isTableStatus(status)).toBe(true);
+    expect(status).toBe(EXIT.USAGE);
+    expect(c.err()).toContain(`Run: ${name} ${(path as string[]).join(" ")} --help`);
+  });
+
+  test("--version and an unknown command", async () => {
+    const version = capture();
+    expect(await runProgram(program, ["--version"], version.ctx)).toBe(EXIT.OK);
+    expect(version.out()).toMatch(new RegExp(`^${name} \\d+\\.\\d+\\.\\d+`));
+    expect(await runProgram(program, ["frobnicate"], capture().ctx)).toBe(EXIT.USAGE);
+  });
+});
+
+test("the command files return statuses from the table, never bare numbers", () => {
+  const files = [
+    ...["host/cli", "agent/cli"].flatMap((d) =>
+      readdirSync(join(ROOT, d))
+        .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
+        .map((f) => `${d}/${f}`),
+    ),
+    "images/flash.ts",
+    "images/flash-main.ts",
+    "images/image-main.ts",
+  ];
+  const bare = files.flatMap((f) =>
+    readFileSync(join(ROOT, f), "utf8")
+      .split("\n")
+      .flatMap((line, i) =>
+        /\breturn\s+\d+\s*;|process\.exit\(\s*\d|exitCode\s*=\s*\d/.test(line)
+          ? [`${f}:${i + 1}: ${line.trim()}`]
+          : [],
+      ),
+  );
+  expect(bare).toEqual([]);
+});
