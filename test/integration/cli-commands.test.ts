@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AGENT_PROGRAM } from "../../agent/cli/program.ts";
-import { EXIT, isTableStatus } from "../../core/cli/exit-codes.ts";
+import { EXIT, type ExitName, isTableStatus } from "../../core/cli/exit-codes.ts";
 import { HOST_PROGRAM } from "../../host/cli/program.ts";
 import type { Command, Program } from "../../platform/cli/command.ts";
 import { runProgram } from "../../platform/cli/dispatch.ts";
@@ -16,17 +16,17 @@ import { runProgram } from "../../platform/cli/dispatch.ts";
 const ROOT = resolve(import.meta.dir, "../..");
 
 function capture() {
-  let out = "";
-  let err = "";
+  const out: string[] = [];
+  const err: string[] = [];
   return {
     // A state directory that does not exist: nothing here may touch a real one.
     ctx: {
       env: { QUBES_AIR_STATE: "/nonexistent/qa-state", HOME: "/nonexistent" },
-      out: (t: string) => void (out += t),
-      err: (t: string) => void (err += t),
+      out: (t: string) => void out.push(t),
+      err: (t: string) => void err.push(t),
     },
-    out: () => out,
-    err: () => err,
+    out: () => out.join(""),
+    err: () => err.join(""),
   };
 }
 
@@ -94,4 +94,13 @@ test("the command files return statuses from the table, never bare numbers", () 
       ),
   );
   expect(bare).toEqual([]);
+});
+
+test("docs/exit-status.md shows the table: every status with its name", () => {
+  const doc = readFileSync(join(ROOT, "docs/exit-status.md"), "utf8");
+  for (const [name, status] of Object.entries(EXIT) as [ExitName, number][]) {
+    expect(doc).toMatch(new RegExp(`\\|\\s*${status}\\s*\\|\\s*\`${name}\`\\s*\\|`));
+  }
+  const rows = doc.split("\n").filter((l) => /^\|\s*\d+\s*\|/.test(l));
+  expect(rows.length).toBe(Object.keys(EXIT).length);
 });
