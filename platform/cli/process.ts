@@ -28,10 +28,12 @@ export function processContext(): CliContext {
 export async function runMain(program: Program): Promise<never> {
   const status = await runProgram(program, process.argv.slice(2), processContext());
   // Commands that stream through process.stdout/stderr may still hold the last lines.
-  await Promise.all([
-    new Promise<void>((r) => process.stdout.write("", () => r())),
-    new Promise<void>((r) => process.stderr.write("", () => r())),
-  ]);
+  await Promise.all([drained(process.stdout), drained(process.stderr)]);
   // A finished command must not wait for leftover handles (a pending stdin read, timers).
   process.exit(status);
+}
+
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+  if (stream.writableLength === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => stream.write("", () => resolve()));
 }

@@ -5,13 +5,15 @@
  * status seen is in core/cli/exit-codes.ts; and the command files return no bare numbers.
  */
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { AGENT_PROGRAM } from "../../agent/cli/program.ts";
 import { EXIT, type ExitName, isTableStatus } from "../../core/cli/exit-codes.ts";
 import { HOST_PROGRAM } from "../../host/cli/program.ts";
 import type { Command, Program } from "../../platform/cli/command.ts";
 import { runProgram } from "../../platform/cli/dispatch.ts";
+import { generateKeyFile } from "../../platform/key-file.ts";
 
 const ROOT = resolve(import.meta.dir, "../..");
 
@@ -103,4 +105,29 @@ test("docs/exit-status.md shows the table: every status with its name", () => {
   }
   const rows = doc.split("\n").filter((l) => /^\|\s*\d+\s*\|/.test(l));
   expect(rows.length).toBe(Object.keys(EXIT).length);
+});
+
+test("the same fault, the same status: a readable private key file is USAGE in sys-remote and on the device", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "qa-cli-key-"));
+  try {
+    chmodSync(dir, 0o700);
+    await generateKeyFile(join(dir, "host.key"));
+    await generateKeyFile(join(dir, "device.key"));
+    chmodSync(join(dir, "host.key"), 0o644);
+    chmodSync(join(dir, "device.key"), 0o644);
+    const config = join(dir, "agent.json");
+    writeFileSync(config, JSON.stringify({ name: "pi", listen: { tcp: "127.0.0.1:0" }, stateDir: dir }));
+    const host = capture();
+    const hostArgs = ["daemon", "--state", dir, "--socket", join(dir, "daemon.sock")];
+    const agent = capture();
+    const statuses = [
+      await runProgram(HOST_PROGRAM, hostArgs, host.ctx),
+      await runProgram(AGENT_PROGRAM, ["run", "--config", config], agent.ctx),
+    ];
+    expect(statuses).toEqual([EXIT.USAGE, EXIT.USAGE]);
+    expect(host.err()).toMatch(/^qubes-air daemon: key file .*host\.key has mode 0644/);
+    expect(agent.err()).toMatch(/^qubes-air-agent run: key file .*device\.key has mode 0644/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
