@@ -22,6 +22,7 @@ export const EXIT = {
   REFUSED: 126,
   NO_SERVICE: 127,
   INTERRUPTED: 130,
+  SIGPIPE: 141,
 } as const;
 
 export type ExitName = keyof typeof EXIT;
@@ -39,6 +40,7 @@ export const EXIT_REASONS: { readonly [K in ExitName]: string } = {
   REFUSED: "qrexec: refused by policy (the device's or dom0's)",
   NO_SERVICE: "qrexec: no such service",
   INTERRUPTED: "interrupted (Ctrl-C or SIGTERM): stopped cleanly, nothing half-done is left usable",
+  SIGPIPE: "a caller's stdout reader went away (128 + SIGPIPE): output was lost, so never success",
 };
 
 const STATUSES: ReadonlySet<number> = new Set(Object.values(EXIT));
