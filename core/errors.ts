@@ -8,6 +8,7 @@
  *
  * This module must never format peer-supplied data into a message.
  */
+import { EXIT } from "./cli/exit-codes.ts";
 
 /** Fixed codes for peer faults. Stable strings: they appear in logs and tests, never on the wire. */
 export type ProtocolErrorCode =
@@ -60,7 +61,8 @@ export class ConfigError extends Error {
   override readonly name = "ConfigError";
   constructor(
     message: string,
-    readonly exitCode = 2,
+    /** From core/cli/exit-codes.ts: USAGE (fix what you gave) unless the fault is a failure. */
+    readonly exitCode: number = EXIT.USAGE,
   ) {
     super(message);
   }

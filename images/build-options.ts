@@ -1,11 +1,11 @@
 /**
- * The command line of `qubes-air image build` (strict: unknown options and bad values are usage
- * errors that say what is expected), and its help text.
+ * The command line of `qubes-air image build` (strict, with the CLI kit's parser: unknown
+ * options and bad values are UsageErrors that say what is expected), and its help text.
  */
-import { parseArgs } from "node:util";
+import { UsageError } from "../core/cli/usage-error.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { BOARDS, type BoardId, type BoardProfile } from "../hw/boards.ts";
-import { usageError } from "./common.ts";
+import { parseCommandLine } from "../platform/cli/parse.ts";
 
 export const IMAGE_BOARDS: readonly BoardId[] = ["pi3", "pi4", "pi5", "zero2w", "armory-mk2"];
 
@@ -82,67 +82,59 @@ export function parseTcp(text: string): { text: string; host: string; port: numb
   const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([0-9A-Za-z.-]+)):(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : 0;
   if (!m || port < 1 || port > 65535)
-    throw usageError(`--tcp must be ADDR:PORT (e.g. 10.0.0.1:7441), not "${text}"`);
+    throw new UsageError(`--tcp must be ADDR:PORT (e.g. 10.0.0.1:7441), not "${text}"`);
   return { text, host: (m[1] ?? m[2])!, port };
 }
 
 export function parseBuildOptions(argv: readonly string[]): BuildOptions | "help" {
-  let v: Record<string, string | boolean | undefined>;
-  try {
-    const r = parseArgs({
-      args: [...argv],
-      allowPositionals: false,
-      strict: true,
-      options: {
-        board: { type: "string" },
-        base: { type: "string" },
-        out: { type: "string" },
-        sha256: { type: "string" },
-        name: { type: "string" },
-        hostname: { type: "string" },
-        tcp: { type: "string" },
-        "no-serial": { type: "boolean" },
-        agent: { type: "string" },
-        "node-debs": { type: "string" },
-        user: { type: "string" },
-        "password-hash": { type: "string" },
-        "ssh-key": { type: "string" },
-        "pi5-kernel8": { type: "boolean" },
-        "udev-rules": { type: "string" },
-        force: { type: "boolean" },
-        "no-qr": { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    v = r.values as Record<string, string | boolean | undefined>;
-  } catch (e) {
-    throw usageError((e as Error).message.split("\n")[0] ?? "bad arguments");
-  }
+  const v: Record<string, string | boolean | undefined> = parseCommandLine(
+    argv,
+    {
+      board: { type: "string" },
+      base: { type: "string" },
+      out: { type: "string" },
+      sha256: { type: "string" },
+      name: { type: "string" },
+      hostname: { type: "string" },
+      tcp: { type: "string" },
+      "no-serial": { type: "boolean" },
+      agent: { type: "string" },
+      "node-debs": { type: "string" },
+      user: { type: "string" },
+      "password-hash": { type: "string" },
+      "ssh-key": { type: "string" },
+      "pi5-kernel8": { type: "boolean" },
+      "udev-rules": { type: "string" },
+      force: { type: "boolean" },
+      "no-qr": { type: "boolean" },
+    },
+    { positionals: false },
+  ).values;
   if (v.help) return "help";
   const str = (k: string) => (typeof v[k] === "string" ? (v[k] as string) : undefined);
   const need = (k: string): string => {
     const s = str(k);
-    if (s === undefined) throw usageError(`--${k} is required`);
+    if (s === undefined) throw new UsageError(`--${k} is required`);
     return s;
   };
   const boardId = need("board");
   if (!(IMAGE_BOARDS as readonly string[]).includes(boardId)) {
-    throw usageError(`--board must be one of ${IMAGE_BOARDS.join(", ")}, not "${boardId}"`);
+    throw new UsageError(`--board must be one of ${IMAGE_BOARDS.join(", ")}, not "${boardId}"`);
   }
   const board = BOARDS[boardId as BoardId];
   const sha = str("sha256")?.toLowerCase() ?? null;
-  if (sha !== null && !/^[0-9a-f]{64}$/.test(sha)) throw usageError("--sha256 must be 64 hex digits");
+  if (sha !== null && !/^[0-9a-f]{64}$/.test(sha)) throw new UsageError("--sha256 must be 64 hex digits");
   const name = str("name") ?? board.id;
   if (!isQubeName(name)) {
-    throw usageError("--name must be a qube name: a letter, then letters, digits, _ . - (at most 31)");
+    throw new UsageError("--name must be a qube name: a letter, then letters, digits, _ . - (at most 31)");
   }
   const hostname = str("hostname") ?? hostnameFrom(name);
   if (!/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i.test(hostname))
-    throw usageError("--hostname must be a host name");
+    throw new UsageError("--hostname must be a host name");
   const tcp = str("tcp") === undefined ? null : parseTcp(str("tcp")!);
   const serial = v["no-serial"] !== true && board.usbGadget !== null;
   if (!serial && !tcp) {
-    throw usageError(
+    throw new UsageError(
       board.usbGadget
         ? "--no-serial needs --tcp ADDR:PORT, or the agent would listen nowhere"
         : `${board.name} has no USB device port: give --tcp 0.0.0.0:7441 (it is reached over Ethernet)`,
@@ -150,12 +142,12 @@ export function parseBuildOptions(argv: readonly string[]): BuildOptions | "help
   }
   const hash = str("password-hash") ?? null;
   if (hash !== null && !/^\$[0-9a-z]{1,2}\$[./A-Za-z0-9$=,-]{8,}$/.test(hash)) {
-    throw usageError('--password-hash must be a crypt(3) hash such as the output of "openssl passwd -6"');
+    throw new UsageError('--password-hash must be a crypt(3) hash such as the output of "openssl passwd -6"');
   }
   const user = str("user");
   if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
-    throw usageError("--user must be a user name");
-  if (board.id !== "pi5" && v["pi5-kernel8"]) throw usageError("--pi5-kernel8 is for --board pi5 only");
+    throw new UsageError("--user must be a user name");
+  if (board.id !== "pi5" && v["pi5-kernel8"]) throw new UsageError("--pi5-kernel8 is for --board pi5 only");
   return {
     board,
     base: need("base"),

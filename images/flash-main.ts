@@ -1,8 +1,9 @@
 /**
- * Runs the flasher as its own program (`bun images/flash-main.ts IMAGE DEVICE`) until the host
- * CLI wires `qubes-air flash`: real stdin/stdout/stderr, and Ctrl-C (SIGINT) aborts the write
- * cleanly — the flasher stops after the current chunk, syncs, reports and exits 130. Further
- * Ctrl-Cs only say it is stopping: killing it mid-sync helps nobody.
+ * The flasher's process I/O, for `qubes-air flash` (host/cli/flash.ts) and for the flasher as
+ * its own program (`bun images/flash-main.ts IMAGE DEVICE`, through the CLI kit): real
+ * stdin/stdout/stderr, and Ctrl-C (SIGINT) aborts the write cleanly — the flasher stops after
+ * the current chunk, syncs, reports and exits 130 (EXIT.INTERRUPTED). Further Ctrl-Cs only say
+ * it is stopping: killing it mid-sync helps nobody.
  */
 import { createInterface } from "node:readline";
 import { type FlashDeps, type FlashIO, flashCommand } from "./flash.ts";

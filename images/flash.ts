@@ -1,15 +1,19 @@
 /**
  * `qubes-air flash IMAGE DEVICE`: checks the target with images/flash-rules.ts, shows what will
  * be erased and asks for confirmation (or takes --yes --expect-serial=SERIAL from scripts), then
- * writes and verifies with images/flash-write.ts. The host CLI calls flashCommand(argv, io);
- * images/flash-main.ts runs it standalone. Exit codes: 0 written and verified, 1 refused,
- * aborted or failed, 2 usage, 3 verification failed, 130 interrupted (Ctrl-C).
+ * writes and verifies with images/flash-write.ts. The host CLI runs flash(argv, io) as its
+ * `flash` command; flashCommand(argv, io) runs it through the CLI kit on its own (--help, usage
+ * errors), as images/flash-main.ts does. Exit statuses (core/cli/exit-codes.ts): OK written and
+ * verified, FAILURE refused, aborted or failed, USAGE, VERIFY_FAILED, INTERRUPTED (Ctrl-C).
  * Must never: write without a confirmation that names the device, or write a disk that a rule
  * refused (there are overrides for "fixed" and "loop" only).
  */
 import { realpathSync, statSync } from "node:fs";
 import { basename } from "node:path";
-import { parseArgs } from "node:util";
+import { EXIT } from "../core/cli/exit-codes.ts";
+import { UsageError } from "../core/cli/usage-error.ts";
+import { runCommand } from "../platform/cli/dispatch.ts";
+import { parseCommandLine } from "../platform/cli/parse.ts";
 import { formatSize } from "./block-devices.ts";
 import { imageLocation, probeMachine } from "./flash-probe.ts";
 import { ProgressReporter } from "./flash-progress.ts";
@@ -61,34 +65,27 @@ type Target =
   | { kind: "block"; path: string; summary: string; name: string }
   | { kind: "file"; path: string; summary: string };
 
-function usageError(io: FlashIO, message: string): number {
-  io.err(`qubes-air flash: ${message}\n${FLASH_USAGE}`);
-  return 2;
+export const FLASH_SUMMARY = "write a device image to an SD card or USB stick, then verify it";
+
+/** The flasher on its own, through the CLI kit: --help, and usage errors with the usage line. */
+export function flashCommand(argv: readonly string[], io: FlashIO, deps: FlashDeps = {}): Promise<number> {
+  const command = { name: "flash", summary: FLASH_SUMMARY, help: FLASH_USAGE };
+  const run = (args: string[]) => flash(args, io, deps);
+  // The flasher reads no environment; its output goes where the FlashIO says.
+  const ctx = { env: {}, out: (t: string) => io.out(t), err: (t: string) => io.err(t) };
+  return runCommand("qubes-air flash", { ...command, run }, argv, ctx);
 }
 
-export async function flashCommand(
-  argv: readonly string[],
-  io: FlashIO,
-  deps: FlashDeps = {},
-): Promise<number> {
-  let parsed: ReturnType<typeof parse>;
-  try {
-    parsed = parse(argv);
-  } catch (e) {
-    return usageError(io, (e as Error).message);
-  }
-  const { values: o, positionals } = parsed;
-  if (o.help) {
-    io.out(FLASH_USAGE);
-    return 0;
-  }
-  if (positionals.length !== 2) return usageError(io, "give exactly IMAGE and DEVICE");
+/** The `flash` command's body: throws UsageError for a bad command line. */
+export async function flash(argv: readonly string[], io: FlashIO, deps: FlashDeps = {}): Promise<number> {
+  const { values: o, positionals } = parse(argv);
+  if (positionals.length !== 2) throw new UsageError("give exactly IMAGE and DEVICE");
   const [image, device] = positionals as [string, string];
   if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256))
-    return usageError(io, "--sha256 takes 64 hex digits");
+    throw new UsageError("--sha256 takes 64 hex digits");
   const fail = (msg: string) => {
     io.err(`qubes-air flash: ${msg}\n`);
-    return 1;
+    return EXIT.FAILURE;
   };
 
   let imageSize: number;
@@ -121,7 +118,7 @@ export async function flashCommand(
     if (!ok) {
       if (io.signal?.aborted) {
         io.err("\nInterrupted; nothing was written.\n");
-        return 130;
+        return EXIT.INTERRUPTED;
       }
       return fail(
         answer === null
@@ -154,19 +151,13 @@ export async function flashCommand(
 }
 
 function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    strict: true,
-    options: {
-      yes: { type: "boolean" },
-      "expect-serial": { type: "string" },
-      "allow-fixed": { type: "boolean" },
-      "allow-loop": { type: "boolean" },
-      "target-file": { type: "boolean" },
-      sha256: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
+  return parseCommandLine(argv, {
+    yes: { type: "boolean" },
+    "expect-serial": { type: "string" },
+    "allow-fixed": { type: "boolean" },
+    "allow-loop": { type: "boolean" },
+    "target-file": { type: "boolean" },
+    sha256: { type: "string" },
   });
 }
 
@@ -245,7 +236,7 @@ function report(io: FlashIO, r: WriteOutcome, target: Target): number {
           : "verified from the page cache only (the target's filesystem has no O_DIRECT)";
       io.err(`Done: wrote ${formatSize(r.bytes)}, ${how}.\n`);
       io.out(`${r.sha256}  ${target.path}\n`);
-      return 0;
+      return EXIT.OK;
     }
     case "interrupted":
       io.err(
@@ -253,16 +244,16 @@ function report(io: FlashIO, r: WriteOutcome, target: Target): number {
           ? `Interrupted after writing ${formatSize(r.written)} of ${formatSize(r.total)}. ${blank}. Flash it again to use it.\n`
           : `Interrupted during verification: everything was written but not verified. ${blank}. Flash it again to use it.\n`,
       );
-      return 130;
+      return EXIT.INTERRUPTED;
     case "verify-failed":
       io.err(
         `Verification FAILED: ${formatSize(r.length)} at byte ${r.offset} read back differently from the image. ${blank}. The card may be faulty or counterfeit (fake capacity); try another one.\n`,
       );
-      return 3;
+      return EXIT.VERIFY_FAILED;
     case "checksum-mismatch":
       io.err(
         `The image's sha256 is ${r.actual}, not the expected ${r.expected}: it is corrupt or not the image you meant. ${blank}.\n`,
       );
-      return 1;
+      return EXIT.FAILURE;
   }
 }

@@ -1,39 +1,92 @@
 /**
- * Runs `qubes-air image build|cloud` as its own program (`bun images/image-main.ts build ...`)
- * until the host CLI wires the subcommands (it calls imageBuildCommand / imageCloudCommand).
+ * `qubes-air image build|cloud`: the device image builder and the cloud-init generator
+ * (images/image-build.ts, images/cloud.ts) as one CLI-kit command with two subcommands, each
+ * with its own --help; the host CLI lists it, and `bun images/image-main.ts build ...` runs it
+ * alone. Ctrl-C or SIGTERM aborts the build, which cleans up and exits 130 (EXIT.INTERRUPTED).
+ * Must never: leave its signal handlers installed after the command returned.
  */
-import { imageCloudCommand } from "./cloud.ts";
+import type { CliContext, Command } from "../platform/cli/command.ts";
+import { runCommand } from "../platform/cli/dispatch.ts";
+import { processContext } from "../platform/cli/process.ts";
+import { BUILD_HELP } from "./build-options.ts";
+import { CLOUD_HELP, imageCloudCommand } from "./cloud.ts";
 import type { ImageIO } from "./common.ts";
 import { imageBuildCommand } from "./image-build.ts";
 
-/** The process's streams; Ctrl-C or SIGTERM aborts the signal (the build cleans up and exits 130). */
-export function processImageIO(): ImageIO {
+/** The command's output through the context; the process's Ctrl-C and SIGTERM abort the signal. */
+export function processImageIO(ctx: CliContext): { io: ImageIO; dispose: () => void } {
   const ac = new AbortController();
   const stop = () => {
-    if (!ac.signal.aborted) process.stderr.write("\nstopping; removing the unfinished image...\n");
+    if (!ac.signal.aborted) ctx.err("\nstopping; removing the unfinished image...\n");
     ac.abort();
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
-  return {
-    out: (t) => process.stdout.write(t),
-    err: (t) => process.stderr.write(t),
+  const io: ImageIO = {
+    out: (t) => ctx.out(t),
+    err: (t) => ctx.err(t),
     errIsTTY: process.stderr.isTTY === true,
-    env: process.env,
+    env: ctx.env,
     signal: ac.signal,
+  };
+  return {
+    io,
+    dispose: () => {
+      process.off("SIGINT", stop);
+      process.off("SIGTERM", stop);
+    },
   };
 }
 
-export async function imageMain(argv: readonly string[]): Promise<number> {
-  const [sub, ...rest] = argv;
-  if (sub === "build") return imageBuildCommand(rest, processImageIO());
-  if (sub === "cloud") return imageCloudCommand(rest, processImageIO());
-  process.stderr.write(
-    "Usage: qubes-air image build --board BOARD --base RAW --out IMG [options]\n" +
-      "       qubes-air image cloud --name NAME [--port P] [--out DIR] [options]\n" +
-      "Run with --help after build or cloud for the options.\n",
-  );
-  return sub === "--help" || sub === "-h" ? 0 : 2;
+function withImageIO(run: (argv: readonly string[], io: ImageIO) => Promise<number>) {
+  return async (args: string[], ctx: CliContext): Promise<number> => {
+    const { io, dispose } = processImageIO(ctx);
+    try {
+      return await run(args, io);
+    } finally {
+      dispose();
+    }
+  };
+}
+
+export const imageCommand: Command = {
+  name: "image",
+  summary: "build a flashable Pi/Armory image, or cloud-init for a cloud VM",
+  help: `Usage: qubes-air image build --board BOARD --base RAW --out IMG [options]
+       qubes-air image cloud --name NAME (--agent-url URL | --embed-agent) [options]
+
+build   writes a new image from the upstream Raspberry Pi OS Lite (64-bit) or USB armory
+        Debian image with the agent, its config, a one-time pairing token and the USB gadget.
+        Needs no root. Prints the token (and a QR code) and the "qubes-air pair" command.
+cloud   writes cloud-init user-data (and an example Terraform file) that installs the x64
+        agent on a cloud VM with its token, for the TCP zone.
+
+Examples:
+  qubes-air image build --board pi4 --base 2025-05-13-raspios-bookworm-arm64-lite.img \\
+      --sha256 HEX --name pi-gpg --out pi-gpg.img
+  qubes-air image build --board armory-mk2 --base usbarmory-mark-two-debian.raw --name armory --out armory.img
+  qubes-air image cloud --name build1 --embed-agent --out build1/
+
+Run "qubes-air image build --help" or "qubes-air image cloud --help" for every option.`,
+  subcommands: [
+    {
+      name: "build",
+      summary: "write a flashable image for a Raspberry Pi or a USB armory",
+      help: BUILD_HELP,
+      run: withImageIO(imageBuildCommand),
+    },
+    {
+      name: "cloud",
+      summary: "write cloud-init user-data for a cloud VM",
+      help: CLOUD_HELP,
+      run: withImageIO(imageCloudCommand),
+    },
+  ],
+};
+
+/** `bun images/image-main.ts build|cloud ...`: the same command outside the host CLI. */
+export function imageMain(argv: readonly string[], ctx: CliContext = processContext()): Promise<number> {
+  return runCommand("qubes-air image", imageCommand, argv, ctx);
 }
 
 if (import.meta.main) {

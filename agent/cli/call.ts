@@ -1,18 +1,19 @@
 /**
  * `qubes-air-agent call TARGET SERVICE[+ARG]`: a call from the device into Qubes, like
  * qrexec-client-vm. stdin goes to the service, its stdout and stderr come back, and the exit
- * status is the service's (126 refused, 125 when the call could not be made).
+ * status is the service's (EXIT.REFUSED 126, EXIT.CALL_PROBLEM 125 when the call could not be made).
  */
 
 import { runCall } from "../../calls/caller.ts";
-import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
+import { EXIT } from "../../core/cli/exit-codes.ts";
+import { UsageError } from "../../core/cli/usage-error.ts";
 import { isCallTarget, parseServiceCall } from "../../core/qrexec/names.ts";
 import { platform } from "../../platform/index.ts";
 import { readableSource, writableSink } from "../../transport/node-stream.ts";
 import type { ByteStream } from "../../transport/transport.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../config.ts";
 import { encodeLocalHeader } from "../link/outgoing-calls.ts";
-import { type Command, parse, print, usage } from "./cli.ts";
+import { type Command, parse } from "./cli.ts";
 
 const DEFAULT_SOCKET = "/run/qubes-air/agent.sock";
 
@@ -35,25 +36,20 @@ Examples:
   qubes-air-agent call work qubes.Filecopy < stream
   echo hello | qubes-air-agent call -- vault my.Service+arg1`,
   async run(args) {
-    const { values, positionals, help } = parse(
+    const { values, positionals } = parse(
       "call",
       args,
       { config: { type: "string" }, socket: { type: "string" } },
       true,
     );
-    if (help) {
-      print(this.help);
-      return 0;
-    }
-    if (positionals.length !== 2) throw usage("call", "expected TARGET and SERVICE[+ARG]");
+    if (positionals.length !== 2) throw new UsageError("expected TARGET and SERVICE[+ARG]");
     const target = positionals[0]!.replace(/\$/g, "@");
-    if (!isCallTarget(target)) throw usage("call", `invalid target "${positionals[0]}"`);
+    if (!isCallTarget(target)) throw new UsageError(`invalid target "${positionals[0]}"`);
     let service: { service: string; arg: string };
     try {
       service = parseServiceCall(positionals[1]!);
     } catch {
-      throw usage(
-        "call",
+      throw new UsageError(
         `invalid service "${positionals[1]}" (SERVICE[+ARG], letters, digits and _.- only)`,
       );
     }
@@ -63,14 +59,14 @@ Examples:
       stream = await platform.unixConnect(socketPath);
     } catch {
       process.stderr.write(`qubes-air-agent: the agent is not running (cannot connect to ${socketPath})\n`);
-      return EXIT_PROBLEM;
+      return EXIT.CALL_PROBLEM;
     }
     try {
       await stream.write(encodeLocalHeader({ target, ...service }));
     } catch {
       stream.close();
       process.stderr.write("qubes-air-agent: the agent closed the connection\n");
-      return EXIT_PROBLEM;
+      return EXIT.CALL_PROBLEM;
     }
     const stdout = writableSink(process.stdout, "stdout");
     const stderr = writableSink(process.stderr, "stderr");

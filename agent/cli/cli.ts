@@ -1,44 +1,27 @@
 /**
- * What every command shares: its help text, argument parsing that turns mistakes into usage
- * errors (ConfigError, exit 2), and the --config default.
+ * What the agent's commands share on top of the CLI kit (platform/cli/: the Command type,
+ * strict parsing, --help and exit statuses): parsing with loose value types, the --config
+ * option and its default, and printing a result line.
  */
-import { type ParseArgsConfig, parseArgs } from "node:util";
-import { ConfigError } from "../../core/errors.ts";
+import type { Options } from "../../platform/cli/parse.ts";
+import { parseCommandLine } from "../../platform/cli/parse.ts";
 import { DEFAULT_CONFIG_PATH } from "../config.ts";
 
-export interface Command {
-  readonly name: string;
-  readonly summary: string;
-  /** Full help, examples included. */
-  readonly help: string;
-  /** Returns the exit status. Throws ConfigError for usage and configuration faults. */
-  run(args: string[]): Promise<number>;
-}
+export type { CliContext, Command } from "../../platform/cli/command.ts";
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
-
-export function parse<O extends Options>(
-  command: string,
+/**
+ * Strict parsing (mistakes are UsageErrors, exit 2). `_command` names the caller for readers;
+ * the dispatcher adds "Run: qubes-air-agent COMMAND --help" to the message itself.
+ */
+export function parse(
+  _command: string,
   args: string[],
-  options: O,
+  options: Options,
   positionals = false,
 ): { values: Record<string, string | boolean | undefined>; positionals: string[]; help: boolean } {
-  try {
-    const r = parseArgs({
-      args,
-      options: { ...options, help: { type: "boolean", short: "h" } },
-      allowPositionals: positionals,
-      strict: true,
-    });
-    const values = r.values as Record<string, string | boolean | undefined>;
-    return { values, positionals: r.positionals, help: values.help === true };
-  } catch (error) {
-    throw usage(command, (error as Error).message);
-  }
-}
-
-export function usage(command: string, what: string): ConfigError {
-  return new ConfigError(`${what}\nRun: qubes-air-agent ${command} --help`);
+  const r = parseCommandLine(args, options, { positionals });
+  const values = r.values as Record<string, string | boolean | undefined>;
+  return { values, positionals: r.positionals, help: values.help === true };
 }
 
 export function configPath(values: Record<string, unknown>): string {

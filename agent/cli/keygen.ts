@@ -1,9 +1,10 @@
 /** `qubes-air-agent keygen`: creates the device's static key file (never overwrites one). */
 import { join } from "node:path";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { formatPublicKey } from "../../core/session/key-text.ts";
 import { generateKeyFile } from "../../platform/key-file.ts";
 import { loadConfig } from "../config.ts";
-import { type Command, parse, print } from "./cli.ts";
+import { type Command, parse } from "./cli.ts";
 
 export const keygenCommand: Command = {
   name: "keygen",
@@ -21,19 +22,15 @@ Options:
 Examples:
   qubes-air-agent keygen
   qubes-air-agent keygen --out /tmp/test-device.key`,
-  async run(args) {
-    const { values, help } = parse("keygen", args, { out: { type: "string" }, config: { type: "string" } });
-    if (help) {
-      print(this.help);
-      return 0;
-    }
+  async run(args, ctx) {
+    const { values } = parse("keygen", args, { out: { type: "string" }, config: { type: "string" } });
     let out = typeof values.out === "string" ? values.out : null;
     if (!out && typeof values.config === "string")
       out = join((await loadConfig(values.config)).stateDir, "device.key");
     out ??= "/var/lib/qubes-air/device.key";
     const pair = await generateKeyFile(out);
-    process.stderr.write(`qubes-air-agent: created ${out}\n`);
-    print(formatPublicKey(pair.publicKey));
-    return 0;
+    ctx.err(`qubes-air-agent: created ${out}\n`);
+    ctx.out(`${formatPublicKey(pair.publicKey)}\n`);
+    return EXIT.OK;
   },
 };

@@ -1,7 +1,8 @@
 /** `qubes-air-agent pair-token`: opens pair-psk pairing with a fresh one-time token. */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { loadConfig } from "../config.ts";
 import { AgentState } from "../link/state.ts";
-import { CONFIG_OPTION, type Command, configPath, parse, print } from "./cli.ts";
+import { CONFIG_OPTION, type Command, configPath, parse } from "./cli.ts";
 
 export const pairTokenCommand: Command = {
   name: "pair-token",
@@ -20,18 +21,12 @@ Options:
 Examples:
   qubes-air-agent pair-token
   TOKEN=$(qubes-air-agent pair-token --config ./agent.json)`,
-  async run(args) {
-    const { values, help } = parse("pair-token", args, CONFIG_OPTION);
-    if (help) {
-      print(this.help);
-      return 0;
-    }
+  async run(args, ctx) {
+    const { values } = parse("pair-token", args, CONFIG_OPTION);
     const config = await loadConfig(configPath(values));
     const token = await AgentState.writeToken(config.stateDir);
-    process.stderr.write(
-      `qubes-air-agent: one-time pairing token written to ${config.stateDir}/pairing-token\n`,
-    );
-    print(token);
-    return 0;
+    ctx.err(`qubes-air-agent: one-time pairing token written to ${config.stateDir}/pairing-token\n`);
+    ctx.out(`${token}\n`);
+    return EXIT.OK;
   },
 };

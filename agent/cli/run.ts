@@ -1,8 +1,9 @@
 /** `qubes-air-agent run`: the daemon, until SIGTERM or SIGINT. */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { loadConfig } from "../config.ts";
 import { startDaemon } from "../daemon.ts";
 import { makeLog } from "../log.ts";
-import { CONFIG_OPTION, type Command, configPath, parse, print } from "./cli.ts";
+import { CONFIG_OPTION, type Command, configPath, parse } from "./cli.ts";
 
 export const runCommand: Command = {
   name: "run",
@@ -20,11 +21,7 @@ Examples:
   qubes-air-agent run
   qubes-air-agent run --config ./agent.json`,
   async run(args) {
-    const { values, help } = parse("run", args, CONFIG_OPTION);
-    if (help) {
-      print(this.help);
-      return 0;
-    }
+    const { values } = parse("run", args, CONFIG_OPTION);
     const config = await loadConfig(configPath(values));
     const log = makeLog();
     const daemon = await startDaemon(config, log);
@@ -37,6 +34,6 @@ Examples:
       process.once("SIGINT", () => onSignal("SIGINT"));
     });
     await daemon.stop();
-    return 0;
+    return EXIT.OK;
   },
 };

@@ -1,6 +1,7 @@
 /** `qubes-air-agent version` (also `--version`). */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { TARGET, VERSION } from "../version.ts";
-import { type Command, parse, print } from "./cli.ts";
+import { type Command, parse } from "./cli.ts";
 
 export const versionCommand: Command = {
   name: "version",
@@ -11,9 +12,9 @@ Prints the agent's version.
 
 Example:
   qubes-air-agent --version`,
-  async run(args) {
-    const { help } = parse("version", args, {});
-    print(help ? this.help : `qubes-air-agent ${VERSION} (${TARGET})`);
-    return 0;
+  async run(args, ctx) {
+    parse("version", args, {});
+    ctx.out(`qubes-air-agent ${VERSION} (${TARGET})\n`);
+    return EXIT.OK;
   },
 };

@@ -13,19 +13,17 @@
  * Must never: accept an EXIT before both output streams ended, a second EXIT, data after EOF,
  * or a payload above MAX_OUTPUT_CHUNK.
  */
+import { EXIT } from "../cli/exit-codes.ts";
 import { ProtocolError } from "../errors.ts";
 import { type CborValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
 import { VCHAN_MAX_CHUNK } from "../wire/limits.ts";
 import { isArgument, isCallTarget, isQubeName, isServiceName } from "./names.ts";
 
-export const EXIT_PROBLEM = 125;
-export const EXIT_REFUSED = 126;
-export const EXIT_NOT_FOUND = 127;
-/**
- * A caller whose stdout reader went away (EPIPE) ends as a process killed by SIGPIPE would,
- * 128 + 13: a pipeline such as `call ... | head -1` must not report success for lost output.
- */
-export const EXIT_SIGPIPE = 141;
+export const EXIT_PROBLEM = EXIT.CALL_PROBLEM;
+export const EXIT_REFUSED = EXIT.REFUSED;
+export const EXIT_NOT_FOUND = EXIT.NO_SERVICE;
+/** A caller whose stdout reader went away (EPIPE) ends as SIGPIPE would (calls/caller.ts). */
+export const EXIT_SIGPIPE = EXIT.SIGPIPE;
 
 export const OutputType = { STDOUT: 1, STDERR: 2, EXIT: 3 } as const;
 export type OutputType = (typeof OutputType)[keyof typeof OutputType];

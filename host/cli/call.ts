@@ -1,7 +1,7 @@
 /** `qubes-air call`: a qrexec call to a remote qube from sys-remote, like qrexec-client-vm. */
 
 import { runCall } from "../../calls/caller.ts";
-import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { parseServiceCall } from "../../core/qrexec/names.ts";
 import { DaemonUnreachable, openDaemonCall } from "./client.ts";
 import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
@@ -45,7 +45,7 @@ Examples:
     } catch (e) {
       if (!(e instanceof DaemonUnreachable)) throw e;
       ctx.err(`qubes-air: ${e.message}\n`);
-      return EXIT_PROBLEM;
+      return EXIT.CALL_PROBLEM;
     }
     const result = await runCall(
       channel,

@@ -1,67 +1,31 @@
 /**
- * What every `qubes-air` command shares: the Command shape, strict argument parsing with
- * node:util parseArgs (unknown options and missing values are usage errors: exit 2), --help,
- * the state/socket options, and output helpers.
+ * What every `qubes-air` command shares on top of the CLI kit (platform/cli/: the Command type,
+ * strict parsing, --help and exit statuses): the state/socket options, their help, and argument
+ * checks for qube names and integers.
  */
 import { hostname } from "node:os";
-import { type ParseArgsConfig, parseArgs } from "node:util";
+import { UsageError } from "../../core/cli/usage-error.ts";
 import { isQubeName } from "../../core/qrexec/names.ts";
-import { type Env, type HostPaths, hostPaths } from "../paths.ts";
+import type { CliContext } from "../../platform/cli/command.ts";
+import { type Options, type Parsed, parseCommandLine } from "../../platform/cli/parse.ts";
+import { type HostPaths, hostPaths } from "../paths.ts";
 
-export interface Command {
-  readonly name: string;
-  /** One line for the command list. */
-  readonly summary: string;
-  /** The full --help text: usage, options, examples. */
-  readonly help: string;
-  /** Has subcommands with their own --help (`image build --help`): main passes those through. */
-  readonly subcommands?: readonly string[];
-  run(args: string[], ctx: CliContext): Promise<number>;
-}
-
-export interface CliContext {
-  readonly env: Env;
-  out(text: string): void;
-  err(text: string): void;
-}
-
-/** A mistake in the command line: the message, then the command's usage; exit 2. */
-export class UsageError extends Error {
-  override readonly name = "UsageError";
-}
+export type { CliContext, Command } from "../../platform/cli/command.ts";
+export { UsageError };
 
 export const COMMON_OPTIONS = {
   state: { type: "string" },
   socket: { type: "string" },
-  help: { type: "boolean", short: "h" },
-} as const satisfies ParseArgsConfig["options"];
+} as const satisfies Options;
 
 export const COMMON_HELP = `Common options:
   --state DIR     state directory (default $QUBES_AIR_STATE or ~/.local/share/qubes-air)
   --socket PATH   daemon socket (default $QUBES_AIR_SOCKET or $XDG_RUNTIME_DIR/qubes-air/daemon.sock)
   -h, --help      show this help`;
 
-type Options = NonNullable<ParseArgsConfig["options"]>;
-
-export interface Parsed<O extends Options> {
-  values: ReturnType<
-    typeof parseArgs<{ options: O & typeof COMMON_OPTIONS; allowPositionals: true; strict: true }>
-  >["values"];
-  positionals: string[];
-}
-
-export function parse<O extends Options>(args: string[], options: O): Parsed<O> {
-  try {
-    const r = parseArgs({
-      args,
-      options: { ...COMMON_OPTIONS, ...options },
-      allowPositionals: true,
-      strict: true,
-    });
-    return r as unknown as Parsed<O>;
-  } catch (e) {
-    throw new UsageError((e as Error).message.split("\n")[0] ?? "bad arguments");
-  }
+/** Strict parsing (platform/cli/parse.ts) with the common options added. */
+export function parse<O extends Options>(args: string[], options: O): Parsed<O & typeof COMMON_OPTIONS> {
+  return parseCommandLine(args, { ...COMMON_OPTIONS, ...options });
 }
 
 export function pathsOf(ctx: CliContext, values: { state?: unknown; socket?: unknown }): HostPaths {

@@ -2,7 +2,7 @@
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
-import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import { DaemonUnreachable } from "./client.ts";
@@ -48,7 +48,7 @@ Examples:
     } catch (e) {
       if (!(e instanceof DaemonUnreachable)) throw e;
       ctx.err(`qubes-air: ${e.message}\n`);
-      return EXIT_PROBLEM;
+      return EXIT.CALL_PROBLEM;
     }
     const head = new Uint8Array(4 + list.length);
     new DataView(head.buffer).setUint32(0, list.length, false);
@@ -70,7 +70,7 @@ Examples:
     if (result.broken) ctx.err(`qubes-air: the link to ${remote} broke before the copy finished\n`);
     if (unpacked.code !== 0 && !result.broken) {
       ctx.err(`qubes-air: ${qfileErrorMessage(unpacked.code, unpacked.lastName)}\n`);
-      return result.status !== 0 ? result.status : 1;
+      return result.status !== EXIT.OK ? result.status : EXIT.FAILURE;
     }
     return result.status;
   },

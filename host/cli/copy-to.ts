@@ -1,7 +1,7 @@
 /** `qubes-air copy-to`: qvm-copy to a remote qube (qubes.Filecopy over its link). */
 
 import { type PackResult, packQfile, scanTree } from "../../calls/qfile-pack.ts";
-import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
 import { Service } from "../../core/qrexec/services.ts";
 import { DaemonUnreachable } from "./client.ts";
@@ -49,7 +49,7 @@ Examples:
     } catch (e) {
       if (!(e instanceof DaemonUnreachable)) throw e;
       ctx.err(`qubes-air: ${e.message}\n`);
-      return EXIT_PROBLEM;
+      return EXIT.CALL_PROBLEM;
     }
     let packed: PackResult | null = null;
     let failure: unknown = null;
@@ -72,7 +72,7 @@ Examples:
     if (result.broken) ctx.err(`qubes-air: the link to ${remote} broke before the copy finished\n`);
     if (packed !== null && packed.code !== 0) {
       ctx.err(`qubes-air: ${qfileErrorMessage(packed.code, new TextEncoder().encode(packed.lastName))}\n`);
-      return result.status !== 0 ? result.status : 1;
+      return result.status !== EXIT.OK ? result.status : EXIT.FAILURE;
     }
     if (failure !== null && result.status === 0) throw failure;
     return result.status;

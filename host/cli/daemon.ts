@@ -1,4 +1,5 @@
 /** `qubes-air daemon`: runs the sys-remote daemon in the foreground (systemd user unit). */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { Daemon } from "../daemon/daemon.ts";
 import { DEFAULT_NET_DIR, HOTPLUG_INTERVAL_MS } from "../daemon/hotplug.ts";
 import { DEFAULT_QREXEC_CLIENT } from "../daemon/incoming.ts";
@@ -65,6 +66,6 @@ Examples:
     });
     ctx.err(`qubes-air: ${signal}: stopping\n`);
     await daemon.stop();
-    return 0;
+    return EXIT.OK;
   },
 };

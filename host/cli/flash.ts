@@ -1,15 +1,15 @@
 /**
  * `qubes-air flash IMAGE DEVICE`: the image flasher (images/flash.ts) with the real terminal
  * (images/flash-main.ts processFlashIO: stdin for the confirmation, Ctrl-C stops cleanly).
- * Its options, checks and exit codes are the flasher's own; this only adds it to the CLI.
+ * Its options, checks and exit statuses are the flasher's own; this only adds it to the CLI.
  */
-import { FLASH_USAGE, flashCommand as runFlash } from "../../images/flash.ts";
+import { FLASH_SUMMARY, FLASH_USAGE, flash } from "../../images/flash.ts";
 import { processFlashIO } from "../../images/flash-main.ts";
 import type { Command } from "./common.ts";
 
 export const flashCommand: Command = {
   name: "flash",
-  summary: "write a device image to an SD card or USB stick, then verify it",
+  summary: FLASH_SUMMARY,
   help: `${FLASH_USAGE.replace(/^usage:/, "Usage:").trimEnd()}
 
 Examples:
@@ -21,7 +21,7 @@ Examples:
     const { io, dispose } = processFlashIO();
     try {
       // Output through the CLI's synchronous writers, so nothing is lost at exit.
-      return await runFlash(args, { ...io, out: (t) => ctx.out(t), err: (t) => ctx.err(t) });
+      return await flash(args, { ...io, out: (t) => ctx.out(t), err: (t) => ctx.err(t) });
     } finally {
       dispose();
     }

@@ -1,4 +1,5 @@
 /** `qubes-air list`: the remote qubes with their real link state (dom0 always says "Running"). */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { describeTransport, loadRegistry } from "../daemon/registry.ts";
 import { DaemonUnreachable, request } from "./client.ts";
@@ -57,7 +58,7 @@ Examples:
     }
     if (values.json) ctx.out(`${JSON.stringify(rows, null, 2)}\n`);
     else ctx.out(formatTable(rows, Date.now()));
-    return 0;
+    return EXIT.OK;
   },
 };
 

@@ -4,9 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatRecord, GENESIS_HASH } from "../../core/audit/record.ts";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
-import { main } from "../main.ts";
+import type { CliContext } from "../../platform/cli/command.ts";
+import { runProgram } from "../../platform/cli/dispatch.ts";
 import { loadPins, parsePinArg, savePin } from "./audit-pins.ts";
 import { escapeText, formatRecords } from "./logs.ts";
+import { HOST_PROGRAM } from "./program.ts";
+
+const main = (argv: string[], ctx: CliContext) => runProgram(HOST_PROGRAM, argv, ctx);
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { runCall } from "../../calls/caller.ts";
 import type { AuditRecord } from "../../core/audit/record.ts";
 import { type BreakReason, verifyAuditLog } from "../../core/audit/verify.ts";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { EXIT_PROBLEM, EXIT_REFUSED } from "../../core/qrexec/call-protocol.ts";
 import { AUDIT_LOG_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import { loadRegistry } from "../daemon/registry.ts";
@@ -85,7 +86,7 @@ Examples:
       text = new TextDecoder("utf-8", { fatal: true }).decode(fetched.bytes);
     } catch {
       ctx.err(`qubes-air logs: the audit log of ${remote} is not UTF-8 text: it is broken\n`);
-      return 1;
+      return EXIT.FAILURE;
     }
     const result = verifyAuditLog(text, pin ?? undefined);
     const head =
@@ -106,7 +107,7 @@ Examples:
           `${result.reason}: ${explain(result.reason, result.line, pin)} ` +
           `(${result.records.length} records before it verified)\n`,
       );
-      return 1;
+      return EXIT.FAILURE;
     }
     if (head) await savePin(pinsPath, remote, { ...head, agentKey, verifiedAt: new Date().toISOString() });
     if (!values.json) {
@@ -116,7 +117,7 @@ Examples:
           : "audit log OK: no records yet\n",
       );
     }
-    return 0;
+    return EXIT.OK;
   },
 };
 

@@ -1,5 +1,6 @@
 /** `qubes-air pair`: pairs a new remote qube through the daemon (which keeps its session). */
 import { createInterface } from "node:readline";
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { isByIdName, isSerialPath, isUsbSerial, normalizeMac, parseTcpAddress } from "../daemon/registry.ts";
 import { DEFAULT_BY_ID_DIR } from "../daemon/transport-open.ts";
@@ -92,7 +93,7 @@ Examples:
       `In dom0, make it a qube (once):\n  qvm-create --class RemoteVM --label gray ${name}\n` +
         `  qvm-prefs ${name} relayvm ${localQubeName()}\n  qvm-prefs ${name} transport_rpc qubesair.NoiseProxy\n`,
     );
-    return 0;
+    return EXIT.OK;
   },
 };
 

@@ -1,5 +1,6 @@
 /** `qubes-air unpair`: forgets a remote qube (its pinned key and its link). */
 
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { loadRegistry, saveRegistry } from "../daemon/registry.ts";
 import { DaemonUnreachable, request } from "./client.ts";
 import { COMMON_HELP, type Command, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
@@ -30,11 +31,11 @@ Examples:
       const remotes = registry.remotes.filter((r) => r.name !== name);
       if (remotes.length === registry.remotes.length) {
         ctx.err(`qubes-air: no remote qube named ${name} is paired\n`);
-        return 1;
+        return EXIT.FAILURE;
       }
       await saveRegistry(paths.registry, { remotes });
     }
     ctx.out(`Unpaired ${name}\n`);
-    return 0;
+    return EXIT.OK;
   },
 };

@@ -1,4 +1,5 @@
 /** `qubes-air version`. */
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { TARGET, VERSION } from "../version.ts";
 import { type Command, parse, UsageError } from "./common.ts";
 
@@ -16,6 +17,6 @@ Examples:
     const { positionals } = parse(args, {});
     if (positionals.length > 0) throw new UsageError("version takes no arguments");
     ctx.out(`qubes-air ${VERSION} (${TARGET})\n`);
-    return 0;
+    return EXIT.OK;
   },
 };

@@ -78,7 +78,8 @@ describe("file copies", () => {
 
   test("copy-to refuses unsafe arguments before anything is sent", async () => {
     const r = await cli(host, ["copy-to", DEVICE, "/"]);
-    expect(r.code).toBe(1);
+    // A bad argument is an operator fault: EXIT.USAGE, as on the device (core/cli/exit-codes.ts).
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^qubes-air copy-to: /);
   });
 });
