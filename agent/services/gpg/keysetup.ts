@@ -56,7 +56,7 @@ export function parseGpgSetupArgs(
   const generate = typeof values.generate === "string" ? values.generate : undefined;
   const importFile = typeof values.import === "string" ? values.import : undefined;
   if (generate !== undefined && importFile !== undefined) {
-    throw new ConfigError("gpg-setup: give --generate or --import, not both");
+    throw new ConfigError("give --generate or --import, not both");
   }
   if (generate !== undefined && !/^[^\n\r\0:]{1,200}$/.test(generate)) {
     throw new ConfigError('gpg-setup: --generate needs a user ID like "Name <mail@example.org>"');
@@ -64,7 +64,7 @@ export function parseGpgSetupArgs(
   const gnupgHome = typeof values.home === "string" ? values.home : defaultHome;
   const primaryHome =
     typeof values["primary-home"] === "string" ? values["primary-home"] : `${gnupgHome}-primary`;
-  if (primaryHome === gnupgHome) throw new ConfigError("gpg-setup: the primary home must differ from --home");
+  if (primaryHome === gnupgHome) throw new ConfigError("the primary home must differ from --home");
   return {
     gnupgHome,
     primaryHome,
@@ -79,7 +79,7 @@ const text = (b: Uint8Array) => new TextDecoder().decode(b);
 function check(r: Captured, what: string): Captured {
   if (r.status !== 0) {
     const tail = text(r.stderr).trim().split("\n").slice(-3).join("\n");
-    throw new ConfigError(`gpg-setup: ${what} failed (exit ${r.status})${tail ? `:\n${tail}` : ""}`, 1);
+    throw new ConfigError(`${what} failed (exit ${r.status})${tail ? `:\n${tail}` : ""}`, 1);
   }
   return r;
 }
@@ -120,7 +120,7 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
     );
     fingerprints = statusFingerprints(made.stdout, "KEY_CREATED");
     const fpr = fingerprints[0];
-    if (!fpr) throw new ConfigError("gpg-setup: gpg did not report the new key", 1);
+    if (!fpr) throw new ConfigError("gpg did not report the new key", 1);
     for (const [algo, usage] of [
       ["ed25519", "sign"],
       ["cv25519", "encr"],
@@ -141,7 +141,7 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
     }
   } else if (o.importFile !== undefined) {
     const data = await platform.readFile(o.importFile).catch(() => {
-      throw new ConfigError(`gpg-setup: cannot read ${o.importFile}`);
+      throw new ConfigError(`cannot read ${o.importFile}`);
     });
     const r = check(
       await capture([...withStatus(o.primaryHome), "--import"], { input: data }),
@@ -153,7 +153,7 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
     const secRead = Number(res?.[1]?.split(" ")[10] ?? 0);
     if (fingerprints.length === 0 || !(secRead > 0)) {
       throw new ConfigError(
-        "gpg-setup: the file holds no secret key (export it with --export-secret-keys)",
+        "the file holds no secret key (export it with --export-secret-keys)",
         1,
       );
     }
@@ -183,7 +183,7 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
   );
   const publicKey = text(pub.stdout);
   if (!publicKey.includes("BEGIN PGP PUBLIC KEY BLOCK"))
-    throw new ConfigError("gpg-setup: no key to export", 1);
+    throw new ConfigError("no key to export", 1);
   if (o.exportFile) await platform.writeFileAtomic(o.exportFile, publicKey, 0o644);
   return { fingerprints, publicKey };
 }
