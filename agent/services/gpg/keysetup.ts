@@ -59,7 +59,7 @@ export function parseGpgSetupArgs(
     throw new ConfigError("give --generate or --import, not both");
   }
   if (generate !== undefined && !/^[^\n\r\0:]{1,200}$/.test(generate)) {
-    throw new ConfigError('gpg-setup: --generate needs a user ID like "Name <mail@example.org>"');
+    throw new ConfigError('--generate needs a user ID like "Name <mail@example.org>"');
   }
   const gnupgHome = typeof values.home === "string" ? values.home : defaultHome;
   const primaryHome =
