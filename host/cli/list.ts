@@ -1,4 +1,5 @@
 /** `qubes-air list`: the remote qubes with their real link state (dom0 always says "Running"). */
+import { formatPublicKey } from "../../core/session/key-text.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { describeTransport, loadRegistry } from "../daemon/registry.ts";
 import { DaemonUnreachable, request } from "./client.ts";
@@ -52,7 +53,7 @@ Examples:
         agentVersion: null,
         lastSeen: r.lastSeen,
         pairedAt: r.pairedAt,
-        agentKey: r.agentKey,
+        agentKey: formatPublicKey(r.agentKey),
       }));
     }
     if (values.json) ctx.out(`${JSON.stringify(rows, null, 2)}\n`);
