@@ -14,7 +14,8 @@
  *
  * Parsing is strict: unknown fields, wrong types and duplicate names are ConfigErrors that say
  * which entry and field is wrong. In memory agentKey is the parsed key (StaticPublicKey), so the
- * handshake gets it without parsing text again; only the file holds the text form. Must never: print a key, or accept a name qrexec would refuse.
+ * handshake gets it without parsing text again; only the file holds the text form.
+ * Must never: print a key, or accept a name qrexec would refuse.
  */
 import { isIP } from "node:net";
 import { isAbsolute, normalize } from "node:path";
