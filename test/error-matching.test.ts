@@ -13,22 +13,18 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { filesUnder, isTest, SKIP_DIRS } from "./helpers/layering-check.ts";
+import { stripComments } from "./helpers/source-imports.ts";
 
 const ROOT = resolve(import.meta.dir, "..");
-const SKIP_DIRS = new Set(["test", "node_modules", "dist", "coverage"]);
 
-/** Product source files below dir, relative to ROOT. */
-function productFiles(dir = ""): string[] {
-  const out: string[] = [];
-  for (const e of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
-    const rel = dir ? join(dir, e.name) : e.name;
-    if (e.isDirectory()) {
-      if (!e.name.startsWith(".") && !SKIP_DIRS.has(e.name)) out.push(...productFiles(rel));
-    } else if (/\.(ts|tsx|mts|js|mjs)$/.test(e.name) && !/\.test\.[a-z]+$/.test(e.name)) {
-      out.push(rel);
-    }
-  }
-  return out.sort();
+/** Product source files: every top-level folder but test/, without *.test.ts. */
+function productFiles(): string[] {
+  return readdirSync(ROOT, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith(".") && !SKIP_DIRS.has(e.name) && e.name !== "test")
+    .flatMap((e) => filesUnder(ROOT, e.name))
+    .filter((f) => !isTest(f))
+    .sort();
 }
 
 /** A caught error: `e`, `err`, `error`, `ex`, `cause`, or a cast of one such as `(e as Error)`. */
@@ -46,20 +42,10 @@ const RULES: readonly [RegExp, string][] = [
   [new RegExp(String.raw`String\(\s*${ERR}\s*\)${SEARCH}`), "searches an error's text"],
 ];
 
-/**
- * Block comments, whole-line // comments and doc-comment lines (` * ...`) blanked, newlines kept
- * so line numbers hold. Enough for our sources: a pattern after code on the same line still counts.
- */
-function withoutComments(src: string): string {
-  return src
-    .replace(/\/\*[\s\S]*?\*\//g, (c) => c.replace(/[^\n]/g, " "))
-    .replace(/^[ \t]*(?:\/\/|\*).*$/gm, "");
-}
-
 /** Violations in one file's text, as "file:line: what". */
 function violations(file: string, src: string): string[] {
   const out: string[] = [];
-  withoutComments(src)
+  stripComments(src)
     .split("\n")
     .forEach((line, i) => {
       for (const [pattern, what] of RULES) {
@@ -102,7 +88,8 @@ describe("the checker itself", () => {
     'log("failed", { why: (error as Error).message });',
     "if (node.message === other.message) merge();",
     '// never: if (e.message === "x")',
-    ' * e.g. `e.message.startsWith("...")` in a doc comment',
+    '/** e.g. `e.message.startsWith("...")` in a doc comment */',
+    'const t = x; // not: if (e.message === "x")',
   ];
 
   test.each(flagged)("flags %s", (line) => {
