@@ -5,7 +5,10 @@
  * Must never: write peer bytes (data, undecoded metadata, error text from a peer).
  */
 import { writeSync } from "node:fs";
-import { formatPublicKey } from "../core/session/key-text.ts";
+import { ProtocolError } from "../core/errors.ts";
+import { formatPublicKey, type StaticPublicKey } from "../core/session/key-text.ts";
+import { ChannelResetError } from "../core/vchan/channel.ts";
+import { TransportError } from "../transport/transport.ts";
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
@@ -37,15 +40,17 @@ function writeStderr(line: string): void {
 }
 
 /** `qa-pub:` and the first 8 hex digits: enough to tell hosts apart in a log. */
-export function keyPrefix(key: Uint8Array): string {
+export function keyPrefix(key: StaticPublicKey): string {
   return `${formatPublicKey(key).slice(0, "qa-pub:".length + 8)}…`;
 }
 
-/** The fixed code of a ProtocolError, or the error's class name (never a message from a peer). */
+/**
+ * The fixed code of a ProtocolError, or the error's class name (never a message from a peer).
+ * Matched by class: every artefact is one bundle (scripts/build.ts), so each class exists once.
+ */
 export function errorCode(error: unknown): string {
-  const e = error as { name?: string; code?: unknown } | null;
-  if (e?.name === "ProtocolError" && typeof e.code === "string") return e.code;
-  if (e?.name === "ChannelResetError") return "channel-reset";
-  if (e?.name === "TransportError") return `transport-${typeof e.code === "string" ? e.code : "io"}`;
-  return e?.name ?? "error";
+  if (error instanceof ProtocolError) return error.code;
+  if (error instanceof ChannelResetError) return "channel-reset";
+  if (error instanceof TransportError) return `transport-${error.code}`;
+  return error instanceof Error ? error.name : "error";
 }

@@ -50,9 +50,9 @@ export class ProtocolError extends Error {
   override readonly name = "ProtocolError";
   constructor(
     readonly code: ProtocolErrorCode,
-    detail?: string,
+    /** Our own wording about what was wrong, never text taken from the peer. */
+    readonly detail?: string,
   ) {
-    // `detail` is our own wording about what was wrong, never text taken from the peer.
     super(detail ? `${code}: ${detail}` : code);
   }
 }

@@ -86,36 +86,52 @@ export function findLine(sys: GpioSyscalls, line: ButtonLine, devDir = "/dev"): 
       labels.push(`${chip} (cannot open: ${errCode(e)})`);
       continue;
     }
+    // The chip with the label, searched to the end: its line, or "no-line" (said after the fd is
+    // closed, outside the try that turns ioctl failures into notes).
+    let found: FoundLine | "no-line" | null = null;
     try {
       const info = new Uint8Array(SIZEOF.chipInfo);
       sys.ioctl(fd, GPIO_GET_CHIPINFO_IOCTL, info);
       const chipInfo = decodeChipInfo(info);
       labels.push(`${chip} [${chipInfo.label}]`);
-      if (chipInfo.label !== line.chipLabel) continue;
-      for (let offset = 0; offset < chipInfo.lines; offset++) {
-        const buf = encodeLineInfoQuery(offset);
-        sys.ioctl(fd, GPIO_V2_GET_LINEINFO_IOCTL, buf);
-        const li = decodeLineInfo(buf);
-        if (li.name === line.line) {
-          return {
-            chipPath,
-            chipName: chipInfo.name,
-            offset,
-            consumer: li.consumer,
-            used: (li.flags & LineFlag.USED) !== 0n,
-          };
-        }
-      }
-      throw new Error(`gpio chip ${chip} [${line.chipLabel}] has no line named ${line.line}`);
+      if (chipInfo.label === line.chipLabel)
+        found = lineOnChip(sys, fd, chipPath, chipInfo, line) ?? "no-line";
     } catch (e) {
-      if (e instanceof Error && e.message.startsWith("gpio chip")) throw e;
       labels.push(`${chip} (${errCode(e)})`);
     } finally {
       sys.close(fd);
     }
+    if (found === "no-line")
+      throw new Error(`gpio chip ${chip} [${line.chipLabel}] has no line named ${line.line}`);
+    if (found) return found;
   }
   const seen = labels.length ? labels.join(", ") : "none";
   throw new Error(`no gpio chip labelled ${line.chipLabel} in ${devDir} (found: ${seen})`);
+}
+
+/** The line named line.line on an open chip, or null when the chip has none by that name. */
+function lineOnChip(
+  sys: GpioSyscalls,
+  fd: number,
+  chipPath: string,
+  chipInfo: { name: string; lines: number },
+  line: ButtonLine,
+): FoundLine | null {
+  for (let offset = 0; offset < chipInfo.lines; offset++) {
+    const buf = encodeLineInfoQuery(offset);
+    sys.ioctl(fd, GPIO_V2_GET_LINEINFO_IOCTL, buf);
+    const li = decodeLineInfo(buf);
+    if (li.name === line.line) {
+      return {
+        chipPath,
+        chipName: chipInfo.name,
+        offset,
+        consumer: li.consumer,
+        used: (li.flags & LineFlag.USED) !== 0n,
+      };
+    }
+  }
+  return null;
 }
 
 export class ChardevButton implements ApprovalInput {

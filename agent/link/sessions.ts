@@ -7,6 +7,7 @@
  * send a handshake reply before the IK timestamp is on disk (AgentState.peers).
  */
 
+import { ProtocolError } from "../../core/errors.ts";
 import type { CryptoResolver, LinkSuiteName } from "../../core/noise/suites.ts";
 import { systemClock } from "../../core/session/duplex.ts";
 import { type Connected, connectAsResponder } from "../../core/session/establish.ts";
@@ -86,7 +87,8 @@ export class SessionManager {
     const peer = keyPrefix(e.peerKey);
     try {
       if (e.mode === "pair-psk") {
-        if (!pairing.token || !state.consumeToken(pairing.token)) throw new Error("token-used");
+        if (!pairing.token || !state.consumeToken(pairing.token))
+          throw new ProtocolError("handshake-psk", "token already used");
         await state.pin(e.peerKey);
         await state.deleteTokenFile();
       } else if (e.mode === "pair-code") {
@@ -105,7 +107,7 @@ export class SessionManager {
         via,
         peer,
         mode: e.mode,
-        code: error instanceof Error && error.message === "token-used" ? "handshake-psk" : errorCode(error),
+        code: errorCode(error),
       });
       return false;
     }

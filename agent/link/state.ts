@@ -16,7 +16,12 @@ import { unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
 import type { PeerStore } from "../../core/session/handshake.ts";
-import { formatPublicKey, parsePublicKey, type StaticKeyPair } from "../../core/session/key-text.ts";
+import {
+  formatPublicKey,
+  parsePublicKey,
+  type StaticKeyPair,
+  type StaticPublicKey,
+} from "../../core/session/key-text.ts";
 import { platform } from "../../platform/index.ts";
 import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
 
@@ -90,7 +95,7 @@ export class AgentState {
    * Pins a host key learned by pairing. Re-pairing a pinned key keeps its last IK timestamp, so
    * an IK message 1 recorded before the re-pairing still cannot be replayed.
    */
-  async pin(key: Uint8Array): Promise<void> {
+  async pin(key: StaticPublicKey): Promise<void> {
     const text = formatPublicKey(key);
     const lastTimestamp = this.hosts.get(text)?.lastTimestamp ?? null;
     this.hosts.set(text, { key: text, pairedAt: new Date(platform.now()).toISOString(), lastTimestamp });

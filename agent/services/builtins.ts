@@ -18,7 +18,7 @@ import type { CallChannel } from "../../calls/channel.ts";
 import { channelSource, drain } from "../../calls/channel.ts";
 import { packQfile } from "../../calls/qfile-pack.ts";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
-import { ConfigError } from "../../core/errors.ts";
+import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import type { CallRequest } from "../../core/qrexec/call-protocol.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
@@ -61,7 +61,9 @@ async function copyFrom(channel: CallChannel, _r: CallRequest, _o: unknown): Pro
   try {
     paths = parsePathList(await source.take(4, COPY_FROM_REQUEST_MAX_BYTES));
   } catch (error) {
-    return fail((error as Error).message);
+    // A bad request is the host's fault (our own wording in detail); anything else (the channel
+    // went away) is said as it is.
+    return fail(error instanceof ProtocolError && error.detail ? error.detail : (error as Error).message);
   }
   try {
     const result = await packQfile(
@@ -73,7 +75,7 @@ async function copyFrom(channel: CallChannel, _r: CallRequest, _o: unknown): Pro
     return finish(out, channel, 0);
   } catch (error) {
     if (error instanceof ConfigError) return fail(error.message);
-    if ((error as Error).name === "ProtocolError") return fail("the receiver's reply was missing or wrong");
+    if (error instanceof ProtocolError) return fail("the receiver's reply was missing or wrong");
     throw error;
   }
 }
@@ -90,11 +92,12 @@ function parsePathList(bytes: Uint8Array): string[] {
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new Error("the path list is not UTF-8");
+    throw new ProtocolError("schema", "the path list is not UTF-8");
   }
   const parts = text.split("\0");
   if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
-  if (parts.length === 0 || parts.some((p) => p === "")) throw new Error("empty path in the request");
+  if (parts.length === 0 || parts.some((p) => p === ""))
+    throw new ProtocolError("schema", "empty path in the request");
   const home = process.env.HOME || homedir();
   return parts.map((p) => (isAbsolute(p) ? p : join(home, p)));
 }
@@ -108,7 +111,7 @@ class PrefixedSource {
   async take(lengthBytes: 4, max: number): Promise<Uint8Array> {
     const head = await this.exactly(lengthBytes);
     const n = new DataView(head.buffer, head.byteOffset, 4).getUint32(0, false);
-    if (n > max) throw new Error(`the path list is over ${max} bytes`);
+    if (n > max) throw new ProtocolError("frame-too-large", `the path list is over ${max} bytes`);
     return this.exactly(n);
   }
 
@@ -123,7 +126,7 @@ class PrefixedSource {
     let have = 0;
     while (have < n) {
       const chunk = await this.read();
-      if (chunk === null) throw new Error("the request ended early");
+      if (chunk === null) throw new ProtocolError("frame-truncated", "the request ended early");
       const use = Math.min(n - have, chunk.length);
       out.set(chunk.subarray(0, use), have);
       have += use;

@@ -1,19 +1,19 @@
 import { describe, expect, test } from "bun:test";
 import { duplexPair } from "../../test/helpers/duplex-pair.ts";
 import { ProtocolError } from "../errors.ts";
-import { dh25519 } from "../noise/crypto-noble.ts";
 import { LINK_SUITES, type LinkSuiteName, makeResolver } from "../noise/suites.ts";
 import type { Channel } from "../vchan/channel.ts";
 import { systemClock } from "./duplex.ts";
 import { type Connected, connectAsInitiator, connectAsResponder } from "./establish.ts";
 import type { PeerStore } from "./handshake.ts";
+import { generateStaticKeyPair } from "./key-text.ts";
 import type { HandshakeMode } from "./messages.ts";
 import { SerialRecordLink } from "./serial-record-link.ts";
 import { TcpRecordLink } from "./tcp-record-link.ts";
 
 const resolver = makeResolver();
-const hostKey = dh25519.generateKeyPair();
-const agentKey = dh25519.generateKeyPair();
+const hostKey = generateStaticKeyPair();
+const agentKey = generateStaticKeyPair();
 const token = new Uint8Array(32).fill(3);
 
 function store(pinned: Uint8Array[]): PeerStore & { last: bigint } {

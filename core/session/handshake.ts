@@ -12,11 +12,11 @@
  * code the local user has not confirmed. Errors are ProtocolError with fixed codes.
  */
 import { assert, ProtocolError } from "../errors.ts";
-import type { KeyPair } from "../noise/crypto.ts";
 import { blake2sHash } from "../noise/crypto-noble.ts";
 import { type HandshakeResult, HandshakeState } from "../noise/handshake-state.ts";
 import { parsePattern } from "../noise/patterns.ts";
 import { type CryptoResolver, type LinkSuiteName, resolveLinkSuite } from "../noise/suites.ts";
+import { publicKeyFromBytes, type StaticKeyPair, type StaticPublicKey } from "./key-text.ts";
 import {
   buildPrologue,
   decodeChoice,
@@ -37,7 +37,7 @@ export interface Established {
   readonly suite: LinkSuiteName;
   readonly result: HandshakeResult;
   /** The peer's static public key (pinned for reconnect, learned when pairing). */
-  readonly peerKey: Uint8Array;
+  readonly peerKey: StaticPublicKey;
   readonly peerVersion: string;
   /** Pair-code mode: the 6 digits both users must see. */
   readonly pairingCode?: string;
@@ -46,13 +46,13 @@ export interface Established {
 export interface InitiatorOptions {
   readonly link: RecordLink;
   readonly resolver: CryptoResolver;
-  readonly staticKey: KeyPair;
+  readonly staticKey: StaticKeyPair;
   readonly version: string;
   /** Our suites, best first (a self-measurement at start-up ranks them). */
   readonly suites: readonly LinkSuiteName[];
   readonly mode: HandshakeMode;
   /** reconnect: the responder's pinned key. */
-  readonly responderKey?: Uint8Array;
+  readonly responderKey?: StaticPublicKey;
   /** pair-psk: the 32-byte token. */
   readonly token?: Uint8Array;
   /** reconnect: a value greater than any sent before with this key (e.g. time in µs, persisted). */
@@ -61,13 +61,13 @@ export interface InitiatorOptions {
 
 /** What the responder knows about initiators it has paired with. */
 export interface PeerStore {
-  isPinned(key: Uint8Array): boolean;
+  isPinned(key: StaticPublicKey): boolean;
   /**
    * Accepts and records ts only if strictly greater than the last accepted for this key. May
    * return a promise: the reply is sent only after it resolves, so a store that persists the
    * timestamp refuses a replay even after a restart.
    */
-  acceptTimestamp(key: Uint8Array, ts: bigint): boolean | Promise<boolean>;
+  acceptTimestamp(key: StaticPublicKey, ts: bigint): boolean | Promise<boolean>;
 }
 
 export interface PairingState {
@@ -78,7 +78,7 @@ export interface PairingState {
 export interface ResponderOptions {
   readonly link: RecordLink;
   readonly resolver: CryptoResolver;
-  readonly staticKey: KeyPair;
+  readonly staticKey: StaticKeyPair;
   readonly version: string;
   readonly suites: readonly LinkSuiteName[];
   readonly peers: PeerStore;
@@ -152,7 +152,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
   if (offer.mode === "reconnect") {
     // -> e, es, s, ss
     const msg1 = decodeTimestampPayload(hs.readMessage(await o.link.recvHandshake()));
-    const initiatorKey = hs.remoteStatic!;
+    const initiatorKey = publicKeyFromBytes(hs.remoteStatic!);
     if (!o.peers.isPinned(initiatorKey)) throw new ProtocolError("handshake-unknown-key");
     if (!(await o.peers.acceptTimestamp(initiatorKey, msg1.ts))) throw new ProtocolError("handshake-replay");
     // <- e, ee, se
@@ -188,7 +188,7 @@ function established(
     mode,
     suite,
     result,
-    peerKey: result.remoteStatic,
+    peerKey: publicKeyFromBytes(result.remoteStatic),
     peerVersion,
     ...(mode === "pair-code" ? { pairingCode: pairingCode(result.handshakeHash) } : {}),
   };

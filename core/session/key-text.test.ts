@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, ProtocolError } from "../errors.ts";
 import { dh25519 } from "../noise/crypto-noble.ts";
 import {
   formatKeyFile,
@@ -8,6 +8,7 @@ import {
   KEY_FILE_HEADER,
   parseKeyFile,
   parsePublicKey,
+  publicKeyFromBytes,
   staticKeyPairFromPrivate,
 } from "./key-text.ts";
 
@@ -117,5 +118,26 @@ describe("public key text", () => {
     ["zero", `qa-pub:${"0".repeat(64)}`, "all zeros"],
   ])("%s is refused", (_name, text, message) => {
     expect(configError(() => parsePublicKey(text, "pinned"))).toContain(message);
+  });
+});
+
+describe("public key from bytes", () => {
+  test("32 bytes become a key, copied (the caller may reuse its buffer)", () => {
+    const bytes = Uint8Array.from(pair.publicKey);
+    const key = publicKeyFromBytes(bytes);
+    expect(key).toEqual(pair.publicKey);
+    bytes.fill(0);
+    expect(formatPublicKey(key)).toBe(`qa-pub:${pubHex}`);
+  });
+
+  test.each([0, 31, 33, 56])("%i bytes are a peer fault (handshake-malformed)", (n) => {
+    let error: unknown;
+    try {
+      publicKeyFromBytes(new Uint8Array(n).fill(7));
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ProtocolError);
+    expect((error as ProtocolError).code).toBe("handshake-malformed");
   });
 });

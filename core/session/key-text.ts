@@ -1,6 +1,10 @@
 /**
- * The text formats of static X25519 keys (docs/key-files.md). Pure: platform/key-file.ts does the
- * file I/O, permission and size checks.
+ * Static X25519 keys: their branded types and every way to get one, from the text formats
+ * (docs/key-files.md) or from raw bytes. Pure: platform/key-file.ts does the file I/O,
+ * permission and size checks.
+ *
+ * The brands are what the session layer (Session, the handshake options, the peer stores) takes,
+ * so a key that reaches them has been parsed here, once: 32 bytes, not an arbitrary buffer.
  *
  * Key file (one per device or host; mode 0600; written by `keygen`):
  *
@@ -23,7 +27,7 @@
  * or accept a key file whose two halves do not belong together.
  */
 import { equalBytes } from "../bytes.ts";
-import { assert, ConfigError } from "../errors.ts";
+import { assert, ConfigError, ProtocolError } from "../errors.ts";
 import type { KeyPair } from "../noise/crypto.ts";
 import { dh25519 } from "../noise/crypto-noble.ts";
 
@@ -48,6 +52,16 @@ export interface StaticKeyPair extends KeyPair {
   readonly publicKey: StaticPublicKey;
 }
 
+/**
+ * Raw bytes as a public key (the peer's static key from a handshake, a key given as hex): the one
+ * place bytes become a StaticPublicKey. The bytes come from a peer, so a wrong length is a
+ * ProtocolError. Returns a copy: the caller's buffer may be reused.
+ */
+export function publicKeyFromBytes(bytes: Uint8Array): StaticPublicKey {
+  if (bytes.length !== STATIC_KEY_BYTES) throw new ProtocolError("handshake-malformed", "static key length");
+  return bytes.slice() as StaticPublicKey;
+}
+
 /** A fresh static key pair from the system CSPRNG (through @noble). */
 export function generateStaticKeyPair(): StaticKeyPair {
   return staticKeyPairFromPrivate(dh25519.generateKeyPair().privateKey);
@@ -61,14 +75,14 @@ export function staticKeyPairFromPrivate(privateKey: Uint8Array): StaticKeyPair 
 }
 
 /** The whole key file text for a pair, header comment included, ending with a newline. */
-export function formatKeyFile(pair: KeyPair): string {
+export function formatKeyFile(pair: StaticKeyPair): string {
   checkLength(pair.privateKey, "private");
   checkLength(pair.publicKey, "public");
   return `${KEY_FILE_HEADER}\nprivate: ${PRIVATE_KEY_PREFIX}${toHex(pair.privateKey)}\npublic: ${formatPublicKey(pair.publicKey)}\n`;
 }
 
 /** `qa-pub:<hex>`: the form shown to users, pinned in registries, and written to public-key files. */
-export function formatPublicKey(publicKey: Uint8Array): string {
+export function formatPublicKey(publicKey: StaticPublicKey): string {
   checkLength(publicKey, "public");
   return `${PUBLIC_KEY_PREFIX}${toHex(publicKey)}`;
 }

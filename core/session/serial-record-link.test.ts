@@ -5,15 +5,15 @@
  */
 import { describe, expect, test } from "bun:test";
 import { duplexPair } from "../../test/helpers/duplex-pair.ts";
-import { dh25519 } from "../noise/crypto-noble.ts";
 import { LINK_SUITES, makeResolver } from "../noise/suites.ts";
 import { systemClock } from "./duplex.ts";
 import { connectAsInitiator, connectAsResponder } from "./establish.ts";
+import { generateStaticKeyPair } from "./key-text.ts";
 import { SerialRecordLink } from "./serial-record-link.ts";
 
 const resolver = makeResolver();
-const hostKey = dh25519.generateKeyPair();
-const agentKey = dh25519.generateKeyPair();
+const hostKey = generateStaticKeyPair();
+const agentKey = generateStaticKeyPair();
 
 type Tap = (chunk: Uint8Array, index: number) => Uint8Array[];
 

@@ -17,7 +17,7 @@
 import { equalBytes } from "../bytes.ts";
 import { AssertionError, assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
-import type { KeyPair, NoiseSuite } from "../noise/crypto.ts";
+import type { NoiseSuite } from "../noise/crypto.ts";
 import { HandshakeState } from "../noise/handshake-state.ts";
 import { parsePattern } from "../noise/patterns.ts";
 import {
@@ -28,12 +28,13 @@ import {
 } from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import type { Established } from "./handshake.ts";
+import type { StaticKeyPair, StaticPublicKey } from "./key-text.ts";
 import { buildPrologue, decodeVersionPayload, encodeVersionPayload, RecordKind } from "./messages.ts";
 import type { RecordLink } from "./record-link.ts";
 
 export interface SessionOptions {
   readonly initiator: boolean;
-  readonly staticKey: KeyPair;
+  readonly staticKey: StaticKeyPair;
   readonly suite: NoiseSuite;
   readonly suiteName: string;
   readonly version: string;
@@ -48,7 +49,7 @@ export interface SessionOptions {
 const REKEY_LABEL = new TextEncoder().encode("rekey");
 
 export class Session {
-  readonly peerKey: Uint8Array;
+  readonly peerKey: StaticPublicKey;
   readonly peerVersion: string;
   private handshakeHash: Uint8Array;
   private rekeyState: HandshakeState | null = null;

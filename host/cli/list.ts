@@ -1,5 +1,6 @@
 /** `qubes-air list`: the remote qubes with their real link state (dom0 always says "Running"). */
 import { EXIT } from "../../core/cli/exit-codes.ts";
+import { formatPublicKey } from "../../core/session/key-text.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { describeTransport, loadRegistry } from "../daemon/registry.ts";
 import { DaemonUnreachable, request } from "./client.ts";
@@ -53,7 +54,7 @@ Examples:
         agentVersion: null,
         lastSeen: r.lastSeen,
         pairedAt: r.pairedAt,
-        agentKey: r.agentKey,
+        agentKey: formatPublicKey(r.agentKey),
       }));
     }
     if (values.json) ctx.out(`${JSON.stringify(rows, null, 2)}\n`);

@@ -13,6 +13,7 @@ import { type BreakReason, verifyAuditLog } from "../../core/audit/verify.ts";
 import { EXIT } from "../../core/cli/exit-codes.ts";
 import { EXIT_PROBLEM, EXIT_REFUSED } from "../../core/qrexec/call-protocol.ts";
 import { AUDIT_LOG_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
+import { formatPublicKey } from "../../core/session/key-text.ts";
 import { loadRegistry } from "../daemon/registry.ts";
 import { type AuditPin, loadPins, parsePinArg, savePin } from "./audit-pins.ts";
 import { DaemonUnreachable, openDaemonCall } from "./client.ts";
@@ -65,10 +66,10 @@ Examples:
       throw new UsageError("--pin must be SEQ:HASH (a number ≥ 1, 64 hex digits)");
     const paths = pathsOf(ctx, values);
     const pinsPath = join(paths.stateDir, "audit-pins.json");
-    const agentKey =
-      (await loadRegistry(paths.registry).catch(() => ({ remotes: [] }))).remotes.find(
-        (r) => r.name === remote,
-      )?.agentKey ?? null;
+    const pinnedKey = (await loadRegistry(paths.registry).catch(() => ({ remotes: [] }))).remotes.find(
+      (r) => r.name === remote,
+    )?.agentKey;
+    const agentKey = pinnedKey ? formatPublicKey(pinnedKey) : null;
     const remembered = (await loadPins(pinsPath))[remote];
     const pin: AuditPin | null = explicit
       ? { ...explicit, agentKey, verifiedAt: "--pin" }

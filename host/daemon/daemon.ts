@@ -12,6 +12,7 @@
 import { dirname } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
 import { makeResolver } from "../../core/noise/suites.ts";
+import { formatPublicKey } from "../../core/session/key-text.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { type Listener, platform } from "../../platform/index.ts";
 import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
@@ -173,7 +174,7 @@ export class Daemon {
       this.o.log(`${req.name}: paired (${describeTransport(req.transport)}, zone ${req.zone})`);
       return {
         name: req.name,
-        agentKey: paired.entry.agentKey,
+        agentKey: formatPublicKey(paired.entry.agentKey),
         agentVersion: paired.connected.session.peerVersion,
       };
     },
@@ -201,7 +202,7 @@ export function view(link: RemoteLink): CborMap {
     agentVersion: link.peerVersion,
     lastSeen: link.lastSeenMs === null ? null : Math.round(link.lastSeenMs),
     pairedAt: e.pairedAt,
-    agentKey: e.agentKey,
+    agentKey: formatPublicKey(e.agentKey),
   };
 }
 

@@ -3,16 +3,16 @@
  * suites, the IK timestamp source, timers, where by-id names live, and the callbacks into the
  * daemon (calls from devices, "last seen" persistence, the log).
  */
-import type { KeyPair } from "../../core/noise/crypto.ts";
 import type { CryptoResolver, LinkSuiteName } from "../../core/noise/suites.ts";
 import { systemClock } from "../../core/session/duplex.ts";
 import type { LinkTuning } from "../../core/session/establish.ts";
+import type { StaticKeyPair } from "../../core/session/key-text.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
 import { KEEPALIVE_INTERVAL_MS, KEEPALIVE_TIMEOUT_MS } from "../../core/wire/limits.ts";
 import type { TimestampSource } from "./timestamps.ts";
 
 export interface LinkContext {
-  readonly staticKey: KeyPair;
+  readonly staticKey: StaticKeyPair;
   readonly resolver: CryptoResolver;
   readonly suites: readonly LinkSuiteName[];
   readonly version: string;

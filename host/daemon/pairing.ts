@@ -11,7 +11,6 @@ import { fields, optionalText, text } from "../../calls/socket-messages.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { isQubeName } from "../../core/qrexec/names.ts";
 import { type Connected, connectAsInitiator } from "../../core/session/establish.ts";
-import { formatPublicKey } from "../../core/session/key-text.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../../core/wire/limits.ts";
 import type { ByteStream } from "../../transport/transport.ts";
@@ -80,13 +79,10 @@ export function parsePairRequest(m: CborMap): PairRequest {
 }
 
 export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConversation): Promise<Paired> {
-  const draft: RemoteEntry = {
+  const draft = {
     name: req.name,
     zone: req.zone,
     transport: req.transport,
-    agentKey: "",
-    pairedAt: "",
-    lastSeen: null,
     ...(req.usbSerial ? { usbSerial: req.usbSerial } : {}),
     ...(req.mac ? { mac: req.mac } : {}),
   };
@@ -142,7 +138,7 @@ export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConvers
   const now = nowIso();
   const entry: RemoteEntry = {
     ...draft,
-    agentKey: formatPublicKey(connected.established.peerKey),
+    agentKey: connected.established.peerKey,
     pairedAt: now,
     lastSeen: now,
   };

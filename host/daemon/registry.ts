@@ -13,13 +13,15 @@
  *     "pairedAt": "2026-01-02T03:04:05.678Z", "lastSeen": "..." | null }]}
  *
  * Parsing is strict: unknown fields, wrong types and duplicate names are ConfigErrors that say
- * which entry and field is wrong. Must never: print a key, or accept a name qrexec would refuse.
+ * which entry and field is wrong. In memory agentKey is the parsed key (StaticPublicKey), so the
+ * handshake gets it without parsing text again; only the file holds the text form.
+ * Must never: print a key, or accept a name qrexec would refuse.
  */
 import { isIP } from "node:net";
 import { isAbsolute, normalize } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
 import { isQubeName } from "../../core/qrexec/names.ts";
-import { formatPublicKey, parsePublicKey } from "../../core/session/key-text.ts";
+import { formatPublicKey, parsePublicKey, type StaticPublicKey } from "../../core/session/key-text.ts";
 import { platform } from "../../platform/index.ts";
 
 export const REGISTRY_VERSION = 1;
@@ -35,8 +37,8 @@ export interface RemoteEntry {
   readonly transport: TransportSpec;
   readonly usbSerial?: string;
   readonly mac?: string;
-  /** `qa-pub:<hex>`. */
-  readonly agentKey: string;
+  /** The agent's pinned static key; `qa-pub:<hex>` in the file. */
+  readonly agentKey: StaticPublicKey;
   readonly pairedAt: string;
   readonly lastSeen: string | null;
 }
@@ -137,7 +139,7 @@ function parseEntry(value: unknown, where: string): RemoteEntry {
     name,
     zone,
     transport,
-    agentKey: formatPublicKey(parsePublicKey(str(o, "agentKey", at), `${at}: "agentKey"`)),
+    agentKey: parsePublicKey(str(o, "agentKey", at), `${at}: "agentKey"`),
     pairedAt: time(o, "pairedAt", at),
     lastSeen: o.lastSeen === null ? null : time(o, "lastSeen", at),
   };
@@ -209,7 +211,8 @@ function time(o: Record<string, unknown>, key: string, where: string): string {
 }
 
 export function formatRegistry(registry: Registry): string {
-  return `${JSON.stringify({ version: REGISTRY_VERSION, remotes: registry.remotes }, null, 2)}\n`;
+  const remotes = registry.remotes.map((r) => ({ ...r, agentKey: formatPublicKey(r.agentKey) }));
+  return `${JSON.stringify({ version: REGISTRY_VERSION, remotes }, null, 2)}\n`;
 }
 
 /** Loads the registry; a missing file is an empty registry. */

@@ -12,7 +12,6 @@
  */
 import type { Connected, LinkTuning } from "../../core/session/establish.ts";
 import { connectAsInitiator } from "../../core/session/establish.ts";
-import { parsePublicKey } from "../../core/session/key-text.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
 import { platform } from "../../platform/index.ts";
 import type { ByteStream } from "../../transport/transport.ts";
@@ -134,7 +133,7 @@ export class RemoteLink {
         version: this.ctx.version,
         suites: this.ctx.suites,
         mode: "reconnect",
-        responderKey: parsePublicKey(this.entry.agentKey),
+        responderKey: this.entry.agentKey,
         timestamp: () => ts,
       },
       this.tuning(),

@@ -33,7 +33,10 @@ export interface OpenedLink {
  * The tty to open for a serial remote now, or null when its device is not present: its by-id
  * entry (exact name, or one holding its USB serial), or its configured path.
  */
-export async function locateSerial(entry: RemoteEntry, byIdDir: string): Promise<string | null> {
+export async function locateSerial(
+  entry: Pick<RemoteEntry, "transport" | "usbSerial">,
+  byIdDir: string,
+): Promise<string | null> {
   const t = entry.transport;
   if ("tcp" in t) return null;
   if ("path" in t.serial && (await platform.stat(t.serial.path)) !== null) return t.serial.path;

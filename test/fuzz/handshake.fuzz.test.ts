@@ -26,6 +26,7 @@ import {
   type PeerStore,
   respondHandshake,
 } from "../../core/session/handshake.ts";
+import { generateStaticKeyPair } from "../../core/session/key-text.ts";
 import {
   decodeChoice,
   decodeOffer,
@@ -305,8 +306,8 @@ describe("negotiation and payload decoders", () => {
 const resolver = makeResolver();
 const PROLOGUE = new TextEncoder().encode("fuzz prologue");
 const PSK = filled(32, 99);
-const I_STATIC = dh25519.generateKeyPair();
-const R_STATIC = dh25519.generateKeyPair();
+const I_STATIC = generateStaticKeyPair();
+const R_STATIC = generateStaticKeyPair();
 const I_EPHEMERAL = dh25519.generateKeyPair();
 const R_EPHEMERAL = dh25519.generateKeyPair();
 

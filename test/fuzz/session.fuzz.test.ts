@@ -19,12 +19,12 @@ import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { ProtocolError } from "../../core/errors.ts";
 import { CipherState } from "../../core/noise/cipher-state.ts";
-import { dh25519 } from "../../core/noise/crypto-noble.ts";
 import { HandshakeState } from "../../core/noise/handshake-state.ts";
 import { parsePattern } from "../../core/noise/patterns.ts";
 import { LINK_SUITES, type LinkSuiteName, makeResolver, resolveLinkSuite } from "../../core/noise/suites.ts";
 import type { Clock } from "../../core/session/duplex.ts";
 import type { Established } from "../../core/session/handshake.ts";
+import { generateStaticKeyPair } from "../../core/session/key-text.ts";
 import {
   buildPrologue,
   encodeVersionPayload,
@@ -47,8 +47,8 @@ const TIMEOUT = 5000 + RUNS * 10;
 const resolver = makeResolver();
 const SUITE: LinkSuiteName = LINK_SUITES[0];
 const suite = resolveLinkSuite(resolver, SUITE);
-const OWN = dh25519.generateKeyPair();
-const PEER = dh25519.generateKeyPair();
+const OWN = generateStaticKeyPair();
+const PEER = generateStaticKeyPair();
 /** session.ts binds this label into the rekey prologue. */
 const REKEY_LABEL = new TextEncoder().encode("rekey");
 const KNOWN_KINDS: number[] = Object.values(RecordKind);

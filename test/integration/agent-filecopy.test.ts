@@ -133,4 +133,15 @@ describe("qubesair.CopyFrom", () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("qubesair.CopyFrom:");
   });
+
+  test("a malformed request ends the call with 1 and says what was wrong, in our words", async () => {
+    const empty = await hostCall(host, { service: "qubesair.CopyFrom" }, new Uint8Array(4));
+    expect(empty.status).toBe(1);
+    expect(empty.stderr).toContain("qubesair.CopyFrom: empty path in the request\n");
+    const huge = Buffer.alloc(4);
+    huge.writeUInt32BE(0xffffffff, 0);
+    const over = await hostCall(host, { service: "qubesair.CopyFrom" }, huge);
+    expect(over.status).toBe(1);
+    expect(over.stderr).toMatch(/qubesair\.CopyFrom: the path list is over \d+ bytes\n/);
+  });
 });

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
+import { parsePublicKey } from "../../core/session/key-text.ts";
 import { cleanup, tempDir } from "../../fixtures/qubes-stubs/harness.ts";
 import {
   formatRegistry,
@@ -21,7 +22,8 @@ import { hostPaths, socketPathOf } from "../../host/paths.ts";
 
 afterAll(cleanup);
 
-const KEY = `qa-pub:${"ab".repeat(32)}`;
+const KEY_TEXT = `qa-pub:${"ab".repeat(32)}`;
+const KEY = parsePublicKey(KEY_TEXT);
 const sample: Registry = {
   remotes: [
     {
@@ -54,7 +56,7 @@ const sample: Registry = {
 };
 
 function entry(over: Record<string, unknown>): string {
-  return JSON.stringify({ version: 1, remotes: [{ ...sample.remotes[1], ...over }] });
+  return JSON.stringify({ version: 1, remotes: [{ ...sample.remotes[1], agentKey: KEY_TEXT, ...over }] });
 }
 
 function refused(text: string): string {
@@ -97,7 +99,8 @@ describe("registry", () => {
     expect(refused(entry({ pairedAt: "yesterday" }))).toContain('"pairedAt"');
     expect(refused(entry({ lastSeen: 5 }))).toContain('"lastSeen"');
     expect(refused(entry({ colour: "red" }))).toContain('unknown field "colour"');
-    const twice = JSON.stringify({ version: 1, remotes: [sample.remotes[1], sample.remotes[1]] });
+    const one = { ...sample.remotes[1], agentKey: KEY_TEXT };
+    const twice = JSON.stringify({ version: 1, remotes: [one, one] });
     expect(refused(twice)).toContain('"build1" appears twice');
     // a key is never printed
     expect(refused(entry({ agentKey: `qa-pub:${"zz".repeat(32)}` }))).not.toContain("zz");

@@ -16,6 +16,14 @@ export interface AuditFetchIo {
 
 const CHUNK = 64 * 1024;
 
+/** The log got shorter between measuring it and sending it (someone truncated or replaced it). */
+export class AuditLogShrankError extends Error {
+  override readonly name = "AuditLogShrankError";
+  constructor() {
+    super("audit log shrank while it was sent");
+  }
+}
+
 export async function serveAuditFetch(io: AuditFetchIo, ctx: { audit: AuditLog }): Promise<number> {
   let handle: fsp.FileHandle | null = null;
   try {
@@ -25,15 +33,15 @@ export async function serveAuditFetch(io: AuditFetchIo, ctx: { audit: AuditLog }
     while (off < length) {
       const buf = new Uint8Array(Math.min(CHUNK, length - off));
       const { bytesRead } = await handle.read(buf, 0, buf.length, off);
-      if (bytesRead === 0) throw new Error("audit log shrank while it was sent");
+      if (bytesRead === 0) throw new AuditLogShrankError();
       await io.stdout.write(buf.subarray(0, bytesRead));
       off += bytesRead;
     }
     await io.stdout.closeWrite();
     return 0;
   } catch (e) {
-    const msg =
-      e instanceof Error && e.message.startsWith("audit log") ? e.message : "cannot read the audit log";
+    // An I/O error's text would name paths and errno details the host need not see.
+    const msg = e instanceof AuditLogShrankError ? e.message : "cannot read the audit log";
     await io.stderr.write(new TextEncoder().encode(`qubes-air: ${msg}\n`)).catch(() => {});
     return 1;
   } finally {

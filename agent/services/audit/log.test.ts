@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { verifyAuditLog } from "../../../core/audit/verify.ts";
 import { memoryPair } from "../../../transport/memory.ts";
 import type { ByteSink } from "../../../transport/transport.ts";
-import { serveAuditFetch } from "./fetch.ts";
+import { AuditLogShrankError, serveAuditFetch } from "./fetch.ts";
 import { type AuditEntry, AuditLog } from "./log.ts";
 
 const dirs: string[] = [];
@@ -95,21 +95,38 @@ describe("AuditLog", () => {
     const p = path();
     const log = await AuditLog.open(p);
     for (let i = 0; i < 200; i++) void log.append({ ...E, detail: "x".repeat(500) });
-    const [host, dev] = memoryPair();
-    const chunks: Uint8Array[] = [];
-    const reading = (async () => {
-      for (let c = await host.read(); c; c = await host.read()) chunks.push(c);
-    })();
-    const status = await serveAuditFetch(
-      { stdin: dev, stdout: dev, stderr: dev as ByteSink },
-      { audit: log },
-    );
-    await reading;
+    const { status, text } = await fetchLog(log);
     expect(status).toBe(0);
-    const text = new TextDecoder().decode(Buffer.concat(chunks));
     const r = verifyAuditLog(text);
     expect(r.ok).toBe(true);
     expect(r.records).toHaveLength(200);
     await log.close();
   });
+
+  test("serveAuditFetch says so when the log shrank under it, and hides other I/O errors", async () => {
+    const p = path();
+    writeFileSync(p, "short\n");
+    const shrank = await fetchLog({ path: p, snapshotLength: async () => 1000 });
+    expect(shrank.status).toBe(1);
+    expect(shrank.text).toContain(`qubes-air: ${new AuditLogShrankError().message}\n`);
+    const missing = await fetchLog({ path: join(p, "gone"), snapshotLength: async () => 10 });
+    expect(missing.status).toBe(1);
+    expect(missing.text).toBe("qubes-air: cannot read the audit log\n");
+  });
 });
+
+/** Runs serveAuditFetch over a memory pair; what the host read (stdout and stderr together). */
+async function fetchLog(audit: Pick<AuditLog, "path" | "snapshotLength">) {
+  const [host, dev] = memoryPair();
+  const chunks: Uint8Array[] = [];
+  const reading = (async () => {
+    for (let c = await host.read(); c; c = await host.read()) chunks.push(c);
+  })();
+  const status = await serveAuditFetch(
+    { stdin: dev, stdout: dev, stderr: dev as ByteSink },
+    { audit: audit as AuditLog },
+  );
+  dev.close();
+  await reading;
+  return { status, text: new TextDecoder().decode(Buffer.concat(chunks)) };
+}

@@ -152,10 +152,7 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
     const res = /^\[GNUPG:\] IMPORT_RES ((?:\d+ ?)+)$/m.exec(text(r.stdout));
     const secRead = Number(res?.[1]?.split(" ")[10] ?? 0);
     if (fingerprints.length === 0 || !(secRead > 0)) {
-      throw new ConfigError(
-        "the file holds no secret key (export it with --export-secret-keys)",
-        1,
-      );
+      throw new ConfigError("the file holds no secret key (export it with --export-secret-keys)", 1);
     }
   } else {
     fingerprints = [];
@@ -182,8 +179,7 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
     "exporting",
   );
   const publicKey = text(pub.stdout);
-  if (!publicKey.includes("BEGIN PGP PUBLIC KEY BLOCK"))
-    throw new ConfigError("no key to export", 1);
+  if (!publicKey.includes("BEGIN PGP PUBLIC KEY BLOCK")) throw new ConfigError("no key to export", 1);
   if (o.exportFile) await platform.writeFileAtomic(o.exportFile, publicKey, 0o644);
   return { fingerprints, publicKey };
 }

@@ -9,7 +9,11 @@ import { makeResolver } from "../../../core/noise/suites.ts";
 import { encodeCallRequest } from "../../../core/qrexec/call-protocol.ts";
 import { systemClock } from "../../../core/session/duplex.ts";
 import { type Connected, connectAsInitiator } from "../../../core/session/establish.ts";
-import { generateStaticKeyPair, type StaticKeyPair } from "../../../core/session/key-text.ts";
+import {
+  generateStaticKeyPair,
+  type StaticKeyPair,
+  type StaticPublicKey,
+} from "../../../core/session/key-text.ts";
 import type { HandshakeMode } from "../../../core/session/messages.ts";
 import { SerialRecordLink } from "../../../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../../../core/session/tcp-record-link.ts";
@@ -35,7 +39,7 @@ export interface HostOptions {
   mode: HandshakeMode;
   hostKey: StaticKeyPair;
   token?: Uint8Array;
-  deviceKey?: Uint8Array;
+  deviceKey?: StaticPublicKey;
   timestamp?: () => bigint;
   onOpen?: (channel: Channel, meta: Uint8Array) => void;
 }
