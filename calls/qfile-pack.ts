@@ -57,6 +57,8 @@ export interface PackOptions {
 
 /** One entry of a confined walk, as lstat saw it, before anything of it is read or sent. */
 export interface ConfinedEntry {
+  /** The path for I/O on the entry itself (its parent by descriptor; the entry not followed). */
+  readonly path: Buffer;
   /** The entry's wire name (relative to its argument's directory). */
   readonly rel: Buffer;
   readonly st: BigIntStats;
@@ -139,7 +141,7 @@ async function walk(path: Buffer, rel: Buffer, name: Buffer, o: WalkOptions, vis
   const type = Number(st.mode) & S_IFMT;
   if (type !== S_IFREG && type !== S_IFDIR && type !== S_IFLNK) return;
   if (type === S_IFLNK && o.ignoreSymlinks) return;
-  await o.confined?.check({ rel, st });
+  await o.confined?.check({ path, rel, st });
   const e = { path, label, rel, name, st, type };
   await visit(e, "pre");
   if (type !== S_IFDIR) return;

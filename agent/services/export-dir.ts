@@ -25,7 +25,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { ConfinedEntry, Confinement } from "../../calls/qfile-pack.ts";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../core/qrexec/qfile.ts";
-import { sanitizeNameForDisplay } from "../../core/qrexec/qfile-names.ts";
+import { NameFlags, sanitizeNameForDisplay, validateSymlink } from "../../core/qrexec/qfile-names.ts";
 
 /** Why a request was refused: a fixed word for the device's log (never the caller's bytes). */
 export type RefusalCode =
@@ -260,9 +260,23 @@ export class ExportTree implements Confinement {
     return path;
   }
 
-  /** Confinement.check: every entry the copy walks, before anything of it is read or sent. */
+  /**
+   * Confinement.check: every entry the copy walks, before anything of it is read or sent. A link
+   * is sent as a link, never followed, but only if it stays inside the tree being sent (the
+   * qfile rule), so no link that points out leaves either, even one swapped in after the scan.
+   */
   async check(e: ConfinedEntry): Promise<void> {
-    await this.checkStat(e.st, e.rel.toString("utf8"));
+    const name = e.rel.toString("utf8");
+    await this.checkStat(e.st, name);
+    if ((Number(e.st.mode) & S_IFMT) !== S_IFLNK) return;
+    const target = await fsp.readlink(e.path, { encoding: "buffer" }).catch(() => null);
+    const flags = NameFlags.ALLOW_UNSAFE_CHARACTERS | NameFlags.ALLOW_NON_CANONICAL_SYMLINKS;
+    if (target === null || validateSymlink(e.rel, target, flags) !== 0) {
+      throw new ExportRefused(
+        "link",
+        `${shown(name)} is a symbolic link that points out of what is being sent`,
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -288,8 +302,12 @@ export class ExportTree implements Confinement {
   private async hardlinkIndex(): Promise<Map<string, string>> {
     if (this.hardlinks) return this.hardlinks;
     const index = new Map<string, string>();
+    const scanned = new Set<string>();
     let seen = 0;
     const scan = async (dir: string, what: string): Promise<void> => {
+      const st = await fsp.lstat(dir, { bigint: true }).catch(() => null);
+      if (!st || scanned.has(identity(st))) return;
+      scanned.add(identity(st));
       const names = await fsp.readdir(dir).catch(() => [] as string[]);
       for (const n of names) {
         if (++seen > HARDLINK_SCAN_MAX_ENTRIES) {
@@ -303,10 +321,12 @@ export class ExportTree implements Confinement {
         if (!st) continue;
         const type = Number(st.mode) & S_IFMT;
         if (type === S_IFDIR) await scan(p, what);
-        else if (type === S_IFREG && st.nlink > 1n) index.set(identity(st), what);
+        else if (type === S_IFREG && st.nlink > 1n && !index.has(identity(st))) index.set(identity(st), what);
       }
     };
-    for (const d of this.protectedDirs) await scan(d.path, d.what);
+    // The innermost directory first, so a file is named by the most specific of them.
+    const dirs = [...this.protectedDirs].sort((a, b) => b.path.length - a.path.length);
+    for (const d of dirs) await scan(d.path, d.what);
     this.hardlinks = index;
     return index;
   }
