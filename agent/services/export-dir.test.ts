@@ -5,12 +5,13 @@
  * walk. Refusals through the real agent: test/integration/copy-from-export.test.ts.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ConfinedEntry, packQfile, scanTree } from "../../calls/qfile-pack.ts";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { ConfigError } from "../../core/errors.ts";
+import { COPY_FROM_MAX_OPEN_DIRS } from "../../core/qrexec/services.ts";
 import { memoryPair } from "../../transport/memory.ts";
 import { type ExportConfig, ExportRefused, ExportTree, exportDirProblem } from "./export-dir.ts";
 
@@ -184,6 +185,32 @@ describe("ExportTree.resolve", () => {
     } finally {
       await tree.close();
     }
+  });
+
+  test("each directory on the way is opened once, at most COPY_FROM_MAX_OPEN_DIRS of them, all closed after", async () => {
+    const { c, env } = layout();
+    mkdirSync(join(c.exportDir, "d"));
+    for (let i = 0; i < 1000; i++) writeFileSync(join(c.exportDir, "d", `f${i}`), "");
+    for (let i = 0; i <= COPY_FROM_MAX_OPEN_DIRS; i++) {
+      mkdirSync(join(c.exportDir, `e${i}`));
+      writeFileSync(join(c.exportDir, `e${i}`, "x"), "");
+    }
+    const fds = () => readdirSync("/proc/self/fd").length;
+    const before = fds();
+    const tree = await ExportTree.open(c, env);
+    try {
+      for (let i = 0; i < 1000; i++) await tree.resolve(`d/f${i}`);
+      expect(fds() - before).toBe(2); // the export directory and d
+      for (let i = 0; i < COPY_FROM_MAX_OPEN_DIRS - 1; i++) await tree.resolve(`e${i}/x`);
+      const error = await tree.resolve(`e${COPY_FROM_MAX_OPEN_DIRS}/x`).catch((e) => e);
+      expect([error.code, error.message]).toEqual([
+        "too-many",
+        `the paths go through more than ${COPY_FROM_MAX_OPEN_DIRS} directories; ask for fewer at a time, or for their parent`,
+      ]);
+    } finally {
+      await tree.close();
+    }
+    expect(fds()).toBe(before);
   });
 
   test("a request with bytes unsafe for a terminal is shown sanitised", async () => {

@@ -26,6 +26,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import type { ConfinedEntry, Confinement } from "../../calls/qfile-pack.ts";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../core/qrexec/qfile.ts";
 import { NameFlags, sanitizeNameForDisplay, validateSymlink } from "../../core/qrexec/qfile-names.ts";
+import { COPY_FROM_MAX_OPEN_DIRS } from "../../core/qrexec/services.ts";
 
 /** Why a request was refused: a fixed word for the device's log (never the caller's bytes). */
 export type RefusalCode =
@@ -36,7 +37,8 @@ export type RefusalCode =
   | "protected"
   | "missing"
   | "unreadable"
-  | "export-dir";
+  | "export-dir"
+  | "too-many";
 
 /** A request the export directory does not allow; the message is for the caller's stderr. */
 export class ExportRefused extends Error {
@@ -132,6 +134,8 @@ async function realIdentity(path: string): Promise<{ id: string; real: string } 
  */
 export class ExportTree implements Confinement {
   private readonly handles: FileHandle[] = [];
+  /** Directories opened on the requests' way, by their path below the export directory. */
+  private readonly opened = new Map<string, FileHandle>();
   private hardlinks: Map<string, string> | null = null;
 
   private constructor(
@@ -231,7 +235,19 @@ export class ExportTree implements Confinement {
       );
     }
     let dir = this.root;
-    for (const c of parts) {
+    for (const [i, c] of parts.entries()) {
+      const key = parts.slice(0, i + 1).join("/");
+      const known = this.opened.get(key);
+      if (known) {
+        dir = known;
+        continue;
+      }
+      if (this.opened.size >= COPY_FROM_MAX_OPEN_DIRS) {
+        throw new ExportRefused(
+          "too-many",
+          `the paths go through more than ${COPY_FROM_MAX_OPEN_DIRS} directories; ask for fewer at a time, or for their parent`,
+        );
+      }
       const at = `/proc/self/fd/${dir.fd}/${c}`;
       let h: FileHandle;
       try {
@@ -240,6 +256,7 @@ export class ExportTree implements Confinement {
         throw await this.openFailure(request, at, error);
       }
       this.handles.push(h);
+      this.opened.set(key, h);
       await this.checkStat(await h.stat({ bigint: true }), request);
       dir = h;
     }
