@@ -11,6 +11,7 @@ import { ConfigError } from "../core/errors.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { HANDSHAKE_MIN_INTERVAL_MS } from "../core/wire/limits.ts";
 import { type ConfirmConfig, parseConfirm, parseConfirmTimes } from "./confirmation/config.ts";
+import { exportDirProblem } from "./services/export-dir.ts";
 
 export type { ConfirmConfig } from "./confirmation/config.ts";
 
@@ -31,6 +32,8 @@ export interface Config {
   readonly serviceDirs: readonly string[];
   readonly policyDir: string;
   readonly incomingDir: string;
+  /** The one directory qubesair.CopyFrom sends from (default <home>/QubesOutgoing). */
+  readonly exportDir: string;
   readonly socket: string;
   readonly allowCodePairing: boolean;
   readonly confirm: ConfirmConfig;
@@ -54,6 +57,7 @@ const KEYS = [
   "serviceDirs",
   "policyDir",
   "incomingDir",
+  "exportDir",
   "socket",
   "allowCodePairing",
   "confirm",
@@ -138,7 +142,7 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
   const stateDir = o.stateDir === undefined ? "/var/lib/qubes-air" : absPath("stateDir", o.stateDir);
   const unknownIn = (x: Record<string, unknown>, known: readonly string[], prefix: string) =>
     unknownKeys(x, known, path, prefix);
-  return {
+  const config: Config = {
     path,
     name,
     stateDir,
@@ -146,6 +150,7 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
     serviceDirs,
     policyDir: o.policyDir === undefined ? "/etc/qubes-air/policy.d" : absPath("policyDir", o.policyDir),
     incomingDir: o.incomingDir === undefined ? home : absPath("incomingDir", o.incomingDir),
+    exportDir: o.exportDir === undefined ? join(home, "QubesOutgoing") : absPath("exportDir", o.exportDir),
     socket: o.socket === undefined ? "/run/qubes-air/agent.sock" : absPath("socket", o.socket),
     allowCodePairing: allowCodePairing as boolean,
     confirm: parseConfirm(o.confirm, fail, unknownIn),
@@ -154,6 +159,17 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
     auditLog: join(stateDir, "audit.log"),
     handshakeMinIntervalMs: interval as number,
   };
+  // The agent's secrets are refused at copy time whatever this says; an exportDir that holds
+  // them (or lies among them) is a mistake better reported now than as refusals later.
+  const problem = exportDirProblem(config, env);
+  if (problem) {
+    const shown = o.exportDir === undefined ? `(default ${config.exportDir}) ` : "";
+    fail(
+      "exportDir",
+      `${shown}${problem}; set it to a directory of its own that holds only what may be copied out`,
+    );
+  }
+  return config;
 }
 
 function parseTcp(text: string, fail: (key: string, what: string) => never): TcpAddress {

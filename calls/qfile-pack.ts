@@ -11,6 +11,10 @@
  * - A file is sent as exactly its st_size bytes in chunks of at most 64 KiB through one reused
  *   buffer (bounded memory for any size); a file that shrinks meanwhile aborts the transfer.
  * - After each entry, a reply that arrived early (the receiver refused something) stops us.
+ * - With `confined` (the agent's export directory): each entry is shown to `check` before
+ *   anything of it is read or sent, and directories are walked through their open descriptors
+ *   (O_DIRECTORY|O_NOFOLLOW, then /proc/self/fd/N/child; Linux), so a directory swapped for a
+ *   link during the walk is never followed; messages name entries by their wire name.
  * Local problems are ConfigError (operator faults); a missing reply or a CRC mismatch is a
  * ProtocolError; a receiver's refusal is returned as `code` with the peer's name sanitised.
  */
@@ -47,6 +51,27 @@ export interface PackOptions {
   total?: number;
   /** qvm-copy --ignore-symlinks: leave links out instead of sending them. */
   ignoreSymlinks?: boolean;
+  /** Walk by open directory descriptors and ask `check` about every entry (see the header). */
+  confined?: Confinement;
+}
+
+/** One entry of a confined walk, as lstat saw it, before anything of it is read or sent. */
+export interface ConfinedEntry {
+  /** The path for I/O on the entry itself (its parent by descriptor; the entry not followed). */
+  readonly path: Buffer;
+  /** The entry's wire name (relative to its argument's directory). */
+  readonly rel: Buffer;
+  readonly st: BigIntStats;
+}
+
+export interface Confinement {
+  /** Throws to refuse the entry (and so the rest of the walk). */
+  check(e: ConfinedEntry): Promise<void> | void;
+}
+
+interface WalkOptions {
+  ignoreSymlinks?: boolean;
+  confined?: Confinement;
 }
 
 export interface PackResult {
@@ -64,6 +89,7 @@ export interface TreeScan {
 }
 
 const CHUNK = 64 * 1024;
+const DIR_FLAGS = FS.O_RDONLY | FS.O_DIRECTORY | FS.O_NOFOLLOW;
 const SLASH = Buffer.from("/");
 
 function show(p: Buffer | string): string {
@@ -97,6 +123,8 @@ async function local<T>(p: Promise<T>, what: string, path: Buffer): Promise<T> {
 interface Entry {
   /** Local path, for I/O. */
   path: Buffer;
+  /** The path in messages: `path`, or the wire name in a confined walk. */
+  label: Buffer;
   /** Name on the wire (relative to the argument's directory). */
   rel: Buffer;
   /** Last component. */
@@ -107,45 +135,52 @@ interface Entry {
 
 type Visit = (e: Entry, phase: "pre" | "post") => Promise<void>;
 
-async function walk(
-  path: Buffer,
-  rel: Buffer,
-  name: Buffer,
-  ignoreLinks: boolean,
-  visit: Visit,
-): Promise<void> {
-  const st = await local(fsp.lstat(path, { bigint: true }), "stat", path);
+async function walk(path: Buffer, rel: Buffer, name: Buffer, o: WalkOptions, visit: Visit): Promise<void> {
+  const label = o.confined ? rel : path;
+  const st = await local(fsp.lstat(path, { bigint: true }), "stat", label);
   const type = Number(st.mode) & S_IFMT;
   if (type !== S_IFREG && type !== S_IFDIR && type !== S_IFLNK) return;
-  if (type === S_IFLNK && ignoreLinks) return;
-  const e = { path, rel, name, st, type };
+  if (type === S_IFLNK && o.ignoreSymlinks) return;
+  await o.confined?.check({ path, rel, st });
+  const e = { path, label, rel, name, st, type };
   await visit(e, "pre");
   if (type !== S_IFDIR) return;
-  const names = await local(fsp.readdir(path, { encoding: "buffer" }), "read directory", path);
-  for (const n of names) {
-    await walk(Buffer.concat([path, SLASH, n]), Buffer.concat([rel, SLASH, n]), n, ignoreLinks, visit);
+  const dir = o.confined ? await local(fsp.open(path, DIR_FLAGS), "open directory", label) : null;
+  try {
+    let at = path;
+    if (dir) {
+      const now = await local(dir.stat({ bigint: true }), "stat", label);
+      if (now.ino !== st.ino || now.dev !== st.dev) throw new ConfigError(`${show(label)} was replaced`, 1);
+      at = Buffer.from(`/proc/self/fd/${dir.fd}`);
+    }
+    const names = await local(fsp.readdir(at, { encoding: "buffer" }), "read directory", label);
+    for (const n of names) {
+      await walk(Buffer.concat([at, SLASH, n]), Buffer.concat([rel, SLASH, n]), n, o, visit);
+    }
+  } finally {
+    await dir?.close().catch(() => {});
   }
   await visit(e, "post");
 }
 
-async function walkAll(paths: string[], ignoreLinks: boolean, visit: Visit): Promise<void> {
+async function walkAll(paths: string[], o: WalkOptions, visit: Visit): Promise<void> {
   for (const { dir, base } of paths.map(splitArgument)) {
     const b = Buffer.from(base);
-    await walk(Buffer.concat([Buffer.from(dir), SLASH, b]), b, b, ignoreLinks, visit);
+    await walk(Buffer.concat([Buffer.from(dir), SLASH, b]), b, b, o, visit);
   }
 }
 
 async function readLink(e: Entry): Promise<Buffer> {
-  const target = await local(fsp.readlink(e.path, { encoding: "buffer" }), "read link", e.path);
+  const target = await local(fsp.readlink(e.path, { encoding: "buffer" }), "read link", e.label);
   if (BigInt(target.length) !== e.st.size)
-    throw new ConfigError(`link ${show(e.path)} changed while being read`, 1);
+    throw new ConfigError(`link ${show(e.label)} changed while being read`, 1);
   return target;
 }
 
 /** qubes-fs-tree-check: totals, refuses unsafe links, tells whether allow-all-names is needed. */
-export async function scanTree(paths: string[], opts: { ignoreSymlinks?: boolean } = {}): Promise<TreeScan> {
+export async function scanTree(paths: string[], opts: WalkOptions = {}): Promise<TreeScan> {
   const out = { totalBytes: 0, namesSafe: true };
-  await walkAll(paths, opts.ignoreSymlinks === true, async (e, phase) => {
+  await walkAll(paths, opts, async (e, phase) => {
     if (phase === "post") return;
     if (!isSafeForDisplay(e.name)) out.namesSafe = false;
     if (e.type === S_IFDIR) return;
@@ -155,16 +190,16 @@ export async function scanTree(paths: string[], opts: { ignoreSymlinks?: boolean
     if (!isSafeForDisplay(target)) out.namesSafe = false;
     const flags = NameFlags.ALLOW_UNSAFE_CHARACTERS | NameFlags.ALLOW_NON_CANONICAL_SYMLINKS;
     if (validateSymlink(e.rel, target, flags) !== 0) {
-      throw new ConfigError(`refusing to copy unsafe symbolic link ${show(e.path)}`, 1);
+      throw new ConfigError(`refusing to copy unsafe symbolic link ${show(e.label)}`, 1);
     }
   });
   return out;
 }
 
 /** Bytes of regular files and link targets to send (a progress total); checks nothing else. */
-export async function totalBytes(paths: string[], opts: { ignoreSymlinks?: boolean } = {}): Promise<number> {
+export async function totalBytes(paths: string[], opts: WalkOptions = {}): Promise<number> {
   let total = 0;
-  await walkAll(paths, opts.ignoreSymlinks === true, async (e, phase) => {
+  await walkAll(paths, opts, async (e, phase) => {
     if (phase === "pre" && e.type !== S_IFDIR) total += Number(e.st.size);
   });
   return total;
@@ -260,16 +295,16 @@ export async function packQfile(
     head.set(e.rel, FILE_HEADER_SIZE);
     if (e.type === S_IFREG) {
       // O_NONBLOCK: if a fifo took the file's place since lstat, opening it must not hang.
-      const fh = await local(fsp.open(e.path, FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK), "open", e.path);
+      const fh = await local(fsp.open(e.path, FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_NONBLOCK), "open", e.label);
       try {
-        const now = await local(fh.stat({ bigint: true }), "stat", e.path);
+        const now = await local(fh.stat({ bigint: true }), "stat", e.label);
         if (now.ino !== e.st.ino || now.dev !== e.st.dev)
-          throw new ConfigError(`${show(e.path)} was replaced`, 1);
+          throw new ConfigError(`${show(e.label)} was replaced`, 1);
         await write(head);
         for (let left = filelen; left > 0n; ) {
           const want = left < BigInt(CHUNK) ? Number(left) : CHUNK;
-          const { bytesRead } = await local(fh.read(buf, 0, want, null), "read", e.path);
-          if (bytesRead === 0) throw new ConfigError(`file ${show(e.path)} shrank while being sent`, 1);
+          const { bytesRead } = await local(fh.read(buf, 0, want, null), "read", e.label);
+          if (bytesRead === 0) throw new ConfigError(`file ${show(e.label)} shrank while being sent`, 1);
           await write(buf.subarray(0, bytesRead));
           left -= BigInt(bytesRead);
           sent += bytesRead;
@@ -288,7 +323,7 @@ export async function packQfile(
     if (replied) throw new Stop();
   };
   try {
-    await walkAll(paths, opts.ignoreSymlinks === true, sendEntry);
+    await walkAll(paths, opts, sendEntry);
     await write(new Uint8Array(FILE_HEADER_SIZE));
   } catch (e) {
     if (!(e instanceof Stop)) {

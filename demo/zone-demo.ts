@@ -11,7 +11,7 @@
  * and prints what happened. It finishes by itself and removes everything it created.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hasSocat, ptyPair } from "../fixtures/pty.ts";
 import {
@@ -44,7 +44,8 @@ demo.Secret        *  @anyvm  @anyvm  deny
 demo.Hello         *  @anyvm  @anyvm  allow
 demo.Sha256        *  @anyvm  @anyvm  allow
 qubes.Filecopy     *  @anyvm  @anyvm  allow
-# Demo only: lets sys-remote fetch files back. The shipped default denies this.
+# Demo only: lets sys-remote fetch files back, from the export directory (~/QubesOutgoing) only.
+# The shipped default denies this.
 qubesair.CopyFrom  *  @anyvm  @anyvm  allow
 `;
 
@@ -178,8 +179,11 @@ async function main(): Promise<void> {
   );
   const incoming = join(cloud.home, "QubesIncoming");
   const landed = join(incoming, readdirSync(incoming)[0]!, "report.bin");
+  // On the device, its user puts the file where copy-from may read it: the export directory.
+  mkdirSync(join(cloud.home, "QubesOutgoing"), { mode: 0o700 });
+  copyFileSync(landed, join(cloud.home, "QubesOutgoing", "report.bin"));
   const back = join(base, "back");
-  const fetched = await host(["copy-from", "--to", back, "cloud-build", landed]);
+  const fetched = await host(["copy-from", "--to", back, "cloud-build", "report.bin"]);
   say(`   copy-from exit ${fetched.code}`);
   const digest = (p: string) => createHash("sha256").update(readFileSync(p)).digest("hex");
   say(

@@ -6,37 +6,42 @@
  *                                    any other argument exits 1, as upstream's script does.
  *                                    Exit status = the reply's code & 0xff.
  * qubesair.CopyFrom                  the host's `copy-from`: stdin starts with a u32 BE length and
- *                                    that many bytes of NUL-separated paths (absolute, or relative
- *                                    to $HOME), then carries the host's qfile reply; stdout is the
- *                                    qfile stream of those paths. Exit 0, or 1 with a message.
- * Must never: write outside the incoming directory, or read more of the request than its cap.
+ *                                    that many bytes of NUL-separated paths inside the export
+ *                                    directory (relative to it, or absolute inside it), then
+ *                                    carries the host's qfile reply; stdout is the qfile stream of
+ *                                    those paths. Every path and every entry below it is checked
+ *                                    (export-dir.ts) before the first byte is sent. Exit 0, or 1
+ *                                    with a message.
+ * Must never: write outside the incoming directory, read more of the request than its cap, or
+ * send anything from outside the export directory or of the agent's own secrets.
  */
-import { homedir } from "node:os";
-import { isAbsolute, join } from "node:path";
+import { join } from "node:path";
 import { CallOutput } from "../../calls/callee.ts";
 import type { CallChannel } from "../../calls/channel.ts";
 import { channelSource, drain } from "../../calls/channel.ts";
-import { packQfile } from "../../calls/qfile-pack.ts";
+import { packQfile, scanTree } from "../../calls/qfile-pack.ts";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import type { CallRequest } from "../../core/qrexec/call-protocol.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
+import type { Log } from "../log.ts";
+import { type ExportConfig, ExportRefused, ExportTree } from "./export-dir.ts";
 
-/** The path list of one copy-from request. */
+/** What a built-in gets from the agent (serve-call.ts passes the whole Config and the log). */
+export interface BuiltinOptions extends ExportConfig {
+  readonly incomingDir: string;
+  readonly log?: Log;
+}
 
-export type Builtin = (
-  channel: CallChannel,
-  request: CallRequest,
-  o: { incomingDir: string },
-) => Promise<number>;
+export type Builtin = (channel: CallChannel, request: CallRequest, o: BuiltinOptions) => Promise<number>;
 
 export const BUILTINS: ReadonlyMap<string, Builtin> = new Map([
   [Service.Filecopy, filecopy],
   [Service.CopyFrom, copyFrom],
 ]);
 
-async function filecopy(channel: CallChannel, r: CallRequest, o: { incomingDir: string }): Promise<number> {
+async function filecopy(channel: CallChannel, r: CallRequest, o: BuiltinOptions): Promise<number> {
   const out = new CallOutput(channel);
   if (r.arg !== "" && r.arg !== "allow-all-names") {
     await out.stderr.write(new TextEncoder().encode(`${Service.Filecopy}: invalid argument\n`));
@@ -50,7 +55,7 @@ async function filecopy(channel: CallChannel, r: CallRequest, o: { incomingDir: 
   return finish(out, channel, result.code & 0xff);
 }
 
-async function copyFrom(channel: CallChannel, _r: CallRequest, _o: unknown): Promise<number> {
+async function copyFrom(channel: CallChannel, r: CallRequest, o: BuiltinOptions): Promise<number> {
   const out = new CallOutput(channel);
   const fail = async (message: string) => {
     await out.stderr.write(new TextEncoder().encode(`${Service.CopyFrom}: ${message}\n`)).catch(() => {});
@@ -65,18 +70,33 @@ async function copyFrom(channel: CallChannel, _r: CallRequest, _o: unknown): Pro
     // went away) is said as it is.
     return fail(error instanceof ProtocolError && error.detail ? error.detail : (error as Error).message);
   }
+  let tree: ExportTree | null = null;
   try {
+    tree = await ExportTree.open(o);
+    const resolved: string[] = [];
+    for (const p of paths) resolved.push(await tree.resolve(p));
+    // The whole request is checked before the first byte goes out: a refusal sends nothing.
+    await scanTree(resolved, { confined: tree });
     const result = await packQfile(
-      paths,
+      resolved,
       out.stdout,
       channelSource(channel, () => source.read()),
+      {
+        confined: tree,
+      },
     );
     if (result.code !== 0) return fail(`the receiver refused: ${qfileErrorMessage(result.code)}`);
     return finish(out, channel, 0);
   } catch (error) {
+    if (error instanceof ExportRefused) {
+      o.log?.("copy-from-refused", { source: r.source, why: error.code });
+      return fail(error.message);
+    }
     if (error instanceof ConfigError) return fail(error.message);
     if (error instanceof ProtocolError) return fail("the receiver's reply was missing or wrong");
     throw error;
+  } finally {
+    await tree?.close();
   }
 }
 
@@ -98,8 +118,7 @@ function parsePathList(bytes: Uint8Array): string[] {
   if (parts.length > 1 && parts[parts.length - 1] === "") parts.pop();
   if (parts.length === 0 || parts.some((p) => p === ""))
     throw new ProtocolError("schema", "empty path in the request");
-  const home = process.env.HOME || homedir();
-  return parts.map((p) => (isAbsolute(p) ? p : join(home, p)));
+  return parts;
 }
 
 /** The channel's stdin with a length-prefixed head taken off first; the rest reads on as usual. */

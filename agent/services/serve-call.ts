@@ -108,7 +108,7 @@ async function run(
   const builtin = d.builtins.get(r.service);
   let status: number;
   if (builtin) {
-    status = await builtin(channel, r, { incomingDir: d.config.incomingDir });
+    status = await builtin(channel, r, { ...d.config, log: d.log });
   } else {
     const found = findService(d.config.serviceDirs, r.service, r.arg);
     if (found.kind !== "found") {

@@ -39,5 +39,11 @@ export const GPG1_LIMITS = {
 /** The path list a qubesair.CopyFrom caller sends: thousands of paths, read before any file. */
 export const COPY_FROM_REQUEST_MAX_BYTES = 64 * 1024;
 
+/**
+ * Distinct directories one qubesair.CopyFrom request may name on its paths' way: each is held
+ * open until the copy ends, and the agent's descriptors are shared with every session.
+ */
+export const COPY_FROM_MAX_OPEN_DIRS = 256;
+
 /** The audit log the host fetches: decades of records at a few hundred bytes each. */
 export const AUDIT_LOG_MAX_BYTES = 256 * 1024 * 1024;

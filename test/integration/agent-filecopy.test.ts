@@ -1,7 +1,8 @@
 /**
  * The agent's built-in services through the real process: qubes.Filecopy lands files in
  * QubesIncoming/<source>/ and answers with the qfile reply; qubesair.CopyFrom (when policy
- * allows it) sends device files back as a qfile stream that the host side unpacks.
+ * allows it) sends files of the export directory back as a qfile stream that the host side
+ * unpacks (its refusals: copy-from-export.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -86,13 +87,15 @@ describe("qubes.Filecopy", () => {
 });
 
 describe("qubesair.CopyFrom", () => {
-  test("device files come back as a qfile stream the host unpacks", async () => {
-    const src = makeDir();
-    mkdirSync(join(src, "dir"));
+  test("files of the export directory come back as a qfile stream the host unpacks", async () => {
+    const src = join(agent.dir, "home", "QubesOutgoing");
+    mkdirSync(join(src, "dir"), { recursive: true });
     writeFileSync(join(src, "dir", "a.txt"), "alpha\n");
     writeFileSync(join(src, "b.bin"), Buffer.alloc(200_000, 7));
-    writeFileSync(join(agent.dir, "home", "in-home.txt"), "relative to $HOME\n");
-    const paths = Buffer.from(`${join(src, "dir")}\0${join(src, "b.bin")}\0in-home.txt`);
+    mkdirSync(join(src, "deeper", "still"), { recursive: true });
+    writeFileSync(join(src, "deeper", "still", "in-export.txt"), "relative to the export directory\n");
+    // relative, absolute inside the export directory, and a nested relative path
+    const paths = Buffer.from(`dir\0${join(src, "b.bin")}\0deeper/./still/in-export.txt`);
     const request = Buffer.alloc(4 + paths.length);
     request.writeUInt32BE(paths.length, 0);
     paths.copy(request, 4);
@@ -121,17 +124,19 @@ describe("qubesair.CopyFrom", () => {
     expect([status, stderr]).toEqual([0, ""]);
     expect(readFileSync(join(dest, "in", "dir", "a.txt"), "utf8")).toBe("alpha\n");
     expect(readFileSync(join(dest, "in", "b.bin")).equals(Buffer.alloc(200_000, 7))).toBe(true);
-    expect(readFileSync(join(dest, "in", "in-home.txt"), "utf8")).toBe("relative to $HOME\n");
+    expect(readFileSync(join(dest, "in", "in-export.txt"), "utf8")).toBe(
+      "relative to the export directory\n",
+    );
   });
 
   test("a missing file ends the call with 1 and a message", async () => {
-    const paths = Buffer.from("/nonexistent/file");
+    const paths = Buffer.from("nonexistent/file");
     const request = Buffer.alloc(4 + paths.length);
     request.writeUInt32BE(paths.length, 0);
     paths.copy(request, 4);
     const r = await hostCall(host, { service: "qubesair.CopyFrom" }, request);
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain("qubesair.CopyFrom:");
+    expect(r.stderr).toBe('qubesair.CopyFrom: "nonexistent/file" does not exist in the export directory\n');
   });
 
   test("a malformed request ends the call with 1 and says what was wrong, in our words", async () => {

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import {
+  existsSync,
   lstatSync,
   mkdirSync,
   readFileSync,
@@ -60,20 +61,34 @@ describe("file copies", () => {
     expect(again.stderr).toContain("File copy: file already exists");
   });
 
-  test("copy-from fetches files into --to DIR", async () => {
-    const file = join(agent.dir, "home", "notes.txt");
+  test("copy-from fetches files of the export directory into --to DIR", async () => {
+    const exported = join(agent.dir, "home", "QubesOutgoing");
+    mkdirSync(join(exported, "logs"), { recursive: true });
+    const file = join(exported, "notes.txt");
     writeFileSync(file, "from the device\n");
-    mkdirSync(join(agent.dir, "home", "logs"), { recursive: true });
-    writeFileSync(join(agent.dir, "home", "logs", "one.log"), "1\n");
+    writeFileSync(join(exported, "logs", "one.log"), "1\n");
     const to = join(tempDir(), "in");
     const r = await cli(host, ["copy-from", DEVICE, file, "logs", "--to", to]);
     expect([r.code, r.stderr]).toEqual([0, ""]);
     expect(readFileSync(join(to, "notes.txt"), "utf8")).toBe("from the device\n");
     expect(readFileSync(join(to, "logs", "one.log"), "utf8")).toBe("1\n");
     expect(lstatSync(to).mode & 0o777).toBe(0o700);
-    const missing = await cli(host, ["copy-from", DEVICE, "/nonexistent/file", "--to", to]);
+    const missing = await cli(host, ["copy-from", DEVICE, "nonexistent/file", "--to", to]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain("qubesair.CopyFrom");
+    expect(missing.stderr).toContain(
+      'qubesair.CopyFrom: "nonexistent/file" does not exist in the export directory\n',
+    );
+    // the device's refusal reaches the user as the device wrote it, and nothing lands
+    const key = await cli(host, ["copy-from", DEVICE, join(agent.dir, "state", "device.key"), "--to", to]);
+    expect(key.code).toBe(1);
+    expect(key.stderr.split("\n")[0]).toBe(
+      `qubesair.CopyFrom: "${join(agent.dir, "state", "device.key")}" is outside the export directory ` +
+        `${exported}; name a path inside it (relative paths start there)`,
+    );
+    const secret = await cli(host, ["copy-from", DEVICE, "../../state/device.key", "--to", to]);
+    expect(secret.code).toBe(1);
+    expect(secret.stderr).toContain('".." is not allowed');
+    expect(existsSync(join(to, "device.key"))).toBe(false);
   });
 
   test("copy-to refuses unsafe arguments before anything is sent", async () => {
