@@ -14,8 +14,8 @@ export const copyFromCommand: Command = {
   summary: "copy files from a remote qube into ~/QubesIncoming/<qube>/",
   help: `Usage: qubes-air copy-from [--to DIR] QUBE PATH...
 
-Asks QUBE for PATHs (absolute, or relative to the agent's home) with qubesair.CopyFrom and
-unpacks them with the qfile-unpacker rules (no absolute names, no "..", no unsafe links,
+Asks QUBE for PATHs inside the device's export directory (exportDir, default ~/QubesOutgoing;
+relative PATHs start there) with qubesair.CopyFrom and unpacks them with the qfile-unpacker rules (no absolute names, no "..", no unsafe links,
 nothing overwritten, no half-written files) into DIR, by default ~/QubesIncoming/QUBE/.
 
 Options:
@@ -23,7 +23,7 @@ Options:
 ${COMMON_HELP}
 
 Examples:
-  qubes-air copy-from pi-gpg /var/lib/qubes-air/audit.log
+  qubes-air copy-from pi-gpg report.pdf
   qubes-air copy-from build1 --to ~/builds out/image.img`,
 
   async run(args, ctx) {
@@ -55,9 +55,11 @@ Examples:
     head.set(list, 4);
     await call.stdin.write(head).catch(() => {});
     let shown = false;
+    let received = 0;
     const unpacked = await unpackQfile(call.stdout, call.stdin, {
       dir,
       onProgress: (bytes) => {
+        received = bytes;
         if (bytes < PROGRESS_MIN_BYTES) return;
         shown = true;
         ctx.err(`\rreceived ${kib(bytes)} KiB`);
@@ -68,7 +70,9 @@ Examples:
     await call.stdin.closeWrite().catch(() => {});
     const result = await call.result;
     if (result.broken) ctx.err(`qubes-air: the link to ${remote} broke before the copy finished\n`);
-    if (unpacked.code !== 0 && !result.broken) {
+    // A device that refused said why on stderr and sent nothing: no qfile wording on top of it.
+    const refusedBeforeData = result.status !== EXIT.OK && received === 0;
+    if (unpacked.code !== 0 && !result.broken && !refusedBeforeData) {
       ctx.err(`qubes-air: ${qfileErrorMessage(unpacked.code, unpacked.lastName)}\n`);
       return result.status !== EXIT.OK ? result.status : EXIT.FAILURE;
     }
