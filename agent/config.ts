@@ -11,7 +11,7 @@ import { ConfigError } from "../core/errors.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { HANDSHAKE_MIN_INTERVAL_MS } from "../core/wire/limits.ts";
 import { type ConfirmConfig, parseConfirm, parseConfirmTimes } from "./confirmation/config.ts";
-import { exportDirProblem } from "./services/export-dir.ts";
+import { exportDirProblem } from "./protected-paths.ts";
 
 export type { ConfirmConfig } from "./confirmation/config.ts";
 

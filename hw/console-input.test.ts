@@ -2,6 +2,7 @@
 import { describe, expect, test } from "bun:test";
 import { closeSync, openSync, readSync, writeSync } from "node:fs";
 import { hasSocat, ptyPair } from "../fixtures/pty.ts";
+import { lacking } from "../test/helpers/requires.ts";
 import { ConsoleInput, consoleRefusal, keyVerdict } from "./console-input.ts";
 
 describe("console refusals", () => {
@@ -37,7 +38,7 @@ describe("console refusals", () => {
   });
 });
 
-describe.skipIf(!hasSocat())("console input on a pty", () => {
+describe.skipIf(lacking(hasSocat() ? null : "socat"))("console input on a pty", () => {
   test("a key typed before the wait is ignored; y approves, n denies; prompt is written", async () => {
     const pair = await ptyPair();
     const input = await ConsoleInput.open({ tty: pair.a, allowPty: true, prompt: "PROMPT\n" });

@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { lacking } from "../test/helpers/requires.ts";
 import { RecordingIndicator, SimulatedButton, SocketButton } from "./simulated.ts";
 
 describe("SimulatedButton", () => {
@@ -33,7 +34,7 @@ describe("SimulatedButton", () => {
   });
 });
 
-describe.skipIf(Bun.which("socat") === null)("SocketButton (needs socat)", () => {
+describe.skipIf(lacking(Bun.which("socat") ? null : "socat"))("SocketButton (needs socat)", () => {
   test("a separate process presses through the socket", async () => {
     const path = join(mkdtempSync(join(tmpdir(), "qa-sock-")), "button.sock");
     const b = await SocketButton.listen(path);

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { hasSocat, type PtyPair, ptyPair } from "../fixtures/pty.ts";
 import { platform, SpawnError } from "../platform/index.ts";
+import { lacking } from "../test/helpers/requires.ts";
 import { settleWithin, streamContract } from "../test/helpers/stream-contract.ts";
 import { openSerial, type SerialPlatform, type SpawnFailure } from "./serial.ts";
 import type { ByteStream } from "./transport.ts";
@@ -19,7 +20,7 @@ const cleanup = async () => {
   pty = null;
 };
 
-describe.skipIf(!hasSocat())("serial over a pty pair", () => {
+describe.skipIf(lacking(hasSocat() ? null : "socat"))("serial over a pty pair", () => {
   streamContract({
     name: "serial (pty pair)",
     pair: async () => {

@@ -1,6 +1,7 @@
 import { afterEach, expect, test } from "bun:test";
 import { ConfigError } from "../core/errors.ts";
 import { platform } from "../platform/index.ts";
+import { lacking } from "../test/helpers/requires.ts";
 import { streamContract } from "../test/helpers/stream-contract.ts";
 import { type TcpListener, tcpConnect, tcpListen } from "./tcp.ts";
 import { type ByteStream, TransportError } from "./transport.ts";
@@ -61,34 +62,37 @@ test("connecting to a closed port rejects with TransportError ECONNREFUSED", asy
 
 const hasPython = Bun.which("python3") !== null;
 
-test.skipIf(!hasPython)("connect gives up after timeoutMs (a listener whose backlog is full)", async () => {
-  // A listener that never accepts, with backlog 0: once its queue holds one connection the
-  // kernel drops further SYNs, so the next connect can only time out.
-  const py = await platform.spawn(
-    [
-      "python3",
-      "-c",
-      "import socket,sys\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1],flush=True);sys.stdin.read()",
-    ],
-    { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
-  );
-  try {
-    const port = Number(new TextDecoder().decode((await py.stdout!.read())!));
-    const codes: string[] = [];
-    for (let i = 0; i < 4 && !codes.includes("ETIMEDOUT"); i++) {
-      const t0 = performance.now();
-      const r = await tcpConnect("127.0.0.1", port, { timeoutMs: 200 }).catch((e) => e);
-      if (r instanceof TransportError) {
-        codes.push(r.code);
-        expect(performance.now() - t0).toBeLessThan(2000);
-      } else r.close();
+test.skipIf(lacking(hasPython ? null : "python3"))(
+  "connect gives up after timeoutMs (a listener whose backlog is full)",
+  async () => {
+    // A listener that never accepts, with backlog 0: once its queue holds one connection the
+    // kernel drops further SYNs, so the next connect can only time out.
+    const py = await platform.spawn(
+      [
+        "python3",
+        "-c",
+        "import socket,sys\ns=socket.socket();s.bind(('127.0.0.1',0));s.listen(0)\nprint(s.getsockname()[1],flush=True);sys.stdin.read()",
+      ],
+      { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
+    );
+    try {
+      const port = Number(new TextDecoder().decode((await py.stdout!.read())!));
+      const codes: string[] = [];
+      for (let i = 0; i < 4 && !codes.includes("ETIMEDOUT"); i++) {
+        const t0 = performance.now();
+        const r = await tcpConnect("127.0.0.1", port, { timeoutMs: 200 }).catch((e) => e);
+        if (r instanceof TransportError) {
+          codes.push(r.code);
+          expect(performance.now() - t0).toBeLessThan(2000);
+        } else r.close();
+      }
+      expect(codes).toContain("ETIMEDOUT");
+    } finally {
+      py.kill("SIGKILL");
+      await py.exited;
     }
-    expect(codes).toContain("ETIMEDOUT");
-  } finally {
-    py.kill("SIGKILL");
-    await py.exited;
-  }
-});
+  },
+);
 
 test("a reset by the peer surfaces as TransportError or EOF, never a raw error", async () => {
   const [a, b] = await tcpPair();

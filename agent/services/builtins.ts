@@ -26,7 +26,8 @@ import type { CallRequest } from "../../core/qrexec/call-protocol.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import type { Log } from "../log.ts";
-import { type ExportConfig, ExportRefused, ExportTree } from "./export-dir.ts";
+import type { ExportConfig } from "../protected-paths.ts";
+import { ExportRefused, ExportTree } from "./export-dir.ts";
 
 /** What a built-in gets from the agent (serve-call.ts passes the whole Config and the log). */
 export interface BuiltinOptions extends ExportConfig {

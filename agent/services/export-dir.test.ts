@@ -13,7 +13,8 @@ import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { COPY_FROM_MAX_OPEN_DIRS } from "../../core/qrexec/services.ts";
 import { memoryPair } from "../../transport/memory.ts";
-import { type ExportConfig, ExportRefused, ExportTree, exportDirProblem } from "./export-dir.ts";
+import { type ExportConfig, exportDirProblem } from "../protected-paths.ts";
+import { ExportRefused, ExportTree } from "./export-dir.ts";
 
 const made: string[] = [];
 afterAll(() => {

@@ -21,12 +21,12 @@ import type { BigIntStats } from "node:fs";
 import { constants as FS } from "node:fs";
 import type { FileHandle } from "node:fs/promises";
 import * as fsp from "node:fs/promises";
-import { homedir } from "node:os";
 import { isAbsolute, join, resolve } from "node:path";
 import type { ConfinedEntry, Confinement } from "../../calls/qfile-pack.ts";
 import { S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from "../../core/qrexec/qfile.ts";
 import { NameFlags, sanitizeNameForDisplay, validateSymlink } from "../../core/qrexec/qfile-names.ts";
 import { COPY_FROM_MAX_OPEN_DIRS } from "../../core/qrexec/services.ts";
+import { type ExportConfig, protectedPaths, within } from "../protected-paths.ts";
 
 /** Why a request was refused: a fixed word for the device's log (never the caller's bytes). */
 export type RefusalCode =
@@ -51,67 +51,9 @@ export class ExportRefused extends Error {
   }
 }
 
-/** The configuration the export directory and the protected set come from (agent/config.ts). */
-export interface ExportConfig {
-  /** The configuration file (only an absolute one is protected). */
-  readonly path: string;
-  readonly exportDir: string;
-  readonly stateDir: string;
-  readonly gnupgHome: string;
-  readonly auditLog: string;
-  readonly policyDir: string;
-}
-
-export interface ProtectedPath {
-  readonly path: string;
-  /** Our words for it, e.g. "the device key". */
-  readonly what: string;
-}
-
 /** Entries the hard-link check lists under the protected directories before it gives up. */
 const HARDLINK_SCAN_MAX_ENTRIES = 20_000;
 const DIR_FLAGS = FS.O_RDONLY | FS.O_DIRECTORY | FS.O_NOFOLLOW;
-
-/**
- * What the device never sends, whatever exportDir and the policy say. The files in stateDir are
- * named as well as the directory, so a hard link to one is caught without the scan.
- */
-export function protectedPaths(c: ExportConfig, env: NodeJS.ProcessEnv = process.env): ProtectedPath[] {
-  const home = env.HOME || homedir();
-  const list: ProtectedPath[] = [
-    { path: c.stateDir, what: "the agent's state directory" },
-    { path: join(c.stateDir, "device.key"), what: "the device key" },
-    { path: join(c.stateDir, "pairing-token"), what: "the pairing token" },
-    { path: join(c.stateDir, "hosts.json"), what: "the pinned host keys" },
-    { path: c.auditLog, what: "the audit log" },
-    { path: c.gnupgHome, what: "the GnuPG home" },
-    { path: join(c.stateDir, "gnupg-primary"), what: "the GnuPG home" },
-    { path: join(home, ".gnupg"), what: "a GnuPG home" },
-    { path: c.policyDir, what: "the policy directory" },
-  ];
-  if (env.GNUPGHOME && isAbsolute(env.GNUPGHOME)) list.push({ path: env.GNUPGHOME, what: "a GnuPG home" });
-  if (isAbsolute(c.path)) list.push({ path: c.path, what: "the agent's configuration" });
-  return list;
-}
-
-/** True when `child` is `parent` or lies below it (both absolute and normalised). */
-function within(child: string, parent: string): boolean {
-  return child === parent || child.startsWith(parent === "/" ? "/" : `${parent}/`);
-}
-
-/**
- * The start-up check on the configured paths as written (no file system access): null, or what
- * is wrong with exportDir. Links are checked again at copy time (ExportTree.open).
- */
-export function exportDirProblem(c: ExportConfig, env: NodeJS.ProcessEnv = process.env): string | null {
-  const e = resolve(c.exportDir);
-  for (const p of protectedPaths(c, env)) {
-    const q = resolve(p.path);
-    if (within(e, q)) return `is ${p.what} (${q}) or lies inside it`;
-    if (within(q, e)) return `contains ${p.what} (${q})`;
-  }
-  return null;
-}
 
 function shown(request: string): string {
   return `"${sanitizeNameForDisplay(Buffer.from(request))}"`;

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import { cleanup, startAgent } from "../helpers/agent/harness.ts";
 import { connectHost, hostCall, pairHost, text } from "../helpers/agent/host-side.ts";
+import { lacking } from "../helpers/requires.ts";
 
 let pty: PtyPair | null = null;
 afterEach(() => {
@@ -15,7 +16,7 @@ afterEach(() => {
   pty = null;
 });
 
-describe.skipIf(!hasSocat())("agent on a tty", () => {
+describe.skipIf(lacking(hasSocat() ? null : "socat"))("agent on a tty", () => {
   test("pair, call, end the session, reconnect on the same line, call again", async () => {
     pty = await ptyPair();
     const agent = await startAgent({

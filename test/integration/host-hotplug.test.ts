@@ -21,6 +21,7 @@ import {
   tempDir,
 } from "../../fixtures/qubes-stubs/harness.ts";
 import { byIdMatches, Hotplug } from "../../host/daemon/hotplug.ts";
+import { lacking } from "../helpers/requires.ts";
 
 let pty: PtyPair | null = null;
 setDefaultTimeout(30_000);
@@ -145,7 +146,7 @@ describe("hotplug polling", () => {
   }, 20_000);
 });
 
-describe.skipIf(!hasSocat())("a USB serial remote over a pty pair", () => {
+describe.skipIf(lacking(hasSocat() ? null : "socat"))("a USB serial remote over a pty pair", () => {
   test("connects when its by-id entry appears, drops when it vanishes, matches by USB serial, relays calls", async () => {
     pty = await ptyPair();
     const agent = await startAgent({ tty: pty.a });

@@ -26,6 +26,7 @@ import {
   makeArmoryBase,
   missingTools,
 } from "../fixtures/images/make-base.ts";
+import { lacking } from "../helpers/requires.ts";
 
 const missing = missingTools();
 const debs = missing.length > 0 ? { skip: "no tools" } : nodeDebs();
@@ -47,128 +48,131 @@ function readBytes(path: string, start: number, end: number): Buffer {
   return readFileSync(path).subarray(start, end);
 }
 
-describe.skipIf(skip !== "")(`image build: USB armory ${skip}`, () => {
-  test("agent on Debian's Node, gadget instead of g_ether, SSH off, U-Boot untouched", () => {
-    const out = join(dir, "armory.img");
-    const baseHash = hashRange(base, 0, statSync(base).size);
-    const r = runImageCli(
-      [
+describe.skipIf(lacking(missing.length > 0 ? skip : null) || skip !== "")(
+  `image build: USB armory ${skip}`,
+  () => {
+    test("agent on Debian's Node, gadget instead of g_ether, SSH off, U-Boot untouched", () => {
+      const out = join(dir, "armory.img");
+      const baseHash = hashRange(base, 0, statSync(base).size);
+      const r = runImageCli(
+        [
+          "build",
+          "--board",
+          "armory-mk2",
+          "--base",
+          base,
+          "--out",
+          out,
+          "--name",
+          "armory-gpg",
+          "--agent",
+          bundle,
+          "--node-debs",
+          (debs as { dir: string }).dir,
+          "--tcp",
+          "10.0.0.1:7441",
+          "--no-qr",
+        ],
+        dir,
+      );
+      expect(r.stderr).not.toContain("internal error");
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/on Debian's armhf Node \d+\.\d+/);
+      expect(r.stdout).toContain("SSH is off");
+      expect(r.stderr).toMatch(/the first 5\.0 MiB \(MBR, U-Boot\) unchanged/);
+
+      // Bytes 512..5 MiB are exactly the pattern; the base is unchanged.
+      expect(readBytes(out, 512, OFF).equals(bootPattern(OFF - 512))).toBe(true);
+      expect(hashRange(base, 0, statSync(base).size)).toBe(baseHash);
+
+      for (const [path, type, mode] of [
+        [PATHS.agent, "regular", 0o755],
+        [PATHS.bundle, "regular", 0o644],
+        [`${PATHS.nodePrefix}/bin/node`, "regular", 0o755],
+        [`${PATHS.nodePrefix}/lib/libz.so.1`, "symlink", 0o777],
+        ["/usr/share/nodejs/undici/undici-fetch.js", "regular", 0o644],
+        ["/usr/share/nodejs/cjs-module-lexer/lexer.js", "regular", 0o644],
+        [PATHS.token, "regular", 0o600],
+        [PATHS.stateDir, "directory", 0o700],
+        [`${PATHS.wants}/qubes-air-agent.service`, "symlink", 0o777],
+        [`${PATHS.wants}/qubes-air-gadget.service`, "symlink", 0o777],
+        [ARMORY_MODPROBE, "regular", 0o644],
+        ["/etc/ssh/sshd_not_to_be_run", "regular", 0o644],
+      ] as const) {
+        const st = statIn(out, OFF, path);
+        expect({ path, type: st?.type, mode: st?.mode, uid: st?.uid, gid: st?.gid }).toEqual({
+          path,
+          type,
+          mode,
+          uid: 0,
+          gid: 0,
+        });
+      }
+      const libnode =
+        statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.108`) ??
+        statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.115`);
+      expect(libnode?.size).toBeGreaterThan(10_000_000);
+      expect(catIn(out, OFF, PATHS.agent)).toMatch(
+        new RegExp(
+          `\nexec /lib/ld-linux-armhf\\.so\\.3 --library-path ${PATHS.nodePrefix}/lib ${PATHS.nodePrefix}/bin/node( --experimental-global-webcrypto)? ${PATHS.bundle} "\\$@"\n`,
+        ),
+      );
+      expect(catIn(out, OFF, "/etc/modules")).toMatch(
+        /^# g_ether {2}# \(qubes-air: replaced by its own gadget\)$/m,
+      );
+      expect(catIn(out, OFF, "/etc/modules")).toMatch(/^ci_hdrc_imx$/m);
+      expect(catIn(out, OFF, ARMORY_MODPROBE)).toContain("blacklist g_ether");
+      expect(catIn(out, OFF, PATHS.modules)).toBe("# qubes-air USB gadget\nlibcomposite\n");
+      // usb0 already has 10.0.0.1 in the image: nothing added for it.
+      expect(statIn(out, OFF, PATHS.ifupdown)).toBeNull();
+      expect(catIn(out, OFF, "/etc/hostname")).toBe("armory-gpg\n");
+      expect(JSON.parse(catIn(out, OFF, PATHS.hardware))).toMatchObject({
+        board: "armory-mk2",
+        button: null,
+        approvalAlternative: "console",
+      });
+      expect(fsckClean(out, OFF).clean).toBe(true);
+    }, 60_000);
+
+    test("--ssh-key: key-only SSH, enabled; another usb0 address is refused", () => {
+      const key = join(dir, "id.pub");
+      writeFileSync(
+        key,
+        "# mine\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0 me@work\n",
+      );
+      const out = join(dir, "armory-ssh.img");
+      const args = [
         "build",
         "--board",
         "armory-mk2",
         "--base",
         base,
-        "--out",
-        out,
-        "--name",
-        "armory-gpg",
         "--agent",
         bundle,
         "--node-debs",
         (debs as { dir: string }).dir,
-        "--tcp",
-        "10.0.0.1:7441",
         "--no-qr",
-      ],
-      dir,
-    );
-    expect(r.stderr).not.toContain("internal error");
-    expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/on Debian's armhf Node \d+\.\d+/);
-    expect(r.stdout).toContain("SSH is off");
-    expect(r.stderr).toMatch(/the first 5\.0 MiB \(MBR, U-Boot\) unchanged/);
+      ];
+      const r = runImageCli([...args, "--out", out, "--ssh-key", key], dir);
+      expect(r.code).toBe(0);
+      expect(statIn(out, OFF, "/etc/ssh/sshd_not_to_be_run")).toBeNull();
+      expect(catIn(out, OFF, "/etc/ssh/qubes-air-authorized_keys/usbarmory")).toBe(
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0 me@work\n",
+      );
+      expect(catIn(out, OFF, "/etc/ssh/sshd_config.d/qubes-air.conf")).toContain("PasswordAuthentication no");
+      expect(statIn(out, OFF, `${PATHS.wants}/ssh.service`)?.linkTarget).toBe(
+        "/usr/lib/systemd/system/ssh.service",
+      );
 
-    // Bytes 512..5 MiB are exactly the pattern; the base is unchanged.
-    expect(readBytes(out, 512, OFF).equals(bootPattern(OFF - 512))).toBe(true);
-    expect(hashRange(base, 0, statSync(base).size)).toBe(baseHash);
-
-    for (const [path, type, mode] of [
-      [PATHS.agent, "regular", 0o755],
-      [PATHS.bundle, "regular", 0o644],
-      [`${PATHS.nodePrefix}/bin/node`, "regular", 0o755],
-      [`${PATHS.nodePrefix}/lib/libz.so.1`, "symlink", 0o777],
-      ["/usr/share/nodejs/undici/undici-fetch.js", "regular", 0o644],
-      ["/usr/share/nodejs/cjs-module-lexer/lexer.js", "regular", 0o644],
-      [PATHS.token, "regular", 0o600],
-      [PATHS.stateDir, "directory", 0o700],
-      [`${PATHS.wants}/qubes-air-agent.service`, "symlink", 0o777],
-      [`${PATHS.wants}/qubes-air-gadget.service`, "symlink", 0o777],
-      [ARMORY_MODPROBE, "regular", 0o644],
-      ["/etc/ssh/sshd_not_to_be_run", "regular", 0o644],
-    ] as const) {
-      const st = statIn(out, OFF, path);
-      expect({ path, type: st?.type, mode: st?.mode, uid: st?.uid, gid: st?.gid }).toEqual({
-        path,
-        type,
-        mode,
-        uid: 0,
-        gid: 0,
-      });
-    }
-    const libnode =
-      statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.108`) ??
-      statIn(out, OFF, `${PATHS.nodePrefix}/lib/libnode.so.115`);
-    expect(libnode?.size).toBeGreaterThan(10_000_000);
-    expect(catIn(out, OFF, PATHS.agent)).toMatch(
-      new RegExp(
-        `\nexec /lib/ld-linux-armhf\\.so\\.3 --library-path ${PATHS.nodePrefix}/lib ${PATHS.nodePrefix}/bin/node( --experimental-global-webcrypto)? ${PATHS.bundle} "\\$@"\n`,
-      ),
-    );
-    expect(catIn(out, OFF, "/etc/modules")).toMatch(
-      /^# g_ether {2}# \(qubes-air: replaced by its own gadget\)$/m,
-    );
-    expect(catIn(out, OFF, "/etc/modules")).toMatch(/^ci_hdrc_imx$/m);
-    expect(catIn(out, OFF, ARMORY_MODPROBE)).toContain("blacklist g_ether");
-    expect(catIn(out, OFF, PATHS.modules)).toBe("# qubes-air USB gadget\nlibcomposite\n");
-    // usb0 already has 10.0.0.1 in the image: nothing added for it.
-    expect(statIn(out, OFF, PATHS.ifupdown)).toBeNull();
-    expect(catIn(out, OFF, "/etc/hostname")).toBe("armory-gpg\n");
-    expect(JSON.parse(catIn(out, OFF, PATHS.hardware))).toMatchObject({
-      board: "armory-mk2",
-      button: null,
-      approvalAlternative: "console",
-    });
-    expect(fsckClean(out, OFF).clean).toBe(true);
-  }, 60_000);
-
-  test("--ssh-key: key-only SSH, enabled; another usb0 address is refused", () => {
-    const key = join(dir, "id.pub");
-    writeFileSync(
-      key,
-      "# mine\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0 me@work\n",
-    );
-    const out = join(dir, "armory-ssh.img");
-    const args = [
-      "build",
-      "--board",
-      "armory-mk2",
-      "--base",
-      base,
-      "--agent",
-      bundle,
-      "--node-debs",
-      (debs as { dir: string }).dir,
-      "--no-qr",
-    ];
-    const r = runImageCli([...args, "--out", out, "--ssh-key", key], dir);
-    expect(r.code).toBe(0);
-    expect(statIn(out, OFF, "/etc/ssh/sshd_not_to_be_run")).toBeNull();
-    expect(catIn(out, OFF, "/etc/ssh/qubes-air-authorized_keys/usbarmory")).toBe(
-      "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0x0 me@work\n",
-    );
-    expect(catIn(out, OFF, "/etc/ssh/sshd_config.d/qubes-air.conf")).toContain("PasswordAuthentication no");
-    expect(statIn(out, OFF, `${PATHS.wants}/ssh.service`)?.linkTarget).toBe(
-      "/usr/lib/systemd/system/ssh.service",
-    );
-
-    const other = runImageCli([...args, "--out", join(dir, "other.img"), "--tcp", "10.9.9.1:7441"], dir);
-    expect(other.code).toBe(1);
-    expect(other.stderr).toContain(
-      "already gives usb0 the address 10.0.0.1 in /etc/network/interfaces: use --tcp 10.0.0.1:7441",
-    );
-    writeFileSync(join(dir, "priv"), "-----BEGIN OPENSSH PRIVATE KEY-----\n");
-    expect(
-      runImageCli([...args, "--out", join(dir, "p.img"), "--ssh-key", join(dir, "priv")], dir).stderr,
-    ).toContain("is not an SSH public key");
-  }, 60_000);
-});
+      const other = runImageCli([...args, "--out", join(dir, "other.img"), "--tcp", "10.9.9.1:7441"], dir);
+      expect(other.code).toBe(1);
+      expect(other.stderr).toContain(
+        "already gives usb0 the address 10.0.0.1 in /etc/network/interfaces: use --tcp 10.0.0.1:7441",
+      );
+      writeFileSync(join(dir, "priv"), "-----BEGIN OPENSSH PRIVATE KEY-----\n");
+      expect(
+        runImageCli([...args, "--out", join(dir, "p.img"), "--ssh-key", join(dir, "priv")], dir).stderr,
+      ).toContain("is not an SSH public key");
+    }, 60_000);
+  },
+);

@@ -14,6 +14,7 @@ import { parseConfig } from "../../agent/config.ts";
 import { INSTALL_SCRIPT } from "../../images/cloud-files.ts";
 import { PATHS } from "../../images/device-files.ts";
 import { has, openDir, removeDirs, runImageCli } from "../fixtures/images/helpers.ts";
+import { lacking } from "../helpers/requires.ts";
 
 const dir = openDir("qa-image-cloud-");
 afterAll(removeDirs);
@@ -148,7 +149,7 @@ describe("image cloud", () => {
     expect(tf).toContain('Name = "gpu-1"');
   });
 
-  test.skipIf(!has("curl") && !has("wget"))(
+  test.skipIf(lacking(has("curl") || has("wget") ? null : "curl or wget"))(
     "the install script installs a good download and refuses a bad one",
     async () => {
       const payload = Buffer.from("#!/bin/sh\necho agent\n");

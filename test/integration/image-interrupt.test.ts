@@ -7,11 +7,12 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDist, openDir, ROOT, removeDirs } from "../fixtures/images/helpers.ts";
 import { makePiBase, missingTools } from "../fixtures/images/make-base.ts";
+import { lacking } from "../helpers/requires.ts";
 
 afterAll(removeDirs);
 const missing = missingTools();
 
-describe.skipIf(missing.length > 0)("image build interrupted", () => {
+describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("image build interrupted", () => {
   test("SIGINT while copying: exit 130, nothing left behind", async () => {
     const dir = openDir("qa-image-int-");
     const agent = join(ensureDist(["agent-arm64"]), "qubes-air-agent-linux-arm64");

@@ -38,6 +38,7 @@ import {
   missingTools,
   PI_ROOT_START,
 } from "../fixtures/images/make-base.ts";
+import { lacking } from "../helpers/requires.ts";
 
 const missing = missingTools();
 let dir = "";
@@ -96,7 +97,7 @@ const arm64Skip =
       ? "needs qemu-user-static and libc6:arm64 (dpkg --add-architecture arm64)"
       : "";
 
-describe.skipIf(arm64Skip !== "")(`Pi image agent under qemu-aarch64 ${arm64Skip}`, () => {
+describe.skipIf(lacking(arm64Skip || null))(`Pi image agent under qemu-aarch64 ${arm64Skip}`, () => {
   test("pairs with sys-remote using the token from the image", async () => {
     const dist = ensureDist(["agent-arm64"]);
     const base = makePiBase(dir, "bookworm");
@@ -149,49 +150,52 @@ const armhfSkip =
         ? debs.skip
         : "";
 
-describe.skipIf(armhfSkip !== "")(`Armory image agent on Debian's Node under qemu-arm ${armhfSkip}`, () => {
-  test("the image's wrapper command starts it, and it pairs with sys-remote", async () => {
-    const dist = ensureDist(["agent-node"]);
-    const base = makeArmoryBase(dir);
-    const img = join(dir, "armory.img");
-    const r = runImageCli(
-      [
-        "build",
-        "--board",
-        "armory-mk2",
-        "--base",
-        base,
-        "--out",
-        img,
-        "--name",
-        "armory-gpg",
-        "--agent",
-        join(dist, "qubes-air-agent-node.mjs"),
-        "--node-debs",
-        (debs as { dir: string }).dir,
-        "--no-qr",
-      ],
-      dir,
-    );
-    expect(r.code).toBe(0);
-    const work = join(dir, "armory-work");
-    const x = join(work, "x");
-    for (const d of ["opt", "usr/share", "usr/local/lib"]) mkdirSync(join(x, d), { recursive: true });
-    dumpFrom(img, ARMORY_ROOT_OFFSET, "/opt/qubes-air", join(x, "opt"), true);
-    dumpFrom(img, ARMORY_ROOT_OFFSET, "/usr/share/nodejs", join(x, "usr/share"), true);
-    dumpFrom(img, ARMORY_ROOT_OFFSET, PATHS.libDir, join(x, "usr/local/lib"), true);
-    const { configPath, token } = deviceFiles(img, ARMORY_ROOT_OFFSET, work);
-    // The wrapper's exec line, with the image's paths under x (qemu -L x serves /usr/share/nodejs).
-    const exec = catIn(img, ARMORY_ROOT_OFFSET, PATHS.agent)
-      .split("\n")
-      .find((l) => l.startsWith("exec "))!;
-    const words = exec.split(/\s+/).slice(1);
-    expect(words.pop()).toBe('"$@"');
-    const argv = words.map((w) => (w.startsWith("/opt/") || w.startsWith("/usr/local/") ? join(x, w) : w));
-    const agent = spawnLogged(["qemu-arm-static", "-L", x, ...argv, "run", "--config", configPath], {
-      ...cleanEnv(),
-      HOME: join(work, "home"),
-    });
-    await pairWithHost(agent, "armory-gpg", token, join(work, "state"));
-  }, 120_000);
-});
+describe.skipIf(lacking(armhfSkip || null))(
+  `Armory image agent on Debian's Node under qemu-arm ${armhfSkip}`,
+  () => {
+    test("the image's wrapper command starts it, and it pairs with sys-remote", async () => {
+      const dist = ensureDist(["agent-node"]);
+      const base = makeArmoryBase(dir);
+      const img = join(dir, "armory.img");
+      const r = runImageCli(
+        [
+          "build",
+          "--board",
+          "armory-mk2",
+          "--base",
+          base,
+          "--out",
+          img,
+          "--name",
+          "armory-gpg",
+          "--agent",
+          join(dist, "qubes-air-agent-node.mjs"),
+          "--node-debs",
+          (debs as { dir: string }).dir,
+          "--no-qr",
+        ],
+        dir,
+      );
+      expect(r.code).toBe(0);
+      const work = join(dir, "armory-work");
+      const x = join(work, "x");
+      for (const d of ["opt", "usr/share", "usr/local/lib"]) mkdirSync(join(x, d), { recursive: true });
+      dumpFrom(img, ARMORY_ROOT_OFFSET, "/opt/qubes-air", join(x, "opt"), true);
+      dumpFrom(img, ARMORY_ROOT_OFFSET, "/usr/share/nodejs", join(x, "usr/share"), true);
+      dumpFrom(img, ARMORY_ROOT_OFFSET, PATHS.libDir, join(x, "usr/local/lib"), true);
+      const { configPath, token } = deviceFiles(img, ARMORY_ROOT_OFFSET, work);
+      // The wrapper's exec line, with the image's paths under x (qemu -L x serves /usr/share/nodejs).
+      const exec = catIn(img, ARMORY_ROOT_OFFSET, PATHS.agent)
+        .split("\n")
+        .find((l) => l.startsWith("exec "))!;
+      const words = exec.split(/\s+/).slice(1);
+      expect(words.pop()).toBe('"$@"');
+      const argv = words.map((w) => (w.startsWith("/opt/") || w.startsWith("/usr/local/") ? join(x, w) : w));
+      const agent = spawnLogged(["qemu-arm-static", "-L", x, ...argv, "run", "--config", configPath], {
+        ...cleanEnv(),
+        HOME: join(work, "home"),
+      });
+      await pairWithHost(agent, "armory-gpg", token, join(work, "state"));
+    }, 120_000);
+  },
+);

@@ -7,6 +7,7 @@ import { describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { type EcLevel, encodeQr, penalty, renderQr } from "../../images/qr.ts";
 import { has } from "../fixtures/images/helpers.ts";
+import { lacking } from "../helpers/requires.ts";
 
 /** qrencode's matrix for `text` (8-bit mode, no margin). */
 function reference(text: string, ec: EcLevel): boolean[][] {
@@ -39,7 +40,7 @@ const CASES: [string, EcLevel][] = [
   ["ü€ bytes", "H"],
 ];
 
-describe.skipIf(!has("qrencode"))("QR encoder matches qrencode", () => {
+describe.skipIf(lacking(has("qrencode") ? null : "qrencode"))("QR encoder matches qrencode", () => {
   for (const [text, ec] of CASES) {
     test(`${text.slice(0, 12)}… (${Buffer.byteLength(text)} bytes, ${ec})`, () => {
       const ref = reference(text, ec);

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { dh25519 } from "../../core/noise/crypto-noble.ts";
 import { killAll, spawnFixture } from "../../fixtures/fixture-process.ts";
 import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
+import { lacking } from "../helpers/requires.ts";
 
 const PEER = join(import.meta.dir, "../../fixtures/link-peer.ts");
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
@@ -35,7 +36,7 @@ async function setup(agentArgs: string[]) {
 const host = (tty: string, key: { priv: string }, args: string[]) =>
   spawnFixture(PEER, ["--role", "host", "--tty", tty, "--key", key.priv, ...args]);
 
-describe.skipIf(!hasSocat())("two processes over a pty pair", () => {
+describe.skipIf(lacking(hasSocat() ? null : "socat"))("two processes over a pty pair", () => {
   test("pair with a token, then reconnect with IK on the same line", async () => {
     const token = hex(randomBytes(32));
     const { agent, agentKey, tty } = await setup(["--token", token]);

@@ -15,6 +15,7 @@ import type { ChildProcess } from "../../platform/platform.ts";
 import { openSerial } from "../../transport/serial.ts";
 import { tcpConnect } from "../../transport/tcp.ts";
 import type { ByteSource, ByteStream } from "../../transport/transport.ts";
+import { lacking } from "../helpers/requires.ts";
 
 const NODE = Bun.which("node");
 const dir = fs.mkdtempSync(join(tmpdir(), "qa-node-platform-"));
@@ -73,7 +74,7 @@ async function roundTrip(s: ByteStream, n: number): Promise<void> {
   expect(await back).toEqual({ got: n, sha: createHash("sha256").update(data).digest("hex") });
 }
 
-describe.skipIf(!NODE)("the transport and platform code as a Node bundle", () => {
+describe.skipIf(lacking(NODE ? null : "node"))("the transport and platform code as a Node bundle", () => {
   beforeAll(async () => {
     const b = await platform.spawn(
       [
@@ -118,7 +119,7 @@ describe.skipIf(!NODE)("the transport and platform code as a Node bundle", () =>
     s.close();
   }, 30_000);
 
-  test.skipIf(!hasSocat())(
+  test.skipIf(lacking(hasSocat() ? null : "socat"))(
     "serial: Bun on one end of a pty pair, Node echoing on the other",
     async () => {
       pty = await ptyPair();

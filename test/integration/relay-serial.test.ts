@@ -21,6 +21,7 @@ import {
   startAgent,
   startDaemon,
 } from "../../fixtures/qubes-stubs/harness.ts";
+import { lacking } from "../helpers/requires.ts";
 
 setDefaultTimeout(30_000);
 
@@ -32,7 +33,7 @@ let daemon: Logged;
 
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
 
-describe.skipIf(!hasSocat())("relay over a serial line (pty pair)", () => {
+describe.skipIf(lacking(hasSocat() ? null : "socat"))("relay over a serial line (pty pair)", () => {
   beforeAll(async () => {
     pty = await ptyPair();
     agent = await startAgent({ tty: pty.a });

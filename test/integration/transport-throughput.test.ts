@@ -12,6 +12,7 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
+import { lacking } from "../helpers/requires.ts";
 import { platform } from "../../platform/index.ts";
 import { tcpConnect, tcpListen } from "../../transport/tcp.ts";
 import type { ByteStream } from "../../transport/transport.ts";
@@ -52,6 +53,7 @@ const SCRIPT = `
 import * as fs from "node:fs";
 import { openSerial } from ${JSON.stringify(join(import.meta.dir, "../../transport/serial.ts"))};
 import { platform } from ${JSON.stringify(join(import.meta.dir, "../../platform/index.ts"))};
+import { lacking } from "../helpers/requires.ts";
 const [role, mode, path, size] = process.argv.slice(2);
 const total = Number(size);
 if (role === "r") {
@@ -111,7 +113,7 @@ async function serialRun(mode: "raw" | "ours", size: number): Promise<number> {
   return result.mbps;
 }
 
-describe.skipIf(!hasSocat())("serial over a pty pair", () => {
+describe.skipIf(lacking(hasSocat() ? null : "socat"))("serial over a pty pair", () => {
   test("our stream against raw blocking fs calls, same pair, same run", async () => {
     const size = 32 * 1024 * 1024;
     const raw: number[] = [];
