@@ -101,7 +101,8 @@ describe("half-open table", () => {
     for (let i = 0; i < LIMITS.max; i++) admit(`fill${i}`, `10.0.1.${i}`);
     admit("host", "10.0.0.1");
     let arrivals = 0;
-    while (!evicted.includes("host:table-full") && arrivals < 100) admit(`n${arrivals}`, `10.0.3.${arrivals++}`);
+    while (!evicted.includes("host:table-full") && arrivals < 100)
+      admit(`n${arrivals}`, `10.0.3.${arrivals++}`);
     expect(arrivals).toBe(LIMITS.max);
   });
 

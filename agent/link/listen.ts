@@ -17,8 +17,8 @@
  * keep a pinned host out, or spin on a dead tty.
  */
 
-import { systemClock } from "../../core/session/duplex.ts";
 import type { Duplex } from "../../core/session/duplex.ts";
+import { systemClock } from "../../core/session/duplex.ts";
 import { SerialRecordLink } from "../../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import { HALF_OPEN_MAX, HALF_OPEN_PER_ADDRESS, OFFER_TIMEOUT_MS } from "../../core/wire/limits.ts";
@@ -75,10 +75,12 @@ export async function listenTcp(
       for (const [k, t] of lastStart) if (now - t >= minIntervalMs) lastStart.delete(k);
     }
     lastStart.set(source, now);
-    void sessions.serve(link, via, () => slot.done()).finally(() => {
-      slot.done();
-      stream.close();
-    });
+    void sessions
+      .serve(link, via, () => slot.done())
+      .finally(() => {
+        slot.done();
+        stream.close();
+      });
   });
   log("listening", { tcp: `${addr.host}:${listener.port}`, port: listener.port });
   return listener;
