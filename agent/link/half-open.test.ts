@@ -182,14 +182,15 @@ describe("half-open link", () => {
   const hostKey = dh25519.generateKeyPair();
   const agentKey = dh25519.generateKeyPair();
 
-  test("reports the offer and the pinned key to its slot, and a kill fails the handshake", async () => {
+  /** One IK handshake through a HalfOpenLink; the slot's events, and both ends' outcomes. */
+  async function reconnect(pinned: boolean) {
     const [a, b] = duplexPair();
     const events: string[] = [];
     const link = new HalfOpenLink(new TcpRecordLink(b));
     link.attach({ offered: () => events.push("offered"), authenticated: () => events.push("authenticated") });
-    const peers = { isPinned: () => true, acceptTimestamp: () => true };
+    const peers = { isPinned: () => pinned, acceptTimestamp: () => true };
     const tuning = { clock: systemClock, onOpen: () => {} };
-    const [host, agent] = await Promise.all([
+    const outcome = await Promise.allSettled([
       connectAsInitiator(
         {
           link: new TcpRecordLink(a),
@@ -208,9 +209,19 @@ describe("half-open link", () => {
         tuning,
       ),
     ]);
-    expect(events).toEqual(["offered", "authenticated"]);
-    host.session.close();
-    agent.session.close();
+    for (const o of outcome) if (o.status === "fulfilled") o.value.session.close();
+    return { events, outcome: outcome.map((o) => o.status) };
+  }
+
+  test("reports the offer and the pinned key to its slot", async () => {
+    expect(await reconnect(true)).toEqual({
+      events: ["offered", "authenticated"],
+      outcome: ["fulfilled", "fulfilled"],
+    });
+  });
+
+  test("an unpinned key is never reported as authenticated", async () => {
+    expect(await reconnect(false)).toEqual({ events: ["offered"], outcome: ["rejected", "rejected"] });
   });
 
   test("a killed link fails its pending read with a fixed code and closes", async () => {
