@@ -1,29 +1,37 @@
 /**
  * Where hosts reach the agent: a TCP listener and/or a tty (USB gadget serial).
  *
- * TCP: every connection is a handshake attempt. At most MAX_HALF_OPEN handshakes run at once and
- * one source address may start one every handshakeMinIntervalMs; anything beyond is closed at
- * once (logged as refused, code handshake-rate), before any crypto runs.
+ * TCP: every connection is a handshake attempt. One source address may start one every
+ * handshakeMinIntervalMs (a faster one is closed at once, logged as refused, code
+ * handshake-rate, why=too-frequent), before any crypto runs. Admitted connections go into the
+ * half-open table (half-open.ts): the offer must arrive within OFFER_TIMEOUT_MS, one address
+ * holds at most HALF_OPEN_PER_ADDRESS unauthenticated handshakes, and a full table evicts the
+ * oldest of the address holding the most; a host that proved its pinned key is never evicted.
+ * An evicted handshake ends with handshake-rate, a late offer with handshake-timeout.
  * tty: one session at a time on the line; the handshake starts when the first bytes arrive (an
  * idle line never times out). When a session ends the line is reopened and the handshake
  * frames the old link received but did not use are carried over (a host that restarted its
- * handshake is not lost). A line that fails at once backs off, up to TTY_BACKOFF_MAX_MS.
- * Must never: let a flood of connections run unbounded handshakes, or spin on a dead tty.
+ * handshake is not lost). A line that fails at once backs off, up to TTY_BACKOFF_MAX_MS. The
+ * line has one peer, the host, so there is nothing to evict.
+ * Must never: let a flood of connections run unbounded handshakes, let anonymous connections
+ * keep a pinned host out, or spin on a dead tty.
  */
 
 import type { Duplex } from "../../core/session/duplex.ts";
+import { systemClock } from "../../core/session/duplex.ts";
 import { SerialRecordLink } from "../../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
+import { HALF_OPEN_MAX, HALF_OPEN_PER_ADDRESS, OFFER_TIMEOUT_MS } from "../../core/wire/limits.ts";
 import type { SerialFrame } from "../../core/wire/serial-frame.ts";
 import { platform } from "../../platform/index.ts";
 import { openSerial } from "../../transport/serial.ts";
 import { type TcpListener, tcpListen } from "../../transport/tcp.ts";
 import type { TcpAddress } from "../config.ts";
 import type { Log } from "../log.ts";
+import { HalfOpenTable } from "./half-open.ts";
+import { HalfOpenLink } from "./half-open-link.ts";
 import type { SessionManager } from "./sessions.ts";
 
-/** Handshakes in progress at once (each costs a few DH operations and a timer). */
-export const MAX_HALF_OPEN = 8;
 const RATE_TABLE_MAX = 1024;
 const TTY_BACKOFF_MIN_MS = 100;
 const TTY_BACKOFF_MAX_MS = 5000;
@@ -41,37 +49,38 @@ export async function listenTcp(
   minIntervalMs: number,
 ): Promise<TcpListener> {
   const lastStart = new Map<string, number>();
-  let halfOpen = 0;
+  const table = new HalfOpenTable(
+    { max: HALF_OPEN_MAX, perAddress: HALF_OPEN_PER_ADDRESS, offerTimeoutMs: OFFER_TIMEOUT_MS },
+    systemClock,
+  );
   const listener = await tcpListen(addr.host, addr.port, (stream, peer) => {
     const via = stream.description;
     const source = peer.address;
     const now = platform.monotonicMs();
     const last = lastStart.get(source);
-    const why =
-      halfOpen >= MAX_HALF_OPEN
-        ? "too-many-handshakes"
-        : last !== undefined && now - last < minIntervalMs
-          ? "too-frequent"
-          : null;
-    if (why) {
-      log("refused", { via, code: "handshake-rate", why });
+    if (last !== undefined && now - last < minIntervalMs) {
+      log("refused", { via, code: "handshake-rate", why: "too-frequent" });
       stream.close();
       return;
     }
+    const link = new HalfOpenLink(new TcpRecordLink(stream));
+    const slot = table.admit(source, (reason) => link.kill(reason));
+    if (!slot) {
+      log("refused", { via, code: "handshake-rate", why: "too-many-handshakes" });
+      stream.close();
+      return;
+    }
+    link.attach(slot);
     if (lastStart.size >= RATE_TABLE_MAX) {
       for (const [k, t] of lastStart) if (now - t >= minIntervalMs) lastStart.delete(k);
     }
     lastStart.set(source, now);
-    halfOpen++;
-    let counted = true;
-    const done = () => {
-      if (counted) halfOpen--;
-      counted = false;
-    };
-    void sessions.serve(new TcpRecordLink(stream), via, done).finally(() => {
-      done();
-      stream.close();
-    });
+    void sessions
+      .serve(link, via, () => slot.done())
+      .finally(() => {
+        slot.done();
+        stream.close();
+      });
   });
   log("listening", { tcp: `${addr.host}:${listener.port}`, port: listener.port });
   return listener;

@@ -154,6 +154,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
     const msg1 = decodeTimestampPayload(hs.readMessage(await o.link.recvHandshake()));
     const initiatorKey = publicKeyFromBytes(hs.remoteStatic!);
     if (!o.peers.isPinned(initiatorKey)) throw new ProtocolError("handshake-unknown-key");
+    o.link.peerAuthenticated?.();
     if (!(await o.peers.acceptTimestamp(initiatorKey, msg1.ts))) throw new ProtocolError("handshake-replay");
     // <- e, ee, se
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));

@@ -29,4 +29,10 @@ export interface RecordLink {
   /** Messages sent and received under the current keys, for the rekey limit. */
   readonly recordsSinceKey: number;
   close(): void;
+  /**
+   * Optional: the responder calls this once the initiator proved a pinned static key (IK
+   * message 1), before the timestamp is persisted. A listener uses it to stop treating the
+   * connection as an anonymous one that may be evicted (agent/link/half-open.ts).
+   */
+  peerAuthenticated?(): void;
 }

@@ -57,6 +57,28 @@ export const VCHAN_MAX_CHUNK = NOISE_MAX_PLAINTEXT - VCHAN_DATA_HEADER_BYTES;
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
 /** Minimum spacing of accepted handshake initiations from one peer (WireGuard: 20 ms). */
 export const HANDSHAKE_MIN_INTERVAL_MS = 20;
+
+// --- TCP admission before authentication (agent/link/half-open.ts) ---
+/**
+ * An accepted connection must deliver its cleartext offer (about 40 bytes, sent right after
+ * connect) within this time. One RTT is enough; 2 s also covers one retransmission of the
+ * offer at TCP's initial 1 s RTO (RFC 6298), used when the SYN itself had to be resent.
+ */
+export const OFFER_TIMEOUT_MS = 2000;
+/**
+ * Unauthenticated handshakes from one source address at once. A host runs one attempt at a
+ * time; 2 leaves room for its new attempt while the agent has not yet seen the old one close.
+ * A third connection from the address evicts that address's oldest, so the newest always runs.
+ */
+export const HALF_OPEN_PER_ADDRESS = 2;
+/**
+ * Handshakes not yet authenticated, all addresses together. Each holds a socket and a few KB,
+ * and no crypto runs before IK message 1; 64 stays far below the usual 1024-descriptor limit.
+ * When full, a new connection evicts the oldest entry of the address holding the most, so
+ * filling the table takes 32 addresses, and evicting a host (one entry) takes 63 addresses and
+ * 64 new connections within the host's own handshake time.
+ */
+export const HALF_OPEN_MAX = 64;
 /** Fresh handshake after this much time on one key... */
 export const REKEY_AFTER_MS = 10 * 60_000;
 /** ...or after this many messages in either direction, whichever comes first. */
