@@ -1,9 +1,9 @@
 import { describe, expect, test } from "bun:test";
 import { ProtocolError } from "../../core/errors.ts";
-import { dh25519 } from "../../core/noise/crypto-noble.ts";
 import { LINK_SUITES, makeResolver } from "../../core/noise/suites.ts";
 import { systemClock } from "../../core/session/duplex.ts";
 import { connectAsInitiator, connectAsResponder } from "../../core/session/establish.ts";
+import { generateStaticKeyPair } from "../../core/session/key-text.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import { duplexPair } from "../../test/helpers/duplex-pair.ts";
 import { type EvictReason, type HalfOpen, type HalfOpenLimits, HalfOpenTable } from "./half-open.ts";
@@ -179,8 +179,8 @@ describe("half-open table", () => {
 
 describe("half-open link", () => {
   const resolver = makeResolver();
-  const hostKey = dh25519.generateKeyPair();
-  const agentKey = dh25519.generateKeyPair();
+  const hostKey = generateStaticKeyPair();
+  const agentKey = generateStaticKeyPair();
 
   /** One IK handshake through a HalfOpenLink; the slot's events, and both ends' outcomes. */
   async function reconnect(pinned: boolean) {

@@ -9,9 +9,9 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { join } from "node:path";
+import { cleanup, DEVICE, pairedHost, startDaemon } from "../../fixtures/qubes-stubs/harness.ts";
 import { platform } from "../../platform/index.ts";
 import type { ChildProcess } from "../../platform/platform.ts";
-import { cleanup, DEVICE, pairedHost, startDaemon } from "../fixtures/qubes-stubs/harness.ts";
 
 const RUNS = 3;
 const ATTACK_MAX_MS = 90_000;

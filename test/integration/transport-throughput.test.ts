@@ -12,10 +12,10 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
-import { lacking } from "../helpers/requires.ts";
 import { platform } from "../../platform/index.ts";
 import { tcpConnect, tcpListen } from "../../transport/tcp.ts";
 import type { ByteStream } from "../../transport/transport.ts";
+import { lacking } from "../helpers/requires.ts";
 
 const dir = fs.mkdtempSync(join(tmpdir(), "qa-throughput-"));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
