@@ -62,6 +62,13 @@ export class SessionManager {
       }
       return pairing;
     };
+    // OPENs beyond the channel cap are reset by the vchan; the first one of a session is logged
+    // (one line per refused OPEN would let the peer fill the log), the count at session-down.
+    const refusedOpens = { count: 0, peer: "" };
+    const onOpenRefused = () => {
+      if (refusedOpens.count++ === 0)
+        log("channel-refused", { peer: refusedOpens.peer, via, code: "channel-limit" });
+    };
     let c: Connected;
     try {
       c = await connectAsResponder(
@@ -74,7 +81,7 @@ export class SessionManager {
           peers: state.peers,
           pairing: readPairing,
         },
-        { clock: systemClock, onOpen: this.d.onOpen },
+        { clock: systemClock, onOpen: this.d.onOpen, onOpenRefused },
       );
     } catch (error) {
       log("refused", { via, code: errorCode(error) });
@@ -84,6 +91,7 @@ export class SessionManager {
     }
     const e = c.established;
     const peer = keyPrefix(e.peerKey);
+    refusedOpens.peer = peer;
     try {
       if (e.mode === "pair-psk") {
         if (!pairing.token || !state.consumeToken(pairing.token)) throw new Error("token-used");
@@ -126,7 +134,8 @@ export class SessionManager {
     const end = await c.session.closed;
     if (this.live.get(id) === c) this.live.delete(id);
     this.order = this.order.filter((x) => x !== c);
-    log("session-down", { peer, code: end?.code ?? "closed", via });
+    const refused = refusedOpens.count > 0 ? refusedOpens.count : undefined;
+    log("session-down", { peer, code: end?.code ?? "closed", via, refusedOpens: refused });
     return true;
   }
 
