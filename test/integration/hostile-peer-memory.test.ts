@@ -1,0 +1,114 @@
+/**
+ * Hostile-peer tests, resources: a paired host that opens 500 calls producing bulk output and
+ * never reads any of it (no CREDIT is ever sent). Credit flow control must hold the agent at one
+ * window per channel: its memory stays bounded, and other calls, on the same session and from
+ * another host, are still served promptly.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { VCHAN_MAX_CHANNELS, VCHAN_WINDOW_BYTES } from "../../core/wire/limits.ts";
+import { cleanup, makeDir } from "../helpers/agent/harness.ts";
+import { hostCall, text } from "../helpers/agent/host-side.ts";
+import { callMeta, hostileScene, rssKiB } from "../helpers/hostile-host.ts";
+
+const CHANNELS = 500;
+/** Far more than one window per channel: the producer always has more to send. */
+const FILE_BYTES = 16 * 1024 * 1024;
+const WAVES = 3;
+/**
+ * The agent's VmRSS while 500 channels each hold a full window unread. An agent that buffered
+ * the output instead of waiting for credit would hold 500 x 16 MiB = 8 GiB per wave; one that
+ * kept the sent windows, 125 MiB more per wave. Measured (Bun 1.4.5, lazy GC): 65 MiB at rest,
+ * 220-610 MiB with the windows held, not growing from wave to wave (each wave allocates and
+ * frees about 3 x 125 MiB of records and ciphertext; RSS is the allocator's high-water mark).
+ */
+const RSS_BOUND_KIB = 1024 * 1024;
+
+/** Open file descriptors of a process (Linux /proc). */
+function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+let scene: Awaited<ReturnType<typeof hostileScene>>;
+
+beforeAll(async () => {
+  const dir = makeDir();
+  // qubesair.CopyFrom (a built-in: no process per call) streams a file as qfile output. The file
+  // is at $HOME/big and in the export directory (~/QubesOutgoing) so the test holds either way.
+  const big = new Uint8Array(FILE_BYTES).fill(0x5a);
+  for (const d of [join(dir, "home"), join(dir, "home", "QubesOutgoing")]) {
+    mkdirSync(d, { recursive: true });
+    writeFileSync(join(d, "big"), big);
+  }
+  scene = await hostileScene({
+    dir,
+    policy: { "30-copy.policy": "qubesair.CopyFrom * @anyvm @anyvm allow\n" },
+  });
+});
+
+afterAll(cleanup);
+
+/** The copy-from request: u32 BE length, then the NUL-separated path list. */
+function copyRequest(path: string): Uint8Array {
+  const p = new TextEncoder().encode(path);
+  const out = new Uint8Array(4 + p.length);
+  new DataView(out.buffer).setUint32(0, p.length, false);
+  out.set(p, 4);
+  return out;
+}
+
+/** One wave: CHANNELS calls that produce 4 MiB each, never read; resolves once all windows came. */
+async function wave(n: number) {
+  const { agent, attacker } = scene;
+  const h = await attacker();
+  await agent.waitLine(/session-up .*mode=reconnect/);
+  const started = performance.now();
+  for (let i = 0; i < CHANNELS; i++) {
+    const ch = h.open(callMeta("qubesair.CopyFrom"));
+    h.neverRead(ch);
+    await ch.write(copyRequest("big"));
+  }
+  // Every channel gets its full window (the agent is producing), then nothing more.
+  await h.droppedAtLeast(CHANNELS * VCHAN_WINDOW_BYTES);
+  const ms = performance.now() - started;
+  const rss = rssKiB(agent.proc.pid);
+  console.log(
+    `hostile-peer-memory: wave ${n}: ${CHANNELS} windows (${h.dropped >> 20} MiB) in ${ms.toFixed(0)} ms; agent VmRSS ${rss} KiB`,
+  );
+  return { h, rss };
+}
+
+describe("hostile peer: channels that are never read", () => {
+  test(`${CHANNELS} never-read channels of bulk output, ${WAVES} times: one window each, memory bounded, calls still served`, async () => {
+    const { agent, stillServes } = scene;
+    expect(CHANNELS).toBeLessThan(VCHAN_MAX_CHANNELS);
+    await stillServes(); // warm: the echo path has run once before the baseline
+    const baseline = rssKiB(agent.proc.pid);
+    const baselineFds = openFds(agent.proc.pid);
+    const peaks: number[] = [];
+    const fds: number[] = [];
+    for (let n = 1; n <= WAVES; n++) {
+      const { h, rss } = await wave(n);
+      peaks.push(rss);
+      // Other calls are served promptly: on this very session, and from the other host.
+      const same = await hostCall(h.c, { service: "test.Echo" }, "same");
+      expect(text(same.stdout)).toBe("echo:same");
+      await stillServes(5_000);
+      // Not a byte beyond the windows: nothing was credited, so nothing more may come.
+      expect(h.dropped).toBe(CHANNELS * VCHAN_WINDOW_BYTES);
+      h.c.session.close();
+      await agent.waitLine(/session-down/);
+      // Every call ends (its file closed, its channel released): the agent holds no more fds.
+      for (let i = 0; i < CHANNELS; i++)
+        await agent.waitLine(/call-failed .*service=qubesair.CopyFrom\+ code=link-lost/);
+      fds.push(openFds(agent.proc.pid));
+    }
+    console.log(
+      `hostile-peer-memory: VmRSS baseline ${baseline} KiB, with 500 windows held ${peaks.join(", ")} KiB; open fds ${baselineFds} -> ${fds.join(", ")}`,
+    );
+    expect(Math.max(...peaks)).toBeLessThan(RSS_BOUND_KIB);
+    expect(fds).toEqual(fds.map(() => baselineFds));
+    await stillServes(5_000);
+  }, 120_000);
+});
