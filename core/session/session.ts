@@ -23,6 +23,7 @@ import { parsePattern } from "../noise/patterns.ts";
 import {
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_TIMEOUT_MS,
+  PONGS_IN_FLIGHT_MAX,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_MS,
 } from "../wire/limits.ts";
@@ -59,6 +60,8 @@ export class Session {
   private lastSentAt: number;
   private pings = new Map<bigint, Waiter<number> & { sentAt: number }>();
   private nextPingId = 1n;
+  /** PONGs being written; beyond PONGS_IN_FLIGHT_MAX further PINGs go unanswered (dispatch). */
+  private pongsInFlight = 0;
   private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: Waiter<void>[] };
   private ended = false;
   private cancelTimer: () => void = () => {};
@@ -224,7 +227,15 @@ export class Session {
         return;
       case RecordKind.PING:
         if (body.length !== 8) throw new ProtocolError("frame-malformed", "ping");
-        this.sendRecord(prefixed(RecordKind.PONG, body)).catch(() => {});
+        // A peer that pings and never reads would otherwise queue our answers in memory
+        // without bound. Beyond the cap a ping goes unanswered, as a lost one would.
+        if (this.pongsInFlight >= PONGS_IN_FLIGHT_MAX) return;
+        this.pongsInFlight++;
+        this.sendRecord(prefixed(RecordKind.PONG, body))
+          .catch(() => {})
+          .finally(() => {
+            this.pongsInFlight--;
+          });
         return;
       case RecordKind.PONG: {
         if (body.length !== 8) throw new ProtocolError("frame-malformed", "pong");

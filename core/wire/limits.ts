@@ -65,3 +65,8 @@ export const REKEY_AFTER_MESSAGES = 2 ** 32;
 export const KEEPALIVE_INTERVAL_MS = 10_000;
 /** No message at all for this long means the peer is gone. */
 export const KEEPALIVE_TIMEOUT_MS = 30_000;
+/**
+ * PONGs not yet written at once; further PINGs go unanswered. An honest peer has one or two
+ * pings out; one that pings and never reads would otherwise queue answers without bound.
+ */
+export const PONGS_IN_FLIGHT_MAX = 8;

@@ -51,16 +51,22 @@ export interface Hostile {
   neverRead(channel: Channel): void;
   /** Bytes dropped so far by neverRead. */
   readonly dropped: number;
+  /** From now on nothing more is read from the TCP socket (the agent's writes back up). */
+  stopReading(): void;
   /** Resolves once neverRead has dropped at least `n` bytes in all. */
   droppedAtLeast(n: number): Promise<void>;
 }
 
 /** A TCP stream that keeps a copy of what was written while `recording` is true. */
-function recording(stream: Duplex): Duplex & { bytes(): Uint8Array; stop(): void } {
+function recording(stream: Duplex): Duplex & { bytes(): Uint8Array; stop(): void; hold(): void } {
   const parts: Uint8Array[] = [];
   let on = true;
+  let held = false;
   return {
-    read: () => stream.read(),
+    read: () => (held ? new Promise<never>(() => {}) : stream.read()),
+    hold() {
+      held = true;
+    },
     write(data) {
       if (on) parts.push(data.slice());
       return stream.write(data);
@@ -119,6 +125,7 @@ export async function connectHostile(port: number, o: HostileOptions): Promise<H
     record: sendRecord,
     open: (meta) => c.vchan.open(meta),
     neverRead: (channel) => void hoarded.add(channel.id),
+    stopReading: () => stream.hold(),
     get dropped() {
       return dropped;
     },

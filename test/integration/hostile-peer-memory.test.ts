@@ -25,6 +25,10 @@ const WAVES = 3;
  */
 const RSS_BOUND_KIB = 1024 * 1024;
 
+/** PINGs from a host that never reads: each answer is a 27-byte frame the agent must not queue. */
+const PINGS = 100_000;
+const PING_RSS_BOUND_KIB = 32 * 1024;
+
 /** Open file descriptors of a process (Linux /proc). */
 function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
@@ -78,6 +82,26 @@ async function wave(n: number) {
   );
   return { h, rss };
 }
+
+describe("hostile peer: a host that never reads its socket", () => {
+  test("pings from a host that reads nothing do not pile up answers in the agent", async () => {
+    const { agent, attacker, stillServes } = scene;
+    const h = await attacker();
+    await agent.waitLine(/session-up .*mode=reconnect/);
+    h.stopReading();
+    const before = rssKiB(agent.proc.pid);
+    const ping = Uint8Array.of(2, 0, 0, 0, 0, 0, 0, 0, 0); // RecordKind.PING, id 0
+    for (let i = 0; i < PINGS; i++) await h.record(ping);
+    // A refused OPEN is logged after every ping before it was handled.
+    h.open(new Uint8Array(1));
+    await agent.waitLine(/call-refused code=schema/);
+    const after = rssKiB(agent.proc.pid);
+    console.log(`hostile-peer-memory: ${PINGS} pings unread: agent VmRSS ${before} -> ${after} KiB`);
+    expect(after - before).toBeLessThan(PING_RSS_BOUND_KIB);
+    h.c.session.close();
+    await stillServes(5_000);
+  }, 60_000);
+});
 
 describe("hostile peer: channels that are never read", () => {
   test(`${CHANNELS} never-read channels of bulk output, ${WAVES} times: one window each, memory bounded, calls still served`, async () => {
