@@ -26,6 +26,7 @@ import {
   PONGS_IN_FLIGHT_MAX,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_MS,
+  SENDS_IN_FLIGHT_MAX,
 } from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import type { Established } from "./handshake.ts";
@@ -62,6 +63,8 @@ export class Session {
   private nextPingId = 1n;
   /** PONGs being written; beyond PONGS_IN_FLIGHT_MAX further PINGs go unanswered (dispatch). */
   private pongsInFlight = 0;
+  /** Records handed to the link and not yet written (SENDS_IN_FLIGHT_MAX). */
+  private sendsInFlight = 0;
   private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: Waiter<void>[] };
   private ended = false;
   private cancelTimer: () => void = () => {};
@@ -194,10 +197,24 @@ export class Session {
     if (this.o.initiator && this.rekeyState === null && this.link.recordsSinceKey > this.rekeyAfterRecords) {
       this.rekey().catch(() => {});
     }
-    return this.link.send(record).catch((error) => {
-      this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "write failed"));
-      throw error;
-    });
+    // Records not yet taken by the link: every answer we owe the peer (RESET, CREDIT, PONG) is
+    // queued here when it does not read. Past the cap it is not reading: end, don't buffer.
+    if (this.sendsInFlight >= SENDS_IN_FLIGHT_MAX) {
+      const fault = new ProtocolError("flow-control", "peer does not read");
+      this.end(fault);
+      return Promise.reject(fault);
+    }
+    this.sendsInFlight++;
+    return this.link.send(record).then(
+      () => {
+        this.sendsInFlight--;
+      },
+      (error) => {
+        this.sendsInFlight--;
+        this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "write failed"));
+        throw error;
+      },
+    );
   }
 
   private async readLoop(): Promise<void> {

@@ -70,3 +70,10 @@ export const KEEPALIVE_TIMEOUT_MS = 30_000;
  * pings out; one that pings and never reads would otherwise queue answers without bound.
  */
 export const PONGS_IN_FLIGHT_MAX = 8;
+/**
+ * Records handed to the link and not yet written, per session. Each channel waits for its own
+ * data write, so an honest peer that reads stays near one per open channel plus a few controls;
+ * past this the peer is not reading what it asks for (the session ends with flow-control)
+ * rather than our answers queueing in memory.
+ */
+export const SENDS_IN_FLIGHT_MAX = 4 * VCHAN_MAX_CHANNELS;

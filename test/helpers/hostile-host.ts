@@ -98,10 +98,12 @@ export async function connectHostile(port: number, o: HostileOptions): Promise<H
   stream.stop();
   const hoarded = new Set<number>();
   let dropped = 0;
+  let readsHeld = false;
   const waiters: { n: number; resolve: () => void }[] = [];
   // The session hands every VCHAN record to c.vchan.receive: DATA for a hoarded channel stops here.
   const receive = c.vchan.receive.bind(c.vchan);
   c.vchan.receive = (record: Uint8Array) => {
+    if (readsHeld) return; // the read that was in flight when we stopped reading
     const id = new DataView(record.buffer, record.byteOffset).getUint32(2, false);
     if (record[1] === VchanType.DATA && hoarded.has(id)) {
       dropped += record.length - 6;
@@ -125,7 +127,10 @@ export async function connectHostile(port: number, o: HostileOptions): Promise<H
     record: sendRecord,
     open: (meta) => c.vchan.open(meta),
     neverRead: (channel) => void hoarded.add(channel.id),
-    stopReading: () => stream.hold(),
+    stopReading: () => {
+      readsHeld = true;
+      stream.hold();
+    },
     get dropped() {
       return dropped;
     },

@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { VchanType } from "../../core/vchan/messages.ts";
 import { VCHAN_MAX_CHANNELS, VCHAN_WINDOW_BYTES } from "../../core/wire/limits.ts";
 import { cleanup, makeDir } from "../helpers/agent/harness.ts";
 import { hostCall, text } from "../helpers/agent/host-side.ts";
@@ -28,6 +29,8 @@ const RSS_BOUND_KIB = 1024 * 1024;
 /** PINGs from a host that never reads: each answer is a 27-byte frame the agent must not queue. */
 const PINGS = 100_000;
 const PING_RSS_BOUND_KIB = 32 * 1024;
+/** Malformed OPENs from a host that never reads: each is answered with a RESET. */
+const REFUSED_OPENS = 200_000;
 
 /** Open file descriptors of a process (Linux /proc). */
 function openFds(pid: number): number {
@@ -99,6 +102,28 @@ describe("hostile peer: a host that never reads its socket", () => {
     console.log(`hostile-peer-memory: ${PINGS} pings unread: agent VmRSS ${before} -> ${after} KiB`);
     expect(after - before).toBeLessThan(PING_RSS_BOUND_KIB);
     h.c.session.close();
+    await stillServes(5_000);
+  }, 60_000);
+});
+
+describe("hostile peer: a host that never reads its socket (refusals)", () => {
+  test("refused OPENs from a host that reads nothing end its session (flow-control), answers not piled up", async () => {
+    const { agent, attacker, stillServes } = scene;
+    const h = await attacker();
+    await agent.waitLine(/session-up .*mode=reconnect/);
+    h.stopReading();
+    const before = rssKiB(agent.proc.pid);
+    // Each malformed OPEN is answered with a RESET; nothing of the peer's is kept.
+    const opens = (async () => {
+      for (let i = 0; i < REFUSED_OPENS && h.c.session.isOpen; i++) {
+        await h.vchan({ type: VchanType.OPEN, id: 1000 + 2 * i, meta: Uint8Array.of(0xff) });
+      }
+    })().catch(() => {}); // our sends fail once the agent hangs up
+    await agent.waitLine(/session-down .*code=flow-control/);
+    await opens;
+    const after = rssKiB(agent.proc.pid);
+    console.log(`hostile-peer-memory: refused OPENs unread: agent VmRSS ${before} -> ${after} KiB`);
+    expect(after - before).toBeLessThan(PING_RSS_BOUND_KIB);
     await stillServes(5_000);
   }, 60_000);
 });
