@@ -63,6 +63,13 @@ export class SessionManager {
       }
       return pairing;
     };
+    // OPENs beyond the channel cap are reset by the vchan; the first one of a session is logged
+    // (one line per refused OPEN would let the peer fill the log), the count at session-down.
+    const refusedOpens = { count: 0, peer: "" };
+    const onOpenRefused = () => {
+      if (refusedOpens.count++ === 0)
+        log("channel-refused", { peer: refusedOpens.peer, via, code: "channel-limit" });
+    };
     let c: Connected;
     try {
       c = await connectAsResponder(
@@ -75,7 +82,7 @@ export class SessionManager {
           peers: state.peers,
           pairing: readPairing,
         },
-        { clock: systemClock, onOpen: this.d.onOpen },
+        { clock: systemClock, onOpen: this.d.onOpen, onOpenRefused },
       );
     } catch (error) {
       log("refused", { via, code: errorCode(error) });
@@ -85,6 +92,7 @@ export class SessionManager {
     }
     const e = c.established;
     const peer = keyPrefix(e.peerKey);
+    refusedOpens.peer = peer;
     try {
       if (e.mode === "pair-psk") {
         if (!pairing.token || !state.consumeToken(pairing.token))
@@ -128,7 +136,8 @@ export class SessionManager {
     const end = await c.session.closed;
     if (this.live.get(id) === c) this.live.delete(id);
     this.order = this.order.filter((x) => x !== c);
-    log("session-down", { peer, code: end?.code ?? "closed", via });
+    const refused = refusedOpens.count > 0 ? refusedOpens.count : undefined;
+    log("session-down", { peer, code: end?.code ?? "closed", via, refusedOpens: refused });
     return true;
   }
 

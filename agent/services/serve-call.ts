@@ -8,8 +8,8 @@
  *   target is not us        126, nothing runs (the host's registry points at the wrong device)
  *   deny / ask refused      126, nothing runs
  *   no such service         127
- * Must never: run anything before policy allowed it, or log peer bytes (the names logged are
- * validated qrexec names).
+ * Must never: run anything before policy allowed it, leave a service process running after its
+ * channel ended, or log peer bytes (the names logged are validated qrexec names).
  */
 
 import { finishCall } from "../../calls/callee.ts";
@@ -122,7 +122,15 @@ async function run(
       return EXIT_NOT_FOUND;
     }
     const env = serviceEnv(r);
-    status = await runCallProcess(channel, () => platform.spawn(serviceArgv(found.path, r.arg), { env }));
+    status = await runCallProcess(channel, async () => {
+      const child = await platform.spawn(serviceArgv(found.path, r.arg), { env });
+      // A reset or a lost session must stop the service even when it neither reads nor writes
+      // (runCallProcess notices a failed channel only on its next read or write); else a peer
+      // could leave processes behind, up to the channel cap per session, session after session.
+      // After a normal end the channel closes only once the process has exited: kill is a no-op.
+      void channel.closed.then(() => child.kill("SIGTERM"));
+      return child;
+    });
   }
   d.log("call", { ...fields, ...why, status });
   return status;

@@ -17,7 +17,7 @@ import { EXIT } from "../cli/exit-codes.ts";
 import { ProtocolError } from "../errors.ts";
 import { type CborValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
 import { VCHAN_MAX_CHUNK } from "../wire/limits.ts";
-import { isArgument, isCallTarget, isQubeName, isServiceName } from "./names.ts";
+import { isArgument, isCallTarget, isQubeName, isServiceName, SERVICE_AND_ARG_MAX } from "./names.ts";
 
 export const EXIT_PROBLEM = EXIT.CALL_PROBLEM;
 export const EXIT_REFUSED = EXIT.REFUSED;
@@ -75,6 +75,10 @@ export function decodeCallRequest(meta: Uint8Array): CallRequest {
   ) {
     throw new ProtocolError("schema", "call request names");
   }
+  // qrexec's own bound on SERVICE+ARG (names.ts); without it an argument up to the chunk size
+  // (64 KiB) would pass, and be logged whole.
+  if (service.length + 1 + arg.length > SERVICE_AND_ARG_MAX)
+    throw new ProtocolError("schema", "service+arg too long");
   return { source, target, service, arg };
 }
 

@@ -28,6 +28,8 @@ export interface LinkTuning {
   readonly maxChannels?: number;
   /** A channel the peer opened. */
   readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
+  /** A peer OPEN reset with LIMIT: the channel cap was reached (vchan.ts). */
+  readonly onOpenRefused?: () => void;
 }
 
 export interface Connected {
@@ -83,6 +85,7 @@ async function run(
     initiator,
     send: (record) => session.sendVchan(record),
     onOpen: t.onOpen,
+    onOpenRefused: t.onOpenRefused,
     maxChannels: t.maxChannels,
     maxChunk: session.maxRecord - VCHAN_DATA_HEADER_BYTES,
   });

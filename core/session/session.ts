@@ -23,8 +23,10 @@ import { parsePattern } from "../noise/patterns.ts";
 import {
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_TIMEOUT_MS,
+  PONGS_IN_FLIGHT_MAX,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_MS,
+  SENDS_IN_FLIGHT_MAX,
 } from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import type { Established } from "./handshake.ts";
@@ -60,6 +62,10 @@ export class Session {
   private lastSentAt: number;
   private pings = new Map<bigint, Waiter<number> & { sentAt: number }>();
   private nextPingId = 1n;
+  /** PONGs being written; beyond PONGS_IN_FLIGHT_MAX further PINGs go unanswered (dispatch). */
+  private pongsInFlight = 0;
+  /** Records handed to the link and not yet written (SENDS_IN_FLIGHT_MAX). */
+  private sendsInFlight = 0;
   private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: Waiter<void>[] };
   private ended = false;
   private cancelTimer: () => void = () => {};
@@ -192,10 +198,24 @@ export class Session {
     if (this.o.initiator && this.rekeyState === null && this.link.recordsSinceKey > this.rekeyAfterRecords) {
       this.rekey().catch(() => {});
     }
-    return this.link.send(record).catch((error) => {
-      this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "write failed"));
-      throw error;
-    });
+    // Records not yet taken by the link: every answer we owe the peer (RESET, CREDIT, PONG) is
+    // queued here when it does not read. Past the cap it is not reading: end, don't buffer.
+    if (this.sendsInFlight >= SENDS_IN_FLIGHT_MAX) {
+      const fault = new ProtocolError("flow-control", "peer does not read");
+      this.end(fault);
+      return Promise.reject(fault);
+    }
+    this.sendsInFlight++;
+    return this.link.send(record).then(
+      () => {
+        this.sendsInFlight--;
+      },
+      (error) => {
+        this.sendsInFlight--;
+        this.end(error instanceof ProtocolError ? error : new ProtocolError("link-lost", "write failed"));
+        throw error;
+      },
+    );
   }
 
   private async readLoop(): Promise<void> {
@@ -225,7 +245,15 @@ export class Session {
         return;
       case RecordKind.PING:
         if (body.length !== 8) throw new ProtocolError("frame-malformed", "ping");
-        this.sendRecord(prefixed(RecordKind.PONG, body)).catch(() => {});
+        // A peer that pings and never reads would otherwise queue our answers in memory
+        // without bound. Beyond the cap a ping goes unanswered, as a lost one would.
+        if (this.pongsInFlight >= PONGS_IN_FLIGHT_MAX) return;
+        this.pongsInFlight++;
+        this.sendRecord(prefixed(RecordKind.PONG, body))
+          .catch(() => {})
+          .finally(() => {
+            this.pongsInFlight--;
+          });
         return;
       case RecordKind.PONG: {
         if (body.length !== 8) throw new ProtocolError("frame-malformed", "pong");

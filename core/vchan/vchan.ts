@@ -20,6 +20,8 @@ export interface VchanOptions {
   readonly send: (record: Uint8Array) => Promise<void>;
   /** A channel the peer opened, with its metadata (untrusted bytes for the layer above). */
   readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
+  /** A peer OPEN refused because VCHAN_MAX_CHANNELS were open (the caller logs it). */
+  readonly onOpenRefused?: () => void;
   readonly maxChannels?: number;
   /** Largest DATA payload; the link's record limit minus the vchan header. */
   readonly maxChunk?: number;
@@ -64,6 +66,7 @@ export class Vchan implements ChannelHost {
       this.lastPeerId = m.id;
       if (this.channels.size >= (this.o.maxChannels ?? VCHAN_MAX_CHANNELS)) {
         this.sendControl(m.id, VchanType.RESET, ResetReason.LIMIT).catch(() => {});
+        this.o.onOpenRefused?.();
         return;
       }
       const channel = new Channel(m.id, `vchan #${m.id}`, this);

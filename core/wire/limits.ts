@@ -87,3 +87,15 @@ export const REKEY_AFTER_MESSAGES = 2 ** 32;
 export const KEEPALIVE_INTERVAL_MS = 10_000;
 /** No message at all for this long means the peer is gone. */
 export const KEEPALIVE_TIMEOUT_MS = 30_000;
+/**
+ * PONGs not yet written at once; further PINGs go unanswered. An honest peer has one or two
+ * pings out; one that pings and never reads would otherwise queue answers without bound.
+ */
+export const PONGS_IN_FLIGHT_MAX = 8;
+/**
+ * Records handed to the link and not yet written, per session. Each channel waits for its own
+ * data write, so an honest peer that reads stays near one per open channel plus a few controls;
+ * past this the peer is not reading what it asks for (the session ends with flow-control)
+ * rather than our answers queueing in memory.
+ */
+export const SENDS_IN_FLIGHT_MAX = 4 * VCHAN_MAX_CHANNELS;
