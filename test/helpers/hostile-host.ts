@@ -12,7 +12,7 @@ import { makeResolver } from "../../core/noise/suites.ts";
 import { encodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import { type Duplex, systemClock } from "../../core/session/duplex.ts";
 import { type Connected, connectAsInitiator } from "../../core/session/establish.ts";
-import type { StaticKeyPair } from "../../core/session/key-text.ts";
+import type { StaticKeyPair, StaticPublicKey } from "../../core/session/key-text.ts";
 import type { HandshakeMode } from "../../core/session/messages.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
@@ -28,7 +28,7 @@ const resolver = makeResolver(nativeCiphers());
 export interface HostileOptions {
   mode: HandshakeMode;
   hostKey: StaticKeyPair;
-  deviceKey?: Uint8Array;
+  deviceKey?: StaticPublicKey;
   token?: Uint8Array;
   timestamp?: () => bigint;
   /** Our own channel cap (the agent's is core/wire/limits.ts VCHAN_MAX_CHANNELS). */
