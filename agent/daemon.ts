@@ -16,6 +16,7 @@ import type { Listener } from "../platform/platform.ts";
 import { rankLinkSuites } from "../platform/suite-ranking.ts";
 import type { TcpListener } from "../transport/tcp.ts";
 import type { Config } from "./config.ts";
+import { Announcer } from "./confirmation/announcer.ts";
 import { AgentConfirmer } from "./confirmation/confirmer.ts";
 import { openConfirmation } from "./confirmation/inputs.ts";
 import { ConfirmationManager } from "./confirmation/manager.ts";
@@ -53,11 +54,13 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     throw new ConfigError(`cannot open the audit log ${config.auditLog} (${e.code ?? e.message})`);
   });
   const stops: (() => Promise<void>)[] = [() => audit.close()];
+  const announcer = new Announcer(config.name, log);
   let confirmer: AgentConfirmer;
   let builtins: ReadonlyMap<string, Builtin>;
   try {
     const { input, indicator } = await openConfirmation(config, log);
     const manager = new ConfirmationManager({
+      onEvent: (e) => announcer.announce(e),
       input,
       indicator,
       timeoutMs: config.confirmTimeoutSeconds * 1000,
@@ -99,6 +102,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     suites,
     onOpen: (channel, meta) => serveCall(callDeps, channel, meta),
   });
+  announcer.attach((meta) => sessions.current()?.vchan.open(meta, "announce") ?? null);
 
   const token = await state.readToken().catch(() => undefined);
   log("starting", {

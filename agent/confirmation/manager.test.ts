@@ -242,3 +242,38 @@ describe("conflicts: a press cannot say which request it approves", () => {
     expect((await b).approved).toBe(true);
   });
 });
+
+describe("announcements: every prompt and every approval is told to sys-remote", () => {
+  test("waiting, then the decision, with one id; window approvals and conflicts too", async () => {
+    const input = new Input();
+    const events: string[] = [];
+    const m = new ConfirmationManager({
+      input,
+      indicator: new Lights(),
+      windowMs: 60_000,
+      conflictWindowMs: 0,
+      resultMs: 0,
+      log: () => {},
+      monotonicMs: () => 0,
+      onEvent: (e) => events.push(`${e.kind} #${e.id} ${e.request.client}`),
+    });
+    const a = m.decide(REQ);
+    await tick();
+    input.press("approve");
+    await a;
+    await m.decide(REQ); // through the window: no prompt, still an approval
+    const b = m.decide({ ...REQ, client: "other", operation: "PKDECRYPT" });
+    await tick();
+    const thief = await m.decide({ ...REQ, client: "thief" });
+    expect(thief.decision).toBe("conflict");
+    await b;
+    expect(events).toEqual([
+      "waiting #1 work",
+      "approved #1 work",
+      "approved #2 work",
+      "waiting #3 other",
+      "conflict #4 thief",
+      "conflict #3 other",
+    ]);
+  });
+});

@@ -79,6 +79,18 @@ export interface ConfirmationOptions {
   readonly resultMs?: number;
   readonly log?: Log;
   readonly monotonicMs?: () => number;
+  /**
+   * Told when a prompt starts waiting and of every decision that involved the person or an
+   * approval: approved (also through the window), denied, timeout, conflict. `id` matches the
+   * device's confirm-request log line. Must not throw (the agent's announcer never does).
+   */
+  readonly onEvent?: (event: ConfirmationEvent) => void;
+}
+
+export interface ConfirmationEvent {
+  readonly kind: "waiting" | "approved" | "denied" | "timeout" | "conflict";
+  readonly id: number;
+  readonly request: ConfirmationRequest;
 }
 
 export const MAX_WINDOW_MS = 60_000;
@@ -137,9 +149,13 @@ export class ConfirmationManager {
     const windowKey = `${r.client}\0${r.operation}\0${r.key}`;
     if (this.windowMs > 0 && (this.windows.get(windowKey) ?? -Infinity) > now) {
       this.log("confirm-window", { client: r.client, operation: r.operation });
+      this.o.onEvent?.({ kind: "approved", id: this.nextId++, request: r });
       return { approved: true, decision: "window" };
     }
-    if (this.conflictsWith(r.client, now)) return { approved: false, decision: "conflict" };
+    if (this.conflictsWith(r.client, now)) {
+      this.o.onEvent?.({ kind: "conflict", id: this.nextId++, request: r });
+      return { approved: false, decision: "conflict" };
+    }
     if (this.busy) {
       this.log("confirm-busy", { client: r.client, operation: r.operation });
       return { approved: false, decision: "busy" };
@@ -152,6 +168,7 @@ export class ConfirmationManager {
     const prompt: Prompt = { client: r.client, startedAt: now, abort, outcome: null };
     this.prompt = prompt;
     const id = this.nextId++;
+    const announce = (kind: ConfirmationEvent["kind"]) => this.o.onEvent?.({ kind, id, request: r });
     this.show("waiting");
     this.log("confirm-request", {
       id,
@@ -161,6 +178,7 @@ export class ConfirmationManager {
       operation: r.operation,
       timeout_s: Math.round(this.timeoutMs / 1000),
     });
+    announce("waiting");
     const timer = setTimeout(() => abort.abort(new Error("confirmation timed out")), this.timeoutMs);
     let decision: Decision;
     try {
@@ -172,6 +190,8 @@ export class ConfirmationManager {
       clearTimeout(timer);
     }
     prompt.outcome = decision;
+    if (decision === "approved" || decision === "denied" || decision === "timeout" || decision === "conflict")
+      announce(decision);
     if (decision === "conflict") {
       this.log("confirm-result", { id, decision });
       return { approved: false, decision }; // conflictsWith() already showed and logged it

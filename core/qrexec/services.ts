@@ -21,6 +21,11 @@ export const Service = {
   NoiseProxy: "qubesair.NoiseProxy",
   /** The relay in sys-remote for Qubes 4.2, which has no RemoteVM. */
   Call: "qubesair.Call",
+  /**
+   * Device to sys-remote: a confirmation was asked for or decided (core/qrexec/announcement.ts).
+   * sys-remote answers it itself; it never goes on to Qubes.
+   */
+  Announce: "qubesair.Announce",
 } as const;
 export type Service = (typeof Service)[keyof typeof Service];
 

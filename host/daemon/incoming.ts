@@ -8,6 +8,7 @@
  * choose its identity, so the source is always the registry name of the session the channel
  * arrived on. dom0 then accepts the call only from that RemoteVM's relay and evaluates policy
  * with the RemoteVM as the source.
+ * The one exception is `qubesair.Announce` (announcements.ts), which sys-remote answers itself.
  * Must never: pass a name from the device to the command line without the qrexec validation of
  * decodeCallRequest, or go through a shell.
  */
@@ -15,9 +16,11 @@
 import { runCallProcess } from "../../calls/callee-process.ts";
 import { decodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import { fullServiceName } from "../../core/qrexec/names.ts";
+import { Service } from "../../core/qrexec/services.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
 import { ResetReason } from "../../core/vchan/messages.ts";
 import { platform } from "../../platform/index.ts";
+import { receiveAnnouncement } from "./announcements.ts";
 
 export const DEFAULT_QREXEC_CLIENT = "qrexec-client-vm";
 
@@ -44,6 +47,10 @@ export function handleIncoming(o: IncomingOptions, remote: string, channel: Chan
   } catch {
     o.log(`${remote}: refused a malformed call request`);
     channel.reset(ResetReason.REFUSED);
+    return;
+  }
+  if (request.service === Service.Announce) {
+    void receiveAnnouncement(remote, channel, o.log).catch(() => channel.close());
     return;
   }
   const service = fullServiceName(request);

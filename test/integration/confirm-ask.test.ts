@@ -44,6 +44,12 @@ describe("policy ask: a physical confirmation on the device", () => {
     expect([r.code, r.stdout]).toEqual([0, "asked-and-ran\n"]);
     expect(ran("alpha", "a1")).toBe(true);
     await stack.agent.waitLine(/call source=alpha service=test.Ask\+a1 decision=ask-approved .*status=0/);
+    // Told in Qubes: sys-remote's journal shows the prompt and the approval, with the device's id.
+    const id = /confirm-request id=(\d+)/.exec(prompt)![1];
+    await stack.daemon.waitLine(
+      new RegExp(`pi-gpg: waiting #${id}: alpha asks for call \\(test\\.Ask\\) with test\\.Ask\\+a1 arg=a1`),
+    );
+    await stack.daemon.waitLine(new RegExp(`pi-gpg: approved #${id}: alpha asks for call \\(test\\.Ask\\)`));
   });
 
   test("deny: 126 and nothing ran; the same client is then refused without a new prompt", async () => {
@@ -94,6 +100,12 @@ describe("policy ask: a physical confirmation on the device", () => {
     expect([owner.code, owner.stderr]).toEqual([126, "Request refused\n"]);
     expect((await thief).code).toBe(126);
     await stack.agent.waitLine(/confirm-conflict client=owner other=thief withdrawn=true/);
+    // Both refusals are announced in Qubes; they may arrive in either order.
+    const announced = (who: string) => new RegExp(`pi-gpg: conflict #\\d+: ${who} asks for call`);
+    await stack.daemon.waitLine(/pi-gpg: conflict #\d+: (thief|owner) asks for call/);
+    await stack.daemon.waitLine(/pi-gpg: conflict #\d+: (thief|owner) asks for call/);
+    for (const who of ["thief", "owner"])
+      expect(stack.daemon.lines.some((l) => announced(who).test(l))).toBe(true);
     expect(await stack.press("approve")).toBe("ignored");
     expect(ran("thief", "t1")).toBe(false);
     expect(ran("owner", "o1")).toBe(false);
