@@ -57,6 +57,9 @@ async function makeKey(v24: GnupgVersion, dir: string, type: KeyType, n: number)
   const home = join(dir, `k${n}`);
   await ok(["mkdir", "-m", "700", "-p", home]);
   const gpg = [v24.gpg, "--homedir", home, "--batch", "--no-tty", "--compliance=gnupg", "--passphrase", ""];
+  // One agent, started before gpg needs it: on a loaded machine gpg's own autostart can race
+  // itself into two agents for one home, and the key made in one is then "No secret key" to the other.
+  await ok([v24.gpgconf, "--homedir", home, "--launch", "gpg-agent"]);
   const uid = `Matrix ${type.name} <m${n}@example.invalid>`;
   const [cert, sign, encr] = type.algos;
   const made = await ok([...gpg, "--status-fd", "1", "--quick-gen-key", uid, cert, "cert", "never"]);
