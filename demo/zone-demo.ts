@@ -193,7 +193,9 @@ async function main(): Promise<void> {
   step("qubes-air list (after the traffic)");
   say(indent((await host(["list"])).stdout));
   pty?.close();
-  say("\ndone: everything above ran as real processes over real sockets and a real pty.");
+  say(
+    `\ndone: everything above ran as real processes over real sockets${pty ? " and a real pty" : " (no pty: socat is missing, so pi-gpg used TCP)"}.`,
+  );
 }
 
 function cloudEnvHome(home: string): Record<string, string> {
