@@ -27,7 +27,7 @@ import { loadFramingSeeds } from "../vectors/framing-corpus.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 /** Per-test timeout that grows with the run count (`bun run fuzz` uses 20000 runs). */
-const TIMEOUT = 5000 + RUNS * 3;
+const TIMEOUT = 10_000 + RUNS * 10;
 const seeds = loadFramingSeeds();
 /** The corpus seeds of one target as fast-check examples: whole, then one byte at a time. */
 const examples = (target: "serial" | "tcp"): [Uint8Array, number[]][] =>
