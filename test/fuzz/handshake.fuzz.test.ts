@@ -17,7 +17,6 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { equalBytes } from "../../core/bytes.ts";
-import { ProtocolError } from "../../core/errors.ts";
 import { LINK_SUITES } from "../../core/noise/suites.ts";
 import {
   type Established,
@@ -37,7 +36,6 @@ import {
   MODES,
   REFUSALS,
 } from "../../core/session/messages.ts";
-import type { RecordLink } from "../../core/session/record-link.ts";
 import { type CborValue, encodeCbor } from "../../core/wire/cbor.ts";
 import {
   authenticated,
@@ -50,6 +48,7 @@ import {
   transcript,
 } from "../helpers/noise-transcripts.ts";
 import { outcome, outcomeAsync } from "../helpers/outcome.ts";
+import { ScriptedLink } from "../helpers/scripted-link.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const params = { numRuns: RUNS };
@@ -268,32 +267,6 @@ describe("HandshakeState.readMessage on arbitrary bytes", () => {
 });
 
 // --- The handshake drivers over a scripted link ---
-
-/** A RecordLink that plays back given handshake messages, then reports the link lost. */
-class ScriptedLink implements RecordLink {
-  readonly transport = "tcp";
-  readonly maxRecord = 65519;
-  readonly recordsSinceKey = 0;
-  readonly sent: Uint8Array[] = [];
-  constructor(private readonly script: Uint8Array[]) {}
-  async sendHandshake(message: Uint8Array): Promise<void> {
-    this.sent.push(message);
-  }
-  async recvHandshake(): Promise<Uint8Array> {
-    const next = this.script.shift();
-    if (next === undefined) throw new ProtocolError("link-lost", "closed during handshake");
-    return next;
-  }
-  setSendKey(): void {}
-  setRecvKey(): void {}
-  send(): Promise<void> {
-    throw new Error("not in a handshake");
-  }
-  recv(): Promise<Uint8Array | null> {
-    throw new Error("not in a handshake");
-  }
-  close(): void {}
-}
 
 const peers: PeerStore = {
   isPinned: (k) => equalBytes(k, I_STATIC.publicKey),
