@@ -5,7 +5,8 @@
  * a ProtocolError; what it accepts is the canonical encoding of what it returns. OutputReader
  * gives events or a ProtocolError, the same however the bytes are split; no data after a
  * stream's EOF, no EXIT before both EOFs, nothing after EXIT, no payload over MAX_OUTPUT_CHUNK;
- * a well-formed stream decodes to exactly what was encoded.
+ * a well-formed stream decodes to exactly what was encoded. parseServiceCall (the relay's
+ * SERVICE+ARG) gives valid names or a ProtocolError, and round-trips through fullServiceName.
  *
  * Runs: FUZZ_RUNS (default 300); `bun run fuzz` uses 20000.
  */
@@ -24,7 +25,15 @@ import {
   OutputReader,
   OutputType,
 } from "../../core/qrexec/call-protocol.ts";
-import { isArgument, isCallTarget, isQubeName, isServiceName } from "../../core/qrexec/names.ts";
+import {
+  fullServiceName,
+  isArgument,
+  isCallTarget,
+  isQubeName,
+  isServiceName,
+  parseServiceCall,
+  SERVICE_AND_ARG_MAX,
+} from "../../core/qrexec/names.ts";
 import { type CborValue, encodeCbor } from "../../core/wire/cbor.ts";
 import { outcome } from "../helpers/outcome.ts";
 
@@ -100,6 +109,38 @@ describe("decodeCallRequest on arbitrary metadata", () => {
           expect(isServiceName(r.ok.service)).toBe(true);
           expect(isArgument(r.ok.arg)).toBe(true);
           expect(equalBytes(encodeCallRequest(r.ok), meta)).toBe(true);
+        }),
+        params,
+      );
+    },
+    TIMEOUT,
+  );
+});
+
+describe("parseServiceCall on arbitrary text", () => {
+  test(
+    "a service and an argument that pass qrexec's rules, or ProtocolError; the full name round-trips",
+    () => {
+      const textArb = fc.oneof(
+        fc.string({ maxLength: 40 }),
+        fc.stringMatching(/^[A-Za-z0-9_.+-]{0,300}$/),
+        fc.constantFrom(
+          "",
+          "+",
+          "qubes.Gpg2+",
+          "+arg",
+          "a++b",
+          "a".repeat(256),
+          `a+${"b".repeat(SERVICE_AND_ARG_MAX)}`,
+        ),
+      );
+      fc.assert(
+        fc.property(textArb, (text) => {
+          const r = outcome(() => parseServiceCall(text));
+          if ("code" in r) return;
+          expect(isServiceName(r.ok.service)).toBe(true);
+          expect(isArgument(r.ok.arg)).toBe(true);
+          expect(parseServiceCall(fullServiceName(r.ok))).toEqual(r.ok);
         }),
         params,
       );
