@@ -27,8 +27,7 @@ import {
 
 const acceptAll = { isPinned: () => true, acceptTimestamp: () => true };
 
-function respond(script: Uint8Array[], o: Partial<ResponderOptions> = {}) {
-  const link = new ScriptedLink(script);
+function respond(script: Uint8Array[], o: Partial<ResponderOptions> = {}, link = new ScriptedLink(script)) {
   const done = respondHandshake({
     link,
     resolver,
@@ -93,18 +92,11 @@ describe("respondHandshake", () => {
       asked.push(0);
       return offer;
     };
-    const done = respondHandshake({
-      link,
-      resolver,
-      staticKey: R_STATIC,
-      version: "agent-1",
-      suites: [...LINK_SUITES],
-      peers: acceptAll,
-      pairing: () => {
-        asked.push(1);
-        return {};
-      },
-    });
+    const pairing = () => {
+      asked.push(1);
+      return {};
+    };
+    const { done } = respond([], { pairing }, link);
     await expect(done).rejects.toMatchObject({ code: "handshake-psk" });
     expect(asked).toEqual([0, 1]);
   });

@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { chunked } from "../../test/helpers/chunks.ts";
 import { loadFramingSeeds } from "../../test/vectors/framing-corpus.ts";
 import { isProtocolError } from "../errors.ts";
 import { encodeTcpFrame, frameInPlace, TcpFrameReader } from "./tcp-frame.ts";
@@ -127,10 +128,8 @@ describe("seeds in test/vectors/framing", () => {
         const r = new TcpFrameReader();
         const frames: Uint8Array[] = [];
         const got = code(() => {
-          for (let i = 0, k = 0; i < seed.bytes.length; k++) {
-            const n = sizes[k % sizes.length]!;
-            r.push(seed.bytes.subarray(i, i + n));
-            i += n;
+          for (const chunk of chunked(seed.bytes, sizes)) {
+            r.push(chunk);
             for (const f of r.drain()) frames.push(f); // keep frames before a throw
           }
         });

@@ -35,6 +35,7 @@ import {
   SERVICE_AND_ARG_MAX,
 } from "../../core/qrexec/names.ts";
 import { type CborValue, encodeCbor } from "../../core/wire/cbor.ts";
+import { splitAt } from "../helpers/chunks.ts";
 import { outcome } from "../helpers/outcome.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
@@ -196,17 +197,6 @@ function checkOrder(events: unknown[]): void {
   }
 }
 
-function split(b: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (b.length + 1)))].sort((x, y) => x - y);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of [...points, b.length]) {
-    out.push(b.subarray(prev, p));
-    prev = p;
-  }
-  return out;
-}
-
 const messageArb = fc.oneof(
   { weight: 4, arbitrary: fc.tuple(fc.constantFrom(1, 2), fc.uint8Array({ maxLength: 20 })) },
   { weight: 1, arbitrary: fc.tuple(fc.constantFrom(1, 2), fc.constant(new Uint8Array(0))) },
@@ -232,7 +222,7 @@ describe("OutputReader on arbitrary bytes", () => {
         fc.property(streamArb, fc.array(fc.nat(), { maxLength: 6 }), (bytes, cuts) => {
           const whole = readAll([bytes]);
           checkOrder(whole.events);
-          expect(readAll(split(bytes, cuts))).toEqual(whole);
+          expect(readAll(splitAt(bytes, cuts))).toEqual(whole);
           if (whole.finished) expect(whole.error).toBeNull();
         }),
         params,
@@ -264,7 +254,7 @@ describe("OutputReader on arbitrary bytes", () => {
             ...(stdoutFirst ? eofs : eofs.reverse()),
             encodeExit(status),
           ]);
-          const r = readAll(split(bytes, cuts));
+          const r = readAll(splitAt(bytes, cuts));
           expect(r.error).toBeNull();
           expect(r.finished).toBe(true);
           expect(r.events.at(-1)).toEqual({ type: "exit", status });

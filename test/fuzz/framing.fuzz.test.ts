@@ -22,6 +22,7 @@ import {
   SerialFrameType,
 } from "../../core/wire/serial-frame.ts";
 import { encodeTcpFrame, TcpFrameReader } from "../../core/wire/tcp-frame.ts";
+import { chunked } from "../helpers/chunks.ts";
 import { filled, outcome } from "../helpers/outcome.ts";
 import { loadFramingSeeds } from "../vectors/framing-corpus.ts";
 
@@ -37,16 +38,6 @@ const examples = (target: "serial" | "tcp"): [Uint8Array, number[]][] =>
       [s.bytes, []],
       [s.bytes, [1]],
     ]);
-
-function chunked(bytes: Uint8Array, sizes: number[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0, k = 0; i < bytes.length; k++) {
-    const n = sizes.length ? Math.max(1, sizes[k % sizes.length]!) : bytes.length;
-    out.push(bytes.subarray(i, i + n));
-    i += n;
-  }
-  return out;
-}
 
 const bytesArb = fc.oneof(
   fc.uint8Array({ maxLength: 600 }),

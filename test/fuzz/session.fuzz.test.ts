@@ -20,8 +20,10 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { concatBytes, equalBytes } from "../../core/bytes.ts";
+import type { Duplex } from "../../core/session/duplex.ts";
 import type { HandshakeMode } from "../../core/session/messages.ts";
 import { RecordKind } from "../../core/session/messages.ts";
+import type { RecordLink } from "../../core/session/record-link.ts";
 import { SerialRecordLink } from "../../core/session/serial-record-link.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import { encodeVchan, VchanType } from "../../core/vchan/messages.ts";
@@ -172,6 +174,42 @@ function damaged(wire: Uint8Array, flip: [number, number] | null, garbage: Uint8
   return concatBytes([out, ...garbage]);
 }
 
+type CorruptedStream = [Uint8Array[], [number, number] | null, Uint8Array[], number[]];
+
+/**
+ * `wire` is what a sender wrote for the records; the receiving link (from `open`) reads it damaged
+ * and split as the case says, and must give only records that were sent, in order; all of them
+ * and then EOF when the wire was intact.
+ */
+async function checkReceived(
+  [records, flip, garbage, split]: CorruptedStream,
+  wire: Uint8Array,
+  open: (stream: Duplex) => RecordLink,
+): Promise<void> {
+  const link = open(await delivered(damaged(wire, flip, garbage), split));
+  link.setRecvKey(keyedCipher(5));
+  const out = await drainRecords(() => link.recv());
+  expect(out.records.length).toBeLessThanOrEqual(records.length);
+  for (const [i, r] of out.records.entries()) expect(equalBytes(r, records[i]!)).toBe(true);
+  if (!flip && garbage.every((g) => g.length === 0))
+    expect([out.records.length, out.end]).toEqual([records.length, "eof"]);
+}
+
+/** The frames a SerialRecordLink writes for `records`: what a real peer sends. */
+async function serialWire(records: Uint8Array[]): Promise<Uint8Array> {
+  const [tx, rx] = duplexPair();
+  const sender = new SerialRecordLink(tx, 1n);
+  sender.setSendKey(keyedCipher(5));
+  const frames: Uint8Array[] = [];
+  tx.tap = (chunk) => {
+    frames.push(chunk);
+    return null;
+  };
+  for (const r of records) await sender.send(r);
+  rx.close();
+  return concatBytes(frames);
+}
+
 describe("TcpRecordLink on arbitrary bytes", () => {
   test(
     "recvHandshake: a frame within the handshake limit, or ProtocolError",
@@ -193,20 +231,12 @@ describe("TcpRecordLink on arbitrary bytes", () => {
     "recv: only the records that were sent, in order, then null or ProtocolError",
     async () => {
       await fc.assert(
-        fc.asyncProperty(corruptedStreamArb, async ([records, flip, garbage, split]) => {
+        fc.asyncProperty(corruptedStreamArb, async (c) => {
           const sender = keyedCipher(5);
           const wire = concatBytes(
-            records.map((r) => encodeTcpFrame(sender.encryptWithAd(new Uint8Array(0), r))),
+            c[0].map((r) => encodeTcpFrame(sender.encryptWithAd(new Uint8Array(0), r))),
           );
-          const link = new TcpRecordLink(await delivered(damaged(wire, flip, garbage), split));
-          link.setRecvKey(keyedCipher(5));
-          const out = await drainRecords(() => link.recv());
-          expect(out.records.length).toBeLessThanOrEqual(records.length);
-          for (const [i, r] of out.records.entries()) expect(equalBytes(r, records[i]!)).toBe(true);
-          if (!flip && garbage.every((g) => g.length === 0)) {
-            expect(out.records.length).toBe(records.length);
-            expect(out.end).toBe("eof");
-          }
+          await checkReceived(c, wire, (stream) => new TcpRecordLink(stream));
         }),
         params,
       );
@@ -244,29 +274,8 @@ describe("SerialRecordLink on arbitrary bytes", () => {
     "recv: only the records that were sent, in order, then null or ProtocolError",
     async () => {
       await fc.assert(
-        fc.asyncProperty(corruptedStreamArb, async ([records, flip, garbage, split]) => {
-          // The sending side of a link over a pair: its frames are what a real peer writes.
-          const [tx, rx] = duplexPair();
-          const sender = new SerialRecordLink(tx, 1n);
-          sender.setSendKey(keyedCipher(5));
-          const frames: Uint8Array[] = [];
-          tx.tap = (chunk) => {
-            frames.push(chunk);
-            return null;
-          };
-          for (const r of records) await sender.send(r);
-          rx.close();
-          const link = new SerialRecordLink(
-            await delivered(damaged(concatBytes(frames), flip, garbage), split),
-          );
-          link.setRecvKey(keyedCipher(5));
-          const out = await drainRecords(() => link.recv());
-          expect(out.records.length).toBeLessThanOrEqual(records.length);
-          for (const [i, r] of out.records.entries()) expect(equalBytes(r, records[i]!)).toBe(true);
-          if (!flip && garbage.every((g) => g.length === 0)) {
-            expect(out.records.length).toBe(records.length);
-            expect(out.end).toBe("eof");
-          }
+        fc.asyncProperty(corruptedStreamArb, async (c) => {
+          await checkReceived(c, await serialWire(c[0]), (stream) => new SerialRecordLink(stream));
         }),
         params,
       );

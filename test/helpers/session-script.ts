@@ -111,16 +111,20 @@ export async function runSession(
     }
   };
 
-  /** A real IK msg1 from the peer under the session's current hash (what a peer rekey sends). */
-  const peerRekeyMessage = (): Uint8Array => {
-    const hs = new HandshakeState(`Noise_IK_${SUITE}`, {
+  /** The peer's side of a rekey (IK under the session's current hash), as session.ts builds ours. */
+  const peerRekeyState = (initiator: boolean): HandshakeState =>
+    new HandshakeState(`Noise_IK_${SUITE}`, {
       suite,
       pattern: parsePattern("IK")!,
-      initiator: true,
+      initiator,
       prologue: buildPrologue("tcp", REKEY_LABEL, session.hash),
       s: PEER,
-      rs: OWN.publicKey,
+      rs: initiator ? OWN.publicKey : undefined,
     });
+
+  /** A real IK msg1 from the peer under the session's current hash (what a peer rekey sends). */
+  const peerRekeyMessage = (): Uint8Array => {
+    const hs = peerRekeyState(true);
     return Uint8Array.of(RecordKind.REKEY, ...hs.writeMessage(encodeVersionPayload("peer-1")));
   };
 
@@ -143,13 +147,7 @@ export async function runSession(
       if (v) violations.push(v);
       if (record[0] === RecordKind.REKEY && initiator) {
         // The simulated peer answers our msg1 (-> e, es, s, ss) with msg2 (<- e, ee, se).
-        const hs = new HandshakeState(`Noise_IK_${SUITE}`, {
-          suite,
-          pattern: parsePattern("IK")!,
-          initiator: false,
-          prologue: buildPrologue("tcp", REKEY_LABEL, session.hash),
-          s: PEER,
-        });
+        const hs = peerRekeyState(false);
         hs.readMessage(record.subarray(1));
         peerAnswer = Uint8Array.of(RecordKind.REKEY, ...hs.writeMessage(encodeVersionPayload("peer-1")));
       }
