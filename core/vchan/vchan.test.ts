@@ -194,4 +194,16 @@ describe("scripted vchan", () => {
     expect(r.end).toBe("running");
     expect(r.sent).toEqual([{ type: VchanType.RESET, id: 5, reason: ResetReason.LIMIT }]);
   });
+
+  test("a peer OPEN at the top of the id space beyond the limit is refused, and channel 0 still reads in order", async () => {
+    // Found by `bun run fuzz`: the script's "next" id after 0xfffffffe is 0 on the wire (u32).
+    const steps: Step[] = [
+      { t: "peer", m: { type: 1, id: "next", meta: 0 } },
+      { t: "peer", m: { type: 1, id: 0xffff_fffe, meta: 0 } },
+      { t: "peer", m: { type: 2, id: "next", n: VCHAN_MAX_CHUNK } },
+    ];
+    const r = await runVchan(false, 1, ["read"], steps);
+    expect(r.end).toBe("running");
+    expect(r.sent).toEqual([{ type: VchanType.RESET, id: 0xffff_fffe, reason: ResetReason.LIMIT }]);
+  });
 });

@@ -109,7 +109,8 @@ export async function runVchan(
   const granted = new Map<number, number>();
   const resolveId = (ref: IdRef): number => {
     if (typeof ref === "number") return ref;
-    if (ref === "next") return lastPeerId < 0 ? (initiator ? 1 : 0) : lastPeerId + 2;
+    // u32 on the wire: after 0xfffffffe, "next" wraps to 0 exactly as the record will.
+    if (ref === "next") return (lastPeerId < 0 ? (initiator ? 1 : 0) : lastPeerId + 2) >>> 0;
     const ids = [...peerChannels.keys(), ...local.map((c) => c.id)];
     return ids.length ? ids[ref.known % ids.length]! : ref.known;
   };
