@@ -1,22 +1,15 @@
+/**
+ * Unit tests of CipherState (cipher-state.ts) with both AEADs: n moves only after a successful
+ * operation, never wraps, and stops at NONCE_REFUSE_AT; rekey changes k and keeps n.
+ */
 import { describe, expect, test } from "bun:test";
-import { ProtocolError } from "../errors.ts";
+import { AssertionError, ProtocolError } from "../errors.ts";
+import { NONCE_REFUSE_AT } from "../wire/limits.ts";
 import { CipherState } from "./cipher-state.ts";
-import { aesgcmNonce, chachaNonce } from "./crypto.ts";
 import { aesGcmNoble, chachaPolyNoble } from "./crypto-noble.ts";
 
 const key = new Uint8Array(32).fill(9);
 const empty = new Uint8Array(0);
-
-describe("nonce encoding", () => {
-  test("all 64 bits count: 2^32 differs from 0 (the noise-handshake bug)", () => {
-    expect(chachaNonce(2n ** 32n)).not.toEqual(chachaNonce(0n));
-    expect(aesgcmNonce(2n ** 32n)).not.toEqual(aesgcmNonce(0n));
-  });
-  test("ChaChaPoly is little-endian, AESGCM big-endian, after 4 zero bytes", () => {
-    expect([...chachaNonce(0x0102030405060708n)]).toEqual([0, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1]);
-    expect([...aesgcmNonce(0x0102030405060708n)]).toEqual([0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8]);
-  });
-});
 
 for (const cipher of [chachaPolyNoble, aesGcmNoble]) {
   describe(`CipherState ${cipher.name}`, () => {
@@ -67,6 +60,37 @@ for (const cipher of [chachaPolyNoble, aesGcmNoble]) {
       expect(a.nonce).toBe(5n);
       expect(() => stale.decryptWithAd(empty, sealed)).toThrow(ProtocolError);
       expect(b.decryptWithAd(empty, sealed)).toEqual(Uint8Array.of(3));
+    });
+
+    test("the default limit is NONCE_REFUSE_AT (2^60): the nonce below it works, then both ways refuse", () => {
+      const [tx, rx] = [new CipherState(cipher), new CipherState(cipher)];
+      for (const cs of [tx, rx]) {
+        cs.initializeKey(key);
+        cs.setNonce(NONCE_REFUSE_AT - 1n);
+      }
+      const sealed = tx.encryptWithAd(empty, Uint8Array.of(1));
+      expect(rx.decryptWithAd(empty, sealed)).toEqual(Uint8Array.of(1));
+      expect(() => tx.encryptWithAd(empty, empty)).toThrow(new ProtocolError("nonce-exhausted"));
+      expect(() => rx.decryptWithAd(empty, sealed)).toThrow(new ProtocolError("nonce-exhausted"));
+      expect([tx.nonce, rx.nonce]).toEqual([NONCE_REFUSE_AT, NONCE_REFUSE_AT]);
+    });
+
+    test("setNonce refuses the reserved 2^64-1; rekey without a key is our bug", () => {
+      const cs = new CipherState(cipher);
+      expect(() => cs.setNonce(2n ** 64n - 1n)).toThrow(AssertionError);
+      expect(() => cs.setNonce(-1n)).toThrow(AssertionError);
+      expect(() => cs.rekey()).toThrow(AssertionError);
+    });
+
+    test("initializeKey starts n at 0; clear forgets the key", () => {
+      const cs = new CipherState(cipher);
+      cs.initializeKey(key);
+      cs.encryptWithAd(empty, empty);
+      cs.initializeKey(new Uint8Array(32).fill(1));
+      expect(cs.nonce).toBe(0n);
+      cs.clear();
+      expect(cs.hasKey()).toBe(false);
+      expect(cs.encryptWithAd(empty, Uint8Array.of(4))).toEqual(Uint8Array.of(4));
     });
   });
 }

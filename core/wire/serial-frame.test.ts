@@ -1,4 +1,5 @@
 import { describe, expect, test } from "bun:test";
+import { loadFramingSeeds } from "../../test/vectors/framing-corpus.ts";
 import { isProtocolError } from "../errors.ts";
 import { cobsEncode } from "./cobs.ts";
 import { crc32c } from "./crc32c.ts";
@@ -198,4 +199,23 @@ describe("SerialFrameReader", () => {
     r.push(enc.subarray(SERIAL_MAX_ENCODED));
     expect([...r.drain()]).toEqual([f]);
   });
+});
+
+describe("seeds in test/vectors/framing", () => {
+  const seeds = loadFramingSeeds();
+  test("the corpus has its seeds", () => expect(seeds.length).toBeGreaterThanOrEqual(15));
+  for (const seed of seeds.filter((s) => s.target === "serial")) {
+    test(`${seed.file}: ${seed.expect}, alone and through the reader`, () => {
+      let decoded: SerialFrame | undefined;
+      const got = code(() => {
+        decoded = decodeSerialFrame(seed.bytes);
+      });
+      expect(got ?? "ok").toBe(seed.expect);
+      const r = new SerialFrameReader();
+      r.push(seed.bytes);
+      r.push(new Uint8Array([0]));
+      expect(r.framesOk).toBe(seed.expect === "ok" ? 1 : 0);
+      if (seed.expect === "ok") expect(r.next()).toEqual(decoded!);
+    });
+  }
 });

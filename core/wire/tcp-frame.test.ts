@@ -1,4 +1,6 @@
 import { describe, expect, test } from "bun:test";
+import { chunked } from "../../test/helpers/chunks.ts";
+import { loadFramingSeeds } from "../../test/vectors/framing-corpus.ts";
 import { isProtocolError } from "../errors.ts";
 import { encodeTcpFrame, frameInPlace, TcpFrameReader } from "./tcp-frame.ts";
 
@@ -117,4 +119,28 @@ describe("frameInPlace", () => {
     expect(framed.buffer).not.toBe(msg.buffer);
     expect([...framed]).toEqual([0, 3, 9, 8, 7]);
   });
+});
+
+describe("seeds in test/vectors/framing", () => {
+  for (const seed of loadFramingSeeds().filter((s) => s.target === "tcp")) {
+    test(`${seed.file}: ${seed.frames} frames, then ${seed.expect}, however the bytes are split`, () => {
+      for (const sizes of [[seed.bytes.length], [1], [3, 1000]]) {
+        const r = new TcpFrameReader();
+        const frames: Uint8Array[] = [];
+        const got = code(() => {
+          for (const chunk of chunked(seed.bytes, sizes)) {
+            r.push(chunk);
+            for (const f of r.drain()) frames.push(f); // keep frames before a throw
+          }
+        });
+        expect(frames.length).toBe(seed.frames);
+        if (seed.expect === "ok" || seed.expect === "incomplete") {
+          expect(got).toBeUndefined();
+          expect(code(() => r.end())).toBe(seed.expect === "ok" ? undefined : "frame-truncated");
+        } else {
+          expect(got).toBe(seed.expect);
+        }
+      }
+    });
+  }
 });

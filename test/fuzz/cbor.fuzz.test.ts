@@ -231,9 +231,14 @@ describe("strict CBOR fuzz", () => {
         h[0] = (major << 5) | (width === 4 ? 26 : 27);
         for (let i = 0; i < width; i++) h[width - i] = Number((n >> BigInt(8 * i)) & 0xffn);
         const bytes = Uint8Array.from([...new Array(nest).fill(0x81), ...h, ...tail]);
-        const t0 = performance.now();
-        expect(() => decodeCbor(bytes)).toThrow(ProtocolError);
-        slowest = Math.max(slowest, performance.now() - t0);
+        // The fastest of up to 3 tries: a busy machine can stall any one call, but not every one.
+        let fastest = Number.POSITIVE_INFINITY;
+        for (let attempt = 0; attempt < 3 && fastest >= 50; attempt++) {
+          const t0 = performance.now();
+          expect(() => decodeCbor(bytes)).toThrow(ProtocolError);
+          fastest = Math.min(fastest, performance.now() - t0);
+        }
+        slowest = Math.max(slowest, fastest);
       }),
       params,
     );

@@ -4,15 +4,13 @@
  * everything round-trips; the serial reader never delivers corrupted data, always recovers the
  * frames that corruption did not touch, and holds bounded memory.
  *
- * Runs: FUZZ_RUNS (default 300). Edge seeds: corpus/framing/*.hex, one input per file:
- *   "# target: serial|tcp", "# expect: ok|incomplete|<ProtocolErrorCode>", optional
- *   "# frames: N" (tcp), then hex lines (whitespace ignored) or "*COUNT BYTE" repeat lines.
+ * Runs: FUZZ_RUNS (default 300). The seeds in test/vectors/framing (their expected outcomes are
+ * checked in core/wire/serial-frame.test.ts and tcp-frame.test.ts) are the first inputs of the
+ * decoder properties here.
  */
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
 import fc from "fast-check";
-import { ProtocolError } from "../../core/errors.ts";
+import { concatBytes } from "../../core/bytes.ts";
 import { cobsDecode, cobsEncode, cobsMaxEncodedLength } from "../../core/wire/cobs.ts";
 import { NOISE_MAX_MESSAGE, SERIAL_MAX_BODY } from "../../core/wire/limits.ts";
 import {
@@ -24,117 +22,28 @@ import {
   SerialFrameType,
 } from "../../core/wire/serial-frame.ts";
 import { encodeTcpFrame, TcpFrameReader } from "../../core/wire/tcp-frame.ts";
+import { chunked } from "../helpers/chunks.ts";
+import { filled, outcome } from "../helpers/outcome.ts";
+import { loadFramingSeeds } from "../vectors/framing-corpus.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 /** Per-test timeout that grows with the run count (`bun run fuzz` uses 20000 runs). */
-const TIMEOUT = 5000 + RUNS * 3;
-const CORPUS = join(import.meta.dir, "corpus", "framing");
-
-/** Runs f; a ProtocolError becomes its code, any other exception fails the test. */
-function outcome<T>(f: () => T): { ok: T } | { code: string } {
-  try {
-    return { ok: f() };
-  } catch (e) {
-    if (e instanceof ProtocolError) return { code: e.code };
-    throw e;
-  }
-}
-
-/** Deterministic filler, so big bodies cost no per-byte generation. */
-function filled(n: number, seed: number, zeroEvery = 0): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = zeroEvery && i % zeroEvery === 0 ? 0 : x >>> 24;
-  }
-  return b;
-}
-
-function chunked(bytes: Uint8Array, sizes: number[]): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let i = 0, k = 0; i < bytes.length; k++) {
-    const n = sizes.length ? Math.max(1, sizes[k % sizes.length]!) : bytes.length;
-    out.push(bytes.subarray(i, i + n));
-    i += n;
-  }
-  return out;
-}
-
-const concat = (parts: Uint8Array[]) => {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
+const TIMEOUT = 10_000 + RUNS * 10;
+const seeds = loadFramingSeeds();
+/** The corpus seeds of one target as fast-check examples: whole, then one byte at a time. */
+const examples = (target: "serial" | "tcp"): [Uint8Array, number[]][] =>
+  seeds
+    .filter((s) => s.target === target)
+    .flatMap((s): [Uint8Array, number[]][] => [
+      [s.bytes, []],
+      [s.bytes, [1]],
+    ]);
 
 const bytesArb = fc.oneof(
   fc.uint8Array({ maxLength: 600 }),
   fc.array(fc.constantFrom(0, 1, 2, 0xff, 0xfe), { maxLength: 600 }).map((a) => Uint8Array.from(a)),
 );
 const sizesArb = fc.array(fc.integer({ min: 1, max: 700 }), { maxLength: 8 });
-
-describe("corpus/framing", () => {
-  const files = readdirSync(CORPUS).filter((f) => f.endsWith(".hex"));
-  test("has seeds", () => expect(files.length).toBeGreaterThanOrEqual(15));
-  for (const file of files) {
-    test(file, () => {
-      const text = readFileSync(join(CORPUS, file), "utf8");
-      const meta = (key: string) => text.match(new RegExp(`^# ${key}: (\\S+)$`, "m"))?.[1];
-      const bytes = parseHex(text);
-      const want = meta("expect")!;
-      if (meta("target") === "serial") {
-        const got = outcome(() => decodeSerialFrame(bytes));
-        expect("ok" in got ? "ok" : got.code).toBe(want);
-        const r = new SerialFrameReader();
-        r.push(bytes);
-        r.push(new Uint8Array([0]));
-        expect(r.framesOk).toBe(want === "ok" ? 1 : 0);
-        if (want === "ok") expect(r.next()).toEqual((got as { ok: SerialFrame }).ok);
-      } else {
-        expect(meta("target")).toBe("tcp");
-        for (const sizes of [[bytes.length], [1], [3, 1000]]) {
-          const r = new TcpFrameReader();
-          const frames: Uint8Array[] = [];
-          const got = outcome(() => {
-            for (const c of chunked(bytes, sizes)) {
-              r.push(c);
-              for (const f of r.drain()) frames.push(f); // keep frames before a throw
-            }
-          });
-          expect(frames.length).toBe(Number(meta("frames")));
-          if (want === "ok" || want === "incomplete") {
-            expect("ok" in got).toBe(true);
-            expect(outcome(() => r.end())).toEqual(
-              want === "ok" ? { ok: undefined } : { code: "frame-truncated" },
-            );
-          } else {
-            expect(got).toEqual({ code: want });
-          }
-        }
-      }
-    });
-  }
-});
-
-function parseHex(text: string): Uint8Array {
-  const out: number[] = [];
-  for (const line of text.split("\n")) {
-    if (line.startsWith("#") || !line.trim()) continue;
-    const rep = line.match(/^\*(\d+) ([0-9a-f]{2})$/);
-    if (rep) {
-      for (let i = Number(rep[1]); i > 0; i--) out.push(Number.parseInt(rep[2]!, 16));
-      continue;
-    }
-    const hex = line.replace(/\s+/g, "");
-    expect(hex).toMatch(/^([0-9a-f]{2})*$/);
-    for (let i = 0; i < hex.length; i += 2) out.push(Number.parseInt(hex.slice(i, i + 2), 16));
-  }
-  return Uint8Array.from(out);
-}
 
 describe("arbitrary bytes give a value or a ProtocolError only", () => {
   test(
@@ -167,7 +76,7 @@ describe("arbitrary bytes give a value or a ProtocolError only", () => {
           }
           expect([...r.drain()].length).toBe(r.framesOk);
         }),
-        { numRuns: RUNS },
+        { numRuns: RUNS, examples: examples("serial") },
       );
     },
     TIMEOUT,
@@ -182,7 +91,7 @@ describe("arbitrary bytes give a value or a ProtocolError only", () => {
           .array(fc.tuple(fc.integer({ min: 0, max: 40 }), fc.uint8Array({ maxLength: 40 })), {
             maxLength: 10,
           })
-          .map((parts) => concat(parts.map(([n, b]) => concat([new Uint8Array([0, n]), b])))),
+          .map((parts) => concatBytes(parts.map(([n, b]) => concatBytes([new Uint8Array([0, n]), b])))),
       );
       fc.assert(
         fc.property(tcpBytesArb, sizesArb, (bytes, sizes) => {
@@ -194,10 +103,10 @@ describe("arbitrary bytes give a value or a ProtocolError only", () => {
               for (const f of r.drain()) frames.push(f); // keep frames before a throw
             }
           });
-          const rebuilt = concat(frames.map((f) => encodeTcpFrame(f)));
+          const rebuilt = concatBytes(frames.map((f) => encodeTcpFrame(f)));
           expect(rebuilt).toEqual(bytes.subarray(0, rebuilt.length));
         }),
-        { numRuns: RUNS },
+        { numRuns: RUNS, examples: examples("tcp") },
       );
     },
     TIMEOUT,
@@ -273,7 +182,7 @@ describe("round trips", () => {
         fc.property(fc.array(msgArb, { maxLength: 6 }), sizesArb, (msgs, sizes) => {
           const r = new TcpFrameReader();
           const got: Uint8Array[] = [];
-          for (const c of chunked(concat(msgs.map(encodeTcpFrame)), sizes)) {
+          for (const c of chunked(concatBytes(msgs.map(encodeTcpFrame)), sizes)) {
             r.push(c);
             got.push(...r.drain());
           }
@@ -338,12 +247,14 @@ describe("SerialFrameReader under line damage", () => {
             const at = damage.at % enc.length;
             if (damage.kind === "flip") enc[at]! ^= 1 << damage.bit;
             if (damage.kind === "zero-out") enc[at] = enc[at] === 0 ? 1 : 0;
-            parts.push(damage.kind === "drop" ? concat([enc.subarray(0, at), enc.subarray(at + 1)]) : enc);
+            parts.push(
+              damage.kind === "drop" ? concatBytes([enc.subarray(0, at), enc.subarray(at + 1)]) : enc,
+            );
           });
           if (trailingGarbage) parts.push(new Uint8Array([1, 2, 3]));
           const r = new SerialFrameReader();
           const got: SerialFrame[] = [];
-          for (const c of chunked(concat(parts), sizes)) {
+          for (const c of chunked(concatBytes(parts), sizes)) {
             r.push(c);
             expect(r.pendingBytes).toBeLessThanOrEqual(SERIAL_MAX_ENCODED);
             got.push(...r.drain());

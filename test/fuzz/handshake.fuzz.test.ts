@@ -8,25 +8,22 @@
  * Guarantees shown: a value or a ProtocolError, never another exception; an accepted value is
  * well-formed (fields checked, payload within HANDSHAKE_PAYLOAD_MAX); on an authenticated message
  * only the real one is accepted (any flip, cut or extension is refused); a failed read poisons the
- * state, so nobody can retry on a half-updated hash.
+ * state, so nobody can retry on a half-updated hash. The fixed cases (edge seeds, low-order
+ * keys, size limits) are in core/session/messages.test.ts and core/noise/handshake-state.test.ts;
+ * the real transcripts they share with this file are in test/helpers/noise-transcripts.ts.
  *
  * Runs: FUZZ_RUNS (default 300); `bun run fuzz` uses 20000.
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { AssertionError, ProtocolError } from "../../core/errors.ts";
-import type { KeyPair } from "../../core/noise/crypto.ts";
-import { dh25519 } from "../../core/noise/crypto-noble.ts";
-import { HandshakeState } from "../../core/noise/handshake-state.ts";
-import { parsePattern } from "../../core/noise/patterns.ts";
-import { LINK_SUITES, type LinkSuiteName, makeResolver, resolveLinkSuite } from "../../core/noise/suites.ts";
+import { equalBytes } from "../../core/bytes.ts";
+import { LINK_SUITES } from "../../core/noise/suites.ts";
 import {
   type Established,
   initiateHandshake,
   type PeerStore,
   respondHandshake,
 } from "../../core/session/handshake.ts";
-import { generateStaticKeyPair } from "../../core/session/key-text.ts";
 import {
   decodeChoice,
   decodeOffer,
@@ -39,46 +36,24 @@ import {
   MODES,
   REFUSALS,
 } from "../../core/session/messages.ts";
-import type { RecordLink } from "../../core/session/record-link.ts";
 import { type CborValue, encodeCbor } from "../../core/wire/cbor.ts";
-import { HANDSHAKE_PAYLOAD_MAX, NOISE_MAX_MESSAGE } from "../../core/wire/limits.ts";
+import {
+  authenticated,
+  checkRead,
+  I_STATIC,
+  PSK,
+  R_STATIC,
+  resolver,
+  TARGETS,
+  transcript,
+} from "../helpers/noise-transcripts.ts";
+import { outcome, outcomeAsync } from "../helpers/outcome.ts";
+import { ScriptedLink } from "../helpers/scripted-link.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 const params = { numRuns: RUNS };
 /** Per-test timeout that grows with the run count (real X25519: about 1 ms per DH). */
 const TIMEOUT = 5000 + RUNS * 10;
-
-/** Runs f; a ProtocolError becomes its code, any other exception fails the property. */
-function outcome<T>(f: () => T): { ok: T } | { code: string } {
-  try {
-    return { ok: f() };
-  } catch (e) {
-    if (e instanceof ProtocolError) return { code: e.code };
-    throw e;
-  }
-}
-
-async function outcomeAsync<T>(f: () => Promise<T>): Promise<{ ok: T } | { code: string }> {
-  try {
-    return { ok: await f() };
-  } catch (e) {
-    if (e instanceof ProtocolError) return { code: e.code };
-    throw e;
-  }
-}
-
-const equalBytes = (a: Uint8Array, b: Uint8Array) => a.length === b.length && a.every((x, i) => x === b[i]);
-
-/** Deterministic filler: big inputs cost no per-byte generation. */
-function filled(n: number, seed = 7): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    b[i] = x >>> 24;
-  }
-  return b;
-}
 
 // --- Mutations of a valid input ---
 
@@ -261,142 +236,14 @@ describe("negotiation and payload decoders", () => {
     },
     TIMEOUT,
   );
-
-  test("edge seeds: empty, every single byte, the size limit and one over", () => {
-    const decoders = [decodeOffer, decodeChoice, decodeTimestampPayload, decodeVersionPayload];
-    const seeds: Uint8Array[] = [new Uint8Array(0)];
-    for (let b = 0; b < 256; b++) seeds.push(Uint8Array.of(b));
-    // {version: "<text>"} padded to exactly the limit, and one byte more.
-    const atLimit = (extra: number) => {
-      for (let n = HANDSHAKE_PAYLOAD_MAX - 20; ; n++) {
-        const bytes = encodeCbor({ version: "a".repeat(n) });
-        if (bytes.length === HANDSHAKE_PAYLOAD_MAX + extra) return bytes;
-      }
-    };
-    seeds.push(atLimit(0), atLimit(1), filled(HANDSHAKE_PAYLOAD_MAX + 1), filled(NOISE_MAX_MESSAGE));
-    for (const bytes of seeds) for (const decode of decoders) outcome(() => decode(bytes));
-    // Both are well-formed CBOR and fail the version charset; the longer one fails earlier, on size.
-    expect(outcome(() => decodeVersionPayload(atLimit(0)))).toEqual({ code: "handshake-malformed" });
-    expect(() => decodeVersionPayload(atLimit(1))).toThrow("too long");
-    expect(() => decodeVersionPayload(atLimit(0))).toThrow("version");
-  });
-
-  test("duplicate suites, unknown suites, extra fields and wrong versions are refused", () => {
-    const bad: CborValue[] = [
-      { v: 1, mode: "reconnect", suites: [LINK_SUITES[0], LINK_SUITES[0]] },
-      { v: 1, mode: "reconnect", suites: ["25519_ChaChaPoly_SHA256"] },
-      { v: 1, mode: "reconnect", suites: [] },
-      { v: 1, mode: "reconnect", suites: [...LINK_SUITES, "x"] },
-      { v: 2, mode: "reconnect", suites: [LINK_SUITES[0]] },
-      { v: 1, mode: "pair", suites: [LINK_SUITES[0]] },
-      { v: 1, mode: "reconnect", suites: [LINK_SUITES[0]], x: 0 },
-    ];
-    for (const v of bad) expect(outcome(() => decodeOffer(encodeCbor(v)))).toHaveProperty("code");
-    expect(outcome(() => decodeChoice(encodeCbor({ suite: LINK_SUITES[0], refuse: "busy" })))).toHaveProperty(
-      "code",
-    );
-    expect(outcome(() => decodeTimestampPayload(encodeCbor({ ts: -1, version: "a" })))).toHaveProperty(
-      "code",
-    );
-  });
 });
 
 // --- HandshakeState.readMessage at every message ---
-
-const resolver = makeResolver();
-const PROLOGUE = new TextEncoder().encode("fuzz prologue");
-const PSK = filled(32, 99);
-const I_STATIC = generateStaticKeyPair();
-const R_STATIC = generateStaticKeyPair();
-const I_EPHEMERAL = dh25519.generateKeyPair();
-const R_EPHEMERAL = dh25519.generateKeyPair();
-
-type PatternName = "IK" | "XX" | "XXpsk3";
-const PATTERNS: Record<PatternName, number> = { IK: 2, XX: 3, XXpsk3: 3 };
-
-function payloadFor(pattern: PatternName, index: number): Uint8Array {
-  if (pattern === "IK" && index === 0) return encodeTimestampPayload(1n, "host-1");
-  if (pattern !== "IK" && index === 0) return new Uint8Array(0);
-  return encodeVersionPayload(index % 2 ? "agent-1" : "host-1");
-}
-
-function newState(pattern: PatternName, suiteName: LinkSuiteName, initiator: boolean): HandshakeState {
-  return new HandshakeState(`Noise_${pattern}_${suiteName}`, {
-    suite: resolveLinkSuite(resolver, suiteName),
-    pattern: parsePattern(pattern)!,
-    initiator,
-    prologue: PROLOGUE,
-    s: initiator ? I_STATIC : R_STATIC,
-    rs: initiator && pattern === "IK" ? R_STATIC.publicKey : undefined,
-    psks: pattern === "XXpsk3" ? [PSK] : [],
-    fixedEphemeralForTestingOnly: initiator ? I_EPHEMERAL : R_EPHEMERAL,
-  });
-}
-
-/** The whole real handshake, once per pattern and suite (fixed ephemerals make it repeatable). */
-const transcripts = new Map<string, Uint8Array[]>();
-function transcript(pattern: PatternName, suite: LinkSuiteName): Uint8Array[] {
-  const key = `${pattern}/${suite}`;
-  let t = transcripts.get(key);
-  if (!t) {
-    const states = [newState(pattern, suite, true), newState(pattern, suite, false)];
-    t = [];
-    for (let i = 0; i < PATTERNS[pattern]; i++) {
-      const message = states[i % 2]!.writeMessage(payloadFor(pattern, i));
-      expect(states[(i + 1) % 2]!.readMessage(message)).toEqual(payloadFor(pattern, i));
-      t.push(message);
-    }
-    expect(states[0]!.completed.handshakeHash).toEqual(states[1]!.completed.handshakeHash);
-    transcripts.set(key, t);
-  }
-  return t;
-}
-
-/** A fresh state of the side that reads message `index`, replayed up to just before it. */
-function readerAt(pattern: PatternName, suite: LinkSuiteName, index: number): HandshakeState {
-  const t = transcript(pattern, suite);
-  const reader = newState(pattern, suite, index % 2 === 1);
-  for (let i = 0; i < index; i++) {
-    // The reader writes the odd/even messages of its own side: same fixed ephemeral, same bytes.
-    if (reader.isMyTurn) expect(reader.writeMessage(payloadFor(pattern, i))).toEqual(t[i]!);
-    else reader.readMessage(t[i]!);
-  }
-  return reader;
-}
-
-/** XX message 1 is `-> e` with a cleartext payload: nothing in it is authenticated. */
-const authenticated = (pattern: PatternName, index: number) => !(pattern === "XX" && index === 0);
-
-const TARGETS: [PatternName, number][] = [
-  ["IK", 0],
-  ["IK", 1],
-  ["XX", 0],
-  ["XX", 1],
-  ["XX", 2],
-  ["XXpsk3", 0],
-  ["XXpsk3", 1],
-  ["XXpsk3", 2],
-];
 
 const readInputArb = fc.oneof(
   fc.record({ kind: fc.constant("random" as const), bytes: fc.uint8Array({ maxLength: 200 }) }),
   fc.record({ kind: fc.constant("mutant" as const), mutation: mutationArb }),
 );
-
-/** Reads `bytes` at message `index` and checks the guarantees; returns the outcome. */
-function checkRead(pattern: PatternName, suite: LinkSuiteName, index: number, bytes: Uint8Array) {
-  const reader = readerAt(pattern, suite, index);
-  const valid = transcript(pattern, suite)[index]!;
-  const r = outcome(() => reader.readMessage(bytes));
-  if ("ok" in r) {
-    expect(r.ok.length).toBeLessThanOrEqual(HANDSHAKE_PAYLOAD_MAX);
-    if (authenticated(pattern, index)) expect(equalBytes(bytes, valid)).toBe(true);
-  } else {
-    // Poisoned: the real message cannot be tried afterwards on the half-updated state.
-    expect(() => reader.readMessage(valid)).toThrow(AssertionError);
-  }
-  return r;
-}
 
 describe("HandshakeState.readMessage on arbitrary bytes", () => {
   for (const [pattern, index] of TARGETS) {
@@ -417,79 +264,9 @@ describe("HandshakeState.readMessage on arbitrary bytes", () => {
       TIMEOUT,
     );
   }
-
-  test("edge seeds at every message: empty, short, low-order keys, size limits", () => {
-    const lowOrder = [new Uint8Array(32), Uint8Array.of(1, ...new Uint8Array(31))];
-    for (const suite of LINK_SUITES) {
-      for (const [pattern, index] of TARGETS) {
-        const valid = transcript(pattern, suite)[index]!;
-        expect(checkRead(pattern, suite, index, valid)).toEqual({ ok: payloadFor(pattern, index) });
-        const seeds = [
-          new Uint8Array(0),
-          Uint8Array.of(0),
-          filled(31),
-          valid.subarray(0, valid.length - 1),
-          ...lowOrder.map((e) => Uint8Array.from([...e, ...valid.subarray(32)])),
-          filled(NOISE_MAX_MESSAGE),
-          filled(NOISE_MAX_MESSAGE + 1),
-        ];
-        for (const bytes of seeds) {
-          const r = checkRead(pattern, suite, index, bytes);
-          if (authenticated(pattern, index)) expect(r).toHaveProperty("code");
-        }
-        expect(checkRead(pattern, suite, index, filled(NOISE_MAX_MESSAGE + 1))).toEqual({
-          code: "handshake-malformed",
-        });
-      }
-    }
-  });
-
-  test("a low-order ephemeral is refused where it is used in a DH", () => {
-    const zeroE = Uint8Array.from([...new Uint8Array(32), ...filled(64)]);
-    // IK message 1: es with the responder's static.
-    expect(checkRead("IK", LINK_SUITES[0], 0, zeroE)).toEqual({ code: "handshake-malformed" });
-    // XX message 2: ee with the initiator's ephemeral.
-    expect(checkRead("XX", LINK_SUITES[0], 1, zeroE)).toEqual({ code: "handshake-malformed" });
-  });
-
-  test("XX message 1 (cleartext payload) accepts at most HANDSHAKE_PAYLOAD_MAX payload bytes", () => {
-    const e = R_EPHEMERAL.publicKey;
-    const withPayload = (n: number) => Uint8Array.from([...e, ...filled(n)]);
-    expect(checkRead("XX", LINK_SUITES[0], 0, withPayload(0))).toEqual({ ok: new Uint8Array(0) });
-    expect(checkRead("XX", LINK_SUITES[0], 0, withPayload(HANDSHAKE_PAYLOAD_MAX))).toHaveProperty("ok");
-    for (const n of [HANDSHAKE_PAYLOAD_MAX + 1, HANDSHAKE_PAYLOAD_MAX + 16, HANDSHAKE_PAYLOAD_MAX + 17]) {
-      expect(checkRead("XX", LINK_SUITES[0], 0, withPayload(n))).toEqual({ code: "handshake-malformed" });
-    }
-  });
 });
 
 // --- The handshake drivers over a scripted link ---
-
-/** A RecordLink that plays back given handshake messages, then reports the link lost. */
-class ScriptedLink implements RecordLink {
-  readonly transport = "tcp";
-  readonly maxRecord = 65519;
-  readonly recordsSinceKey = 0;
-  readonly sent: Uint8Array[] = [];
-  constructor(private readonly script: Uint8Array[]) {}
-  async sendHandshake(message: Uint8Array): Promise<void> {
-    this.sent.push(message);
-  }
-  async recvHandshake(): Promise<Uint8Array> {
-    const next = this.script.shift();
-    if (next === undefined) throw new ProtocolError("link-lost", "closed during handshake");
-    return next;
-  }
-  setSendKey(): void {}
-  setRecvKey(): void {}
-  send(): Promise<void> {
-    throw new Error("not in a handshake");
-  }
-  recv(): Promise<Uint8Array | null> {
-    throw new Error("not in a handshake");
-  }
-  close(): void {}
-}
 
 const peers: PeerStore = {
   isPinned: (k) => equalBytes(k, I_STATIC.publicKey),
@@ -570,10 +347,4 @@ describe("handshake drivers on a scripted link", () => {
     },
     TIMEOUT,
   );
-});
-
-// Keys used above are fixed for the whole file; make sure none of them is low-order by accident.
-test("fixture keys are distinct", () => {
-  const keys: KeyPair[] = [I_STATIC, R_STATIC, I_EPHEMERAL, R_EPHEMERAL];
-  expect(new Set(keys.map((k) => k.publicKey.join())).size).toBe(4);
 });

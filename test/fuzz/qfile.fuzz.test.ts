@@ -24,6 +24,7 @@ import {
   type QfileEvent,
 } from "../../core/qrexec/qfile.ts";
 import type { ByteSink, ByteSource } from "../../transport/transport.ts";
+import { splitAt } from "../helpers/chunks.ts";
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 200);
 const TIMEOUT = 10000 + RUNS * 50;
@@ -54,17 +55,6 @@ function decodeAll(chunks: Uint8Array[], maxFiles?: number) {
     else merged.push(ev.kind === "data" ? { kind: "data", bytes: Array.from(ev.bytes) } : ev);
   }
   return { events: merged, errno, crc: d.crc };
-}
-
-function split(b: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (b.length + 1)))].sort((x, y) => x - y);
-  const out: Uint8Array[] = [];
-  let prev = 0;
-  for (const p of [...points, b.length]) {
-    out.push(b.subarray(prev, p));
-    prev = p;
-  }
-  return out;
 }
 
 /** Hostile entries: names and targets from pieces that stress every rule. */
@@ -195,7 +185,7 @@ describe("QfileDecoder fuzz", () => {
       fc.assert(
         fc.property(fc.uint8Array({ maxLength: 600 }), fc.array(fc.nat(), { maxLength: 8 }), (b, cuts) => {
           const whole = decodeAll([b]);
-          expect(decodeAll(split(b, cuts))).toEqual(whole);
+          expect(decodeAll(splitAt(b, cuts))).toEqual(whole);
           for (const ev of whole.events as QfileEvent[]) {
             if (ev.kind === "entry") expect(ev.name.length).toBeLessThanOrEqual(MAX_NAME_BYTES);
           }
@@ -220,7 +210,7 @@ describe("QfileDecoder fuzz", () => {
               ...es.flatMap((e) => Array.from(encodeEntry(e))),
               ...(end ? new Array(32).fill(0) : []),
             ]);
-            expect(decodeAll(split(b, cuts), maxFiles)).toEqual(decodeAll([b], maxFiles));
+            expect(decodeAll(splitAt(b, cuts), maxFiles)).toEqual(decodeAll([b], maxFiles));
           },
         ),
         { numRuns: RUNS },

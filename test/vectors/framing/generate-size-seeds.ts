@@ -1,14 +1,14 @@
 /**
  * Regenerates the serial size-edge seeds of this corpus from the limits in core/wire/limits.ts
- * (run after changing SERIAL_MAX_BODY): `bun test/fuzz/corpus/framing/generate-size-seeds.ts`.
+ * (run after changing SERIAL_MAX_BODY): `bun test/vectors/framing/generate-size-seeds.ts`.
  * Format: `# comment` lines, hex byte lines, and `*COUNT BYTE` for a run of one byte.
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cobsEncode } from "../../../../core/wire/cobs.ts";
-import { crc32c } from "../../../../core/wire/crc32c.ts";
-import { SERIAL_CRC_BYTES, SERIAL_HEADER_BYTES, SERIAL_MAX_BODY } from "../../../../core/wire/limits.ts";
-import { SERIAL_MAX_ENCODED } from "../../../../core/wire/serial-frame.ts";
+import { cobsEncode } from "../../../core/wire/cobs.ts";
+import { crc32c } from "../../../core/wire/crc32c.ts";
+import { SERIAL_CRC_BYTES, SERIAL_HEADER_BYTES, SERIAL_MAX_BODY } from "../../../core/wire/limits.ts";
+import { SERIAL_MAX_ENCODED } from "../../../core/wire/serial-frame.ts";
 
 /** type TRANSPORT, epoch 2, counter 0x030101010101ff2a (no zero bytes), a body of 0x5a, the CRC. */
 function rawFrame(bodyLength: number): Uint8Array {
