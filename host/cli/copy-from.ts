@@ -3,11 +3,10 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { EXIT } from "../../core/cli/exit-codes.ts";
-import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import { DaemonUnreachable } from "./client.ts";
 import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
-import { kib, openFileCall, PROGRESS_MIN_BYTES } from "./copy-common.ts";
+import { brokenCopyLine, copyErrorLine, kib, openFileCall, PROGRESS_MIN_BYTES } from "./copy-common.ts";
 
 export const copyFromCommand: Command = {
   name: "copy-from",
@@ -69,11 +68,15 @@ Examples:
     call.finishReading();
     await call.stdin.closeWrite().catch(() => {});
     const result = await call.result;
-    if (result.broken) ctx.err(`qubes-air: the link to ${remote} broke before the copy finished\n`);
+    if (result.broken) {
+      // The unpacker saw EOF and removed its temporary file: only complete files are in DIR.
+      ctx.err(brokenCopyLine("from", remote));
+      return EXIT.CALL_PROBLEM;
+    }
     // A device that refused said why on stderr and sent nothing: no qfile wording on top of it.
     const refusedBeforeData = result.status !== EXIT.OK && received === 0;
-    if (unpacked.code !== 0 && !result.broken && !refusedBeforeData) {
-      ctx.err(`qubes-air: ${qfileErrorMessage(unpacked.code, unpacked.lastName)}\n`);
+    if (unpacked.code !== 0 && !refusedBeforeData) {
+      ctx.err(copyErrorLine(unpacked.code, unpacked.lastName));
       return result.status !== EXIT.OK ? result.status : EXIT.FAILURE;
     }
     return result.status;
