@@ -3,6 +3,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { EXIT } from "../../core/cli/exit-codes.ts";
+import { EREMOTEIO, LEGAL_EOF } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import { DaemonUnreachable } from "./client.ts";
 import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
@@ -54,11 +55,9 @@ Examples:
     head.set(list, 4);
     await call.stdin.write(head).catch(() => {});
     let shown = false;
-    let received = 0;
     const unpacked = await unpackQfile(call.stdout, call.stdin, {
       dir,
       onProgress: (bytes) => {
-        received = bytes;
         if (bytes < PROGRESS_MIN_BYTES) return;
         shown = true;
         ctx.err(`\rreceived ${kib(bytes)} KiB`);
@@ -73,11 +72,14 @@ Examples:
       ctx.err(brokenCopyLine("from", remote));
       return EXIT.CALL_PROBLEM;
     }
-    // A device that refused said why on stderr and sent nothing: no qfile wording on top of it.
-    const refusedBeforeData = result.status !== EXIT.OK && received === 0;
-    if (unpacked.code !== 0 && !refusedBeforeData) {
+    // An input that ended early is the device stopping (it said why on stderr): no qfile line
+    // on top of it. Our unpacker's own failure (DIR unusable, a full disk) is said here.
+    const deviceStopped =
+      (unpacked.code === LEGAL_EOF || unpacked.code === EREMOTEIO) && result.status !== EXIT.OK;
+    if (unpacked.code !== 0 && !deviceStopped) {
       ctx.err(copyErrorLine(unpacked.code, unpacked.lastName));
-      return result.status !== EXIT.OK ? result.status : EXIT.FAILURE;
+      // 141 is only our unpacker having stopped reading: the failure is the one just said.
+      return result.status === EXIT.OK || result.status === EXIT.SIGPIPE ? EXIT.FAILURE : result.status;
     }
     return result.status;
   },
