@@ -16,7 +16,9 @@ export const copyFromCommand: Command = {
 
 Asks QUBE for PATHs inside the device's export directory (exportDir, default ~/QubesOutgoing;
 relative PATHs start there) with qubesair.CopyFrom and unpacks them with the qfile-unpacker rules (no absolute names, no "..", no unsafe links,
-nothing overwritten, no half-written files) into DIR, by default ~/QubesIncoming/QUBE/.
+nothing overwritten, no half-written files) into DIR, by default ~/QubesIncoming/QUBE/. If the
+copy breaks off (exit 125) or is interrupted (130), the files complete by then stay and nothing
+half-written is left.
 
 Options:
   --to DIR   where the files go (created with mode 0700)
@@ -55,16 +57,34 @@ Examples:
     head.set(list, 4);
     await call.stdin.write(head).catch(() => {});
     let shown = false;
-    const unpacked = await unpackQfile(call.stdout, call.stdin, {
-      dir,
-      onProgress: (bytes) => {
-        if (bytes < PROGRESS_MIN_BYTES) return;
-        shown = true;
-        ctx.err(`\rreceived ${kib(bytes)} KiB`);
-      },
-    });
+    // Ctrl-C or SIGTERM: the unpacker's input ends, so it removes its temporary file, and the
+    // call is dropped; dying on the signal instead would leave a .qfile-*.part behind in DIR.
+    let interrupted: NodeJS.Signals | null = null;
+    const stop = (signal: NodeJS.Signals) => {
+      interrupted ??= signal;
+      call.finishReading();
+    };
+    process.on("SIGINT", stop).on("SIGTERM", stop);
+    let unpacked: Awaited<ReturnType<typeof unpackQfile>>;
+    try {
+      unpacked = await unpackQfile(call.stdout, call.stdin, {
+        dir,
+        onProgress: (bytes) => {
+          if (bytes < PROGRESS_MIN_BYTES) return;
+          shown = true;
+          ctx.err(`\rreceived ${kib(bytes)} KiB`);
+        },
+      });
+    } finally {
+      process.off("SIGINT", stop).off("SIGTERM", stop);
+    }
     if (shown) ctx.err("\n");
     call.finishReading();
+    if (interrupted !== null) {
+      await call.stdin.closeWrite().catch(() => {});
+      ctx.err(`qubes-air: copy-from stopped by ${interrupted}; incomplete files were not kept\n`);
+      return EXIT.INTERRUPTED;
+    }
     await call.stdin.closeWrite().catch(() => {});
     const result = await call.result;
     if (result.broken) {

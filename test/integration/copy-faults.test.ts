@@ -193,3 +193,24 @@ describe("copy-from: a fault mid-copy ends it with 125, one line, and only compl
     });
   }
 });
+
+describe("copy-from interrupted", () => {
+  test("Ctrl-C mid-copy: exit 130, one line, only complete files, the link still up", async () => {
+    const s = await setup();
+    const exported = join(s.agent.dir, "home", "QubesOutgoing");
+    mkdirSync(exported, { recursive: true });
+    writeFileSync(join(exported, "a-small.txt"), "complete\n");
+    writeFileSync(join(exported, "big.bin"), readFileSync(bigFile()));
+    const to = join(tempDir(), "in");
+    const copy = startCopy(s.host, ["copy-from", DEVICE, "a-small.txt", "big.bin", "--to", to]);
+    await s.proxy.whenBytes("down", TRIGGER);
+    copy.proc.kill("SIGINT");
+    const { code } = await endsPromptly(copy);
+    expect(code).toBe(EXIT.INTERRUPTED);
+    expectOneClearLine(copy, /^qubes-air: copy-from stopped by SIGINT; incomplete files were not kept$/);
+    expect(readdirSync(to)).toEqual(["a-small.txt"]);
+    // the device's sender was stopped, and the link serves the next copy
+    const again = await cli(s.host, ["copy-from", DEVICE, "a-small.txt", "--to", join(tempDir(), "again")]);
+    expect([again.code, again.stderr]).toEqual([0, ""]);
+  });
+});
