@@ -56,13 +56,13 @@ interface Setup {
 }
 
 /** An agent, a daemon paired with it through a fault proxy, the link up. */
-async function setup(): Promise<Setup> {
+async function setup(daemonArgs: string[] = []): Promise<Setup> {
   const agent = await startAgent();
   const proxy = await startTcpFaultProxy(agent.port!);
   proxies.push(proxy);
   const token = await pairToken(agent);
   const host = makeHost();
-  const daemon = await startDaemon(host);
+  const daemon = await startDaemon(host, daemonArgs);
   const r = await cli(host, ["pair", DEVICE, "--tcp", `127.0.0.1:${proxy.port}`, "--token", token]);
   if (r.code !== 0) throw new Error(`pair failed: ${r.stderr}`);
   await daemon.waitLine(new RegExp(`${DEVICE}: up`));
@@ -213,4 +213,43 @@ describe("copy-from interrupted", () => {
     const again = await cli(s.host, ["copy-from", DEVICE, "a-small.txt", "--to", join(tempDir(), "again")]);
     expect([again.code, again.stderr]).toEqual([0, ""]);
   });
+});
+
+describe("a link that stalls past the keepalive mid-copy", () => {
+  // Keepalive 1 s: the daemon gives the session up after 3 s of silence (3 missed keepalives).
+  for (const direction of ["to", "from"] as const) {
+    test(`copy-${direction}: ends with 125 and one line once the daemon gives the link up`, async () => {
+      const s = await setup(["--keepalive-ms", "1000"]);
+      const to = join(tempDir(), "in");
+      let copy: Logged;
+      if (direction === "to") {
+        copy = startCopy(s.host, ["copy-to", DEVICE, bigFile()]);
+        await s.proxy.whenBytes("up", TRIGGER);
+      } else {
+        const exported = join(s.agent.dir, "home", "QubesOutgoing");
+        mkdirSync(exported, { recursive: true });
+        writeFileSync(join(exported, "big.bin"), readFileSync(bigFile()));
+        copy = startCopy(s.host, ["copy-from", DEVICE, "big.bin", "--to", to]);
+        await s.proxy.whenBytes("down", TRIGGER);
+      }
+      s.proxy.stall();
+      const { code, ms } = await endsPromptly(copy);
+      console.log(`copy-${direction}, stall: exit ${code} ${ms} ms after the stall began`);
+      expect(code).toBe(EXIT.CALL_PROBLEM);
+      expectOneClearLine(copy, BROKE);
+      if (direction === "from") expect(readdirSync(to)).toEqual([]);
+      // The line works again: the agent gets the rest of what was sent and then the daemon's
+      // close, so its receiver (copy-to) or sender (copy-from) ends and leaves nothing.
+      s.proxy.pass();
+      const service = direction === "to" ? "qubes\\.Filecopy" : "qubesair\\.CopyFrom";
+      await s.agent.waitLine(new RegExp(` call(-failed)? .*service=${service}`), 60_000);
+      expect(partFiles(join(s.agent.dir, "home", "QubesIncoming"))).toEqual([]);
+      // and the daemon reconnects: the next copy goes through
+      await s.daemon.waitLine(new RegExp(`${DEVICE}: up`), 60_000);
+      const small = join(tempDir(), "after.txt");
+      writeFileSync(small, "after\n");
+      const again = await cli(s.host, ["copy-to", DEVICE, small]);
+      expect([again.code, again.stderr]).toEqual([0, ""]);
+    });
+  }
 });
