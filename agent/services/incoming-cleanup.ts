@@ -36,12 +36,12 @@ export async function removeStaleParts(dir: string): Promise<CleanupResult> {
       if (d !== dir || (e as { code?: string }).code !== "ENOENT") failed++;
       continue;
     }
-    for (const e of entries) {
+    for (const entry of entries) {
       // Dirent types come from lstat-like d_type: a link to a directory is a link, not followed.
-      if (e.isDirectory()) stack.push(join(d, e.name));
-      else if (e.isFile() && PART_NAME.test(e.name)) {
+      if (entry.isDirectory()) stack.push(join(d, entry.name));
+      else if (entry.isFile() && PART_NAME.test(entry.name)) {
         try {
-          await fsp.unlink(join(d, e.name));
+          await fsp.unlink(join(d, entry.name));
           removed++;
         } catch {
           failed++;

@@ -30,6 +30,11 @@ export interface FileCall {
   readonly result: Promise<CallResult>;
   /** After the stdout consumer is done: unread output is dropped instead of blocking the call. */
   finishReading(): void;
+  /**
+   * Stops our side (Ctrl-C): stdin refuses further writes and stdout ends, so the packer or
+   * unpacker stops; the caller then half-closes stdin and the callee sees its input end.
+   */
+  abort(): void;
 }
 
 export async function openFileCall(socket: string, target: CallTarget): Promise<FileCall> {
@@ -41,10 +46,11 @@ export async function openFileCall(socket: string, target: CallTarget): Promise<
     { closeStdoutAtEof: true },
   );
   let over = false;
-  void result.then(() => {
+  const end = () => {
     over = true;
     void outW.closeWrite(); // an EOF the consumer sees even when the call broke mid-output
-  });
+  };
+  void result.then(end);
   const stdin: ByteSink = {
     description: "call stdin",
     closed: channel.closed,
@@ -55,7 +61,16 @@ export async function openFileCall(socket: string, target: CallTarget): Promise<
     closeWrite: () => channel.closeWrite(),
     close: () => void channel.closeWrite().catch(() => {}),
   };
-  return { stdin, stdout: outR, result, finishReading: () => outR.close() };
+  return {
+    stdin,
+    stdout: outR,
+    result,
+    finishReading: () => outR.close(),
+    abort: () => {
+      end();
+      outR.close();
+    },
+  };
 }
 
 export function kib(bytes: number): number {
@@ -86,4 +101,26 @@ export function errnoWords(errno: number): string | null {
 /** qfile's wording of a receiver's code; a code it has no words for is worded by the system. */
 export function copyErrorLine(code: number, lastName: Uint8Array | null): string {
   return `qubes-air: ${qfileErrorMessage(code, lastName, errnoWords(code))}\n`;
+}
+
+/**
+ * Runs `work` with SIGINT and SIGTERM turned into `onSignal` (the copy stops and cleans up
+ * instead of dying with a half-written file); also returns the signal that came, if any.
+ */
+export async function withSignals<T>(
+  onSignal: () => void,
+  work: () => Promise<T>,
+): Promise<{ value: T; signal: NodeJS.Signals | null }> {
+  let signal: NodeJS.Signals | null = null;
+  const stop = (s: NodeJS.Signals) => {
+    signal ??= s;
+    onSignal();
+  };
+  process.on("SIGINT", stop).on("SIGTERM", stop);
+  try {
+    const value = await work();
+    return { value, signal };
+  } finally {
+    process.off("SIGINT", stop).off("SIGTERM", stop);
+  }
 }

@@ -7,7 +7,14 @@ import { EREMOTEIO, LEGAL_EOF } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import { DaemonUnreachable } from "./client.ts";
 import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
-import { brokenCopyLine, copyErrorLine, kib, openFileCall, PROGRESS_MIN_BYTES } from "./copy-common.ts";
+import {
+  brokenCopyLine,
+  copyErrorLine,
+  kib,
+  openFileCall,
+  PROGRESS_MIN_BYTES,
+  withSignals,
+} from "./copy-common.ts";
 
 export const copyFromCommand: Command = {
   name: "copy-from",
@@ -59,25 +66,16 @@ Examples:
     let shown = false;
     // Ctrl-C or SIGTERM: the unpacker's input ends, so it removes its temporary file, and the
     // call is dropped; dying on the signal instead would leave a .qfile-*.part behind in DIR.
-    let interrupted: NodeJS.Signals | null = null;
-    const stop = (signal: NodeJS.Signals) => {
-      interrupted ??= signal;
-      call.finishReading();
-    };
-    process.on("SIGINT", stop).on("SIGTERM", stop);
-    let unpacked: Awaited<ReturnType<typeof unpackQfile>>;
-    try {
-      unpacked = await unpackQfile(call.stdout, call.stdin, {
+    const { value: unpacked, signal: interrupted } = await withSignals(call.abort, () =>
+      unpackQfile(call.stdout, call.stdin, {
         dir,
         onProgress: (bytes) => {
           if (bytes < PROGRESS_MIN_BYTES) return;
           shown = true;
           ctx.err(`\rreceived ${kib(bytes)} KiB`);
         },
-      });
-    } finally {
-      process.off("SIGINT", stop).off("SIGTERM", stop);
-    }
+      }),
+    );
     if (shown) ctx.err("\n");
     call.finishReading();
     if (interrupted !== null) {

@@ -194,8 +194,24 @@ describe("copy-from: a fault mid-copy ends it with 125, one line, and only compl
   }
 });
 
-describe("copy-from interrupted", () => {
-  test("Ctrl-C mid-copy: exit 130, one line, only complete files, the link still up", async () => {
+describe("copies interrupted", () => {
+  test("copy-to, Ctrl-C mid-copy: exit 130, one line, the device keeps nothing partial", async () => {
+    const s = await setup();
+    const copy = startCopy(s.host, ["copy-to", DEVICE, bigFile()]);
+    await s.proxy.whenBytes("up", TRIGGER);
+    copy.proc.kill("SIGINT");
+    const { code } = await endsPromptly(copy);
+    expect(code).toBe(EXIT.INTERRUPTED);
+    expectOneClearLine(
+      copy,
+      /^qubes-air: copy-to stopped by SIGINT; the device removes what it had half-received$/,
+    );
+    await s.agent.waitLine(/ call(-failed)? .*service=qubes\.Filecopy/);
+    const incoming = join(s.agent.dir, "home", "QubesIncoming", here);
+    expect(readdirSync(incoming)).toEqual([]);
+  });
+
+  test("copy-from, Ctrl-C mid-copy: exit 130, one line, only complete files, the link still up", async () => {
     const s = await setup();
     const exported = join(s.agent.dir, "home", "QubesOutgoing");
     mkdirSync(exported, { recursive: true });
