@@ -5,8 +5,9 @@
  * calls from the host, and the local socket for calls into Qubes, wired together. Start-up
  * problems (config, key, policy syntax, a port in use) are ConfigError.
  * Must never: start listening before the device key, the pinned hosts, the policy and the audit
- * log are loaded.
+ * log are loaded, or before a killed copy's temporary files are swept from QubesIncoming.
  */
+import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { makeResolver } from "../core/noise/suites.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
@@ -28,6 +29,7 @@ import type { Log } from "./log.ts";
 import { AuditLog } from "./services/audit/log.ts";
 import { BUILTINS, type Builtin } from "./services/builtins.ts";
 import { splitGpgBuiltins } from "./services/gpg-builtins.ts";
+import { removeStaleParts } from "./services/incoming-cleanup.ts";
 import { PolicyStore } from "./services/policy.ts";
 import { serveCall } from "./services/serve-call.ts";
 import { VERSION } from "./version.ts";
@@ -103,6 +105,11 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     onOpen: (channel, meta) => serveCall(callDeps, channel, meta),
   });
   announcer.attach((meta) => sessions.current()?.vchan.open(meta, "announce") ?? null);
+
+  // Before listening: no copy is in progress, so every temporary file left is a killed copy's.
+  const incoming = join(config.incomingDir, "QubesIncoming");
+  const swept = await removeStaleParts(incoming);
+  log("incoming-cleanup", { dir: incoming, removed: swept.removed, failed: swept.failed || undefined });
 
   const token = await state.readToken().catch(() => undefined);
   log("starting", {

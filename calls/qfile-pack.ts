@@ -15,13 +15,15 @@
  *   anything of it is read or sent, and directories are walked through their open descriptors
  *   (O_DIRECTORY|O_NOFOLLOW, then /proc/self/fd/N/child; Linux), so a directory swapped for a
  *   link during the walk is never followed; messages name entries by their wire name.
- * Local problems are ConfigError (operator faults); a missing reply or a CRC mismatch is a
- * ProtocolError; a receiver's refusal is returned as `code` with the peer's name sanitised.
+ * Local problems are ConfigError (operator faults), the system error in words and by name; a
+ * missing reply or a CRC mismatch is a ProtocolError; a receiver's refusal is returned as `code`
+ * with the peer's name sanitised.
  */
 
 import type { BigIntStats } from "node:fs";
 import { constants as FS } from "node:fs";
 import * as fsp from "node:fs/promises";
+import { getSystemErrorMap } from "node:util";
 import { ConfigError, ProtocolError } from "../core/errors.ts";
 import {
   crc32,
@@ -111,12 +113,22 @@ export function splitArgument(arg: string): { dir: string; base: string } {
   return { dir, base };
 }
 
+/** The system's words for each error name: "ENOSPC" -> "no space left on device". */
+const SYSTEM_WORDS: ReadonlyMap<string, string> = new Map([...getSystemErrorMap().values()]);
+
+/** A local fs failure in words with its name, "no such file or directory (ENOENT)". */
+function inWords(e: unknown): string {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return e instanceof Error ? e.message : String(e);
+  const words = SYSTEM_WORDS.get(code);
+  return words ? `${words} (${code})` : code;
+}
+
 async function local<T>(p: Promise<T>, what: string, path: Buffer): Promise<T> {
   try {
     return await p;
   } catch (e) {
-    const code = (e as { code?: unknown } | null)?.code;
-    throw new ConfigError(`cannot ${what} ${show(path)}: ${typeof code === "string" ? code : String(e)}`, 1);
+    throw new ConfigError(`cannot ${what} ${show(path)}: ${inWords(e)}`, 1);
   }
 }
 

@@ -138,7 +138,7 @@ describe("ExportTree: races between a check and its use", () => {
       const error = await pack([path], racing).catch((e) => e);
       expect(swapped).toBe(true);
       expect(error).toBeInstanceOf(ConfigError);
-      expect((error as Error).message).toBe('cannot open directory "d/sub": ENOTDIR');
+      expect((error as Error).message).toBe('cannot open directory "d/sub": not a directory (ENOTDIR)');
     } finally {
       await tree.close();
     }

@@ -169,9 +169,18 @@ const WORDING: Record<number, string> = {
   [LEGAL_EOF]: "unexpected end of data",
 };
 
-/** One-line wording for a qfile error code (our own text; `lastName` shown sanitised). */
-export function qfileErrorMessage(code: number, lastName: Uint8Array | null = null): string {
-  const what = WORDING[code] ?? `the receiver failed (errno ${code})`;
+/**
+ * One-line wording for a qfile error code (our own text; `lastName` shown sanitised). A code
+ * without wording here is said with `systemWords` (the OS's text for it) when given.
+ */
+export function qfileErrorMessage(
+  code: number,
+  lastName: Uint8Array | null = null,
+  systemWords: string | null = null,
+): string {
+  const what =
+    WORDING[code] ??
+    (systemWords ? `the receiver failed: ${systemWords}` : `the receiver failed (errno ${code})`);
   const name = lastName && lastName.length > 0 ? `; last file: "${sanitizeNameForDisplay(lastName)}"` : "";
   return `File copy: ${what}${name}`;
 }

@@ -3,11 +3,18 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { EXIT } from "../../core/cli/exit-codes.ts";
-import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
+import { EREMOTEIO, LEGAL_EOF } from "../../core/qrexec/qfile.ts";
 import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
 import { DaemonUnreachable } from "./client.ts";
 import { COMMON_HELP, type Command, localQubeName, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
-import { kib, openFileCall, PROGRESS_MIN_BYTES } from "./copy-common.ts";
+import {
+  brokenCopyLine,
+  copyErrorLine,
+  kib,
+  openFileCall,
+  PROGRESS_MIN_BYTES,
+  withSignals,
+} from "./copy-common.ts";
 
 export const copyFromCommand: Command = {
   name: "copy-from",
@@ -16,7 +23,9 @@ export const copyFromCommand: Command = {
 
 Asks QUBE for PATHs inside the device's export directory (exportDir, default ~/QubesOutgoing;
 relative PATHs start there) with qubesair.CopyFrom and unpacks them with the qfile-unpacker rules (no absolute names, no "..", no unsafe links,
-nothing overwritten, no half-written files) into DIR, by default ~/QubesIncoming/QUBE/.
+nothing overwritten, no half-written files) into DIR, by default ~/QubesIncoming/QUBE/. If the
+copy breaks off (exit 125) or is interrupted (130), the files complete by then stay and nothing
+half-written is left.
 
 Options:
   --to DIR   where the files go (created with mode 0700)
@@ -55,26 +64,40 @@ Examples:
     head.set(list, 4);
     await call.stdin.write(head).catch(() => {});
     let shown = false;
-    let received = 0;
-    const unpacked = await unpackQfile(call.stdout, call.stdin, {
-      dir,
-      onProgress: (bytes) => {
-        received = bytes;
-        if (bytes < PROGRESS_MIN_BYTES) return;
-        shown = true;
-        ctx.err(`\rreceived ${kib(bytes)} KiB`);
-      },
-    });
+    // Ctrl-C or SIGTERM: the unpacker's input ends, so it removes its temporary file, and the
+    // call is dropped; dying on the signal instead would leave a .qfile-*.part behind in DIR.
+    const { value: unpacked, signal: interrupted } = await withSignals(call.abort, () =>
+      unpackQfile(call.stdout, call.stdin, {
+        dir,
+        onProgress: (bytes) => {
+          if (bytes < PROGRESS_MIN_BYTES) return;
+          shown = true;
+          ctx.err(`\rreceived ${kib(bytes)} KiB`);
+        },
+      }),
+    );
     if (shown) ctx.err("\n");
     call.finishReading();
+    if (interrupted !== null) {
+      await call.stdin.closeWrite().catch(() => {});
+      ctx.err(`qubes-air: copy-from stopped by ${interrupted}; incomplete files were not kept\n`);
+      return EXIT.INTERRUPTED;
+    }
     await call.stdin.closeWrite().catch(() => {});
     const result = await call.result;
-    if (result.broken) ctx.err(`qubes-air: the link to ${remote} broke before the copy finished\n`);
-    // A device that refused said why on stderr and sent nothing: no qfile wording on top of it.
-    const refusedBeforeData = result.status !== EXIT.OK && received === 0;
-    if (unpacked.code !== 0 && !result.broken && !refusedBeforeData) {
-      ctx.err(`qubes-air: ${qfileErrorMessage(unpacked.code, unpacked.lastName)}\n`);
-      return result.status !== EXIT.OK ? result.status : EXIT.FAILURE;
+    if (result.broken) {
+      // The unpacker saw EOF and removed its temporary file: only complete files are in DIR.
+      ctx.err(brokenCopyLine("from", remote));
+      return EXIT.CALL_PROBLEM;
+    }
+    // An input that ended early is the device stopping (it said why on stderr): no qfile line
+    // on top of it. Our unpacker's own failure (DIR unusable, a full disk) is said here.
+    const deviceStopped =
+      (unpacked.code === LEGAL_EOF || unpacked.code === EREMOTEIO) && result.status !== EXIT.OK;
+    if (unpacked.code !== 0 && !deviceStopped) {
+      ctx.err(copyErrorLine(unpacked.code, unpacked.lastName));
+      // 141 is only our unpacker having stopped reading: the failure is the one just said.
+      return result.status === EXIT.OK || result.status === EXIT.SIGPIPE ? EXIT.FAILURE : result.status;
     }
     return result.status;
   },

@@ -91,6 +91,27 @@ describe("file copies", () => {
     expect(existsSync(join(to, "device.key"))).toBe(false);
   });
 
+  test("copy failures are said in words: no stack trace, no bare errno or error name", async () => {
+    const missing = join(tempDir(), "no-such-file");
+    const r = await cli(host, ["copy-to", DEVICE, missing]);
+    expect([r.code, r.stderr]).toEqual([
+      1,
+      `qubes-air copy-to: cannot stat "${missing}": no such file or directory (ENOENT)\n`,
+    ]);
+    // copy-from into a path whose parent is a file: the host's unpacker cannot make DIR
+    const exported = join(agent.dir, "home", "QubesOutgoing");
+    mkdirSync(exported, { recursive: true });
+    writeFileSync(join(exported, "w.txt"), "w\n");
+    const file = join(tempDir(), "a-file");
+    writeFileSync(file, "");
+    const into = await cli(host, ["copy-from", DEVICE, "w.txt", "--to", join(file, "in")]);
+    expect(into.code).toBe(1);
+    // (the device may also say that the receiver refused, if our reply reached it first)
+    expect(into.stderr).toMatch(
+      /^(qubesair\.CopyFrom: the receiver refused: File copy: not a directory\n)?qubes-air: File copy: not a directory\n$/,
+    );
+  });
+
   test("copy-to refuses unsafe arguments before anything is sent", async () => {
     const r = await cli(host, ["copy-to", DEVICE, "/"]);
     // A bad argument is an operator fault: EXIT.USAGE, as on the device (core/cli/exit-codes.ts).
