@@ -17,7 +17,7 @@ import { describeKey } from "../../../core/gpg/keyring.ts";
 import { Service } from "../../../core/qrexec/services.ts";
 import { platform } from "../../../platform/index.ts";
 import type { ByteSink, ByteSource, ByteStream } from "../../../transport/transport.ts";
-import type { ConfirmationManager, Decision } from "../../confirmation/manager.ts";
+import type { ConfirmationManager } from "../../confirmation/manager.ts";
 import { type Log, makeLog } from "../../log.ts";
 import type { AuditWriter } from "../audit/log.ts";
 import { type AuditedRequest, recordRequest, recordResult } from "../audit/operation.ts";
@@ -76,7 +76,6 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
     allowPrimaryKeys: ctx.allowPrimaryKeys ?? false,
   });
   const conn: { unrestricted: ByteStream | null } = { unrestricted: null };
-  let decision: Decision = "approved";
   let status = 1;
   /** The request record of the confirmed operation in flight. */
   let current: AuditedRequest | null = null;
@@ -128,7 +127,6 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
       } else {
         const pending = pendingConfirm(filter);
         const d = await ctx.confirm.decide(confirmRequestFor(pending, ctx.source));
-        decision = d.decision;
         if (!d.approved) {
           await audit(pending.operation, d.decision, "refused", describeKey(pending.key), detailOf(pending));
           effects = filter.confirmResult(false);
