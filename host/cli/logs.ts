@@ -101,13 +101,13 @@ Examples:
       const broken = result.ok
         ? null
         : { line: result.line, reason: result.reason, message: explain(result.reason, result.line, pin) };
-      const unrecorded = { late: outcomes.late, open: outcomes.open };
+      const unrecorded = result.ok ? { late: outcomes.late, open: outcomes.open } : null;
       ctx.out(
         `${JSON.stringify({ remote, ok: result.ok, records: result.records, head, break: broken, pin, unrecorded }, null, 2)}\n`,
       );
     } else {
       ctx.out(formatRecords(result.records));
-      ctx.out(describeOutcomes(outcomes));
+      if (result.ok) ctx.out(describeOutcomes(outcomes));
     }
     if (!result.ok) {
       ctx.err(
