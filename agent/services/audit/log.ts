@@ -121,6 +121,17 @@ export class AuditLog implements AuditWriter {
     return run;
   }
 
+  private flushUnrecorded(): Promise<void> {
+    const run = this.tail.then(async () => {
+      while (this.unrecorded.length > 0) {
+        await this.write(this.unrecorded[0]!);
+        this.unrecorded.shift();
+      }
+    });
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
   noteUnrecorded(entry: AuditEntry): void {
     this.unrecorded.push(entry);
   }
@@ -187,6 +198,8 @@ export class AuditLog implements AuditWriter {
   }
 
   async close(): Promise<void> {
+    // A last try for results still unrecorded (if it fails, `logs` shows their requests as open).
+    if (this.unrecorded.length > 0) await this.flushUnrecorded().catch(() => {});
     await this.tail;
     this.closed = true;
     await this.handle.close();

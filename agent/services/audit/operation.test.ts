@@ -123,3 +123,17 @@ describe("AuditLog on a full disk", () => {
     expect(auditOutcomes(v.records)).toEqual({ requests: 2, late: [1], open: [3] });
   });
 });
+
+describe("AuditLog close", () => {
+  test("a result still unrecorded gets a last try when the log closes", async () => {
+    const p = path();
+    const log = await AuditLog.open(p);
+    const req = await recordRequest(log, REQ);
+    const disk = diskFullAfter(log, 0);
+    await recordResult(log, req!, "ok");
+    disk.full = 1 << 20;
+    await log.close();
+    const v = verifyAuditLog(readFileSync(p, "utf8"));
+    expect(v.records.map((r) => r.operation)).toEqual(["PKSIGN", "result-unrecorded"]);
+  });
+});
