@@ -9,6 +9,7 @@ import { homedir } from "node:os";
 import { isAbsolute, join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
+import { FILECOPY_LIMITS } from "../core/qrexec/services.ts";
 import { HANDSHAKE_MIN_INTERVAL_MS } from "../core/wire/limits.ts";
 import { type ConfirmConfig, parseConfirm, parseConfirmTimes } from "./confirmation/config.ts";
 import { exportDirProblem } from "./protected-paths.ts";
@@ -48,6 +49,15 @@ export interface Config {
   /** The hash-chained audit log: always <stateDir>/audit.log. */
   readonly auditLog: string;
   readonly handshakeMinIntervalMs: number;
+  /** qubes.Filecopy's limits per copy and the free space it never takes (FILECOPY_LIMITS). */
+  readonly fileCopy: FileCopyConfig;
+}
+
+export interface FileCopyConfig {
+  readonly maxBytes: number;
+  readonly maxFiles: number;
+  readonly reserveBytes: number;
+  readonly reservePercent: number;
 }
 
 const KEYS = [
@@ -66,6 +76,7 @@ const KEYS = [
   "confirmConflictWindowSeconds",
   "gnupgHome",
   "handshakeMinIntervalMs",
+  "fileCopy",
 ] as const;
 
 export async function loadConfig(path: string): Promise<Config> {
@@ -158,6 +169,7 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
     gnupgHome: o.gnupgHome === undefined ? join(stateDir, "gnupg") : absPath("gnupgHome", o.gnupgHome),
     auditLog: join(stateDir, "audit.log"),
     handshakeMinIntervalMs: interval as number,
+    fileCopy: parseFileCopy(o.fileCopy, fail, unknownIn),
   };
   // The agent's secrets are refused at copy time whatever this says; an exportDir that holds
   // them (or lies among them) is a mistake better reported now than as refusals later.
@@ -170,6 +182,31 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
     );
   }
   return config;
+}
+
+function parseFileCopy(
+  v: unknown,
+  fail: (key: string, what: string) => never,
+  unknownIn: (x: Record<string, unknown>, known: readonly string[], prefix: string) => void,
+): FileCopyConfig {
+  if (v === undefined) return FILECOPY_LIMITS;
+  const o = object(v, () =>
+    fail("fileCopy", 'must be an object, e.g. {"maxBytes": 1073741824, "reserveBytes": 67108864}'),
+  );
+  const keys = ["maxBytes", "maxFiles", "reserveBytes", "reservePercent"] as const;
+  unknownIn(o, keys, "fileCopy.");
+  const whole = (key: (typeof keys)[number], min: number, max: number): number => {
+    const x = o[key] ?? FILECOPY_LIMITS[key];
+    if (typeof x !== "number" || !Number.isInteger(x) || x < min || x > max)
+      fail(`fileCopy.${key}`, `must be a whole number from ${min} to ${max}`);
+    return x as number;
+  };
+  return {
+    maxBytes: whole("maxBytes", 1, Number.MAX_SAFE_INTEGER),
+    maxFiles: whole("maxFiles", 1, 10_000_000),
+    reserveBytes: whole("reserveBytes", 0, Number.MAX_SAFE_INTEGER),
+    reservePercent: whole("reservePercent", 0, 50),
+  };
 }
 
 function parseTcp(text: string, fail: (key: string, what: string) => never): TcpAddress {

@@ -17,6 +17,10 @@
  * - Times: nsec > 999999999 is EINVAL (upstream aborts without a reply). Times are set through
  *   libuv, in double-precision seconds: sub-microsecond parts may be rounded.
  * Stops at the first error: the reply carries the errno and the name upstream would report.
+ * Limits (the agent's qubes.Filecopy sets them, core/qrexec/services.ts FILECOPY_LIMITS): bytes
+ * and entries per stream (EDQUOT), and `reserve`, asked before each entry takes space, which
+ * refuses (ENOSPC) when it would eat into the free space the device keeps for its state;
+ * `stoppedBy` in the result says which limit ended the stream.
  */
 import { randomBytes } from "node:crypto";
 import { constants as FS } from "node:fs";
@@ -53,7 +57,15 @@ export interface UnpackOptions {
   sync?: boolean;
   /** Called with the data bytes received so far, every 15 MB and at the end. */
   onProgress?(bytes: number): void;
+  /**
+   * Asked before an entry takes `bytes` of space in `dir` (its own directory, created): a release
+   * function (called once the entry is on disk or dropped), or null to stop with ENOSPC.
+   */
+  reserve?(dir: string, bytes: bigint): Promise<(() => void) | null>;
 }
+
+/** Which of the options' limits ended the stream. */
+export type UnpackLimit = "bytes" | "files" | "space";
 
 export interface UnpackResult {
   /** 0 or the errno sent in the reply. */
@@ -62,9 +74,14 @@ export interface UnpackResult {
   crc: number;
   /** The reply's "last name" (null: the reply had no ext). */
   lastName: Uint8Array | null;
+  /** Set when a limit of the options (not the filesystem) ended the stream. */
+  stoppedBy?: UnpackLimit;
 }
 
 const EIO = 5;
+const ENOSPC = 28;
+/** What a directory or a link is charged against the reserve (one block, as most filesystems). */
+const ENTRY_OVERHEAD = 4096n;
 const DIR_OPEN = FS.O_RDONLY | FS.O_DIRECTORY | FS.O_NOFOLLOW;
 const TEMP_OPEN = FS.O_WRONLY | FS.O_CREAT | FS.O_EXCL | FS.O_NOFOLLOW;
 const SLASH = Buffer.from("/");
@@ -112,6 +129,11 @@ class Unpacker {
   private held: FileHandle[] = [];
   /** The unpublished temporary file of the current entry. */
   private temp: { fh: FileHandle; path: Buffer } | null = null;
+  /** The reserve taken for the current entry. */
+  private reserved: (() => void) | null = null;
+  stoppedBy: UnpackLimit | undefined;
+  /** EDQUOT came from the format's own file size limit, not from the options. */
+  oversize = false;
 
   constructor(
     private readonly source: ByteSource,
@@ -205,10 +227,14 @@ class Unpacker {
       }
     }
     const { fh, path } = this.temp;
-    if (h.filelen > MAX_FILE_LEN || (this.limit > 0n && h.filelen > this.limit))
+    if (h.filelen > MAX_FILE_LEN) {
+      this.oversize = true;
       throw new QfileError(EDQUOT, name);
-    if (this.limit > 0n && this.total > this.limit - h.filelen) throw new QfileError(EDQUOT, name);
+    }
+    if (this.limit > 0n && (h.filelen > this.limit || this.total > this.limit - h.filelen))
+      this.stop("bytes", EDQUOT, name);
     this.total += h.filelen;
+    await this.reserve(h.filelen, name);
     for (let ev = await this.next(); ev.kind === "data"; ev = await this.next()) {
       for (let off = 0; off < ev.bytes.length; ) {
         const { bytesWritten } = await fsOp(fh.write(ev.bytes, off, ev.bytes.length - off), name);
@@ -231,6 +257,7 @@ class Unpacker {
     const path = at(dir, last);
     const end = await this.next();
     assert(end.kind === "end", "qfile: end expected");
+    await this.reserve(ENTRY_OVERHEAD, name);
     try {
       await fsp.mkdir(path, 0o700);
       return;
@@ -248,13 +275,27 @@ class Unpacker {
 
   private async link(h: FileHeader, name: Uint8Array): Promise<void> {
     this.total += h.filelen;
-    if (this.limit > 0n && this.total > this.limit) throw new QfileError(EDQUOT, name);
+    if (this.limit > 0n && this.total > this.limit) this.stop("bytes", EDQUOT, name);
+    await this.reserve(ENTRY_OVERHEAD, name);
     const end = await this.next();
     assert(end.kind === "end" && end.target !== null, "qfile: link target expected");
     const rc = validateSymlink(name, end.target, this.flags);
     if (rc !== 0) throw new QfileError(rc, end.target);
     const { dir, last } = await this.parent(name);
     await fsOp(fsp.symlink(Buffer.from(end.target), at(dir, last)), name);
+  }
+
+  private stop(why: UnpackLimit, errno: number, name: Uint8Array): never {
+    this.stoppedBy = why;
+    throw new QfileError(errno, name);
+  }
+
+  /** Takes `bytes` of the reserve for the current entry, or stops with ENOSPC. */
+  private async reserve(bytes: bigint, name: Uint8Array): Promise<void> {
+    if (!this.opts.reserve) return;
+    const release = await this.opts.reserve(this.opts.dir, bytes + ENTRY_OVERHEAD);
+    if (release === null) this.stop("space", ENOSPC, name);
+    this.reserved = release;
   }
 
   private progress(final: boolean): void {
@@ -275,6 +316,8 @@ class Unpacker {
   /** Ends the current entry: the temporary file (if unpublished) goes, handles are closed. */
   async release(): Promise<void> {
     await this.dropTemp();
+    this.reserved?.();
+    this.reserved = null;
     const held = this.held;
     this.held = [];
     for (const fh of held) await fh.close().catch(() => {});
@@ -306,6 +349,7 @@ export async function unpackQfile(
   } catch (e) {
     if (e instanceof QfileError) {
       code = e.errno;
+      if (code === EDQUOT && u.stoppedBy === undefined && !u.oversize && opts.maxFiles) u.stoppedBy = "files";
       lastName = e.lastName === null ? null : e.lastName.slice();
     } else {
       // A bug of ours: still one reply and no leftovers, then let it surface.
@@ -321,5 +365,5 @@ export async function unpackQfile(
     // The sender is gone; there is nobody left to tell.
   }
   if (bug !== null) throw bug;
-  return { code, crc: u.crc, lastName };
+  return { code, crc: u.crc, lastName, ...(u.stoppedBy && code !== 0 ? { stoppedBy: u.stoppedBy } : {}) };
 }

@@ -3,7 +3,8 @@
  * split-GPG services) each signature and decryption: all through the agent's ONE
  * ConfirmationManager (agent/confirmation/manager.ts), so there is one prompt at a time across
  * everything, a timeout means deny, and each approval answers one request. Every decision taken
- * here is written to the audit log.
+ * here is written to the audit log; an approved `ask` call runs only once its request record is
+ * on disk (beginCall; audit/operation.ts), and its result record follows.
  *
  * The inputs that are not hardware live here too: "deny" (nobody is there to ask) and "command"
  * (runs a program that exits 0 to approve; it learns the request from QUBES_AIR_CONFIRM_*).
@@ -14,7 +15,8 @@
 import type { Verdict } from "../../hw/input.ts";
 import { platform } from "../../platform/index.ts";
 import type { Log } from "../log.ts";
-import type { AuditEntry, AuditLog } from "../services/audit/log.ts";
+import type { AuditEntry, AuditWriter } from "../services/audit/log.ts";
+import { recordRequest, recordResult } from "../services/audit/operation.ts";
 import type { ConfirmationManager, ConfirmationRequest, ConfirmInput, Decision } from "./manager.ts";
 
 export type ConfirmRequest =
@@ -56,7 +58,7 @@ export function managerRequest(r: ConfirmRequest): ConfirmationRequest {
 export class AgentConfirmer implements Confirmer {
   constructor(
     readonly manager: ConfirmationManager,
-    private readonly audit: AuditLog | null,
+    private readonly audit: AuditWriter | null,
     private readonly log: Log,
   ) {}
 
@@ -79,7 +81,27 @@ export class AgentConfirmer implements Confirmer {
     return d.approved;
   }
 
-  /** One audit record for a policy `ask`: its decision and what came of it. */
+  /**
+   * The request record of an approved policy `ask` call, on disk before the call runs; then
+   * finish() writes its result. null: the record could not be written, so the call must not run.
+   */
+  async beginCall(
+    r: { source: string; service: string; arg: string },
+    decision: Decision,
+  ): Promise<{ finish(result: string): Promise<void> } | null> {
+    const audit = this.audit;
+    if (!audit) return { finish: async () => {} };
+    const arg = r.arg === "" ? "" : `arg=${r.arg}`;
+    const req = await recordRequest(
+      audit,
+      { client: r.source, service: r.service, operation: "call", decision, detail: arg },
+      this.log,
+    );
+    if (!req) return null;
+    return { finish: (result) => recordResult(audit, req, result, arg, this.log) };
+  }
+
+  /** One audit record for a refused policy `ask`: its decision and what came of it. */
   recordCall(r: { source: string; service: string; arg: string }, decision: Decision, result: string) {
     return this.record({
       client: r.source,

@@ -4,7 +4,10 @@
  * qubes.Filecopy[+allow-all-names]   receive a qfile stream into
  *                                    <incomingDir>/QubesIncoming/<source>/ (qfile.md §3, §4);
  *                                    any other argument exits 1, as upstream's script does.
- *                                    Exit status = the reply's code & 0xff.
+ *                                    Exit status = the reply's code & 0xff. Limits per copy
+ *                                    (bytes, entries: EDQUOT) and a free-space floor (ENOSPC)
+ *                                    from config.fileCopy (filecopy-space.ts), each said on
+ *                                    stderr; a stopped copy leaves no temporary file.
  * qubesair.CopyFrom                  the host's `copy-from`: stdin starts with a u32 BE length and
  *                                    that many bytes of NUL-separated paths inside the export
  *                                    directory (relative to it, or absolute inside it), then
@@ -24,14 +27,18 @@ import { unpackQfile } from "../../calls/qfile-unpack.ts";
 import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import type { CallRequest } from "../../core/qrexec/call-protocol.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
-import { COPY_FROM_REQUEST_MAX_BYTES, Service } from "../../core/qrexec/services.ts";
+import { COPY_FROM_REQUEST_MAX_BYTES, FILECOPY_LIMITS, Service } from "../../core/qrexec/services.ts";
+import type { FileCopyConfig } from "../config.ts";
 import type { Log } from "../log.ts";
 import type { ExportConfig } from "../protected-paths.ts";
 import { ExportRefused, ExportTree } from "./export-dir.ts";
+import { SpaceGuard } from "./filecopy-space.ts";
 
 /** What a built-in gets from the agent (serve-call.ts passes the whole Config and the log). */
 export interface BuiltinOptions extends ExportConfig {
   readonly incomingDir: string;
+  /** Default FILECOPY_LIMITS. */
+  readonly fileCopy?: FileCopyConfig;
   readonly log?: Log;
 }
 
@@ -49,12 +56,30 @@ async function filecopy(channel: CallChannel, r: CallRequest, o: BuiltinOptions)
     return finish(out, channel, 1);
   }
   const dir = join(o.incomingDir, "QubesIncoming", r.source);
+  const lim = o.fileCopy ?? FILECOPY_LIMITS;
   const result = await unpackQfile(channelSource(channel), out.stdout, {
     dir,
     allowAllNames: r.arg === "allow-all-names",
+    maxBytes: lim.maxBytes,
+    maxFiles: lim.maxFiles,
+    reserve: (d, bytes) => SPACE.reserve(d, o.stateDir, bytes, lim),
   });
+  if (result.stoppedBy) {
+    o.log?.("filecopy-limit", { source: r.source, limit: result.stoppedBy });
+    const say = {
+      bytes: `over the limit of ${lim.maxBytes} bytes per copy`,
+      files: `over the limit of ${lim.maxFiles} files per copy`,
+      space: "no space left above the reserve the device keeps for its state",
+    }[result.stoppedBy];
+    await out.stderr
+      .write(new TextEncoder().encode(`File copy: ${say}; the file being received was not kept\n`))
+      .catch(() => {});
+  }
   return finish(out, channel, result.code & 0xff);
 }
+
+/** The copies in flight share one view of the free space. */
+const SPACE = new SpaceGuard();
 
 async function copyFrom(channel: CallChannel, r: CallRequest, o: BuiltinOptions): Promise<number> {
   const out = new CallOutput(channel);

@@ -7,6 +7,8 @@
  *   malformed request       the channel is reset (a peer fault; nothing runs)
  *   target is not us        126, nothing runs (the host's registry points at the wrong device)
  *   deny / ask refused      126, nothing runs
+ *   ask approved but its audit request record cannot be written
+ *                           126 with a message on stderr, nothing runs
  *   no such service         127
  * Must never: run anything before policy allowed it, leave a service process running after its
  * channel ended, or log peer bytes (the names logged are validated qrexec names).
@@ -27,6 +29,7 @@ import type { Config } from "../config.ts";
 import type { AgentConfirmer } from "../confirmation/confirmer.ts";
 import type { Decision } from "../confirmation/manager.ts";
 import { errorCode, type Log } from "../log.ts";
+import { AUDIT_REFUSAL_MESSAGE } from "./audit/operation.ts";
 import type { Builtin } from "./builtins.ts";
 import type { PolicyStore } from "./policy.ts";
 import { findService, serviceArgv, serviceEnv } from "./service-lookup.ts";
@@ -90,11 +93,18 @@ async function handle(d: CallDeps, channel: Channel, r: CallRequest): Promise<vo
     await finishCall(channel, EXIT_REFUSED);
     return;
   }
+  // An approved ask runs only once its request record is on disk.
+  const audited = asked ? await d.confirmer.beginCall(r, asked) : null;
+  if (asked && !audited) {
+    d.log("call", { ...fields, ...why, unaudited: "yes", status: EXIT_REFUSED });
+    await finishCall(channel, EXIT_REFUSED, `qubes-air: ${AUDIT_REFUSAL_MESSAGE}\n`);
+    return;
+  }
   let status: number | null = null;
   try {
     status = await run(d, channel, r, fields, why);
   } finally {
-    if (asked) await d.confirmer.recordCall(r, asked, status === null ? "failed" : `exit ${status}`);
+    await audited?.finish(status === null ? "failed" : `exit ${status}`);
   }
 }
 

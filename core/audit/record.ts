@@ -7,11 +7,32 @@
  * The canonical record is that JSON without "hash" (keys in exactly this order, JSON.stringify
  * spacing); hash = sha256(prev hash bytes || canonical record UTF-8), lower-case hex. The first
  * record's prev is 64 zeros. Pure: the appender is agent/services/audit/log.ts, the verifier verify.ts.
+ *
+ * An approved operation has two records: the request (result "requested"), written and fsynced
+ * before the operation starts, and its result, whose detail starts "request #SEQ". A result that
+ * could not be written when the operation ended is written later as a "result-unrecorded" record
+ * with the same reference (outcomes.ts pairs them up for `qubes-air logs`).
  * Must never: change the field order or encoding (every old log would stop verifying).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 
 export const GENESIS_HASH = "0".repeat(64);
+
+/** The result field of a request record: written before the operation starts. */
+export const RESULT_REQUESTED = "requested";
+/** The operation field of a record standing in for a result that could not be written in time. */
+export const OP_RESULT_UNRECORDED = "result-unrecorded";
+
+/** The start of a result record's detail: which request record it answers. */
+export function requestRef(seq: number, extra = ""): string {
+  return extra === "" ? `request #${seq}` : `request #${seq}; ${extra}`;
+}
+
+/** The request sequence number a result record's detail names, or null. */
+export function parseRequestRef(detail: string): number | null {
+  const m = /^request #([1-9][0-9]{0,15})(?:;|$)/.exec(detail);
+  return m ? Number(m[1]) : null;
+}
 
 export interface AuditFields {
   /** ISO 8601 UTC time of the decision. */

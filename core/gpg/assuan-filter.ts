@@ -44,7 +44,20 @@ export interface ConfirmRequest {
   readonly hash?: { readonly algo: number; readonly name: string; readonly hex: string };
 }
 
-export type CloseReason = "filtered" | "denied" | "bye" | "client-eof" | "agent-eof" | "agent-protocol";
+export type CloseReason =
+  | "filtered"
+  | "denied"
+  | "unaudited"
+  | "bye"
+  | "client-eof"
+  | "agent-eof"
+  | "agent-protocol";
+
+/**
+ * Our answer to an approved operation the device could not write an audit record for
+ * (GPG_ERR_NOT_OPERATIONAL, source gpg-agent): gpg says "Not operational"; nothing was forwarded.
+ */
+export const ERR_UNAUDITED_LINE = `ERR ${(4 << 24) | 176} Not operational <GPG Agent>`;
 
 export type FilterEffect =
   | { readonly kind: "agent"; readonly data: Uint8Array; readonly socket: "restricted" | "unrestricted" }
@@ -152,6 +165,15 @@ export class AssuanFilter {
     }
     this.forward(out, ph.forward, "restricted", { confirmed: ph.request });
     return out;
+  }
+
+  /**
+   * The pending confirmation was approved but its request record could not be written: the
+   * client gets ERR_UNAUDITED_LINE, the held command is dropped and the connection ends.
+   */
+  refuseUnaudited(): FilterEffect[] {
+    assert(this.phase.p === "confirm", "refuseUnaudited: no confirmation pending");
+    return this.close([{ kind: "client", data: line(ERR_UNAUDITED_LINE) }], "unaudited");
   }
 
   /** Processes buffered client lines for as long as it is the client's turn. */

@@ -52,3 +52,21 @@ export const COPY_FROM_MAX_OPEN_DIRS = 256;
 
 /** The audit log the host fetches: decades of records at a few hundred bytes each. */
 export const AUDIT_LOG_MAX_BYTES = 256 * 1024 * 1024;
+
+/**
+ * qubes.Filecopy on the device (each can be set in the agent's config, "fileCopy"). The device's
+ * state (keys, pinned hosts, the audit log) may share a filesystem with QubesIncoming, and the
+ * default policy lets any caller copy files in: without these, a compromised sys-remote could fill
+ * that filesystem and leave the audit log unable to record (then every approved operation is
+ * refused, the device's own safe failure, but a denial of service).
+ */
+export const FILECOPY_LIMITS = {
+  /** Data bytes in one copy: documents and packages to sign, not disk images. */
+  maxBytes: 1024 ** 3,
+  /** Entries in one copy (a directory counts twice, as in the stream): a source tree, not a flood. */
+  maxFiles: 10_000,
+  /** Free space a copy never takes, at least: room for years of audit records and key updates. */
+  reserveBytes: 64 * 1024 ** 2,
+  /** …or this share of the filesystem, if more (a big card keeps proportionally more). */
+  reservePercent: 5,
+} as const;

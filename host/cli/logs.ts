@@ -8,6 +8,7 @@
  */
 import { join } from "node:path";
 import { runCall } from "../../calls/caller.ts";
+import { auditOutcomes, describeOutcomes } from "../../core/audit/outcomes.ts";
 import type { AuditRecord } from "../../core/audit/record.ts";
 import { type BreakReason, verifyAuditLog } from "../../core/audit/verify.ts";
 import { EXIT } from "../../core/cli/exit-codes.ts";
@@ -29,6 +30,8 @@ export const logsCommand: Command = {
 Fetches the audit log of the remote qube QUBE (every split-GPG request, confirmation and
 policy ask on the device) with qubesair.AuditLog, verifies its hash chain record by record,
 and prints the records. If the chain breaks, it says at which line and why, and exits 1.
+It also says which approved requests have a result the device could not record when the
+operation ended (written late as result-unrecorded) or no result record at all.
 
 The head of each log that verified (sequence number and hash) is remembered in the state
 dir (audit-pins.json) and checked next time, so a log that was cut short or rebuilt from the
@@ -39,7 +42,7 @@ it from "sys-remote" only.
 
 Options:
   --pin SEQ:HASH   the record SEQ must have this hash (64 hex digits)
-  --json           machine-readable: {remote, ok, records, head, break, pin}
+  --json           machine-readable: {remote, ok, records, head, break, pin, unrecorded}
   --source NAME    the caller's name the device sees (default: this qube)
 ${COMMON_HELP}
 
@@ -92,15 +95,19 @@ Examples:
     const result = verifyAuditLog(text, pin ?? undefined);
     const head =
       result.ok && result.records.length > 0 ? { seq: result.records.length, hash: result.head } : null;
+    // Requests whose result the device could not write in time, or at all.
+    const outcomes = auditOutcomes(result.records);
     if (values.json) {
       const broken = result.ok
         ? null
         : { line: result.line, reason: result.reason, message: explain(result.reason, result.line, pin) };
+      const unrecorded = result.ok ? { late: outcomes.late, open: outcomes.open } : null;
       ctx.out(
-        `${JSON.stringify({ remote, ok: result.ok, records: result.records, head, break: broken, pin }, null, 2)}\n`,
+        `${JSON.stringify({ remote, ok: result.ok, records: result.records, head, break: broken, pin, unrecorded }, null, 2)}\n`,
       );
     } else {
       ctx.out(formatRecords(result.records));
+      if (result.ok) ctx.out(describeOutcomes(outcomes));
     }
     if (!result.ok) {
       ctx.err(

@@ -112,14 +112,18 @@ describe("policy ask: a physical confirmation on the device", () => {
   });
 
   test("every ask is in the audit log with its decision and outcome, and the chain verifies", async () => {
-    // The record of an approved call is appended once it has ended, just after its exit status.
+    // An approved call has a request record before it runs and a result record once it has ended
+    // (just after its exit status); the results are listed here, with the request they answer.
     let asks: string[] = [];
     for (let i = 0; i < 50 && !asks.some((a) => a.startsWith("thief")); i++) {
       const r = await cli(stack.host, ["logs", "--json", "--source", "sys-remote", DEVICE]);
       expect(r.code).toBe(0);
       asks = (JSON.parse(r.stdout).records as Record<string, string>[])
-        .filter((x) => x.operation === "call")
-        .map((x) => `${x.client} ${x.service} ${x.decision} ${x.result} ${x.detail}`);
+        .filter((x) => x.operation === "call" && x.result !== "requested")
+        .map(
+          (x) =>
+            `${x.client} ${x.service} ${x.decision} ${x.result} ${(x.detail ?? "").replace(/^request #\d+; /, "")}`,
+        );
     }
     expect(asks.slice(0, 4)).toEqual([
       "alpha test.Ask approved exit 0 arg=a1",

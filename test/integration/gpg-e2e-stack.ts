@@ -44,6 +44,12 @@ export interface StackOptions {
   /** Extra policy files (sorted before the shipped 50-qubes-air.policy), name -> text. */
   readonly policy?: Record<string, string>;
   readonly services?: Record<string, string>;
+  /** Merged into the agent's config. */
+  readonly config?: Record<string, unknown>;
+  /** Run the agent under this command (it gets the agent's argv after it), e.g. a namespace. */
+  readonly agentWrapper?: (dir: string) => string[];
+  /** Run the agent's CLI commands after it started (pair-token) under this, e.g. nsenter. */
+  readonly agentCliWrapper?: (agent: Logged) => string[];
 }
 
 export interface Stack {
@@ -102,6 +108,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       // with the product's 1 s, a test's next client would always meet the after-approval
       // conflict window (manager.test.ts and confirm-ask.test.ts test the rule itself).
       confirmConflictWindowSeconds: o.confirmConflictWindowSeconds ?? 0,
+      ...o.config,
     }),
   );
   const homes: string[] = [];
@@ -116,9 +123,15 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     publicKey = readFileSync(exported, "utf8");
     homes.push(join(dir, "state/gnupg"), join(dir, "state/gnupg-primary"));
   }
-  const agent = spawnLogged([BUN, AGENT, "run", "--config", configPath], agentEnv(dir));
+  const agent = spawnLogged(
+    [...(o.agentWrapper?.(dir) ?? []), BUN, AGENT, "run", "--config", configPath],
+    agentEnv(dir),
+  );
   const port = Number((await agent.waitLine(/listening tcp=\S+ port=(\d+)/))[1]);
-  const token = await run([BUN, AGENT, "pair-token", "--config", configPath], agentEnv(dir));
+  const token = await run(
+    [...(o.agentCliWrapper?.(agent) ?? []), BUN, AGENT, "pair-token", "--config", configPath],
+    agentEnv(dir),
+  );
   if (token.code !== 0) throw new Error(`pair-token failed: ${token.stderr}`);
   const host = makeHost();
   const daemon = await startDaemon(host);

@@ -108,6 +108,9 @@ describe("split-gpg v1 through the host CLI", () => {
       operation: "sign",
       decision: "denied",
     });
-    expect(v.records.filter((x) => x.service === "qubes.Gpg" && x.decision === "approved").length).toBe(6);
+    // 6 approved operations: each a request record before gpg ran, and its result.
+    const approved = v.records.filter((x) => x.service === "qubes.Gpg" && x.decision === "approved");
+    expect(approved.filter((x) => x.result === "requested").length).toBe(6);
+    expect(approved.filter((x) => x.result === "exit 0").length).toBe(6);
   });
 });

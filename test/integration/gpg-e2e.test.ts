@@ -128,8 +128,9 @@ describe("split-gpg2: stock gpg in a client qube, the key on the device", () => 
       "refused",
     ]);
     expect(last.key).toContain(client.fingerprint);
-    // every use so far: 6 approved signatures/decryptions with result ok
+    // every use so far: 6 approved signatures/decryptions, each a request record and a result ok
     expect(v.records.filter((x) => x.decision === "approved" && x.result === "ok").length).toBe(6);
+    expect(v.records.filter((x) => x.decision === "approved" && x.result === "requested").length).toBe(6);
   });
 });
 
@@ -141,8 +142,13 @@ describe("qubes-air logs: fetch and verify the device's audit chain", () => {
     expect(lines[0]).toMatch(
       /^SEQ\s+TIME\s+CLIENT\s+SERVICE\s+OPERATION\s+DECISION\s+RESULT\s+KEY \/ DETAIL$/,
     );
+    // Each approved operation: its request record (written before PKSIGN went to gpg-agent),
+    // then its result, naming the request.
     expect(r.stdout).toMatch(
-      /\n1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+work\s+qubes\.Gpg2\s+PKSIGN\s+approved\s+ok\s+.*Device E2E/,
+      /\n1\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ\s+work\s+qubes\.Gpg2\s+PKSIGN\s+approved\s+requested\s+.*Device E2E/,
+    );
+    expect(r.stdout).toMatch(
+      /\n2\s+\S+ \S+\s+work\s+qubes\.Gpg2\s+PKSIGN\s+approved\s+ok\s+.*Device E2E.*request #1; /,
     );
     expect(r.stdout).toMatch(/work\s+qubes\.Gpg2\s+PKSIGN\s+denied\s+refused/);
     const n = verifyAuditLog(readFileSync(auditPath(), "utf8")).records.length;

@@ -7,7 +7,13 @@
  * cut off and an `audit-recovered` record says how many bytes went; a chain broken elsewhere is
  * kept as it is (it is evidence) and an `audit-chain-broken` record notes where, with the chain
  * continuing from the last line, so the host's verifier still reports the original break.
- * Must never: rewrite or drop a complete record, or write a line without fsync.
+ * A failed append (ENOSPC, EIO, a failed fsync) is cut back to the last whole record, so the
+ * chain never holds a torn line, and rejects with AuditWriteError: callers that are about to
+ * start an operation refuse it (operation.ts). A result that could not be written is queued with
+ * noteUnrecorded() and written, as a result-unrecorded record, before anything else as soon as
+ * an append succeeds again.
+ * Must never: rewrite or drop a complete record, write a line without fsync, or resolve an
+ * append whose record is not on disk.
  */
 import * as fsp from "node:fs/promises";
 import {
@@ -20,14 +26,37 @@ import { verifyAuditLog } from "../../../core/audit/verify.ts";
 
 export type AuditEntry = Omit<AuditFields, "time" | "detail" | "key"> & { key?: string; detail?: string };
 
+/** What the services need of the log (tests inject one that fails). */
+export interface AuditWriter {
+  /** Appends one record; resolves once it is on disk, rejects with AuditWriteError if it is not. */
+  append(entry: AuditEntry): Promise<AuditRecord>;
+  /** Queues a record for a result that could not be written; it goes first on the next append. */
+  noteUnrecorded(entry: AuditEntry): void;
+}
+
+/** An append did not reach the disk (the log holds no part of it). */
+export class AuditWriteError extends Error {
+  override readonly name = "AuditWriteError";
+  constructor(
+    /** The errno name (ENOSPC, EIO, …) or "closed". */
+    readonly code: string,
+  ) {
+    super(`cannot write the audit log (${code})`);
+  }
+}
+
 export interface AuditOpenOptions {
   /** Wall-clock milliseconds (default Date.now). */
   readonly now?: () => number;
 }
 
-export class AuditLog {
+export class AuditLog implements AuditWriter {
   private tail: Promise<unknown> = Promise.resolve();
   private closed = false;
+  /** A failed write left bytes after `size` that could not be cut off yet. */
+  private torn = false;
+  /** result-unrecorded records still to write, oldest first. */
+  private readonly unrecorded: AuditEntry[] = [];
 
   private constructor(
     readonly path: string,
@@ -78,37 +107,80 @@ export class AuditLog {
     return log;
   }
 
-  /** Appends one record; resolves once it is on disk. */
+  /** Appends one record; resolves once it is on disk (after any queued result-unrecorded ones). */
   append(entry: AuditEntry): Promise<AuditRecord> {
     const run = this.tail.then(async () => {
-      if (this.closed) throw new Error("audit log closed");
-      const fields: AuditFields = {
-        time: new Date(this.now()).toISOString(),
-        client: entry.client,
-        service: entry.service,
-        operation: entry.operation,
-        key: entry.key ?? "",
-        decision: entry.decision,
-        result: entry.result,
-        detail: entry.detail ?? "",
-      };
-      const seq = this.seq + 1;
-      const prev = this.head;
-      const { line, hash } = formatRecord(seq, fields, prev);
-      const bytes = new TextEncoder().encode(line);
+      if (this.closed) throw new AuditWriteError("closed");
+      while (this.unrecorded.length > 0) {
+        await this.write(this.unrecorded[0]!);
+        this.unrecorded.shift();
+      }
+      return this.write(entry);
+    });
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private flushUnrecorded(): Promise<void> {
+    const run = this.tail.then(async () => {
+      while (this.unrecorded.length > 0) {
+        await this.write(this.unrecorded[0]!);
+        this.unrecorded.shift();
+      }
+    });
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  noteUnrecorded(entry: AuditEntry): void {
+    this.unrecorded.push(entry);
+  }
+
+  /** result-unrecorded records not yet written. */
+  get unrecordedPending(): number {
+    return this.unrecorded.length;
+  }
+
+  private async write(entry: AuditEntry): Promise<AuditRecord> {
+    const fields: AuditFields = {
+      time: new Date(this.now()).toISOString(),
+      client: entry.client,
+      service: entry.service,
+      operation: entry.operation,
+      key: entry.key ?? "",
+      decision: entry.decision,
+      result: entry.result,
+      detail: entry.detail ?? "",
+    };
+    const seq = this.seq + 1;
+    const prev = this.head;
+    const { line, hash } = formatRecord(seq, fields, prev);
+    const bytes = new TextEncoder().encode(line);
+    try {
+      if (this.torn) {
+        await this.handle.truncate(this.size);
+        this.torn = false;
+      }
       let off = 0;
       while (off < bytes.length) {
         const { bytesWritten } = await this.handle.write(bytes, off, bytes.length - off);
         off += bytesWritten;
       }
       await this.handle.sync();
-      this.seq = seq;
-      this.head = hash;
-      this.size += bytes.length;
-      return { ...fields, seq, prev, hash };
-    });
-    this.tail = run.catch(() => {});
-    return run;
+    } catch (e) {
+      // Cut back to the last whole record (O_APPEND: the next write lands right after it).
+      this.torn = true;
+      try {
+        await this.handle.truncate(this.size);
+        await this.handle.sync();
+        this.torn = false;
+      } catch {}
+      throw new AuditWriteError((e as NodeJS.ErrnoException).code ?? "EIO");
+    }
+    this.seq = seq;
+    this.head = hash;
+    this.size += bytes.length;
+    return { ...fields, seq, prev, hash };
   }
 
   /** The length in bytes of the log once every append queued so far is on disk. */
@@ -126,6 +198,8 @@ export class AuditLog {
   }
 
   async close(): Promise<void> {
+    // A last try for results still unrecorded (if it fails, `logs` shows their requests as open).
+    if (this.unrecorded.length > 0) await this.flushUnrecorded().catch(() => {});
     await this.tail;
     this.closed = true;
     await this.handle.close();

@@ -8,8 +8,12 @@
  *
  * A refused request gets no frames at all (the upstream client then exits 1) and a line on the
  * service's stderr; a denied confirmation gets a line on the client's stderr stream and exit
- * status 1; a limit kills gpg and reports 124 (wall time) or 2 (bytes).
- * Must never: run gpg before the options are checked and, when needed, confirmed.
+ * status 1; a limit kills gpg and reports 124 (wall time) or 2 (bytes). Every gpg run has its
+ * request record on disk before gpg starts (audit/operation.ts); if it cannot be written, gpg is
+ * not started and the client gets a line on its stderr stream and exit status 1. The result
+ * record (exit status, byte counts) follows.
+ * Must never: run gpg before the options are checked and, when needed, confirmed, and its
+ * request record is on disk.
  */
 import { describeKey, type KeyEntry, parseSecretKeyListing } from "../../../core/gpg/keyring.ts";
 import { buildGpgArgv, secretUse, signerSpecs } from "../../../core/gpg/v1-argv.ts";
@@ -26,7 +30,8 @@ import { exitStatusOf, platform } from "../../../platform/index.ts";
 import type { ByteSource } from "../../../transport/transport.ts";
 import type { ConfirmationManager } from "../../confirmation/manager.ts";
 import { type Log, makeLog } from "../../log.ts";
-import type { AuditLog } from "../audit/log.ts";
+import type { AuditWriter } from "../audit/log.ts";
+import { AUDIT_REFUSAL_MESSAGE, recordRequest, recordResult } from "../audit/operation.ts";
 import { capture, type GpgTools, gpgEnv, loadKeyring } from "./gpg-tools.ts";
 import { FrameWriter, pumpClientInput, pumpOutput } from "./gpg1-pumps.ts";
 import type { GpgServiceIo } from "./gpg2-service.ts";
@@ -45,7 +50,7 @@ export interface Gpg1Context extends GpgTools {
   /** The GnuPG home gpg runs in (--homedir), normally holding secret subkeys only. */
   readonly gnupgHome: string;
   readonly confirm: ConfirmationManager;
-  readonly audit: AuditLog;
+  readonly audit: AuditWriter;
   readonly limits?: Gpg1Limits;
   readonly log?: Log;
 }
@@ -62,9 +67,9 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     ctx.audit
       .append({ client: ctx.source, service: Service.Gpg, operation, key, decision, result, detail })
       .catch(() => log("audit-append-failed", { service: Service.Gpg }));
-  const refuse = async (code: string, message: string) => {
+  const refuse = async (code: string, message: string, recorded = false) => {
     log("gpg1-refused", { client: ctx.source, reason: code });
-    await audit("refused", "refused", code);
+    if (!recorded) await audit("refused", "refused", code);
     await io.stderr.write(enc(`qubes-air: qubes.Gpg: ${message}\n`)).catch(() => {});
     await io.stdout.closeWrite().catch(() => {});
     return 1;
@@ -110,6 +115,18 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     }
   }
 
+  const request = await recordRequest(
+    ctx.audit,
+    { client: ctx.source, service: Service.Gpg, operation: use ?? "public", key: keyText, decision },
+    log,
+  );
+  if (!request) {
+    await out.send(encodeFrames(1, enc(`qubes-air: ${AUDIT_REFUSAL_MESSAGE}\n`))).catch(() => {});
+    await out.send(encodeExitFrame(1)).catch(() => {});
+    await io.stdout.closeWrite().catch(() => {});
+    return 0;
+  }
+
   const inv = buildGpgArgv(req, ctx.gpg ?? "gpg", ctx.gnupgHome);
   let child: Awaited<ReturnType<typeof spawnWithFds>>;
   try {
@@ -119,7 +136,8 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
       outputFds: inv.childOutputFds,
     });
   } catch {
-    return refuse("spawn", "gpg could not be started on the device");
+    await recordResult(ctx.audit, request, "spawn-failed", "", log);
+    return refuse("spawn", "gpg could not be started on the device", true);
   }
 
   let limitStatus: number | null = null;
@@ -177,12 +195,12 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   if (framingFault) {
     // Like upstream: a framing fault ends the call without an exit frame.
     await io.stdout.closeWrite().catch(() => {});
-    await audit(use ?? "public", decision, "framing-fault", keyText, detail);
+    await recordResult(ctx.audit, request, "framing-fault", detail, log);
     return 1;
   }
   await out.send(encodeExitFrame(status & 0xff)).catch(() => {});
   await io.stdout.closeWrite().catch(() => {});
-  await audit(use ?? "public", decision, `exit ${status}`, keyText, detail);
+  await recordResult(ctx.audit, request, `exit ${status}`, detail, log);
   return 0;
 }
 

@@ -3,7 +3,9 @@
  * its restricted socket (agent-extra-socket), runs core/gpg/assuan-filter.ts between the caller
  * and it, asks for a physical confirmation before every PKSIGN/PKDECRYPT (with what the device
  * itself knows: the key from its own keyring, the operation, the calling qube, the digest), and
- * writes every confirmed operation and every filtered connection to the audit log.
+ * writes every confirmed operation and every filtered connection to the audit log: the request
+ * record is on disk before PKSIGN/PKDECRYPT goes to gpg-agent, or the client gets
+ * ERR_UNAUDITED_LINE and nothing is forwarded (audit/operation.ts); the result record follows.
  *
  * The filter is turn-based, so this loop reads only from the party whose turn it is: a client
  * cannot make the device buffer more than one read ahead.
@@ -15,9 +17,10 @@ import { describeKey } from "../../../core/gpg/keyring.ts";
 import { Service } from "../../../core/qrexec/services.ts";
 import { platform } from "../../../platform/index.ts";
 import type { ByteSink, ByteSource, ByteStream } from "../../../transport/transport.ts";
-import type { ConfirmationManager, Decision } from "../../confirmation/manager.ts";
+import type { ConfirmationManager } from "../../confirmation/manager.ts";
 import { type Log, makeLog } from "../../log.ts";
-import type { AuditLog } from "../audit/log.ts";
+import type { AuditWriter } from "../audit/log.ts";
+import { type AuditedRequest, recordRequest, recordResult } from "../audit/operation.ts";
 import { type AgentSockets, agentSockets, type GpgTools, loadKeyring } from "./gpg-tools.ts";
 
 export interface GpgServiceIo {
@@ -32,7 +35,7 @@ export interface Gpg2Context extends GpgTools {
   /** The GnuPG home whose agent serves the keys (normally holding secret subkeys only). */
   readonly gnupgHome: string;
   readonly confirm: ConfirmationManager;
-  readonly audit: AuditLog;
+  readonly audit: AuditWriter;
   /** Connect here instead of the sockets gpgconf names (tests put a recording proxy between). */
   readonly sockets?: AgentSockets;
   /** Serve primary keys too (lets a client certify keys). Default false. */
@@ -73,8 +76,9 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
     allowPrimaryKeys: ctx.allowPrimaryKeys ?? false,
   });
   const conn: { unrestricted: ByteStream | null } = { unrestricted: null };
-  let decision: Decision = "approved";
   let status = 1;
+  /** The request record of the confirmed operation in flight. */
+  let current: AuditedRequest | null = null;
 
   const apply = async (effects: FilterEffect[]): Promise<boolean> => {
     for (const e of effects) {
@@ -89,13 +93,9 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
           } else await agent.write(e.data);
           break;
         case "result":
-          await audit(
-            e.request.operation,
-            decision,
-            e.ok ? "ok" : "error",
-            describeKey(e.request.key),
-            detailOf(e.request),
-          );
+          if (current)
+            await recordResult(ctx.audit, current, e.ok ? "ok" : "error", detailOf(e.request), log);
+          current = null;
           break;
         case "close":
           if (e.reason === "filtered") {
@@ -127,10 +127,25 @@ export async function serveGpg2(io: GpgServiceIo, ctx: Gpg2Context): Promise<num
       } else {
         const pending = pendingConfirm(filter);
         const d = await ctx.confirm.decide(confirmRequestFor(pending, ctx.source));
-        decision = d.decision;
-        if (!d.approved)
+        if (!d.approved) {
           await audit(pending.operation, d.decision, "refused", describeKey(pending.key), detailOf(pending));
-        effects = filter.confirmResult(d.approved);
+          effects = filter.confirmResult(false);
+        } else {
+          // The request record goes to disk before the held command goes to gpg-agent.
+          current = await recordRequest(
+            ctx.audit,
+            {
+              client: ctx.source,
+              service: Service.Gpg2,
+              operation: pending.operation,
+              key: describeKey(pending.key),
+              decision: d.decision,
+              detail: detailOf(pending),
+            },
+            log,
+          );
+          effects = current ? filter.confirmResult(true) : filter.refuseUnaudited();
+        }
       }
       running = await apply(effects);
       if (conn.unrestricted && filter.awaiting !== "agent-unrestricted") {
