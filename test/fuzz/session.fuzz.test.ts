@@ -7,7 +7,8 @@
  * local actions (ping, rekey, confirm, open, close). Guarantees shown: the session either keeps
  * running or ends with a ProtocolError (or null for an orderly close) on `closed`; dispatch never
  * throws anything else; no record is dispatched after the session ended; vchan records never pass
- * before both pairing confirmations; every record it sends is well-formed; no unhandled rejection
+ * before both pairing confirmations (nor a confirmation before the pairing code's reveal was
+ * checked); every record it sends is well-formed; no unhandled rejection
  * (bun test fails a test on any; each run waits a few macrotasks so they surface inside it).
  *
  * TcpRecordLink: arbitrary chunks, and valid encrypted records with corruption, give records,
@@ -31,6 +32,7 @@ import {
   type HandshakeMode,
   RecordKind,
 } from "../../core/session/messages.ts";
+import { commitTo } from "../../core/session/pairing-code.ts";
 import type { RecordLink } from "../../core/session/record-link.ts";
 import { Session } from "../../core/session/session.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
@@ -52,6 +54,9 @@ const PEER = generateStaticKeyPair();
 /** session.ts binds this label into the rekey prologue. */
 const REKEY_LABEL = new TextEncoder().encode("rekey");
 const KNOWN_KINDS: number[] = Object.values(RecordKind);
+/** The pairing nonces of pair-code sessions: ours and the simulated peer's. */
+const OWN_NONCE = new Uint8Array(32).fill(5);
+const PEER_NONCE = new Uint8Array(32).fill(6);
 
 // Unhandled rejections: bun test fails the running test on any, so none needs a listener here.
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -64,6 +69,7 @@ type Step =
   | { readonly t: "record"; readonly bytes: Uint8Array }
   | { readonly t: "rekey-from-peer" } // a real REKEY msg1 from the peer (responder sessions)
   | { readonly t: "rekey-answer" } // the peer's real REKEY msg2 to our last msg1 (initiator sessions)
+  | { readonly t: "reveal" } // the peer's real PAIR_REVEAL (pair-code, initiator sessions)
   | { readonly t: "ping" | "rekey" | "confirm" | "open" | "close" };
 
 const manualClock: Clock = { now: () => 0, setTimer: () => () => {} };
@@ -77,6 +83,7 @@ function checkSent(record: Uint8Array): string | null {
   if ((kind === RecordKind.PING || kind === RecordKind.PONG) && body.length !== 8) return "bad ping/pong";
   if ((kind === RecordKind.REKEY_SWITCH || kind === RecordKind.PAIR_CONFIRM) && body.length !== 0)
     return "bad body";
+  if (kind === RecordKind.PAIR_REVEAL && body.length !== 32) return "bad reveal";
   return null;
 }
 
@@ -96,6 +103,8 @@ async function runSession(
   let session!: Session;
   let mineConfirmed = false;
   let peerConfirmed = false;
+  /** The code is known: at once for the committer (responder), after a good reveal otherwise. */
+  let codeKnown = !initiator;
   /** Our pending REKEY msg1, answered by the simulated peer with a real msg2 on request. */
   let peerAnswer: Uint8Array | null = null;
   let linkClosed = false;
@@ -110,7 +119,7 @@ async function runSession(
         if (initiator) session.rekey().catch(() => {});
         return;
       case "confirm":
-        if (mode === "pair-code" && !mineConfirmed) {
+        if (mode === "pair-code" && !mineConfirmed && codeKnown) {
           mineConfirmed = true;
           session.confirmPairing(true).catch(() => {});
         }
@@ -183,6 +192,7 @@ async function runSession(
         }
         if (step.t === "record") return Promise.resolve(step.bytes);
         if (step.t === "rekey-from-peer") return Promise.resolve(peerRekeyMessage());
+        if (step.t === "reveal") return Promise.resolve(Uint8Array.of(RecordKind.PAIR_REVEAL, ...PEER_NONCE));
         if (step.t === "rekey-answer") {
           const answer = peerAnswer ?? Uint8Array.of(RecordKind.REKEY, 1, 2, 3);
           peerAnswer = null;
@@ -215,6 +225,13 @@ async function runSession(
     },
     peerKey: PEER.publicKey,
     peerVersion: "peer-1",
+    ...(mode === "pair-code"
+      ? {
+          codePairing: initiator
+            ? { role: "checker" as const, nonce: OWN_NONCE, commitment: commitTo(PEER_NONCE) }
+            : { role: "committer" as const, nonce: OWN_NONCE, peerNonce: PEER_NONCE },
+        }
+      : {}),
   };
   session = new Session(link, established, {
     initiator,
@@ -242,7 +259,11 @@ async function runSession(
       if (!(e instanceof ProtocolError)) violations.push(`dispatch threw ${String(e)}`);
       throw e;
     }
-    if (record[0] === RecordKind.PAIR_CONFIRM && record.length === 1 && session.isOpen) peerConfirmed = true;
+    if (record[0] === RecordKind.PAIR_REVEAL && session.isOpen) codeKnown = true;
+    if (record[0] === RecordKind.PAIR_CONFIRM && record.length === 1 && session.isOpen) {
+      if (!codeKnown) violations.push("confirmation accepted before the reveal");
+      peerConfirmed = true;
+    }
   };
 
   session.start();
@@ -316,7 +337,10 @@ const recordArb: fc.Arbitrary<Uint8Array> = fc.oneof(
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: recordArb.map((bytes) => ({ t: "record" as const, bytes })) },
-  { weight: 1, arbitrary: fc.constantFrom<Step>({ t: "rekey-from-peer" }, { t: "rekey-answer" }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Step>({ t: "rekey-from-peer" }, { t: "rekey-answer" }, { t: "reveal" }),
+  },
   {
     weight: 2,
     arbitrary: fc.constantFrom<Step>(
@@ -411,6 +435,28 @@ describe("Session on arbitrary decrypted records", () => {
         [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_CONFIRM) }],
         "unexpected-message",
       ],
+      // pair-code: a confirmation before the reveal, a reveal that does not open the commitment,
+      // a second reveal, and a reveal sent to the committing side.
+      [
+        true,
+        "pair-code",
+        [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_CONFIRM) }],
+        "unexpected-message",
+      ],
+      [
+        true,
+        "pair-code",
+        [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_REVEAL, ...new Uint8Array(32)) }],
+        "pairing-commitment",
+      ],
+      [
+        true,
+        "pair-code",
+        [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_REVEAL, 1) }],
+        "pairing-commitment",
+      ],
+      [true, "pair-code", [{ t: "reveal" }, { t: "reveal" }], "unexpected-message"],
+      [false, "pair-code", [{ t: "reveal" }], "unexpected-message"],
     ];
     for (const [initiator, mode, steps, code] of cases) {
       const r = await runSession(initiator, mode, steps, true);
