@@ -20,7 +20,6 @@
 import { join } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
 import { PairingLockedError } from "../../core/session/handshake.ts";
-export { lockedText } from "../../core/session/pairing-code.ts";
 import { PAIR_CODE_LOCK_MS, PAIR_CODE_MAX_FAILURES } from "../../core/wire/limits.ts";
 import { platform } from "../../platform/index.ts";
 

@@ -16,6 +16,7 @@ import { systemClock } from "../../core/session/duplex.ts";
 import { type Connected, connectAsResponder } from "../../core/session/establish.ts";
 import { PairingLockedError, type PairingState } from "../../core/session/handshake.ts";
 import { formatPublicKey } from "../../core/session/key-text.ts";
+import { lockedText } from "../../core/session/pairing-code.ts";
 import type { RecordLink } from "../../core/session/record-link.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
 import { PAIR_CODE_MAX_FAILURES } from "../../core/wire/limits.ts";
@@ -23,7 +24,6 @@ import type { Config } from "../config.ts";
 import type { Confirmer } from "../confirmation/confirmer.ts";
 import { errorCode, keyPrefix, type Log } from "../log.ts";
 import { AGENT_VERSION } from "../version.ts";
-import { lockedText } from "./code-pairing-guard.ts";
 import type { AgentState } from "./state.ts";
 
 export interface SessionDeps {
