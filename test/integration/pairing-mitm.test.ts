@@ -103,9 +103,9 @@ describe("pairing man in the middle, real host daemon and real agent", () => {
     expect(r.tries).toBe(20_000);
     expect(r.deviceCode).not.toBe(r.hostCode); // 1 in 10^6
     expect(r.deviceCode).not.toBe(r.predicted); // 1 in 10^6: its pick had no hold on the device's nonce
-    expect(readFileSync(codeFile, "utf8")).toBe(`${r.deviceCode}\n`);
     expect(out.code).toBe(1); // the user saw two codes (or was never asked on the device) and said no
-    await agent.waitLine(/refused .*mode=pair-code/);
+    await agent.waitLine(/refused .*mode=pair-code/); // after its confirmer ran
+    expect(readFileSync(codeFile, "utf8")).toBe(`${r.deviceCode}\n`);
     for (const leg of legs) leg.session.close();
     await listener.close();
   });
