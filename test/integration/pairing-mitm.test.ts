@@ -9,11 +9,13 @@
 import { afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { LINK_SUITES, makeResolver } from "../../core/noise/suites.ts";
+import { LINK_SUITES, makeResolver, resolveLinkSuite } from "../../core/noise/suites.ts";
 import { systemClock } from "../../core/session/duplex.ts";
 import { type Connected, connectAsResponder } from "../../core/session/establish.ts";
+import { respondHandshake } from "../../core/session/handshake.ts";
 import { generateStaticKeyPair } from "../../core/session/key-text.ts";
 import { pairingCode } from "../../core/session/pairing-code.ts";
+import { Session } from "../../core/session/session.ts";
 import { TcpRecordLink } from "../../core/session/tcp-record-link.ts";
 import {
   cleanup,
@@ -131,5 +133,52 @@ describe("pairing man in the middle, real host daemon and real agent", () => {
       /refused .*code=pairing-locked why="code pairing locked for 15 minutes after 3 failed attempts"/,
     );
     expect((await cli(host, ["list", "--json"])).stdout).toBe("[]\n");
+  });
+
+  test("a device whose reveal does not open its commitment: the CLI says the pairing is tampered with", async () => {
+    const liar = generateStaticKeyPair();
+    const sessions: Session[] = [];
+    const listener = await tcpListen("127.0.0.1", 0, (stream) => {
+      void (async () => {
+        const link = new TcpRecordLink(stream);
+        const e = await respondHandshake({
+          link,
+          resolver,
+          staticKey: liar,
+          version: "0.1.0",
+          suites,
+          peers: { isPinned: () => false, acceptTimestamp: () => false },
+          pairing: { allowCode: true },
+        });
+        const cp = e.codePairing!;
+        // It committed to one nonce and reveals another (chosen after seeing the host's).
+        const lying = new Session(
+          link,
+          { ...e, codePairing: { ...cp, nonce: new Uint8Array(32).fill(7) } },
+          {
+            initiator: false,
+            staticKey: liar,
+            suite: resolveLinkSuite(resolver, e.suite),
+            suiteName: e.suite,
+            version: "0.1.0",
+            clock: systemClock,
+            onVchan: () => {},
+          },
+        );
+        sessions.push(lying);
+        lying.start();
+      })().catch(() => {});
+    });
+    const host = makeHost();
+    await startDaemon(host);
+    const r = await cli(host, ["pair", DEVICE, "--tcp", `127.0.0.1:${listener.port}`, "--code"], "y\n");
+    expect([r.code, r.stderr]).toEqual([
+      1,
+      "qubes-air pair: the device's reveal did not match its commitment: something between here and " +
+        "the device is tampering with the pairing; nothing was stored\n",
+    ]);
+    expect((await cli(host, ["list", "--json"])).stdout).toBe("[]\n");
+    for (const s of sessions) s.close();
+    await listener.close();
   });
 });
