@@ -38,6 +38,10 @@ export type ProtocolErrorCode =
   | "flow-control"
   | "keepalive-timeout"
   | "link-lost"
+  // pair-code (core/session/pairing-code.ts): a reveal that does not open the commitment; code
+  // pairing locked on the device after too many failed attempts.
+  | "pairing-commitment"
+  | "pairing-locked"
   // split-GPG (core/gpg): a filtered Assuan line, a bad CIPHERTEXT S-expression, a bad v1 request
   // header or frame, a refused v1 option or sub-option list. Each error class there also keeps
   // its own finer reason.

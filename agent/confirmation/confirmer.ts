@@ -17,11 +17,23 @@ import { platform } from "../../platform/index.ts";
 import type { Log } from "../log.ts";
 import type { AuditEntry, AuditWriter } from "../services/audit/log.ts";
 import { recordRequest, recordResult } from "../services/audit/operation.ts";
-import type { ConfirmationManager, ConfirmationRequest, ConfirmInput, Decision } from "./manager.ts";
+import {
+  type ConfirmationManager,
+  type ConfirmationRequest,
+  type ConfirmInput,
+  type Decision,
+  pairingAttemptText,
+} from "./manager.ts";
 
 export type ConfirmRequest =
   | { readonly kind: "call"; readonly source: string; readonly service: string; readonly arg: string }
-  | { readonly kind: "pairing"; readonly code: string; readonly peerKey: string };
+  | {
+      readonly kind: "pairing";
+      readonly code: string;
+      readonly peerKey: string;
+      /** Which failed-attempt slot this is (agent/link/code-pairing-guard.ts). */
+      readonly attempt?: number;
+    };
 
 export interface Confirmer {
   /** Resolves true only when the user approved this one request. Never rejects. */
@@ -41,7 +53,11 @@ export function managerRequest(r: ConfirmRequest): ConfirmationRequest {
       service: "pairing",
       operation: "pair",
       key: r.peerKey,
-      pairing: { code: r.code, peerKey: r.peerKey },
+      pairing: {
+        code: r.code,
+        peerKey: r.peerKey,
+        ...(r.attempt !== undefined ? { attempt: r.attempt } : {}),
+      },
     };
   }
   // The key makes an approval window (if set) cover exactly this service and argument.
@@ -135,7 +151,7 @@ export function confirmEnv(r: ConfirmationRequest): Record<string, string> {
       QUBES_AIR_CONFIRM_KIND: "pairing",
       QUBES_AIR_CONFIRM_CODE: r.pairing.code,
       QUBES_AIR_CONFIRM_PEER_KEY: r.pairing.peerKey,
-      QUBES_AIR_CONFIRM_TEXT: `Pair with host ${r.pairing.peerKey.slice(0, 19)}…? Code ${r.pairing.code}`,
+      QUBES_AIR_CONFIRM_TEXT: `Pair with host ${r.pairing.peerKey.slice(0, 19)}…? Code ${r.pairing.code}: approve only if the host shows the same code${pairingAttemptText(r.pairing.attempt)}`,
     };
   }
   if (r.argument !== undefined) {

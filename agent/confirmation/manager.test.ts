@@ -166,6 +166,20 @@ describe("ConfirmationManager", () => {
     expect(lines[0]).toContain("confirm-request");
     expect(lines[1]).toContain('"decision":"approved"');
   });
+
+  test("a pairing prompt shows the code and the attempt limit", () => {
+    const pairing = {
+      client: "qa-pub:abcd1234",
+      service: "pairing",
+      operation: "pair",
+      key: `qa-pub:${"ab".repeat(32)}`,
+      pairing: { code: "012345", peerKey: `qa-pub:${"ab".repeat(32)}`, attempt: 2 },
+    };
+    expect(promptText(pairing)).toBe(
+      "host qa-pub:abcd1234 asks to pair; the code is 012345 " +
+        "(attempt 2 of 3; code pairing locks for 15 minutes after 3 failed attempts)",
+    );
+  });
 });
 
 describe("conflicts: a press cannot say which request it approves", () => {

@@ -22,6 +22,7 @@
  * Must never: approve on a timeout or an error, or show text a client supplied.
  */
 import { ConfigError } from "../../core/errors.ts";
+import { PAIR_CODE_LOCK_MS, PAIR_CODE_MAX_FAILURES } from "../../core/wire/limits.ts";
 import type { Indicator, Verdict } from "../../hw/input.ts";
 import { platform } from "../../platform/index.ts";
 import { type Log, makeLog } from "../log.ts";
@@ -39,8 +40,11 @@ export interface ConfirmationRequest {
   readonly digestSuffix?: string;
   /** A policy `ask` for a call (operation "call"): the call's argument, after SERVICE+. */
   readonly argument?: string;
-  /** A pair-code pairing (operation "pair"): the 6 digits both ends show, and the host's key. */
-  readonly pairing?: { readonly code: string; readonly peerKey: string };
+  /**
+   * A pair-code pairing (operation "pair"): the 6 digits both ends show, the host's key, and
+   * which failed-attempt slot this is (1..PAIR_CODE_MAX_FAILURES; code-pairing-guard.ts).
+   */
+  readonly pairing?: { readonly code: string; readonly peerKey: string; readonly attempt?: number };
 }
 
 /**
@@ -250,9 +254,16 @@ function aborted(abort: AbortController): Decision {
   return abort.signal.reason === WITHDRAWN ? "conflict" : "timeout";
 }
 
+/** What a pairing prompt says about the attempt limit (agent/link/code-pairing-guard.ts). */
+export function pairingAttemptText(attempt: number | undefined): string {
+  const lock = `code pairing locks for ${PAIR_CODE_LOCK_MS / 60_000} minutes after ${PAIR_CODE_MAX_FAILURES} failed attempts`;
+  return attempt === undefined ? ` (${lock})` : ` (attempt ${attempt} of ${PAIR_CODE_MAX_FAILURES}; ${lock})`;
+}
+
 /** The one line the device's console shows for a request. */
 export function promptText(r: ConfirmationRequest): string {
-  if (r.pairing) return `host ${r.client} asks to pair; the code is ${r.pairing.code}`;
+  if (r.pairing)
+    return `host ${r.client} asks to pair; the code is ${r.pairing.code}${pairingAttemptText(r.pairing.attempt)}`;
   if (r.argument !== undefined) return `${r.client} asks to call ${r.service}+${r.argument}`;
   const digest =
     r.digestPrefix !== undefined && r.digestSuffix !== undefined

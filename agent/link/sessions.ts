@@ -3,17 +3,23 @@
  * host, spends the token, or asks the user about the 6-digit code), and keeps one live session
  * per host key: a new session from the same host replaces the old one. Calls the host opens go
  * to `onOpen`; calls from the device go out on current().
- * Must never: serve a pair-psk without a token, reuse a token, pin a key the user refused, or
- * send a handshake reply before the IK timestamp is on disk (AgentState.peers).
+ * Code pairing is limited by AgentState.codePairing: an attempt is counted before the device's
+ * reveal leaves and taken back only when both ends confirmed; after 3 failures it is locked.
+ * Must never: serve a pair-psk without a token, reuse a token, pin a key the user refused, send a
+ * handshake reply before the IK timestamp is on disk (AgentState.peers), or reveal a pairing
+ * nonce before the attempt is counted on disk.
  */
 
 import { ProtocolError } from "../../core/errors.ts";
 import type { CryptoResolver, LinkSuiteName } from "../../core/noise/suites.ts";
 import { systemClock } from "../../core/session/duplex.ts";
 import { type Connected, connectAsResponder } from "../../core/session/establish.ts";
+import { PairingLockedError, type PairingState } from "../../core/session/handshake.ts";
 import { formatPublicKey } from "../../core/session/key-text.ts";
+import { lockedText } from "../../core/session/pairing-code.ts";
 import type { RecordLink } from "../../core/session/record-link.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
+import { PAIR_CODE_MAX_FAILURES } from "../../core/wire/limits.ts";
 import type { Config } from "../config.ts";
 import type { Confirmer } from "../confirmation/confirmer.ts";
 import { errorCode, keyPrefix, type Log } from "../log.ts";
@@ -54,14 +60,29 @@ export class SessionManager {
     const { config, state, log } = this.d;
     // The token is read when the host's offer arrives (an open tty may wait long for one), so a
     // token created meanwhile with `pair-token` is seen.
-    const pairing: { token?: Uint8Array; allowCode: boolean } = { allowCode: config.allowCodePairing };
-    const readPairing = async () => {
+    const guard = state.codePairing;
+    let codeAttempt = 0;
+    const readPairing = async (): Promise<PairingState> => {
+      let token: Uint8Array | undefined;
       try {
-        pairing.token = await state.readToken();
+        token = await state.readToken();
       } catch (error) {
         log("pairing-token-unusable", { why: (error as Error).message });
       }
-      return pairing;
+      return {
+        token,
+        allowCode: config.allowCodePairing,
+        codeLockedMinutes: config.allowCodePairing ? guard.lockedMinutes() : undefined,
+        codeAttempt: async () => {
+          codeAttempt = await guard.attempt();
+        },
+      };
+    };
+    let usedToken: Uint8Array | undefined;
+    const pairing = async () => {
+      const p = await readPairing();
+      usedToken = p.token;
+      return p;
     };
     // OPENs beyond the channel cap are reset by the vchan; the first one of a session is logged
     // (one line per refused OPEN would let the peer fill the log), the count at session-down.
@@ -80,12 +101,16 @@ export class SessionManager {
           version: AGENT_VERSION,
           suites: this.d.suites,
           peers: state.peers,
-          pairing: readPairing,
+          pairing,
         },
         { clock: systemClock, onOpen: this.d.onOpen, onOpenRefused },
       );
     } catch (error) {
-      log("refused", { via, code: errorCode(error) });
+      const locked = error instanceof PairingLockedError ? lockedText(error.minutes) : undefined;
+      log("refused", { via, code: errorCode(error), why: locked });
+      // A pair-code attempt whose reveal may have left and that ended here (e.g. the handshake
+      // deadline) stays a failure: it may lock code pairing now.
+      if (codeAttempt > 0) await this.codeFailed(via);
       return false;
     } finally {
       handshakeDone();
@@ -95,19 +120,26 @@ export class SessionManager {
     refusedOpens.peer = peer;
     try {
       if (e.mode === "pair-psk") {
-        if (!pairing.token || !state.consumeToken(pairing.token))
+        if (!usedToken || !state.consumeToken(usedToken))
           throw new ProtocolError("handshake-psk", "token already used");
         await state.pin(e.peerKey);
         await state.deleteTokenFile();
       } else if (e.mode === "pair-code") {
-        log("pairing-code", { code: e.pairingCode, peer, via });
+        log("pairing-code", {
+          code: e.pairingCode,
+          peer,
+          via,
+          attempt: `${codeAttempt}/${PAIR_CODE_MAX_FAILURES}`,
+        });
         const approved = await this.d.confirmer.confirm({
           kind: "pairing",
           code: e.pairingCode!,
           peerKey: formatPublicKey(e.peerKey),
+          attempt: codeAttempt,
         });
         await c.session.confirmPairing(approved);
         await state.pin(e.peerKey);
+        await guard.succeeded();
       }
     } catch (error) {
       c.session.close();
@@ -117,6 +149,7 @@ export class SessionManager {
         mode: e.mode,
         code: errorCode(error),
       });
+      if (e.mode === "pair-code") await this.codeFailed(via);
       return false;
     }
     if (e.mode !== "reconnect") log("paired", { peer: formatPublicKey(e.peerKey), mode: e.mode, via });
@@ -139,6 +172,17 @@ export class SessionManager {
     const refused = refusedOpens.count > 0 ? refusedOpens.count : undefined;
     log("session-down", { peer, code: end?.code ?? "closed", via, refusedOpens: refused });
     return true;
+  }
+
+  /** A code pairing attempt failed (refused or abandoned); logs the lock if it started now. */
+  private async codeFailed(via: string): Promise<void> {
+    try {
+      const minutes = await this.d.state.codePairing.failed();
+      if (minutes !== undefined) this.d.log("pairing-locked", { via, minutes, why: lockedText(minutes) });
+    } catch (error) {
+      // The attempt was counted on disk before the reveal; only the restart of the lock is lost.
+      this.d.log("pairing-lock-unsaved", { why: (error as Error).message });
+    }
   }
 
   /** Closes every session (orderly CLOSE) and refuses new ones. */

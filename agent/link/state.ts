@@ -5,10 +5,13 @@
  *   pairing-token  64 hex digits; one-time: pair-psk is open only while it exists, and it is
  *                  deleted right after a successful pairing
  *   hosts.json     pinned host keys, each with the last accepted IK timestamp
+ *   code-pairing.json  failed code pairing attempts and the lock (code-pairing-guard.ts)
  *
  * The IK timestamp is recorded in memory at once (so a concurrent replay is refused) and the
  * handshake's reply waits for that write (PeerStore.acceptTimestamp), so a replay of message 1
  * after an agent restart is refused too.
+ * A fresh pairing of a host key starts its IK timestamps again (issue 9: a host that lost its
+ * timestamp state while its clock was behind recovers by unpairing and pairing again).
  * Must never: answer a reconnect before its timestamp is on disk, or keep accepting a token
  * after it was used once.
  */
@@ -24,6 +27,7 @@ import {
 } from "../../core/session/key-text.ts";
 import { platform } from "../../platform/index.ts";
 import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
+import { CodePairingGuard } from "./code-pairing-guard.ts";
 
 export const TOKEN_BYTES = 32;
 const KEYGEN = "qubes-air-agent keygen --out";
@@ -44,6 +48,8 @@ export class AgentState {
     readonly deviceKey: StaticKeyPair,
     /** True when this start created device.key. */
     readonly keyCreated: boolean,
+    /** Failed code pairings and the lock they set, on disk. */
+    readonly codePairing: CodePairingGuard,
   ) {}
 
   static async open(dir: string): Promise<AgentState> {
@@ -53,7 +59,7 @@ export class AgentState {
     const key = exists
       ? await loadKeyPair(keyPath, { keygenCommand: KEYGEN })
       : await generateKeyFile(keyPath);
-    const state = new AgentState(dir, key, !exists);
+    const state = new AgentState(dir, key, !exists, await CodePairingGuard.open(dir));
     await state.loadHosts();
     return state;
   }
@@ -92,13 +98,19 @@ export class AgentState {
   }
 
   /**
-   * Pins a host key learned by pairing. Re-pairing a pinned key keeps its last IK timestamp, so
-   * an IK message 1 recorded before the re-pairing still cannot be replayed.
+   * Pins a host key learned by a pairing the device accepted (token or confirmed code), with no
+   * IK timestamp yet: a fresh pairing resets the replay state for that key, so a host that lost
+   * its timestamps can recover by pairing again. (An IK message 1 recorded before the re-pairing
+   * whose timestamp is above the host's new ones is replayable until the host's timestamps pass
+   * it: docs/threat-model-pairing.md.)
    */
   async pin(key: StaticPublicKey): Promise<void> {
     const text = formatPublicKey(key);
-    const lastTimestamp = this.hosts.get(text)?.lastTimestamp ?? null;
-    this.hosts.set(text, { key: text, pairedAt: new Date(platform.now()).toISOString(), lastTimestamp });
+    this.hosts.set(text, {
+      key: text,
+      pairedAt: new Date(platform.now()).toISOString(),
+      lastTimestamp: null,
+    });
     this.scheduleWrite();
     await this.writing;
   }

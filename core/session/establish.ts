@@ -94,10 +94,16 @@ async function run(
   try {
     // In XXpsk3 the initiator sends the last handshake message, so it cannot know yet whether
     // the responder accepted it (a wrong token fails only there). One round trip confirms the
-    // keys before anyone calls this a pairing. (pair-code has its own confirmation exchange.)
+    // keys before anyone calls this a pairing.
     if (initiator && established.mode === "pair-psk") await Promise.race([session.ping(), deadline]);
+    // pair-code: the host knows the code only once the device's reveal opened its commitment
+    // (a mismatch ends the session with "pairing-commitment"). Both ends then confirm it.
+    if (initiator && established.mode === "pair-code") {
+      established = { ...established, pairingCode: await Promise.race([session.pairingCode(), deadline]) };
+    }
   } catch (error) {
     session.close();
+    if (established.mode === "pair-code") throw error;
     if (!(error instanceof ProtocolError && error.code === "link-lost")) throw error;
     throw new ProtocolError("handshake-psk", "peer refused the token");
   } finally {

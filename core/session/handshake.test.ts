@@ -12,7 +12,6 @@ import { LINK_SUITES } from "../noise/suites.ts";
 import {
   type InitiatorOptions,
   initiateHandshake,
-  pairingCode,
   type ResponderOptions,
   respondHandshake,
 } from "./handshake.ts";
@@ -136,12 +135,5 @@ describe("initiateHandshake", () => {
     await expect(initiate("pair-psk", choice(), { token: undefined }).done).rejects.toBeInstanceOf(
       AssertionError,
     );
-  });
-});
-
-describe("pairingCode", () => {
-  test("six digits from h, fixed for a given h (both ends compute the same)", () => {
-    expect(pairingCode(new Uint8Array(32))).toBe("723413");
-    expect(pairingCode(new Uint8Array(32).fill(1))).toBe("839559");
   });
 });

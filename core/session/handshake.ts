@@ -5,14 +5,17 @@
  *   then, with both bound into the prologue:
  *   reconnect  Noise_IK     host initiates; msg 1 carries a strictly increasing timestamp
  *   pair-psk   Noise_XXpsk3 32-byte one-time token from the image builder
- *   pair-code  Noise_XX     6-digit code from h, compared by the user on both ends
+ *   pair-code  Noise_XX     6-digit code by commit, then reveal (core/session/pairing-code.ts):
+ *                           msg 2 commits to the device's nonce, msg 3 carries the host's, the
+ *                           device reveals after the handshake (Session, PAIR_REVEAL)
  *
  * Must never: accept a static key that is not pinned (reconnect), accept a replayed or
- * non-increasing msg-1 timestamp, let the peer pick the pattern, or complete a pairing whose
- * code the local user has not confirmed. Errors are ProtocolError with fixed codes.
+ * non-increasing msg-1 timestamp, let the peer pick the pattern, start a code pairing while the
+ * responder's code pairing is locked, let the device's nonce out before the attempt is counted
+ * (PairingState.codeAttempt), or complete a pairing whose code the local user has not confirmed.
+ * Errors are ProtocolError with fixed codes.
  */
 import { assert, ProtocolError } from "../errors.ts";
-import { blake2sHash } from "../noise/crypto-noble.ts";
 import { type HandshakeResult, HandshakeState } from "../noise/handshake-state.ts";
 import { parsePattern } from "../noise/patterns.ts";
 import { type CryptoResolver, type LinkSuiteName, resolveLinkSuite } from "../noise/suites.ts";
@@ -21,15 +24,19 @@ import {
   buildPrologue,
   decodeChoice,
   decodeOffer,
+  decodePairingPayload,
   decodeTimestampPayload,
   decodeVersionPayload,
   encodeChoice,
   encodeOffer,
+  encodePairingPayload,
   encodeTimestampPayload,
   encodeVersionPayload,
   type HandshakeMode,
+  MAX_LOCKED_MINUTES,
   PATTERN_OF_MODE,
 } from "./messages.ts";
+import { commitTo, freshNonce, pairingCode } from "./pairing-code.ts";
 import type { RecordLink } from "./record-link.ts";
 
 export interface Established {
@@ -39,8 +46,27 @@ export interface Established {
   /** The peer's static public key (pinned for reconnect, learned when pairing). */
   readonly peerKey: StaticPublicKey;
   readonly peerVersion: string;
-  /** Pair-code mode: the 6 digits both users must see. */
+  /**
+   * Pair-code mode: the 6 digits both users must see. The device (responder) knows them when the
+   * handshake ends; the host once the device's reveal opened its commitment (establish.ts).
+   */
   readonly pairingCode?: string;
+  /** Pair-code mode: what the Session needs for the reveal. */
+  readonly codePairing?: CodePairing;
+}
+
+/** Pair-code material for the transport phase (core/session/pairing-code.ts). */
+export type CodePairing =
+  /** The device (responder): committed in msg 2; sends its nonce as the first record. */
+  | { readonly role: "committer"; readonly nonce: Uint8Array; readonly peerNonce: Uint8Array }
+  /** The host (initiator): holds the device's commitment until PAIR_REVEAL opens it. */
+  | { readonly role: "checker"; readonly nonce: Uint8Array; readonly commitment: Uint8Array };
+
+/** The responder refused a code pairing: too many failed attempts; `minutes` until it reopens. */
+export class PairingLockedError extends ProtocolError {
+  constructor(readonly minutes: number) {
+    super("pairing-locked", "code pairing locked after failed attempts");
+  }
 }
 
 export interface InitiatorOptions {
@@ -73,6 +99,14 @@ export interface PeerStore {
 export interface PairingState {
   readonly token?: Uint8Array;
   readonly allowCode?: boolean;
+  /** Code pairing is locked for this many more minutes: a pair-code offer is refused "locked". */
+  readonly codeLockedMinutes?: number;
+  /**
+   * Called when a pair-code handshake is complete and before the device's nonce (the reveal)
+   * leaves: counts the attempt as failed until the pairing is confirmed, and resolves once that
+   * is on disk. Throwing (ProtocolError "pairing-locked") ends the attempt with nothing revealed.
+   */
+  readonly codeAttempt?: () => void | Promise<void>;
 }
 
 export interface ResponderOptions {
@@ -95,8 +129,13 @@ export async function initiateHandshake(o: InitiatorOptions): Promise<Establishe
   await o.link.sendHandshake(offerBytes);
   const choiceBytes = await o.link.recvHandshake();
   const choice = decodeChoice(choiceBytes);
-  if ("refuse" in choice)
+  if ("refuse" in choice) {
+    if (choice.refuse === "locked") {
+      if (o.mode !== "pair-code") throw new ProtocolError("handshake-malformed", "refusal");
+      throw new PairingLockedError(choice.minutes);
+    }
     throw new ProtocolError(choice.refuse === "suite" ? "suite-mismatch" : "handshake-psk");
+  }
   if (!o.suites.includes(choice.suite)) throw new ProtocolError("suite-mismatch");
   const hs = new HandshakeState(`Noise_${PATTERN_OF_MODE[o.mode]}_${choice.suite}`, {
     suite: resolveLinkSuite(o.resolver, choice.suite),
@@ -108,12 +147,23 @@ export async function initiateHandshake(o: InitiatorOptions): Promise<Establishe
     psks: o.mode === "pair-psk" ? [required(o.token, "token")] : [],
   });
   let peerVersion: string;
+  let codePairing: CodePairing | undefined;
   if (o.mode === "reconnect") {
     // -> e, es, s, ss   (payload: timestamp against replay of this message)
     const ts = required(o.timestamp, "timestamp")();
     await o.link.sendHandshake(hs.writeMessage(encodeTimestampPayload(ts, o.version)));
     // <- e, ee, se
     peerVersion = decodeVersionPayload(hs.readMessage(await o.link.recvHandshake()));
+  } else if (o.mode === "pair-code") {
+    // -> e
+    await o.link.sendHandshake(hs.writeMessage(new Uint8Array(0)));
+    // <- e, ee, s, es   (payload: the device's commitment)
+    const msg2 = decodePairingPayload(hs.readMessage(await o.link.recvHandshake()), "commit");
+    peerVersion = msg2.version;
+    // -> s, se   (payload: our nonce, chosen after the commitment arrived)
+    const nonce = freshNonce();
+    await o.link.sendHandshake(hs.writeMessage(encodePairingPayload(o.version, "nonce", nonce)));
+    codePairing = { role: "checker", nonce, commitment: msg2.value };
   } else {
     // -> e
     await o.link.sendHandshake(hs.writeMessage(new Uint8Array(0)));
@@ -122,7 +172,7 @@ export async function initiateHandshake(o: InitiatorOptions): Promise<Establishe
     // -> s, se [, psk]
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
   }
-  return established(o.mode, choice.suite, hs, peerVersion);
+  return established(o.mode, choice.suite, hs, peerVersion, codePairing);
 }
 
 export async function respondHandshake(o: ResponderOptions): Promise<Established> {
@@ -138,6 +188,11 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
     await o.link.sendHandshake(encodeChoice({ refuse: suite ? "mode" : "suite" }));
     throw new ProtocolError(suite ? "handshake-psk" : "suite-mismatch");
   }
+  if (offer.mode === "pair-code" && pairing.codeLockedMinutes !== undefined) {
+    const minutes = Math.min(MAX_LOCKED_MINUTES, Math.max(1, Math.ceil(pairing.codeLockedMinutes)));
+    await o.link.sendHandshake(encodeChoice({ refuse: "locked", minutes }));
+    throw new PairingLockedError(minutes);
+  }
   const choiceBytes = encodeChoice({ suite });
   await o.link.sendHandshake(choiceBytes);
   const hs = new HandshakeState(`Noise_${PATTERN_OF_MODE[offer.mode]}_${suite}`, {
@@ -149,6 +204,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
     psks: offer.mode === "pair-psk" ? [pairing.token!] : [],
   });
   let peerVersion: string;
+  let codePairing: CodePairing | undefined;
   if (offer.mode === "reconnect") {
     // -> e, es, s, ss
     const msg1 = decodeTimestampPayload(hs.readMessage(await o.link.recvHandshake()));
@@ -159,6 +215,18 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
     // <- e, ee, se
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
     peerVersion = msg1.version;
+  } else if (offer.mode === "pair-code") {
+    // -> e
+    hs.readMessage(await o.link.recvHandshake());
+    // <- e, ee, s, es   (payload: our commitment, before we know anything the host will send)
+    const nonce = freshNonce();
+    await o.link.sendHandshake(hs.writeMessage(encodePairingPayload(o.version, "commit", commitTo(nonce))));
+    // -> s, se   (payload: the host's nonce)
+    const msg3 = decodePairingPayload(hs.readMessage(await o.link.recvHandshake()), "nonce");
+    peerVersion = msg3.version;
+    // From here the attempt counts: the reveal (the first record, Session) gives the peer a code.
+    await pairing.codeAttempt?.();
+    codePairing = { role: "committer", nonce, peerNonce: msg3.value };
   } else {
     // -> e
     hs.readMessage(await o.link.recvHandshake());
@@ -174,7 +242,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
       throw error;
     }
   }
-  return established(offer.mode, suite, hs, peerVersion);
+  return established(offer.mode, suite, hs, peerVersion, codePairing);
 }
 
 function established(
@@ -182,26 +250,22 @@ function established(
   suite: LinkSuiteName,
   hs: HandshakeState,
   peerVersion: string,
+  codePairing: CodePairing | undefined,
 ): Established {
   const result = hs.completed;
   assert(result.remoteStatic !== null, "link patterns always authenticate the peer");
+  assert((mode === "pair-code") === (codePairing !== undefined), "pair-code and only it has nonces");
   return {
     mode,
     suite,
     result,
     peerKey: publicKeyFromBytes(result.remoteStatic),
     peerVersion,
-    ...(mode === "pair-code" ? { pairingCode: pairingCode(result.handshakeHash) } : {}),
+    ...(codePairing ? { codePairing } : {}),
+    ...(codePairing?.role === "committer"
+      ? { pairingCode: pairingCode(result.handshakeHash, codePairing.nonce, codePairing.peerNonce) }
+      : {}),
   };
-}
-
-const CODE_LABEL = new TextEncoder().encode("qubes-air pairing code");
-
-/** Six digits from BLAKE2s(label || h): a short authentication string (spec §11.2: use h). */
-export function pairingCode(h: Uint8Array): string {
-  const digest = blake2sHash.hash(CODE_LABEL, h);
-  const n = new DataView(digest.buffer, digest.byteOffset, 8).getBigUint64(0, false);
-  return (n % 1_000_000n).toString().padStart(6, "0");
 }
 
 function required<T>(value: T | undefined, name: string): T {

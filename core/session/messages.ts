@@ -4,16 +4,22 @@
  * Layouts (all control messages are strict CBOR maps, core/wire/cbor.ts):
  *
  *   offer   {v: 1, mode: "reconnect"|"pair-psk"|"pair-code", suites: [name...]}   initiator -> responder
- *   choice  {suite: name}  |  {refuse: code}                                    responder -> initiator
+ *   choice  {suite: name}  |  {refuse: code}  |  {refuse: "locked", minutes: 1..15}
+ *                                                                              responder -> initiator
  *   IK msg1 payload {ts: u64, version}        (strictly increasing per initiator key; replay defence)
+ *   pair-code XX msg2 payload {version, commit: 32 bytes}   (BLAKE2s of the device's nonce)
+ *   pair-code XX msg3 payload {version, nonce: 32 bytes}    (the host's nonce)
  *   other handshake payloads {version: string}
+ * pair-code is version 2 of code pairing (commit, then reveal; core/session/pairing-code.ts). A
+ * version 1 peer (plain {version} payloads, a code from h alone) fails loudly with
+ * handshake-malformed on either side: the two never agree on a code silently.
  *
  * Transport records: kind u8 | body. Must never: accept unknown fields, kinds or names.
  */
 import { ProtocolError } from "../errors.ts";
 import { LINK_SUITES, type LinkSuiteName } from "../noise/suites.ts";
 import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
-import { HANDSHAKE_PAYLOAD_MAX } from "../wire/limits.ts";
+import { HANDSHAKE_PAYLOAD_MAX, PAIR_CODE_LOCK_MS, PAIR_NONCE_BYTES } from "../wire/limits.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const PROLOGUE_LABEL = "qubes-air/1";
@@ -29,7 +35,7 @@ export const PATTERN_OF_MODE: Record<HandshakeMode, string> = {
 };
 
 /** Reasons a responder refuses before any handshake; fixed strings, no detail. */
-export const REFUSALS = ["suite", "mode", "busy"] as const;
+export const REFUSALS = ["suite", "mode", "busy", "locked"] as const;
 export type Refusal = (typeof REFUSALS)[number];
 
 export const RecordKind = {
@@ -46,6 +52,8 @@ export const RecordKind = {
   PAIR_CONFIRM: 6,
   /** Orderly close: u8 reason. */
   CLOSE: 7,
+  /** pair-code, device -> host, before any PAIR_CONFIRM: the device's 32-byte nonce (its reveal). */
+  PAIR_REVEAL: 8,
 } as const;
 
 export interface Offer {
@@ -98,10 +106,18 @@ export function decodeOffer(bytes: Uint8Array): Offer {
   return { mode, suites: names };
 }
 
-export type Choice = { readonly suite: LinkSuiteName } | { readonly refuse: Refusal };
+export type Choice =
+  | { readonly suite: LinkSuiteName }
+  | { readonly refuse: Exclude<Refusal, "locked"> }
+  | { readonly refuse: "locked"; readonly minutes: number };
+
+/** The most minutes a "locked" refusal may name: the lock never lasts longer. */
+export const MAX_LOCKED_MINUTES = Math.ceil(PAIR_CODE_LOCK_MS / 60_000);
 
 export function encodeChoice(choice: Choice): Uint8Array {
-  return encodeCbor("suite" in choice ? { suite: choice.suite } : { refuse: choice.refuse });
+  if ("suite" in choice) return encodeCbor({ suite: choice.suite });
+  if (choice.refuse === "locked") return encodeCbor({ refuse: choice.refuse, minutes: choice.minutes });
+  return encodeCbor({ refuse: choice.refuse });
 }
 
 export function decodeChoice(bytes: Uint8Array): Choice {
@@ -112,9 +128,21 @@ export function decodeChoice(bytes: Uint8Array): Choice {
     if (!suite) throw new ProtocolError("suite-mismatch");
     return { suite };
   }
+  if (map.refuse === "locked") {
+    exactKeys(map, ["refuse", "minutes"]);
+    const minutes = map.minutes;
+    if (
+      typeof minutes !== "number" ||
+      !Number.isInteger(minutes) ||
+      minutes < 1 ||
+      minutes > MAX_LOCKED_MINUTES
+    )
+      throw new ProtocolError("handshake-malformed", "refusal");
+    return { refuse: "locked", minutes };
+  }
   exactKeys(map, ["refuse"]);
   const refuse = REFUSALS.find((r) => r === map.refuse);
-  if (!refuse) throw new ProtocolError("handshake-malformed", "refusal");
+  if (!refuse || refuse === "locked") throw new ProtocolError("handshake-malformed", "refusal");
   return { refuse };
 }
 
@@ -140,6 +168,26 @@ export function decodeVersionPayload(bytes: Uint8Array): string {
   const map = decodeMap(bytes);
   exactKeys(map, ["version"]);
   return checkVersion(map.version);
+}
+
+/** The pair-code payloads: msg 2 carries the device's commitment, msg 3 the host's nonce. */
+export type PairingField = "commit" | "nonce";
+
+export function encodePairingPayload(version: string, field: PairingField, value: Uint8Array): Uint8Array {
+  return encodeCbor({ version, [field]: value });
+}
+
+export function decodePairingPayload(
+  bytes: Uint8Array,
+  field: PairingField,
+): { version: string; value: Uint8Array } {
+  const map = decodeMap(bytes);
+  exactKeys(map, ["version", field]);
+  const value = map[field];
+  if (!(value instanceof Uint8Array) || value.length !== PAIR_NONCE_BYTES) {
+    throw new ProtocolError("handshake-malformed", field);
+  }
+  return { version: checkVersion(map.version), value };
 }
 
 /** A version string is shown in `qubes-air list`; only a short printable charset passes. */

@@ -23,6 +23,7 @@ import { NOISE_MAX_PLAINTEXT } from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import { generateStaticKeyPair, type StaticKeyPair } from "./key-text.ts";
 import { buildPrologue, encodeVersionPayload, type HandshakeMode, RecordKind } from "./messages.ts";
+import { commitTo } from "./pairing-code.ts";
 import type { RecordLink } from "./record-link.ts";
 import { Session, type SessionOptions } from "./session.ts";
 
@@ -124,7 +125,16 @@ interface Side {
   readonly vchan: Uint8Array[];
 }
 
-function side(initiator: boolean, mode: HandshakeMode = "reconnect", o: Partial<SessionOptions> = {}): Side {
+/** The pairing nonces of pair-code sides: the responder commits, the initiator checks. */
+const I_NONCE = new Uint8Array(32).fill(5);
+const R_NONCE = new Uint8Array(32).fill(6);
+
+function side(
+  initiator: boolean,
+  mode: HandshakeMode = "reconnect",
+  o: Partial<SessionOptions> = {},
+  start = true,
+): Side {
   const [own, peer]: StaticKeyPair[] = initiator
     ? [INITIATOR_KEY, RESPONDER_KEY]
     : [RESPONDER_KEY, INITIATOR_KEY];
@@ -144,6 +154,13 @@ function side(initiator: boolean, mode: HandshakeMode = "reconnect", o: Partial<
       },
       peerKey: peer!.publicKey,
       peerVersion: "peer-1",
+      ...(mode === "pair-code"
+        ? {
+            codePairing: initiator
+              ? { role: "checker" as const, nonce: I_NONCE, commitment: commitTo(R_NONCE) }
+              : { role: "committer" as const, nonce: R_NONCE, peerNonce: I_NONCE },
+          }
+        : {}),
     },
     {
       initiator,
@@ -157,16 +174,18 @@ function side(initiator: boolean, mode: HandshakeMode = "reconnect", o: Partial<
     },
   );
   link.log = []; // the constructor's key installation is not what the tests look at
-  session.start();
+  if (start) session.start();
   return { session, link, clock, vchan };
 }
 
-/** An initiator and a responder whose links deliver to each other. */
+/** An initiator and a responder whose links deliver to each other, started once connected. */
 function pair(mode: HandshakeMode = "reconnect"): [Side, Side] {
-  const i = side(true, mode);
-  const r = side(false, mode);
+  const i = side(true, mode, {}, false);
+  const r = side(false, mode, {}, false);
   i.link.peer = r.link;
   r.link.peer = i.link;
+  i.session.start();
+  r.session.start();
   return [i, r];
 }
 
@@ -296,6 +315,7 @@ describe("pairing confirmation", () => {
     await expect(i.session.sendVchan(encodeVchan({ type: 3, id: 0 }))).rejects.toMatchObject({
       code: "unexpected-message",
     });
+    await flush(); // the responder's PAIR_REVEAL opens the initiator's commitment
     await Promise.all([i.session.confirmPairing(true), r.session.confirmPairing(true)]);
     await i.session.sendVchan(encodeVchan({ type: 3, id: 0 }));
     await flush();
@@ -305,6 +325,7 @@ describe("pairing confirmation", () => {
 
   test("a refused code closes the session and rejects with handshake-unknown-key", async () => {
     const [i] = pair("pair-code");
+    await flush(); // the code is known once the responder's reveal opened the commitment
     await expect(i.session.confirmPairing(false)).rejects.toMatchObject({ code: "handshake-unknown-key" });
     expect(await i.session.closed).toBeNull();
     expect(i.link.kindsSent()).toEqual([RecordKind.CLOSE]);
@@ -407,6 +428,28 @@ describe("scripted session", () => {
         [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_CONFIRM) }],
         "unexpected-message",
       ],
+      // pair-code: a confirmation before the reveal, a reveal that does not open the commitment,
+      // a second reveal, and a reveal sent to the committing side.
+      [
+        true,
+        "pair-code",
+        [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_CONFIRM) }],
+        "unexpected-message",
+      ],
+      [
+        true,
+        "pair-code",
+        [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_REVEAL, ...new Uint8Array(32)) }],
+        "pairing-commitment",
+      ],
+      [
+        true,
+        "pair-code",
+        [{ t: "record", bytes: Uint8Array.of(RecordKind.PAIR_REVEAL, 1) }],
+        "pairing-commitment",
+      ],
+      [true, "pair-code", [{ t: "reveal" }, { t: "reveal" }], "unexpected-message"],
+      [false, "pair-code", [{ t: "reveal" }], "unexpected-message"],
     ];
     for (const [initiator, mode, steps, code] of cases) {
       const r = await runSession(initiator, mode, steps, true);

@@ -1,7 +1,11 @@
 /**
  * The transport phase of a link: a read loop that dispatches records by kind, keepalive with
- * round-trip time, rekey by a fresh IK handshake on the live link, pairing-code confirmation,
- * and orderly close. The vchan multiplexer rides on VCHAN records.
+ * round-trip time, rekey by a fresh IK handshake on the live link, the pairing code's reveal and
+ * confirmation, and orderly close. The vchan multiplexer rides on VCHAN records.
+ *
+ * Pair-code (core/session/pairing-code.ts): the device (committer) sends PAIR_REVEAL with its
+ * nonce as its first record; the host (checker) opens the commitment with it and only then knows
+ * the code. PAIR_CONFIRM follows each user's approval; vchan traffic waits for both.
  *
  * Rekey (noise-transport.md §7.5; new ephemerals, so forward secrecy, unlike Noise Rekey()):
  *   initiator  REKEY(msg1: -> e, es, s, ss)            under old keys
@@ -11,8 +15,8 @@
  * Only the original initiator starts a rekey, so two rekeys never cross.
  *
  * Must never: process a record after a decryption failure, accept a rekey from a different
- * static key than the session's peer, or let vchan traffic through before a pairing code is
- * confirmed on both ends.
+ * static key than the session's peer, let vchan traffic through before a pairing code is
+ * confirmed on both ends, or accept a PAIR_CONFIRM before the reveal was checked.
  */
 import { equalBytes } from "../bytes.ts";
 import { AssertionError, assert, ProtocolError } from "../errors.ts";
@@ -29,9 +33,10 @@ import {
   SENDS_IN_FLIGHT_MAX,
 } from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
-import type { Established } from "./handshake.ts";
+import type { CodePairing, Established } from "./handshake.ts";
 import type { StaticKeyPair, StaticPublicKey } from "./key-text.ts";
 import { buildPrologue, decodeVersionPayload, encodeVersionPayload, RecordKind } from "./messages.ts";
+import { checkReveal, pairingCode } from "./pairing-code.ts";
 import type { RecordLink } from "./record-link.ts";
 
 export interface SessionOptions {
@@ -67,7 +72,13 @@ export class Session {
   /** Records handed to the link and not yet written (SENDS_IN_FLIGHT_MAX). */
   private sendsInFlight = 0;
   private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: Waiter<void>[] };
+  /** Pair-code: the nonces, and the code once known (at once for the committer). */
+  private readonly codePairing: CodePairing | undefined;
+  private readonly pairingHash: Uint8Array;
+  private code: string | null = null;
+  private codeWaiters: Waiter<string>[] = [];
   private ended = false;
+  private endReason: ProtocolError | null = null;
   private cancelTimer: () => void = () => {};
   private resolveClosed!: (error: ProtocolError | null) => void;
   /** Resolves once, when the session ends: null for an orderly close, else the fault. */
@@ -85,6 +96,12 @@ export class Session {
     this.peerVersion = established.peerVersion;
     this.handshakeHash = established.result.handshakeHash;
     this.confirm = { needed: established.mode === "pair-code", mine: false, peer: false, waiters: [] };
+    this.codePairing = established.codePairing;
+    this.pairingHash = established.result.handshakeHash;
+    assert(this.confirm.needed === (this.codePairing !== undefined), "pair-code needs its nonces");
+    if (this.codePairing?.role === "committer") {
+      this.code = pairingCode(this.pairingHash, this.codePairing.nonce, this.codePairing.peerNonce);
+    }
     link.setSendKey(established.result.send);
     link.setRecvKey(established.result.receive);
     const now = o.clock.now();
@@ -96,10 +113,24 @@ export class Session {
     });
   }
 
-  /** Starts the read loop and timers. */
+  /** Starts the read loop and timers; the committer of a code pairing sends its reveal first. */
   start(): void {
     this.scheduleTick();
+    if (this.codePairing?.role === "committer") {
+      this.sendRecord(prefixed(RecordKind.PAIR_REVEAL, this.codePairing.nonce)).catch(() => {});
+    }
     void this.readLoop();
+  }
+
+  /**
+   * Pair-code: the six digits, once known (the host learns them from the device's reveal).
+   * Rejects if the session ends first, with "pairing-commitment" if the reveal did not match.
+   */
+  pairingCode(): Promise<string> {
+    assert(this.codePairing !== undefined, "no pairing code in this session");
+    if (this.code !== null) return Promise.resolve(this.code);
+    if (this.ended) return Promise.reject(this.endReason ?? new ProtocolError("link-lost", "session closed"));
+    return new Promise((resolve, reject) => this.codeWaiters.push({ resolve, reject }));
   }
 
   get isOpen(): boolean {
@@ -144,6 +175,7 @@ export class Session {
    */
   async confirmPairing(approved: boolean): Promise<void> {
     assert(this.confirm.needed, "no pairing code to confirm");
+    assert(this.code !== null, "the code is confirmed only once it is known");
     if (!approved) {
       this.close();
       throw new ProtocolError("handshake-unknown-key", "pairing code refused");
@@ -274,8 +306,18 @@ export class Session {
         this.link.setRecvKey(this.pendingRecvKey);
         this.pendingRecvKey = null;
         return;
+      case RecordKind.PAIR_REVEAL: {
+        const pairing = this.codePairing;
+        if (pairing?.role !== "checker" || this.code !== null) {
+          throw new ProtocolError("unexpected-message", "pair reveal");
+        }
+        checkReveal(pairing.commitment, body);
+        this.code = pairingCode(this.pairingHash, body, pairing.nonce);
+        for (const w of this.codeWaiters.splice(0)) w.resolve(this.code);
+        return;
+      }
       case RecordKind.PAIR_CONFIRM:
-        if (!this.confirm.needed || this.confirm.peer || body.length !== 0) {
+        if (!this.confirm.needed || this.confirm.peer || this.code === null || body.length !== 0) {
           throw new ProtocolError("unexpected-message", "pair confirm");
         }
         this.confirm.peer = true;
@@ -354,10 +396,18 @@ export class Session {
     this.link.close();
     // Everyone still waiting on this session learns why it ended (and nothing else holds them).
     const reason = error ?? new ProtocolError("link-lost", "session closed");
-    for (const w of [...this.pings.values(), ...this.rekeyWaiters, ...this.confirm.waiters]) w.reject(reason);
+    this.endReason = reason;
+    for (const w of [
+      ...this.pings.values(),
+      ...this.rekeyWaiters,
+      ...this.confirm.waiters,
+      ...this.codeWaiters,
+    ])
+      w.reject(reason);
     this.pings.clear();
     this.rekeyWaiters = [];
     this.confirm.waiters = [];
+    this.codeWaiters = [];
     this.resolveClosed(error);
   }
 }

@@ -99,3 +99,19 @@ export const PONGS_IN_FLIGHT_MAX = 8;
  * rather than our answers queueing in memory.
  */
 export const SENDS_IN_FLIGHT_MAX = 4 * VCHAN_MAX_CHANNELS;
+
+// --- Pairing by 6-digit code (core/session/pairing-code.ts; docs/threat-model-pairing.md) ---
+/** Each side's pairing nonce: 256 random bits, so the commitment BLAKE2s(nonce) hides it. */
+export const PAIR_NONCE_BYTES = 32;
+/** The code shown on both ends: 6 decimal digits, so one guess in 10^6 per attempt. */
+export const PAIR_CODE_DIGITS = 6;
+/**
+ * Failed code pairings (a refused code, or a handshake abandoned after the device's reveal)
+ * before the device locks code pairing: the only limit on an attacker's guesses, so small.
+ */
+export const PAIR_CODE_MAX_FAILURES = 3;
+/**
+ * How long code pairing stays locked after PAIR_CODE_MAX_FAILURES failures: with 3 guesses per
+ * 15 minutes an attacker wins with probability at most 3 * 96 / 10^6 ~ 2.9e-4 per day.
+ */
+export const PAIR_CODE_LOCK_MS = 15 * 60_000;

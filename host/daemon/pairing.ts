@@ -2,15 +2,20 @@
  * Pairing, run inside the daemon (socket op "pair") so the new remote's session is adopted at
  * once: `Noise_XXpsk3` with the device's one-time 32-byte token, or `Noise_XX` plus the 6-digit
  * code, which the CLI shows and the user confirms ({event:"code"} out, {op:"confirm"} back).
+ * The code is known only once the device's reveal opened its commitment (commit, then reveal:
+ * core/session/pairing-code.ts); a device whose code pairing is locked says for how long.
  * The agent's static key learned here is what later reconnects pin.
  * Must never: store a remote whose code the user did not confirm, replace an existing remote,
  * or leave the transport open on failure.
  */
 
 import { fields, optionalText, text } from "../../calls/socket-messages.ts";
-import { ConfigError } from "../../core/errors.ts";
+import { EXIT } from "../../core/cli/exit-codes.ts";
+import { ConfigError, ProtocolError } from "../../core/errors.ts";
 import { isQubeName } from "../../core/qrexec/names.ts";
 import { type Connected, connectAsInitiator } from "../../core/session/establish.ts";
+import { PairingLockedError } from "../../core/session/handshake.ts";
+import { lockedText } from "../../core/session/pairing-code.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../../core/wire/limits.ts";
 import type { ByteStream } from "../../transport/transport.ts";
@@ -104,7 +109,9 @@ export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConvers
       ...(req.token ? { token: req.token } : {}),
     },
     tuningFor(ctx, (channel, meta) => ctx.onIncoming(req.name, channel, meta)),
-  );
+  ).catch((error) => {
+    throw codePairingError(error);
+  });
   if (connected.established.mode === "pair-code") {
     const approved = await talk.confirmCode(connected.established.pairingCode!).catch(() => false);
     if (!approved) {
@@ -143,4 +150,22 @@ export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConvers
     lastSeen: now,
   };
   return { entry, connected, stream: opened.stream };
+}
+
+/** The two code pairing refusals the user must read in words; anything else as it was. */
+function codePairingError(error: unknown): unknown {
+  if (error instanceof PairingLockedError) {
+    return new ConfigError(
+      `the device refused: ${lockedText(error.minutes)} (try again then, or pair with a token)`,
+      EXIT.FAILURE,
+    );
+  }
+  if (error instanceof ProtocolError && error.code === "pairing-commitment") {
+    return new ConfigError(
+      "the device's reveal did not match its commitment: something between here and the device " +
+        "is tampering with the pairing; nothing was stored",
+      EXIT.FAILURE,
+    );
+  }
+  return error;
 }

@@ -7,7 +7,8 @@
  * vchan messages) interleaved with local actions (ping, rekey, confirm, open, close). Guarantees
  * shown: the session either keeps running or ends with a ProtocolError (or null for an orderly
  * close) on `closed`; dispatch never throws anything else; no record is dispatched after the
- * session ended; vchan records never pass before both pairing confirmations; every record it
+ * session ended; vchan records never pass before both pairing confirmations (nor a confirmation
+ * before the pairing code's reveal was checked); every record it
  * sends is well-formed; no unhandled rejection (bun test fails a test on any; each run waits a
  * few macrotasks so they surface inside it). The fixed cases are in core/session/session.test.ts.
  *
@@ -99,7 +100,10 @@ const recordArb: fc.Arbitrary<Uint8Array> = fc.oneof(
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 8, arbitrary: recordArb.map((bytes) => ({ t: "record" as const, bytes })) },
-  { weight: 1, arbitrary: fc.constantFrom<Step>({ t: "rekey-from-peer" }, { t: "rekey-answer" }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Step>({ t: "rekey-from-peer" }, { t: "rekey-answer" }, { t: "reveal" }),
+  },
   {
     weight: 2,
     arbitrary: fc.constantFrom<Step>(

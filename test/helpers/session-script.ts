@@ -3,8 +3,8 @@
  * script of decrypted records (and real rekey messages from a simulated peer), interleaved with
  * local actions (ping, rekey, confirm, open, close), and records every violation of the session's
  * guarantees it sees: a malformed record sent, a handshake message in the transport phase, a vchan
- * record before both pairing confirmations, a record dispatched after the end, or anything but a
- * ProtocolError leaving dispatch.
+ * record before both pairing confirmations (or a confirmation before the pairing code's reveal was
+ * checked), a record dispatched after the end, or anything but a ProtocolError leaving dispatch.
  * Must never: hide a violation (each is a string in RunResult.violations, for the caller to check).
  */
 import { expect } from "bun:test";
@@ -22,6 +22,7 @@ import {
   type HandshakeMode,
   RecordKind,
 } from "../../core/session/messages.ts";
+import { commitTo } from "../../core/session/pairing-code.ts";
 import type { RecordLink } from "../../core/session/record-link.ts";
 import { Session } from "../../core/session/session.ts";
 import { Vchan } from "../../core/vchan/vchan.ts";
@@ -34,6 +35,9 @@ const PEER = generateStaticKeyPair();
 /** session.ts binds this label into the rekey prologue. */
 const REKEY_LABEL = new TextEncoder().encode("rekey");
 export const KNOWN_KINDS: number[] = Object.values(RecordKind);
+/** The pairing nonces of pair-code sessions: ours and the simulated peer's. */
+const OWN_NONCE = new Uint8Array(32).fill(5);
+const PEER_NONCE = new Uint8Array(32).fill(6);
 
 // Unhandled rejections: bun test fails the running test on any, so none needs a listener here.
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -43,6 +47,7 @@ export type Step =
   | { readonly t: "record"; readonly bytes: Uint8Array }
   | { readonly t: "rekey-from-peer" } // a real REKEY msg1 from the peer (responder sessions)
   | { readonly t: "rekey-answer" } // the peer's real REKEY msg2 to our last msg1 (initiator sessions)
+  | { readonly t: "reveal" } // the peer's real PAIR_REVEAL (pair-code, initiator sessions)
   | { readonly t: "ping" | "rekey" | "confirm" | "open" | "close" };
 
 const manualClock: Clock = { now: () => 0, setTimer: () => () => {} };
@@ -56,6 +61,7 @@ function checkSent(record: Uint8Array): string | null {
   if ((kind === RecordKind.PING || kind === RecordKind.PONG) && body.length !== 8) return "bad ping/pong";
   if ((kind === RecordKind.REKEY_SWITCH || kind === RecordKind.PAIR_CONFIRM) && body.length !== 0)
     return "bad body";
+  if (kind === RecordKind.PAIR_REVEAL && body.length !== 32) return "bad reveal";
   return null;
 }
 
@@ -79,6 +85,8 @@ export async function runSession(
   let session!: Session;
   let mineConfirmed = false;
   let peerConfirmed = false;
+  /** The code is known: at once for the committer (responder), after a good reveal otherwise. */
+  let codeKnown = !initiator;
   /** Our pending REKEY msg1, answered by the simulated peer with a real msg2 on request. */
   let peerAnswer: Uint8Array | null = null;
   let linkClosed = false;
@@ -93,7 +101,7 @@ export async function runSession(
         if (initiator) session.rekey().catch(() => {});
         return;
       case "confirm":
-        if (mode === "pair-code" && !mineConfirmed) {
+        if (mode === "pair-code" && !mineConfirmed && codeKnown) {
           mineConfirmed = true;
           session.confirmPairing(true).catch(() => {});
         }
@@ -164,6 +172,7 @@ export async function runSession(
         }
         if (step.t === "record") return Promise.resolve(step.bytes);
         if (step.t === "rekey-from-peer") return Promise.resolve(peerRekeyMessage());
+        if (step.t === "reveal") return Promise.resolve(Uint8Array.of(RecordKind.PAIR_REVEAL, ...PEER_NONCE));
         if (step.t === "rekey-answer") {
           const answer = peerAnswer ?? Uint8Array.of(RecordKind.REKEY, 1, 2, 3);
           peerAnswer = null;
@@ -196,6 +205,13 @@ export async function runSession(
     },
     peerKey: PEER.publicKey,
     peerVersion: "peer-1",
+    ...(mode === "pair-code"
+      ? {
+          codePairing: initiator
+            ? { role: "checker" as const, nonce: OWN_NONCE, commitment: commitTo(PEER_NONCE) }
+            : { role: "committer" as const, nonce: OWN_NONCE, peerNonce: PEER_NONCE },
+        }
+      : {}),
   };
   session = new Session(link, established, {
     initiator,
@@ -223,7 +239,11 @@ export async function runSession(
       if (!(e instanceof ProtocolError)) violations.push(`dispatch threw ${String(e)}`);
       throw e;
     }
-    if (record[0] === RecordKind.PAIR_CONFIRM && record.length === 1 && session.isOpen) peerConfirmed = true;
+    if (record[0] === RecordKind.PAIR_REVEAL && session.isOpen) codeKnown = true;
+    if (record[0] === RecordKind.PAIR_CONFIRM && record.length === 1 && session.isOpen) {
+      if (!codeKnown) violations.push("confirmation accepted before the reveal");
+      peerConfirmed = true;
+    }
   };
 
   session.start();

@@ -1,12 +1,15 @@
 /**
  * The real agent process, paired and reconnected by a host side in this test: token pairing
  * (one-time, file deleted), reconnect with IK, replay refusal across an agent restart, unpinned
- * keys, one session per host, the pair-code confirmation, handshake limits, config errors.
+ * keys, one session per host, the pair-code confirmation and its lock-out after 3 failed
+ * attempts (across a restart), a fresh pairing resetting the IK replay state, handshake limits,
+ * config errors.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { join } from "node:path";
+import { PairingLockedError } from "../../core/session/handshake.ts";
 import { formatPublicKey, generateStaticKeyPair } from "../../core/session/key-text.ts";
 import { OFFER_TIMEOUT_MS } from "../../core/wire/limits.ts";
 import { cleanup, makeDir, runCli, startAgent, writeAgentFiles } from "../helpers/agent/harness.ts";
@@ -112,6 +115,114 @@ describe("agent pairing and reconnect", () => {
     await expect(refused.session.confirmPairing(true)).rejects.toThrow();
     await denying.waitLine(/refused .*mode=pair-code/);
     expect(existsSync(join(denying.dir, "state", "hosts.json"))).toBe(false);
+  });
+});
+
+describe("code pairing attempts", () => {
+  const LOCKED = /code pairing locked for 15 minutes after 3 failed attempts/;
+
+  test("three refused codes lock code pairing for 15 minutes, also across a restart; then the right code pairs", async () => {
+    const agent = await startAgent({ config: { allowCodePairing: true } }); // the default confirmer denies
+    for (let i = 1; i <= 3; i++) {
+      const c = await connectHost(agent.port, { mode: "pair-code", hostKey: generateStaticKeyPair() });
+      await agent.waitLine(new RegExp(`pairing-code code=${c.established.pairingCode} .*attempt=${i}/3`));
+      await expect(c.session.confirmPairing(true)).rejects.toThrow();
+      await agent.waitLine(/refused .*mode=pair-code/);
+    }
+    await agent.waitLine(
+      /pairing-locked .*minutes=15 why="code pairing locked for 15 minutes after 3 failed attempts"/,
+    );
+    const refused = await connectHost(agent.port, {
+      mode: "pair-code",
+      hostKey: generateStaticKeyPair(),
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(PairingLockedError);
+    expect((refused as PairingLockedError).minutes).toBe(15);
+    expect((await agent.waitLine(/refused .*code=pairing-locked why="([^"]*)"/))[1]).toMatch(LOCKED);
+
+    // A restart does not reset it, even with a confirmer that would approve.
+    agent.proc.kill("SIGTERM");
+    expect(await agent.exited).toBe(0);
+    const record = join(agent.dir, "confirm.env");
+    const approve = ["/bin/sh", "-c", `env | grep QUBES_AIR_CONFIRM_ > ${record}; exit 0`];
+    const config = { allowCodePairing: true, confirm: { kind: "command", argv: approve } };
+    const restarted = await startAgent({ dir: agent.dir, config });
+    const still = await connectHost(restarted.port, {
+      mode: "pair-code",
+      hostKey: generateStaticKeyPair(),
+    }).catch((e: unknown) => e);
+    expect(still).toBeInstanceOf(PairingLockedError);
+    await restarted.waitLine(/refused .*code=pairing-locked/);
+
+    // The lock period passes (its recorded end moved into the past while the agent is stopped).
+    restarted.proc.kill("SIGTERM");
+    expect(await restarted.exited).toBe(0);
+    const lockFile = join(agent.dir, "state", "code-pairing.json");
+    const lock = JSON.parse(readFileSync(lockFile, "utf8"));
+    expect(lock.failures).toBe(3);
+    expect(Date.parse(lock.lockedUntil)).toBeGreaterThan(Date.now() + 14 * 60_000);
+    writeFileSync(
+      lockFile,
+      JSON.stringify({ ...lock, lockedUntil: new Date(Date.now() - 1000).toISOString() }),
+    );
+    const later = await startAgent({ dir: agent.dir, config });
+    const hostKey = generateStaticKeyPair();
+    const c = await connectHost(later.port, { mode: "pair-code", hostKey });
+    await c.session.confirmPairing(true);
+    await later.waitLine(/session-up .*mode=pair-code/);
+    const env = readFileSync(record, "utf8");
+    expect(env).toContain(`QUBES_AIR_CONFIRM_CODE=${c.established.pairingCode}`);
+    expect(env).toContain("attempt 1 of 3; code pairing locks for 15 minutes after 3 failed attempts");
+    const hosts = JSON.parse(readFileSync(join(agent.dir, "state", "hosts.json"), "utf8"));
+    expect(hosts.hosts.map((h: { key: string }) => h.key)).toEqual([formatPublicKey(hostKey.publicKey)]);
+    expect(JSON.parse(readFileSync(lockFile, "utf8"))).toMatchObject({ failures: 0, lockedUntil: null });
+  }, 60_000);
+
+  test("a host that abandons the pairing after the device's reveal spends an attempt", async () => {
+    // The device's user approves every code: only the host walking away fails these attempts.
+    const approve = { kind: "command", argv: ["/bin/sh", "-c", "exit 0"] };
+    const agent = await startAgent({ config: { allowCodePairing: true, confirm: approve } });
+    for (let i = 1; i <= 3; i++) {
+      const c = await connectHost(agent.port, { mode: "pair-code", hostKey: generateStaticKeyPair() });
+      await agent.waitLine(new RegExp(`pairing-code .*attempt=${i}/3`));
+      c.session.close(); // gone without a word about the code
+      await agent.waitLine(/refused .*mode=pair-code/);
+    }
+    const refused = await connectHost(agent.port, {
+      mode: "pair-code",
+      hostKey: generateStaticKeyPair(),
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(PairingLockedError);
+  }, 60_000);
+
+  test("a fresh pairing resets the device's IK replay state for that host (a host whose clock went back recovers)", async () => {
+    const agent = await startAgent();
+    const { c, hostKey, deviceKey } = await pairHost(agent);
+    c.session.close();
+    const future = nextTimestamp() + 3_600_000_000n; // an hour ahead: the host's clock was wrong
+    const ahead = await connectHost(agent.port, {
+      mode: "reconnect",
+      hostKey,
+      deviceKey,
+      timestamp: () => future,
+    });
+    ahead.session.close();
+    await agent.waitLine(/session-down/);
+    // The host lost its timestamp file and its clock is right again: every reconnect is "old".
+    await expect(connectHost(agent.port, { mode: "reconnect", hostKey, deviceKey })).rejects.toThrow();
+    await agent.waitLine(/refused .*code=handshake-replay/);
+    // Unpair and pair again (a new token, the same host key): the replay state starts over.
+    const r = await runCli(["pair-token", "--config", agent.configPath]);
+    const token = Uint8Array.from(Buffer.from(r.stdout.trim(), "hex"));
+    const again = await connectHost(agent.port, { mode: "pair-psk", hostKey, token });
+    await agent.waitLine(/paired .*mode=pair-psk/);
+    again.session.close();
+    const hosts = JSON.parse(readFileSync(join(agent.dir, "state", "hosts.json"), "utf8"));
+    expect(hosts.hosts).toHaveLength(1);
+    expect(hosts.hosts[0].lastTimestamp).toBeNull();
+    const back = await connectHost(agent.port, { mode: "reconnect", hostKey, deviceKey });
+    expect(back.session.isOpen).toBe(true);
+    await agent.waitLine(/session-up .*mode=reconnect/);
   });
 });
 
