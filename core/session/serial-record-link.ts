@@ -13,12 +13,29 @@
  * This layer does not retransmit. A transport record that is lost (a counter gap) ends the
  * session with "link-lost", and the host's reconnect loop brings the link back; data is never
  * delivered out of order or with a hole in it.
- * Must never: deliver a record that failed CRC or AEAD, accept a counter twice, or advance the
- * replay window before authentication.
+ *
+ * Noticing (issue 9): the side that ends a session in transport phase says so with a cleartext
+ * RESET frame naming the session's attempt id, written before the line is closed (for at most
+ * SERIAL_RESET_WRITE_MS: the line may be stalled), so the peer ends too and the host reconnects
+ * at once. A RESET is unauthenticated, so the only thing it can do is end the session whose
+ * attempt id it names, with "link-reset": a line attacker can do as much by flipping one bit of
+ * any frame. A stale RESET (another attempt id) is ignored. When a RESET is lost, the serial
+ * keepalive (SERIAL_KEEPALIVE_*, offered as `timing`) ends the session within 1.5 s; any byte
+ * from the line counts as life (bytesReceived), so a slow UART in the middle of a long frame is
+ * not declared dead.
+ * Must never: deliver a record that failed CRC or AEAD, accept a counter twice, advance the
+ * replay window before authentication, or let a RESET do anything but end the session it names.
  */
 import { assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
-import { AEAD_TAG_BYTES, SERIAL_MAX_BODY } from "../wire/limits.ts";
+import {
+  AEAD_TAG_BYTES,
+  SERIAL_HANDSHAKE_TIMEOUT_MS,
+  SERIAL_KEEPALIVE_INTERVAL_MS,
+  SERIAL_KEEPALIVE_TIMEOUT_MS,
+  SERIAL_MAX_BODY,
+  SERIAL_RESET_WRITE_MS,
+} from "../wire/limits.ts";
 import {
   encodeSerialFrame,
   type SerialFrame,
@@ -26,7 +43,7 @@ import {
   SerialFrameType,
 } from "../wire/serial-frame.ts";
 import type { Duplex } from "./duplex.ts";
-import type { RecordLink } from "./record-link.ts";
+import type { LinkTiming, RecordLink } from "./record-link.ts";
 import { ReplayWindow } from "./replay-window.ts";
 
 /** AD = type | epoch: binds the unauthenticated header fields to the ciphertext. */
@@ -43,9 +60,26 @@ export interface SerialLinkStats {
   readonly authFailures: number;
 }
 
+const SERIAL_TIMING: LinkTiming = {
+  keepaliveIntervalMs: SERIAL_KEEPALIVE_INTERVAL_MS,
+  keepaliveTimeoutMs: SERIAL_KEEPALIVE_TIMEOUT_MS,
+  handshakeTimeoutMs: SERIAL_HANDSHAKE_TIMEOUT_MS,
+};
+
+/** The RESET body: one fixed byte (a frame body is never empty). */
+const RESET_BODY = Uint8Array.of(0);
+
 export class SerialRecordLink implements RecordLink {
   readonly transport = "serial";
   readonly maxRecord = SERIAL_MAX_BODY - AEAD_TAG_BYTES;
+  readonly timing = SERIAL_TIMING;
+  /** Line bytes read so far (the session's sign of life between frames). */
+  bytesReceived = 0;
+  /** Resolves once the line is closed (after the RESET frame went out, or its deadline). */
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private closing = false;
+  private resetByPeer = false;
   private readonly reader = new SerialFrameReader();
   private attemptId: bigint | null;
   private sendKey: CipherState | null = null;
@@ -70,6 +104,9 @@ export class SerialRecordLink implements RecordLink {
   ) {
     this.attemptId = attemptId ?? null;
     this.pending = [...carried];
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
   }
 
   /** Handshake frames received but not consumed, for the next link on the same line. */
@@ -143,6 +180,11 @@ export class SerialRecordLink implements RecordLink {
         this.pending.push(frame);
         throw new ProtocolError("link-lost", "peer restarted its handshake");
       }
+      if (frame.type === SerialFrameType.RESET) {
+        if (frame.counter !== this.attemptId) continue; // from an earlier session on this line
+        this.resetByPeer = true;
+        throw new ProtocolError("link-reset", "peer ended the session");
+      }
       if (frame.epoch !== this.recvEpoch) continue; // from before a key switch: stale
       if (!this.window.check(frame.counter)) {
         this.replays++;
@@ -166,10 +208,31 @@ export class SerialRecordLink implements RecordLink {
     }
   }
 
+  /**
+   * Ends the link: in transport phase a RESET goes out first (unless the peer sent one), then
+   * the line is closed; `closed` says when. Idempotent.
+   */
   close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    const inSession = this.sendKey !== null && this.attemptId !== null;
     this.sendKey?.clear();
     this.recvKey?.clear();
-    this.stream.close();
+    const done = () => {
+      this.stream.close();
+      this.resolveClosed();
+    };
+    if (!inSession || this.resetByPeer) return done();
+    const frame = { type: SerialFrameType.RESET, epoch: 0, counter: this.attemptId!, body: RESET_BODY };
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, SERIAL_RESET_WRITE_MS);
+    });
+    const written = this.stream.write(encodeSerialFrame(frame, { leadingDelimiter: true })).catch(() => {});
+    void Promise.race([written, deadline]).then(() => {
+      clearTimeout(timer);
+      done();
+    });
   }
 
   private async nextFrame(): Promise<SerialFrame | null> {
@@ -180,6 +243,7 @@ export class SerialRecordLink implements RecordLink {
       if (frame !== undefined) return frame;
       const chunk = await this.stream.read();
       if (chunk === null) return null;
+      this.bytesReceived += chunk.length;
       this.reader.push(chunk);
     }
   }

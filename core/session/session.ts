@@ -63,6 +63,9 @@ export class Session {
   private confirm: { needed: boolean; mine: boolean; peer: boolean; waiters: Waiter<void>[] };
   private ended = false;
   private cancelTimer: () => void = () => {};
+  /** When the last tick ran, and the line's byte count then (RecordLink.bytesReceived). */
+  private lastTickAt: number;
+  private lastLineBytes: number;
   private resolveClosed!: (error: ProtocolError | null) => void;
   /** Resolves once, when the session ends: null for an orderly close, else the fault. */
   readonly closed: Promise<ProtocolError | null>;
@@ -85,6 +88,8 @@ export class Session {
     this.keyEstablishedAt = now;
     this.lastReceivedAt = now;
     this.lastSentAt = now;
+    this.lastTickAt = now;
+    this.lastLineBytes = link.bytesReceived ?? 0;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -298,9 +303,24 @@ export class Session {
     this.keyEstablishedAt = this.o.clock.now();
   }
 
+  /** The keepalive period: the option (default 10 s), no longer than the link's own ceiling. */
+  private get keepaliveInterval(): number {
+    const ceiling = this.link.timing?.keepaliveIntervalMs ?? Number.POSITIVE_INFINITY;
+    return Math.min(this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS, ceiling);
+  }
+
+  private get keepaliveTimeout(): number {
+    const ceiling = this.link.timing?.keepaliveTimeoutMs ?? Number.POSITIVE_INFINITY;
+    return Math.min(this.o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS, ceiling);
+  }
+
+  private get tickMs(): number {
+    // Several ticks per timeout, so a dead peer is declared close to the timeout, not a tick late.
+    return Math.min(this.keepaliveInterval / 2, this.keepaliveTimeout / 6, 1000);
+  }
+
   private scheduleTick(): void {
-    const interval = Math.min(this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS, 1000);
-    this.cancelTimer = this.o.clock.setTimer(interval, () => {
+    this.cancelTimer = this.o.clock.setTimer(this.tickMs, () => {
       if (this.ended) return;
       this.tick();
       this.scheduleTick();
@@ -309,10 +329,19 @@ export class Session {
 
   private tick(): void {
     const now = this.o.clock.now();
-    if (now - this.lastReceivedAt > (this.o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS)) {
+    // A tick far later than scheduled means this process was not running (a loaded machine, a
+    // paused VM): records may be waiting unread, so this tick gives no verdict on the peer.
+    const late = now - this.lastTickAt > 3 * this.tickMs;
+    this.lastTickAt = now;
+    const lineBytes = this.link.bytesReceived ?? 0;
+    if (lineBytes !== this.lastLineBytes) {
+      this.lastLineBytes = lineBytes;
+      this.lastReceivedAt = Math.max(this.lastReceivedAt, now);
+    }
+    if (!late && now - this.lastReceivedAt > this.keepaliveTimeout) {
       return this.end(new ProtocolError("keepalive-timeout"));
     }
-    if (now - this.lastSentAt > (this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS)) {
+    if (now - this.lastSentAt > this.keepaliveInterval) {
       this.ping().catch(() => {});
     }
     const due = now - this.keyEstablishedAt > (this.o.rekeyAfterMs ?? REKEY_AFTER_MS);

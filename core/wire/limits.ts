@@ -65,3 +65,42 @@ export const REKEY_AFTER_MESSAGES = 2 ** 32;
 export const KEEPALIVE_INTERVAL_MS = 10_000;
 /** No message at all for this long means the peer is gone. */
 export const KEEPALIVE_TIMEOUT_MS = 30_000;
+
+// --- Serial line timing (a point-to-point line: probing it is cheap, waiting on it is not) ---
+/**
+ * Keepalive period on serial: a PING when nothing was sent for this long. A PING record is ~40
+ * bytes on the line: 80 B/s, nothing even at 115200 baud, and it is what lets the far end notice
+ * a dead line within SERIAL_KEEPALIVE_TIMEOUT_MS instead of 30 s (issue 9, point 2).
+ */
+export const SERIAL_KEEPALIVE_INTERVAL_MS = 500;
+/**
+ * Nothing received on a serial line (no frame, and no line bytes either: a slow UART may take
+ * seconds to carry one 64 KiB frame) for this long means the session is dead: three missed
+ * keepalives. Recovery within 2 s of a fault needs the verdict well before then.
+ */
+export const SERIAL_KEEPALIVE_TIMEOUT_MS = 1500;
+/**
+ * A serial handshake is two small frames on a dedicated line (milliseconds, even at 115200
+ * baud); a lost frame must not hold the next attempt back for HANDSHAKE_TIMEOUT_MS, or the link
+ * could not be back within 2 s of the line working.
+ */
+export const SERIAL_HANDSHAKE_TIMEOUT_MS = 1500;
+/**
+ * Longest reconnect delay after a line fault on serial (link-lost, keepalive-timeout, reset,
+ * write-timeout, handshake-timeout): one attempt is two small frames on a line nobody else uses,
+ * so backing off further only delays recovery. Other failures (a refused key) back off as usual.
+ */
+export const SERIAL_RECONNECT_MAX_MS = 400;
+/**
+ * One write(2) of a frame (at most 64 KiB) on a USB or pty line finishes in milliseconds; not
+ * finishing in this time means the far end stopped reading, and the stream fails (the session
+ * ends, the caller gets 125). With a configured baud rate the time to clock the frame out is
+ * added (transport/serial.ts). The keepalive normally ends a stalled session first; this is the
+ * backstop for a line where frames still arrive but ours do not leave.
+ */
+export const SERIAL_WRITE_DEADLINE_MS = 5000;
+/**
+ * How long a serial link that ends on a fault tries to write its cleartext RESET frame (the
+ * write may be stuck behind a stalled one) before it closes the line anyway.
+ */
+export const SERIAL_RESET_WRITE_MS = 250;
