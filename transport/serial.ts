@@ -42,8 +42,10 @@ import { type ByteSource, type ByteStream, TransportError, toTransportError } fr
 
 /** A child process as far as openSerial looks at it (stty's stderr and exit). */
 export interface SerialChild {
+  readonly stdout: ByteSource | null;
   readonly stderr: ByteSource | null;
   readonly exited: Promise<{ readonly code: number | null; readonly signal: string | null }>;
+  kill(signal?: string): boolean;
 }
 
 /**
@@ -63,7 +65,7 @@ export interface SerialPlatform {
   /** Starts argv without a shell; rejects with a SpawnFailure if the program cannot start. */
   spawn(
     argv: readonly string[],
-    options: { stdin: "ignore"; stdout: "ignore"; stderr: "pipe" },
+    options: { stdin: "ignore"; stdout: "ignore" | "pipe"; stderr: "pipe" },
   ): Promise<SerialChild>;
   /** Reads the tty through the event loop, opened with O_NOCTTY; EIO reads as EOF. */
   openTtyReader(path: string): Promise<ByteSource>;
@@ -152,27 +154,74 @@ export async function openSerial(path: string, options: SerialOptions): Promise<
   return serialStream(path, reader, fd, deadlineFor);
 }
 
+/**
+ * Per device (st_rdev): the `stty -g` settings we last left it in. Setting them again is skipped
+ * when the line still has exactly these (see configure()).
+ */
+const configured = new Map<number, string>();
+
+/**
+ * Puts the line in raw mode, unless it already is in exactly the mode we set last time. Why the
+ * check: stty sets modes with tcsetattr(TCSADRAIN), which sleeps until the line's output has
+ * drained. After a stall, our own unsent bytes (a stuck write) sit in that output, and they drain
+ * only when the far end reads, which it may not do while its own reopen waits in the same way:
+ * both ends asleep in stty for ever (issue 9, point 3). Reading the settings (`stty -g`) never
+ * waits. A replugged device comes back with default settings, which differ, so it is set again.
+ * Every stty run has a deadline (STTY_DEADLINE_MS): past it stty is killed and the open fails
+ * with TransportError "stty-timeout", to be retried by the caller.
+ */
 async function configure(p: SerialPlatform, path: string, baud: number | undefined): Promise<void> {
-  const argv = ["stty", "-F", path, ...STTY_RAW_ARGS, ...(baud ? [String(baud)] : [])];
+  const rdev = await deviceOf(path);
+  const want = rdev === null ? undefined : configured.get(rdev);
+  if (want !== undefined && (await stty(p, path, ["-g"])).trim() === want) return;
+  await stty(p, path, [...STTY_RAW_ARGS, ...(baud ? [String(baud)] : [])]);
+  if (rdev !== null) configured.set(rdev, (await stty(p, path, ["-g"])).trim());
+}
+
+/** The tty's device number, or null if it cannot be stat'ed (open reports that properly). */
+function deviceOf(path: string): Promise<number | null> {
+  return new Promise((resolve) => fs.stat(path, (e, st) => resolve(e ? null : st.rdev)));
+}
+
+/** Longest a `stty` run may take (it normally takes milliseconds). */
+const STTY_DEADLINE_MS = 5000;
+
+/** Runs `stty -F path ...args`; its stdout. ConfigError when it fails, see configure(). */
+async function stty(p: SerialPlatform, path: string, args: readonly string[]): Promise<string> {
+  const argv = ["stty", "-F", path, ...args];
   let child: SerialChild;
   try {
-    child = await p.spawn(argv, { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+    child = await p.spawn(argv, { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   } catch (e) {
     if (isSpawnFailure(e)) throw new ConfigError(`cannot run stty (${e.code}): install coreutils`);
     throw e;
   }
-  let err = "";
-  for (;;) {
-    const c = await child.stderr!.read();
-    if (!c) break;
-    if (err.length < 500) err += new TextDecoder().decode(c);
+  let late = false;
+  const timer = setTimeout(() => {
+    late = true;
+    child.kill("SIGKILL");
+  }, STTY_DEADLINE_MS);
+  const drain = async (src: ByteSource | null) => {
+    let text = "";
+    for (let c = await src?.read(); c; c = await src!.read()) {
+      if (text.length < 4096) text += new TextDecoder().decode(c);
+    }
+    src?.close();
+    return text;
+  };
+  const [out, err, { code, signal }] = await Promise.all([
+    drain(child.stdout),
+    drain(child.stderr),
+    child.exited,
+  ]).finally(() => clearTimeout(timer));
+  if (late) {
+    throw new TransportError(`serial ${path}: stty did not finish within ${STTY_DEADLINE_MS} ms`, "stty-timeout");
   }
-  child.stderr!.close();
-  const { code, signal } = await child.exited;
   if (code !== 0) {
     const why = err.trim().split("\n")[0] || `exit ${code ?? signal}`;
     throw new ConfigError(`cannot put ${path} in raw mode with stty: ${why}`);
   }
+  return out;
 }
 
 function openWriteFd(path: string): Promise<number> {
