@@ -196,11 +196,6 @@ async function stty(p: SerialPlatform, path: string, args: readonly string[]): P
     if (isSpawnFailure(e)) throw new ConfigError(`cannot run stty (${e.code}): install coreutils`);
     throw e;
   }
-  let late = false;
-  const timer = setTimeout(() => {
-    late = true;
-    child.kill("SIGKILL");
-  }, STTY_DEADLINE_MS);
   const drain = async (src: ByteSource | null) => {
     let text = "";
     for (let c = await src?.read(); c; c = await src!.read()) {
@@ -209,14 +204,24 @@ async function stty(p: SerialPlatform, path: string, args: readonly string[]): P
     src?.close();
     return text;
   };
-  const [out, err, { code, signal }] = await Promise.all([
-    drain(child.stdout),
-    drain(child.stderr),
-    child.exited,
+  // Not even SIGKILL ends an stty asleep on a stuck line at once (its exit waits on the tty
+  // too, tried on a pty): past the deadline we kill it and give up on it without waiting.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(
+        new TransportError(
+          `serial ${path}: stty did not finish within ${STTY_DEADLINE_MS} ms`,
+          "stty-timeout",
+        ),
+      );
+    }, STTY_DEADLINE_MS);
+  });
+  const [out, err, { code, signal }] = await Promise.race([
+    Promise.all([drain(child.stdout), drain(child.stderr), child.exited]),
+    late,
   ]).finally(() => clearTimeout(timer));
-  if (late) {
-    throw new TransportError(`serial ${path}: stty did not finish within ${STTY_DEADLINE_MS} ms`, "stty-timeout");
-  }
   if (code !== 0) {
     const why = err.trim().split("\n")[0] || `exit ${code ?? signal}`;
     throw new ConfigError(`cannot put ${path} in raw mode with stty: ${why}`);

@@ -25,11 +25,11 @@ import {
   pairToken,
   ROOT,
   type RunResult,
-  tempDir,
   run,
   runRelayAs,
   startAgent,
   startDaemon,
+  tempDir,
 } from "../../fixtures/qubes-stubs/harness.ts";
 
 setDefaultTimeout(120_000);
