@@ -6,6 +6,13 @@
 import { describe, expect, test } from "bun:test";
 import { duplexPair } from "../../test/helpers/duplex-pair.ts";
 import { LINK_SUITES, makeResolver } from "../noise/suites.ts";
+import type { Channel } from "../vchan/channel.ts";
+import {
+  SERIAL_HANDSHAKE_TIMEOUT_MS,
+  SERIAL_KEEPALIVE_INTERVAL_MS,
+  SERIAL_KEEPALIVE_TIMEOUT_MS,
+} from "../wire/limits.ts";
+import { encodeSerialFrame, SerialFrameType } from "../wire/serial-frame.ts";
 import { systemClock } from "./duplex.ts";
 import { connectAsInitiator, connectAsResponder } from "./establish.ts";
 import { generateStaticKeyPair } from "./key-text.ts";
@@ -110,4 +117,94 @@ describe("serial record link", () => {
       expect(r.agentEnd).toMatchObject({ code: "link-lost" });
     });
   }
+});
+
+/** A host and an agent session over serial framing on a duplex pair; the host's attempt id is 7. */
+async function pair(beforeHandshake?: (toAgent: (bytes: Uint8Array) => void) => void) {
+  const [a, b] = duplexPair();
+  beforeHandshake?.((bytes) => a.peer.deliver(bytes));
+  const opened: Channel[] = [];
+  const [host, agent] = await Promise.all([
+    connectAsInitiator(
+      {
+        link: new SerialRecordLink(a, ATTEMPT),
+        resolver,
+        staticKey: hostKey,
+        version: "h",
+        suites: [...LINK_SUITES],
+        mode: "reconnect",
+        responderKey: agentKey.publicKey,
+        timestamp: () => 1n,
+      },
+      { clock: systemClock, onOpen: () => {} },
+    ),
+    connectAsResponder(
+      {
+        link: new SerialRecordLink(b),
+        resolver,
+        staticKey: agentKey,
+        version: "a",
+        suites: [...LINK_SUITES],
+        peers: { isPinned: () => true, acceptTimestamp: () => true },
+        pairing: {},
+      },
+      { clock: systemClock, onOpen: (ch) => opened.push(ch) },
+    ),
+  ]);
+  return { a, b, host, agent, opened };
+}
+
+const ATTEMPT = 7n;
+const reset = (counter: bigint) =>
+  encodeSerialFrame(
+    { type: SerialFrameType.RESET, epoch: 0, counter, body: Uint8Array.of(0) },
+    { leadingDelimiter: true },
+  );
+
+describe("serial RESET: the cleartext session-over notice", () => {
+  test("the side that sees a lost frame ends with link-lost and the other side hears link-reset", async () => {
+    const { a, host, agent } = await pair();
+    let n = 0;
+    a.tap = (chunk) => (n++ === 0 ? null : chunk); // the host's next frame is lost
+    // The ping is lost; the gap is seen on the next frame (the keepalive PING, within 500 ms),
+    // and the agent's RESET ends the host's session, which also settles this ping.
+    await host.session.ping().catch(() => {});
+    expect(await agent.session.closed).toMatchObject({ code: "link-lost" });
+    expect(await host.session.closed).toMatchObject({ code: "link-reset" });
+  });
+
+  test("a forged RESET naming another attempt is ignored; the session carries on", async () => {
+    const { a, host, agent } = await pair();
+    a.peer.deliver(reset(ATTEMPT + 1n));
+    a.peer.deliver(reset(0n));
+    expect(await host.session.ping()).toBeGreaterThanOrEqual(0); // the agent answered after them
+    expect(agent.session.isOpen).toBe(true);
+    host.session.close();
+  });
+
+  test("a RESET naming the session only ends it (link-reset): nothing is delivered after it", async () => {
+    const { a, host, agent, opened } = await pair();
+    a.peer.deliver(reset(ATTEMPT));
+    expect(await agent.session.closed).toMatchObject({ code: "link-reset" });
+    const ch = host.vchan.open(new Uint8Array(0));
+    await ch.write(new Uint8Array([1, 2, 3])).catch(() => {});
+    expect(opened).toHaveLength(0);
+    host.session.close();
+  });
+
+  test("a RESET before or during the handshake is ignored (it names no session of ours)", async () => {
+    const { host, agent } = await pair((toAgent) => toAgent(reset(ATTEMPT)));
+    expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+    expect(agent.session.isOpen).toBe(true);
+    host.session.close();
+  });
+
+  test("the serial link asks for the serial keepalive and handshake limits", () => {
+    const link = new SerialRecordLink(duplexPair()[0], 1n);
+    expect(link.timing).toEqual({
+      keepaliveIntervalMs: SERIAL_KEEPALIVE_INTERVAL_MS,
+      keepaliveTimeoutMs: SERIAL_KEEPALIVE_TIMEOUT_MS,
+      handshakeTimeoutMs: SERIAL_HANDSHAKE_TIMEOUT_MS,
+    });
+  });
 });
