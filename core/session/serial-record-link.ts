@@ -141,7 +141,13 @@ export class SerialRecordLink implements RecordLink {
       const frame = await this.nextFrame();
       if (frame === null) throw new ProtocolError("link-lost", "line closed during handshake");
       if (frame.type !== SerialFrameType.HANDSHAKE) continue; // left over from an old session
-      this.attemptId ??= frame.counter;
+      if (this.attemptId === null) {
+        // Responder: after a stall several attempts may wait in the line, oldest first; the
+        // initiator has given up on all but the newest, so answer only that one.
+        const newest = this.newestWaitingHandshake() ?? frame;
+        this.attemptId = newest.counter;
+        return newest.body;
+      }
       if (frame.counter === this.attemptId) return frame.body;
     }
   }
@@ -178,6 +184,7 @@ export class SerialRecordLink implements RecordLink {
       if (frame === null) return null;
       if (frame.type === SerialFrameType.HANDSHAKE) {
         this.pending.push(frame);
+        this.resetByPeer = true; // the peer has left this session: no RESET to send it
         throw new ProtocolError("link-lost", "peer restarted its handshake");
       }
       if (frame.type === SerialFrameType.RESET) {
@@ -233,6 +240,16 @@ export class SerialRecordLink implements RecordLink {
       clearTimeout(timer);
       done();
     });
+  }
+
+  /** The last handshake frame among those already received and not yet taken, if any. */
+  private newestWaitingHandshake(): SerialFrame | null {
+    let newest: SerialFrame | null = null;
+    for (let f = this.pending.shift(); f !== undefined; f = this.pending.shift()) {
+      if (f.type === SerialFrameType.HANDSHAKE) newest = f;
+    }
+    for (const f of this.reader.drain()) if (f.type === SerialFrameType.HANDSHAKE) newest = f;
+    return newest;
   }
 
   private async nextFrame(): Promise<SerialFrame | null> {
