@@ -120,9 +120,14 @@ describe("serial record link", () => {
 });
 
 /** A host and an agent session over serial framing on a duplex pair; the host's attempt id is 7. */
-async function pair(beforeHandshake?: (toAgent: (bytes: Uint8Array) => void) => void) {
+async function pair(
+  beforeHandshake?: (toAgent: (bytes: Uint8Array) => void) => void,
+  taps: { host?: (c: Uint8Array) => Uint8Array | null; agent?: (c: Uint8Array) => Uint8Array | null } = {},
+) {
   const [a, b] = duplexPair();
   beforeHandshake?.((bytes) => a.peer.deliver(bytes));
+  a.tap = taps.host ?? null;
+  b.tap = taps.agent ?? null;
   const opened: Channel[] = [];
   const [host, agent] = await Promise.all([
     connectAsInitiator(
@@ -206,5 +211,43 @@ describe("serial RESET: the cleartext session-over notice", () => {
       keepaliveTimeoutMs: SERIAL_KEEPALIVE_TIMEOUT_MS,
       handshakeTimeoutMs: SERIAL_HANDSHAKE_TIMEOUT_MS,
     });
+  });
+});
+
+describe("serial handshake: a lost frame is repeated, not a lost attempt", () => {
+  for (const [who, index] of [
+    ["the host's offer", ["host", 0]],
+    ["the device's choice", ["agent", 0]],
+    ["the host's IK message", ["host", 1]],
+    ["the device's IK answer", ["agent", 1]],
+  ] as const) {
+    test(`${who} is lost: the same attempt completes after a repeat, well within the deadline`, async () => {
+      const [side, lose] = index;
+      let n = 0;
+      const drop = (c: Uint8Array) => (n++ === lose ? null : c);
+      const t = performance.now();
+      const { host, agent, a, b } = await pair(undefined, side === "host" ? { host: drop } : { agent: drop });
+      a.tap = null;
+      b.tap = null;
+      expect(performance.now() - t).toBeLessThan(SERIAL_HANDSHAKE_TIMEOUT_MS);
+      expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+      expect(agent.session.isOpen).toBe(true);
+      host.session.close();
+    });
+  }
+
+  test("repeats arriving after the session is up change nothing (and never reach Noise twice)", async () => {
+    const frames: Uint8Array[] = [];
+    const record = (c: Uint8Array) => {
+      frames.push(c.slice());
+      return c;
+    };
+    const { host, agent, a } = await pair(undefined, { host: record });
+    a.tap = null;
+    for (const f of frames) a.peer.deliver(f); // every handshake frame of this attempt, again
+    expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+    expect(agent.session.isOpen).toBe(true);
+    expect(host.session.isOpen).toBe(true);
+    host.session.close();
   });
 });

@@ -6,7 +6,13 @@
  *
  * Handshake frames carry an attempt id in their counter field: the initiator picks a random
  * one per attempt and the responder echoes it, so a stale handshake frame left in a tty buffer
- * by an earlier attempt is ignored instead of derailing this one. A handshake frame arriving
+ * by an earlier attempt is ignored instead of derailing this one. A lost handshake frame does
+ * not cost the attempt: while the initiator waits for an answer it repeats its last message
+ * every SERIAL_HANDSHAKE_RESEND_MS, and the responder answers a repeat of the last message it
+ * received by repeating its own answer (never running Noise on a repeat, so an IK timestamp is
+ * never presented twice); a repeat that arrives after the session is up is ignored. A slow
+ * device (an fsync on a busy SD card) thus gets the whole SERIAL_HANDSHAKE_TIMEOUT_MS, and a
+ * line that starts working again is answered within one resend period. A handshake frame arriving
  * during a session means the peer restarted: the session ends, and carryOver() hands that frame
  * to the next link on the same line so the new handshake is not lost.
  *
@@ -26,10 +32,12 @@
  * Must never: deliver a record that failed CRC or AEAD, accept a counter twice, advance the
  * replay window before authentication, or let a RESET do anything but end the session it names.
  */
+import { equalBytes } from "../bytes.ts";
 import { assert, ProtocolError } from "../errors.ts";
 import type { CipherState } from "../noise/cipher-state.ts";
 import {
   AEAD_TAG_BYTES,
+  SERIAL_HANDSHAKE_RESEND_MS,
   SERIAL_HANDSHAKE_TIMEOUT_MS,
   SERIAL_KEEPALIVE_INTERVAL_MS,
   SERIAL_KEEPALIVE_TIMEOUT_MS,
@@ -80,6 +88,11 @@ export class SerialRecordLink implements RecordLink {
   private resolveClosed!: () => void;
   private closing = false;
   private resetByPeer = false;
+  private readonly initiator: boolean;
+  /** Our last handshake frame, encoded: repeated while we wait (initiator) or on request. */
+  private lastSent: Uint8Array | null = null;
+  /** Handshake message bodies received in this attempt, to recognise repeats. */
+  private readonly received: Uint8Array[] = [];
   private readonly reader = new SerialFrameReader();
   private attemptId: bigint | null;
   private sendKey: CipherState | null = null;
@@ -103,6 +116,7 @@ export class SerialRecordLink implements RecordLink {
     carried: readonly SerialFrame[] = [],
   ) {
     this.attemptId = attemptId ?? null;
+    this.initiator = attemptId !== undefined;
     this.pending = [...carried];
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -132,24 +146,55 @@ export class SerialRecordLink implements RecordLink {
   async sendHandshake(message: Uint8Array): Promise<void> {
     assert(this.sendKey === null && this.attemptId !== null, "handshake send out of order");
     const frame = { type: SerialFrameType.HANDSHAKE, epoch: 0, counter: this.attemptId, body: message };
-    await this.stream.write(encodeSerialFrame(frame, { leadingDelimiter: true }));
+    this.lastSent = encodeSerialFrame(frame, { leadingDelimiter: true });
+    await this.stream.write(this.lastSent);
   }
 
   async recvHandshake(): Promise<Uint8Array> {
     assert(this.recvKey === null, "handshake message after keys");
-    for (;;) {
-      const frame = await this.nextFrame();
-      if (frame === null) throw new ProtocolError("link-lost", "line closed during handshake");
-      if (frame.type !== SerialFrameType.HANDSHAKE) continue; // left over from an old session
-      if (this.attemptId === null) {
-        // Responder: after a stall several attempts may wait in the line, oldest first; the
-        // initiator has given up on all but the newest, so answer only that one.
-        const newest = this.newestWaitingHandshake() ?? frame;
-        this.attemptId = newest.counter;
-        return newest.body;
+    // The initiator repeats its last message while it waits (see the header): a lost frame
+    // costs SERIAL_HANDSHAKE_RESEND_MS, not a whole new attempt.
+    const resend =
+      this.initiator && this.lastSent
+        ? setInterval(
+            () => void this.stream.write(this.lastSent!).catch(() => {}),
+            SERIAL_HANDSHAKE_RESEND_MS,
+          )
+        : null;
+    try {
+      for (;;) {
+        const frame = await this.nextFrame();
+        if (frame === null) throw new ProtocolError("link-lost", "line closed during handshake");
+        if (frame.type !== SerialFrameType.HANDSHAKE) continue; // left over from an old session
+        if (this.attemptId === null) {
+          // Responder: after a stall several attempts may wait in the line, oldest first; the
+          // initiator has given up on all but the newest, so answer only that one.
+          const newest = this.newestWaitingHandshake() ?? frame;
+          this.attemptId = newest.counter;
+          this.received.push(newest.body);
+          return newest.body;
+        }
+        if (frame.counter !== this.attemptId) continue;
+        if (this.isRepeat(frame)) continue;
+        this.received.push(frame.body);
+        return frame.body;
       }
-      if (frame.counter === this.attemptId) return frame.body;
+    } finally {
+      if (resend) clearInterval(resend);
     }
+  }
+
+  /**
+   * A handshake frame of this attempt that we already have: the initiator repeating itself
+   * because our answer is slow or was lost. The responder answers the latest one again.
+   */
+  private isRepeat(frame: SerialFrame): boolean {
+    const i = this.received.findIndex((b) => equalBytes(b, frame.body));
+    if (i === -1) return false;
+    if (!this.initiator && i === this.received.length - 1 && this.lastSent) {
+      void this.stream.write(this.lastSent).catch(() => {});
+    }
+    return true;
   }
 
   setSendKey(cs: CipherState): void {
@@ -183,6 +228,7 @@ export class SerialRecordLink implements RecordLink {
       const frame = await this.nextFrame();
       if (frame === null) return null;
       if (frame.type === SerialFrameType.HANDSHAKE) {
+        if (frame.counter === this.attemptId && this.isRepeat(frame)) continue;
         this.pending.push(frame);
         this.resetByPeer = true; // the peer has left this session: no RESET to send it
         throw new ProtocolError("link-lost", "peer restarted its handshake");

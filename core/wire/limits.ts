@@ -80,11 +80,18 @@ export const SERIAL_KEEPALIVE_INTERVAL_MS = 500;
  */
 export const SERIAL_KEEPALIVE_TIMEOUT_MS = 1500;
 /**
- * A serial handshake is two small frames on a dedicated line (milliseconds, even at 115200
- * baud); a lost frame must not hold the next attempt back for HANDSHAKE_TIMEOUT_MS, or the link
- * could not be back within 2 s of the line working.
+ * A serial handshake is a few small frames on a dedicated line (milliseconds, even at 115200
+ * baud), but the device must put the IK timestamp on disk before it answers (an fsync on an SD
+ * card, slow on a busy machine): 3 s for the whole attempt. Lost frames do not wait for this
+ * deadline: they are repeated (SERIAL_HANDSHAKE_RESEND_MS).
  */
-export const SERIAL_HANDSHAKE_TIMEOUT_MS = 1500;
+export const SERIAL_HANDSHAKE_TIMEOUT_MS = 3000;
+/**
+ * While the initiator waits for an answer it repeats its last handshake frame this often (core/
+ * session/serial-record-link.ts): a lost or corrupted handshake frame, or a line that starts
+ * working again, costs at most this long instead of a whole attempt.
+ */
+export const SERIAL_HANDSHAKE_RESEND_MS = 400;
 /**
  * Longest reconnect delay after a line fault on serial (link-lost, keepalive-timeout, reset,
  * write-timeout, handshake-timeout): one attempt is two small frames on a line nobody else uses,

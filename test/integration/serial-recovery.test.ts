@@ -103,102 +103,112 @@ async function healthy(): Promise<void> {
   expect([r.code, r.stdout]).toEqual([0, "healthy\n"]);
 }
 
-describe.skipIf(!hasSocat())("serial recovery through a faulty line (real agent and daemon)", () => {
-  beforeAll(async () => {
-    bridge = await lineBridge();
-    agent = await startAgent({ tty: bridge.a });
-    const token = await pairToken(agent);
-    host = makeHost();
-    [relay, daemon] = await Promise.all([buildRelay(), startDaemon(host)]);
-    const paired = await cli(host, ["pair", DEVICE, "--serial", bridge.b, "--token", token]);
-    if (paired.code !== 0) throw new Error(paired.stderr);
-    await daemon.waitLine(/pi-gpg: up/, WAIT_MS);
-  }, 120_000);
-  afterAll(async () => {
-    cleanup();
-    await bridge?.close();
-  });
-
-  const faults: [string, Direction, (d: Direction) => Promise<void>][] = [
-    ["a corrupt frame host→agent", "ba", (d) => bridge.corruptNext(d)],
-    ["a corrupt frame agent→host", "ab", (d) => bridge.corruptNext(d)],
-    ["a lost frame host→agent", "ba", (d) => bridge.dropNext(d)],
-    ["a lost frame agent→host", "ab", (d) => bridge.dropNext(d)],
-  ];
-  for (const [name, dir, fault] of faults) {
-    test(`${name}: both ends notice within 2 s, and a small call succeeds within 2 s`, async () => {
-      await healthy();
-      // Armed while idle: the next frame is a keepalive (or its answer).
-      const applied = fault(dir);
-      await applied;
-      const t0 = now();
-      const agentSaw = agent.waitLine(/session-down .*code=(\S+)/, WAIT_MS).then(() => now() - t0);
-      const hostSaw = daemon.waitLine(/pi-gpg: down: (\S+)/, WAIT_MS).then(() => now() - t0);
-      const [agentMs, hostMs] = await Promise.all([agentSaw, hostSaw]);
+// Under CI a missing socat fails these tests (ptyPair says why) instead of skipping them.
+describe.skipIf(!hasSocat() && process.env.CI !== "true")(
+  "serial recovery through a faulty line (real agent and daemon)",
+  () => {
+    beforeAll(async () => {
+      bridge = await lineBridge();
+      agent = await startAgent({ tty: bridge.a });
+      const token = await pairToken(agent);
+      host = makeHost();
+      [relay, daemon] = await Promise.all([buildRelay(), startDaemon(host)]);
+      const paired = await cli(host, ["pair", DEVICE, "--serial", bridge.b, "--token", token]);
+      if (paired.code !== 0) throw new Error(paired.stderr);
       await daemon.waitLine(/pi-gpg: up/, WAIT_MS);
-      const upMs = now() - t0;
-      const r = await firstGoodCall();
-      const callMs = now() - t0;
-      expect(r.stdout).toBe("ping\n");
-      report(name, { agent: agentMs, host: hostMs, up: upMs, call: callMs });
-      expect(agentMs).toBeLessThan(BOUND_MS);
-      expect(hostMs).toBeLessThan(BOUND_MS);
-      expect(callMs).toBeLessThan(BOUND_MS);
+    }, 120_000);
+    afterAll(async () => {
+      cleanup();
+      await bridge?.close();
     });
-  }
 
-  test("a stall past the keepalive during a 16 MiB transfer: 125 for the caller, both ends stay responsive, back within 2 s, next transfer intact", async () => {
-    await healthy();
-    const data = randomBytes(16 * 1024 * 1024);
-    const big = bigEcho(data);
-    await bridge.forwarded("ba", 2 * 1024 * 1024); // the transfer is under way
-    const t0 = now();
-    const stallOver = bridge.stall(STALL_MS);
-    const agentSaw = agent.waitLine(/session-down .*code=(\S+)/, WAIT_MS).then(() => now() - t0);
-    const hostSaw = daemon.waitLine(/pi-gpg: down: (\S+)/, WAIT_MS).then(() => now() - t0);
-    const caller = big.then((r) => ({ r, ms: now() - t0 }));
-    const [agentMs, hostMs] = await Promise.all([agentSaw, hostSaw]);
-    // Both processes answer while the line is still stalled: the daemon its CLI, the agent a
-    // device-side call (refused with 125 at once: not connected).
-    step("both noticed");
-    const listed = await cli(host, ["list"]);
-    step("list answered");
-    const listMs = now() - t0;
-    const fromDevice = await run(
-      [BUN, `${ROOT}/agent/main.ts`, "call", "--config", agent.configPath, "--", "work", "test.Echo"],
-      {},
-      "x",
-    );
-    const deviceCallMs = now() - t0;
-    step("device call answered");
-    const { r, ms: callerMs } = await caller;
-    step("caller ended");
-    expect(listed.code).toBe(0);
-    expect(fromDevice.code).toBe(125);
-    expect(deviceCallMs).toBeLessThan(STALL_MS); // answered during the stall
-    expect(r.code).toBe(125);
-    await stallOver;
-    const t1 = now();
-    await daemon.waitLine(/pi-gpg: up/, WAIT_MS);
-    const upMs = now() - t1;
-    const again = await firstGoodCall();
-    const callMs = now() - t1;
-    expect(again.stdout).toBe("ping\n");
-    const second = await bigEcho(data);
-    expect(second.code).toBe(0);
-    expect(sha(second.bytes)).toBe(sha(data));
-    report("stall during 16 MiB", {
-      agent: agentMs,
-      host: hostMs,
-      caller125: callerMs,
-      list: listMs,
-      deviceCall: deviceCallMs,
-      upAfterStall: upMs,
-      callAfterStall: callMs,
-    });
-    expect(agentMs).toBeLessThan(BOUND_MS);
-    expect(hostMs).toBeLessThan(BOUND_MS);
-    expect(upMs).toBeLessThan(BOUND_MS);
-    expect(callMs).toBeLessThan(BOUND_MS);
-  });
-});
+    const faults: [string, Direction, (d: Direction) => Promise<void>][] = [
+      ["a corrupt frame host→agent", "ba", (d) => bridge.corruptNext(d)],
+      ["a corrupt frame agent→host", "ab", (d) => bridge.corruptNext(d)],
+      ["a lost frame host→agent", "ba", (d) => bridge.dropNext(d)],
+      ["a lost frame agent→host", "ab", (d) => bridge.dropNext(d)],
+    ];
+    for (const [name, dir, fault] of faults) {
+      test(`${name}: both ends notice within 2 s, and a small call succeeds within 2 s`, async () => {
+        await healthy();
+        // Armed while idle: the next frame is a keepalive (or its answer).
+        const applied = fault(dir);
+        await applied;
+        const t0 = now();
+        const agentSaw = agent.waitLine(/session-down .*code=(\S+)/, WAIT_MS).then(() => now() - t0);
+        const hostSaw = daemon.waitLine(/pi-gpg: down: (\S+)/, WAIT_MS).then(() => now() - t0);
+        const [agentMs, hostMs] = await Promise.all([agentSaw, hostSaw]);
+        await daemon.waitLine(/pi-gpg: up/, WAIT_MS);
+        const upMs = now() - t0;
+        const r = await firstGoodCall();
+        const callMs = now() - t0;
+        expect(r.stdout).toBe("ping\n");
+        report(name, { agent: agentMs, host: hostMs, up: upMs, call: callMs });
+        expect(agentMs).toBeLessThan(BOUND_MS);
+        expect(hostMs).toBeLessThan(BOUND_MS);
+        expect(callMs).toBeLessThan(BOUND_MS);
+      });
+    }
+
+    const stalls: [string, Direction | "both"][] = [
+      ["both directions", "both"],
+      ["host→agent only", "ba"],
+      ["agent→host only", "ab"],
+    ];
+    for (const [which, dir] of stalls)
+      test(`a stall past the keepalive (${which}) during a 16 MiB transfer: 125 for the caller, both ends stay responsive, back within 2 s, next transfer intact`, async () => {
+        await healthy();
+        const data = randomBytes(16 * 1024 * 1024);
+        const big = bigEcho(data);
+        await bridge.forwarded("ba", 2 * 1024 * 1024); // the transfer is under way
+        const t0 = now();
+        const stallOver = bridge.stall(STALL_MS, dir);
+        const agentSaw = agent.waitLine(/session-down .*code=(\S+)/, WAIT_MS).then(() => now() - t0);
+        const hostSaw = daemon.waitLine(/pi-gpg: down: (\S+)/, WAIT_MS).then(() => now() - t0);
+        const caller = big.then((r) => ({ r, ms: now() - t0 }));
+        const [agentMs, hostMs] = await Promise.all([agentSaw, hostSaw]);
+        // Both processes answer while the line is still stalled: the daemon its CLI, the agent a
+        // device-side call (refused with 125 at once: not connected).
+        step("both noticed");
+        const listed = await cli(host, ["list"]);
+        step("list answered");
+        const listMs = now() - t0;
+        const fromDevice = await run(
+          [BUN, `${ROOT}/agent/main.ts`, "call", "--config", agent.configPath, "--", "work", "test.Echo"],
+          {},
+          "x",
+        );
+        const deviceCallMs = now() - t0;
+        step("device call answered");
+        const { r, ms: callerMs } = await caller;
+        step("caller ended");
+        expect(listed.code).toBe(0);
+        expect(fromDevice.code).toBe(125);
+        expect(deviceCallMs).toBeLessThan(STALL_MS); // answered during the stall
+        expect(r.code).toBe(125);
+        await stallOver;
+        const t1 = now();
+        await daemon.waitLine(/pi-gpg: up/, WAIT_MS);
+        const upMs = now() - t1;
+        const again = await firstGoodCall();
+        const callMs = now() - t1;
+        expect(again.stdout).toBe("ping\n");
+        const second = await bigEcho(data);
+        expect(second.code).toBe(0);
+        expect(sha(second.bytes)).toBe(sha(data));
+        report(`stall (${which}) during 16 MiB`, {
+          agent: agentMs,
+          host: hostMs,
+          caller125: callerMs,
+          list: listMs,
+          deviceCall: deviceCallMs,
+          upAfterStall: upMs,
+          callAfterStall: callMs,
+        });
+        expect(agentMs).toBeLessThan(BOUND_MS);
+        expect(hostMs).toBeLessThan(BOUND_MS);
+        expect(upMs).toBeLessThan(BOUND_MS);
+        expect(callMs).toBeLessThan(BOUND_MS);
+      });
+  },
+);
