@@ -251,3 +251,19 @@ describe("serial handshake: a lost frame is repeated, not a lost attempt", () =>
     host.session.close();
   });
 });
+
+test("a responder mid-handshake that sees a newer attempt gives up at once and carries it over", async () => {
+  const [a, b] = duplexPair();
+  const link = new SerialRecordLink(b);
+  const frame = (counter: bigint, body: number) =>
+    encodeSerialFrame(
+      { type: SerialFrameType.HANDSHAKE, epoch: 0, counter, body: Uint8Array.of(body) },
+      { leadingDelimiter: true },
+    );
+  a.peer.deliver(frame(1n, 1));
+  expect(await link.recvHandshake()).toEqual(Uint8Array.of(1));
+  a.peer.deliver(frame(2n, 2));
+  const e = await link.recvHandshake().catch((x) => x);
+  expect(e).toMatchObject({ code: "link-lost" });
+  expect(link.carryOver().map((f) => f.counter)).toEqual([2n]);
+});

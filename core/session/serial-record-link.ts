@@ -174,7 +174,14 @@ export class SerialRecordLink implements RecordLink {
           this.received.push(newest.body);
           return newest.body;
         }
-        if (frame.counter !== this.attemptId) continue;
+        if (frame.counter !== this.attemptId) {
+          if (this.initiator) continue; // an answer to an attempt we gave up on
+          // The initiator gave up on this attempt and began another (frames stay in order on a
+          // line): end this one now and let the next link answer it, instead of waiting out
+          // the deadline while the initiator waits out its own.
+          this.pending.push(frame);
+          throw new ProtocolError("link-lost", "peer restarted its handshake");
+        }
         if (this.isRepeat(frame)) continue;
         this.received.push(frame.body);
         return frame.body;
