@@ -8,6 +8,7 @@ import { duplexPair } from "../../test/helpers/duplex-pair.ts";
 import { LINK_SUITES, makeResolver } from "../noise/suites.ts";
 import type { Channel } from "../vchan/channel.ts";
 import {
+  KEEPALIVE_TIMEOUT_MS,
   SERIAL_HANDSHAKE_TIMEOUT_MS,
   SERIAL_KEEPALIVE_INTERVAL_MS,
   SERIAL_KEEPALIVE_TIMEOUT_MS,
@@ -266,4 +267,65 @@ test("a responder mid-handshake that sees a newer attempt gives up at once and c
   const e = await link.recvHandshake().catch((x) => x);
   expect(e).toMatchObject({ code: "link-lost" });
   expect(link.carryOver().map((f) => f.counter)).toEqual([2n]);
+});
+
+test("line bytes keep a quiet serial session alive, but without records never past the TCP dead-peer time", async () => {
+  // A clock the test drives: the keepalive is judged on ticks, so time is exact here.
+  let t = 0;
+  let timers: { at: number; fn: () => void }[] = [];
+  const clock = {
+    now: () => t,
+    setTimer(ms: number, fn: () => void) {
+      const timer = { at: t + ms, fn };
+      timers.push(timer);
+      return () => {
+        timers = timers.filter((x) => x !== timer);
+      };
+    },
+  };
+  const [a, b] = duplexPair();
+  const [host, agent] = await Promise.all([
+    connectAsInitiator(
+      {
+        link: new SerialRecordLink(a, ATTEMPT),
+        resolver,
+        staticKey: hostKey,
+        version: "h",
+        suites: [...LINK_SUITES],
+        mode: "reconnect",
+        responderKey: agentKey.publicKey,
+        timestamp: () => 1n,
+      },
+      { clock, onOpen: () => {} },
+    ),
+    connectAsResponder(
+      {
+        link: new SerialRecordLink(b),
+        resolver,
+        staticKey: agentKey,
+        version: "a",
+        suites: [...LINK_SUITES],
+        peers: { isPinned: () => true, acceptTimestamp: () => true },
+        pairing: {},
+      },
+      { clock, onOpen: () => {} },
+    ),
+  ]);
+  a.tap = () => null; // nothing the host sends arrives any more; only noise does
+  const step = async (ms: number) => {
+    t += ms;
+    for (const due of timers.filter((x) => x.at <= t)) {
+      timers = timers.filter((x) => x !== due);
+      due.fn();
+    }
+    a.peer.deliver(Uint8Array.of(0x41, 0x42, 0x43)); // line noise, never a frame
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  for (let i = 0; i < 40; i++) await step(250); // 10 s: far past the 1.5 s serial timeout
+  expect(agent.session.isOpen).toBe(true);
+  for (let i = 0; i < 100 && agent.session.isOpen; i++) await step(250);
+  expect(await agent.session.closed).toMatchObject({ code: "keepalive-timeout" });
+  expect(t).toBeGreaterThanOrEqual(KEEPALIVE_TIMEOUT_MS);
+  expect(t).toBeLessThan(KEEPALIVE_TIMEOUT_MS + 2000);
+  host.session.close();
 });

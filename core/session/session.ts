@@ -57,6 +57,8 @@ export class Session {
   private pendingRecvKey: CipherState | null = null;
   private keyEstablishedAt: number;
   private lastReceivedAt: number;
+  /** When the last authenticated record arrived (line bytes alone do not move this). */
+  private lastRecordAt: number;
   private lastSentAt: number;
   private pings = new Map<bigint, Waiter<number> & { sentAt: number }>();
   private nextPingId = 1n;
@@ -87,6 +89,7 @@ export class Session {
     const now = o.clock.now();
     this.keyEstablishedAt = now;
     this.lastReceivedAt = now;
+    this.lastRecordAt = now;
     this.lastSentAt = now;
     this.lastTickAt = now;
     this.lastLineBytes = link.bytesReceived ?? 0;
@@ -210,6 +213,7 @@ export class Session {
         if (this.ended) return;
         if (record === null) return this.end(new ProtocolError("link-lost", "peer closed the link"));
         this.lastReceivedAt = this.o.clock.now();
+        this.lastRecordAt = this.lastReceivedAt;
         this.dispatch(record);
       }
     } catch (error) {
@@ -336,7 +340,11 @@ export class Session {
     const lineBytes = this.link.bytesReceived ?? 0;
     if (lineBytes !== this.lastLineBytes) {
       this.lastLineBytes = lineBytes;
-      this.lastReceivedAt = Math.max(this.lastReceivedAt, now);
+      // Bytes are a sign of life (a slow line inside one long frame), but anyone on the line can
+      // send bytes: they never keep a session without authenticated records past the TCP
+      // dead-peer time, so line noise cannot hold callers for ever instead of failing them.
+      if (now - this.lastRecordAt < KEEPALIVE_TIMEOUT_MS)
+        this.lastReceivedAt = Math.max(this.lastReceivedAt, now);
     }
     if (!late && now - this.lastReceivedAt > this.keepaliveTimeout) {
       return this.end(new ProtocolError("keepalive-timeout"));
