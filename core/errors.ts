@@ -42,6 +42,8 @@ export type ProtocolErrorCode =
   // pairing locked on the device after too many failed attempts.
   | "pairing-commitment"
   | "pairing-locked"
+  // A serial peer said in clear that it ended the session (core/wire/serial-frame.ts RESET).
+  | "link-reset"
   // split-GPG (core/gpg): a filtered Assuan line, a bad CIPHERTEXT S-expression, a bad v1 request
   // header or frame, a refused v1 option or sub-option list. Each error class there also keeps
   // its own finer reason.

@@ -8,7 +8,7 @@ import { platform, SpawnError } from "../platform/index.ts";
 import { lacking } from "../test/helpers/requires.ts";
 import { settleWithin, streamContract } from "../test/helpers/stream-contract.ts";
 import { openSerial, type SerialPlatform, type SpawnFailure } from "./serial.ts";
-import type { ByteStream } from "./transport.ts";
+import { type ByteStream, TransportError } from "./transport.ts";
 
 let pty: PtyPair | null = null;
 const newPty = async () => {
@@ -113,6 +113,60 @@ describe.skipIf(lacking(hasSocat() ? null : "socat"))("serial over a pty pair", 
     b.close();
     await Promise.all([a.closed, b.closed]);
   });
+
+  test("a write the far end never drains fails at its deadline; a reopen neither hangs in stty nor waits for ever; all flows once the far end reads", async () => {
+    const p = await newPty();
+    const DEADLINE_MS = 300;
+    const far = await openSerial(p.b, { platform }); // open, but not read (read-ahead fills, then stops)
+    const near = await openSerial(p.a, { platform, writeDeadlineMs: DEADLINE_MS });
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 20);
+    const chunk = new Uint8Array(64 * 1024).fill(0x55);
+    let failed: unknown = null;
+    let lastStart = 0;
+    for (let i = 0; i < 1000 && failed === null; i++) {
+      lastStart = performance.now();
+      await near.write(chunk).catch((e) => {
+        failed = e;
+      });
+    }
+    const blockedMs = performance.now() - lastStart;
+    const ticksWhileBlocked = ticks;
+    expect(failed).toBeInstanceOf(TransportError);
+    expect((failed as TransportError).code).toBe("write-timeout");
+    expect(blockedMs).toBeGreaterThanOrEqual(DEADLINE_MS - 5);
+    expect(blockedMs).toBeLessThan(DEADLINE_MS + 3000); // a deadline, not for ever (loaded machine)
+    expect(ticksWhileBlocked).toBeGreaterThan(0); // the event loop ran while the write was stuck
+    // The stream stays failed: later writes are refused at once.
+    expect(await settleWithin(near.write(chunk), 50)).toBe("rejected");
+    near.close();
+    // Reopening the line while our stuck write still sits in it: stty must not wait for the
+    // output to drain (tcsetattr TCSADRAIN would, for as long as the far end does not read).
+    const t = performance.now();
+    const again = await openSerial(p.a, { platform, writeDeadlineMs: DEADLINE_MS });
+    expect(performance.now() - t).toBeLessThan(3000);
+    // Its write waits for the stuck one under its own deadline, then fails; it never hangs.
+    const w = await again.write(new TextEncoder().encode("x")).catch((e) => e);
+    expect(w).toBeInstanceOf(TransportError);
+    expect((w as TransportError).code).toBe("write-timeout");
+    again.close();
+    // The far end reads again: the stuck write finishes, and a fresh stream's bytes follow.
+    const fresh = await openSerial(p.a, { platform });
+    const marker = "after-the-stall";
+    const sent = fresh.write(new TextEncoder().encode(marker));
+    let tail = "";
+    while (!tail.endsWith(marker)) {
+      const c = await far.read();
+      if (c === null) break;
+      tail = (tail + new TextDecoder().decode(c)).slice(-64);
+    }
+    await sent;
+    clearInterval(ticker);
+    expect(tail.endsWith(marker)).toBe(true);
+    fresh.close();
+    far.close();
+    await Promise.all([near.closed, again.closed, fresh.closed, far.closed]);
+  }, 60_000);
 
   test("opening never makes the line our controlling terminal (O_NOCTTY)", async () => {
     // A systemd service is a session leader: without O_NOCTTY its first tty open would become

@@ -11,8 +11,11 @@
  * tty: one session at a time on the line; the handshake starts when the first bytes arrive (an
  * idle line never times out). When a session ends the line is reopened and the handshake
  * frames the old link received but did not use are carried over (a host that restarted its
- * handshake is not lost). A line that fails at once backs off, up to TTY_BACKOFF_MAX_MS. The
- * line has one peer, the host, so there is nothing to evict.
+ * handshake is not lost). A session that ends on a fault first says so on the line (a RESET
+ * frame, core/session/serial-record-link.ts), so the host reconnects at once. After a session
+ * the line is read again at once; after a failed handshake within TTY_RETRY_MAX_MS; a line that
+ * gives no bytes (fails to open, EOF) backs off up to TTY_BACKOFF_MAX_MS.
+ * The line has one peer, the host, so there is nothing to evict.
  * Must never: let a flood of connections run unbounded handshakes, let anonymous connections
  * keep a pinned host out, or spin on a dead tty.
  */
@@ -35,8 +38,12 @@ import type { SessionManager } from "./sessions.ts";
 const RATE_TABLE_MAX = 1024;
 const TTY_BACKOFF_MIN_MS = 100;
 const TTY_BACKOFF_MAX_MS = 5000;
-/** A tty session shorter than this counts as a failure for the backoff. */
-const TTY_HEALTHY_MS = 2000;
+/**
+ * Longest wait after a failed handshake on a line that does carry bytes: short, because a
+ * waiting host's next attempt (SERIAL_HANDSHAKE_TIMEOUT_MS apart) must find the line read;
+ * still a pause, so a stream of bad handshakes cannot keep the device busy with DH work.
+ */
+const TTY_RETRY_MAX_MS = 400;
 
 export interface Stoppable {
   stop(): Promise<void>;
@@ -117,7 +124,7 @@ export function listenTty(path: string, sessions: SessionManager, log: Log): Sto
     let backoff = TTY_BACKOFF_MIN_MS;
     let lineState: "up" | "down" | null = null;
     while (!stopped) {
-      let started = platform.monotonicMs();
+      let heard = false;
       let ok = false;
       try {
         const stream = await openSerial(path, { platform });
@@ -127,11 +134,16 @@ export function listenTty(path: string, sessions: SessionManager, log: Log): Sto
         // An idle line is not a handshake in progress: the handshake (and its deadline) starts
         // with the first bytes, unless frames carried over from the last link are waiting.
         const first = carried.length > 0 ? null : await stream.read();
-        started = platform.monotonicMs();
         if (carried.length > 0 || first !== null) {
+          heard = true;
           const link = new SerialRecordLink(withFirst(stream, first), undefined, carried);
+          closeCurrent = () => link.close();
           ok = await sessions.serve(link, `serial ${path}`);
           carried = link.carryOver();
+          // A session that ended on a fault tells the host so (a RESET frame) before the line
+          // is closed; the host then reconnects at once instead of waiting for its keepalive.
+          link.close();
+          await link.closed;
         }
         stream.close();
       } catch (error) {
@@ -140,13 +152,16 @@ export function listenTty(path: string, sessions: SessionManager, log: Log): Sto
       }
       closeCurrent = null;
       if (stopped) break;
-      if (ok && platform.monotonicMs() - started >= TTY_HEALTHY_MS) {
+      // Bytes came, so the line works: after a session, and for carried handshake frames (a
+      // host waiting for an answer), read on at once; after a failed handshake, wait a little
+      // (never past TTY_RETRY_MAX_MS: the host's next attempt must find us reading). A line that
+      // gives nothing (open fails, EOF at once) backs off up to TTY_BACKOFF_MAX_MS.
+      if (ok || carried.length > 0) {
         backoff = TTY_BACKOFF_MIN_MS;
         continue;
       }
-      // Carried frames are a handshake waiting to be answered: retry at once for those.
-      if (carried.length === 0) await pause(backoff);
-      backoff = Math.min(backoff * 2, TTY_BACKOFF_MAX_MS);
+      await pause(heard ? Math.min(backoff, TTY_RETRY_MAX_MS) : backoff);
+      backoff = Math.min(backoff * 2, heard ? TTY_RETRY_MAX_MS : TTY_BACKOFF_MAX_MS);
     }
   })();
   return {

@@ -57,9 +57,12 @@ async function run(
 ): Promise<Connected> {
   let cancel = () => {};
   const deadline = new Promise<never>((_, reject) => {
-    cancel = t.clock.setTimer(t.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS, () =>
-      reject(new ProtocolError("handshake-timeout")),
+    // A line's own ceiling (serial: SERIAL_HANDSHAKE_TIMEOUT_MS) bounds the caller's choice.
+    const ms = Math.min(
+      t.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS,
+      link.timing?.handshakeTimeoutMs ?? Number.POSITIVE_INFINITY,
     );
+    cancel = t.clock.setTimer(ms, () => reject(new ProtocolError("handshake-timeout")));
   });
   let established: Established;
   try {

@@ -35,4 +35,20 @@ export interface RecordLink {
    * connection as an anonymous one that may be evicted (agent/link/half-open.ts).
    */
   peerAuthenticated?(): void;
+  /**
+   * Timing this kind of line asks for (serial: a fast keepalive and a short handshake, see
+   * core/wire/limits.ts); each is a ceiling on what the session's options say. Absent: defaults.
+   */
+  readonly timing?: LinkTiming;
+  /**
+   * A count that grows whenever bytes arrive from the line, framed or not (serial): the session
+   * counts it as a sign of life, so a slow line in the middle of one long frame is not "dead".
+   */
+  readonly bytesReceived?: number;
+}
+
+export interface LinkTiming {
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  readonly handshakeTimeoutMs: number;
 }

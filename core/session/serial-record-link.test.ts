@@ -9,6 +9,13 @@ import { describe, expect, test } from "bun:test";
 import { duplexPair } from "../../test/helpers/duplex-pair.ts";
 import { drainRecords, keyedCipher } from "../../test/helpers/session-script.ts";
 import { LINK_SUITES, makeResolver } from "../noise/suites.ts";
+import type { Channel } from "../vchan/channel.ts";
+import {
+  KEEPALIVE_TIMEOUT_MS,
+  SERIAL_HANDSHAKE_TIMEOUT_MS,
+  SERIAL_KEEPALIVE_INTERVAL_MS,
+  SERIAL_KEEPALIVE_TIMEOUT_MS,
+} from "../wire/limits.ts";
 import { encodeSerialFrame, SerialFrameType } from "../wire/serial-frame.ts";
 import { systemClock } from "./duplex.ts";
 import { connectAsInitiator, connectAsResponder } from "./establish.ts";
@@ -151,7 +158,7 @@ async function receiving(frames: Uint8Array[], switches = 0): Promise<SerialReco
 const r = (...bytes: number[]) => Uint8Array.from(bytes);
 
 describe("serial record link on its own", () => {
-  test("handshake: the responder adopts the first attempt id, then skips other attempts and transport frames", async () => {
+  test("handshake: the responder adopts the first attempt id and skips transport frames; a newer attempt ends this one and is carried over", async () => {
     const [a, b] = duplexPair();
     const link = new SerialRecordLink(b);
     for (const f of [
@@ -163,8 +170,9 @@ describe("serial record link on its own", () => {
       await a.write(f);
     a.close();
     expect(await link.recvHandshake()).toEqual(r(1));
-    expect(await link.recvHandshake()).toEqual(r(3));
+    // Frames stay in order on a line: attempt 6 means the initiator gave up on attempt 5.
     await expect(link.recvHandshake()).rejects.toMatchObject({ code: "link-lost" });
+    expect(link.carryOver().map((f) => [f.counter, [...f.body]])).toEqual([[6n, [2]]]);
   });
 
   test("a handshake frame during the session ends it with link-lost, and carryOver hands it on", async () => {
@@ -202,4 +210,213 @@ describe("serial record link on its own", () => {
     const many = await receiving(Array.from({ length: 9 }, (_, i) => forged(BigInt(i))));
     expect(await drainRecords(() => many.recv())).toEqual({ records: [], end: "decrypt" });
   });
+});
+/** A host and an agent session over serial framing on a duplex pair; the host's attempt id is 7. */
+async function pair(
+  beforeHandshake?: (toAgent: (bytes: Uint8Array) => void) => void,
+  taps: { host?: (c: Uint8Array) => Uint8Array | null; agent?: (c: Uint8Array) => Uint8Array | null } = {},
+) {
+  const [a, b] = duplexPair();
+  beforeHandshake?.((bytes) => a.peer.deliver(bytes));
+  a.tap = taps.host ?? null;
+  b.tap = taps.agent ?? null;
+  const opened: Channel[] = [];
+  const [host, agent] = await Promise.all([
+    connectAsInitiator(
+      {
+        link: new SerialRecordLink(a, ATTEMPT),
+        resolver,
+        staticKey: hostKey,
+        version: "h",
+        suites: [...LINK_SUITES],
+        mode: "reconnect",
+        responderKey: agentKey.publicKey,
+        timestamp: () => 1n,
+      },
+      { clock: systemClock, onOpen: () => {} },
+    ),
+    connectAsResponder(
+      {
+        link: new SerialRecordLink(b),
+        resolver,
+        staticKey: agentKey,
+        version: "a",
+        suites: [...LINK_SUITES],
+        peers: { isPinned: () => true, acceptTimestamp: () => true },
+        pairing: {},
+      },
+      { clock: systemClock, onOpen: (ch) => opened.push(ch) },
+    ),
+  ]);
+  return { a, b, host, agent, opened };
+}
+
+const ATTEMPT = 7n;
+const reset = (counter: bigint) =>
+  encodeSerialFrame(
+    { type: SerialFrameType.RESET, epoch: 0, counter, body: Uint8Array.of(0) },
+    { leadingDelimiter: true },
+  );
+
+describe("serial RESET: the cleartext session-over notice", () => {
+  test("the side that sees a lost frame ends with link-lost and the other side hears link-reset", async () => {
+    const { a, host, agent } = await pair();
+    let n = 0;
+    a.tap = (chunk) => (n++ === 0 ? null : chunk); // the host's next frame is lost
+    // The ping is lost; the gap is seen on the next frame (the keepalive PING, within 500 ms),
+    // and the agent's RESET ends the host's session, which also settles this ping.
+    await host.session.ping().catch(() => {});
+    expect(await agent.session.closed).toMatchObject({ code: "link-lost" });
+    expect(await host.session.closed).toMatchObject({ code: "link-reset" });
+  });
+
+  test("a forged RESET naming another attempt is ignored; the session carries on", async () => {
+    const { a, host, agent } = await pair();
+    a.peer.deliver(reset(ATTEMPT + 1n));
+    a.peer.deliver(reset(0n));
+    expect(await host.session.ping()).toBeGreaterThanOrEqual(0); // the agent answered after them
+    expect(agent.session.isOpen).toBe(true);
+    host.session.close();
+  });
+
+  test("a RESET naming the session only ends it (link-reset): nothing is delivered after it", async () => {
+    const { a, host, agent, opened } = await pair();
+    a.peer.deliver(reset(ATTEMPT));
+    expect(await agent.session.closed).toMatchObject({ code: "link-reset" });
+    const ch = host.vchan.open(new Uint8Array(0));
+    await ch.write(new Uint8Array([1, 2, 3])).catch(() => {});
+    expect(opened).toHaveLength(0);
+    host.session.close();
+  });
+
+  test("a RESET before or during the handshake is ignored (it names no session of ours)", async () => {
+    const { host, agent } = await pair((toAgent) => toAgent(reset(ATTEMPT)));
+    expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+    expect(agent.session.isOpen).toBe(true);
+    host.session.close();
+  });
+
+  test("the serial link asks for the serial keepalive and handshake limits", () => {
+    const link = new SerialRecordLink(duplexPair()[0], 1n);
+    expect(link.timing).toEqual({
+      keepaliveIntervalMs: SERIAL_KEEPALIVE_INTERVAL_MS,
+      keepaliveTimeoutMs: SERIAL_KEEPALIVE_TIMEOUT_MS,
+      handshakeTimeoutMs: SERIAL_HANDSHAKE_TIMEOUT_MS,
+    });
+  });
+});
+
+describe("serial handshake: a lost frame is repeated, not a lost attempt", () => {
+  for (const [who, index] of [
+    ["the host's offer", ["host", 0]],
+    ["the device's choice", ["agent", 0]],
+    ["the host's IK message", ["host", 1]],
+    ["the device's IK answer", ["agent", 1]],
+  ] as const) {
+    test(`${who} is lost: the same attempt completes after a repeat, well within the deadline`, async () => {
+      const [side, lose] = index;
+      let n = 0;
+      const drop = (c: Uint8Array) => (n++ === lose ? null : c);
+      const t = performance.now();
+      const { host, agent, a, b } = await pair(undefined, side === "host" ? { host: drop } : { agent: drop });
+      a.tap = null;
+      b.tap = null;
+      expect(performance.now() - t).toBeLessThan(SERIAL_HANDSHAKE_TIMEOUT_MS);
+      expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+      expect(agent.session.isOpen).toBe(true);
+      host.session.close();
+    });
+  }
+
+  test("repeats arriving after the session is up change nothing (and never reach Noise twice)", async () => {
+    const frames: Uint8Array[] = [];
+    const record = (c: Uint8Array) => {
+      frames.push(c.slice());
+      return c;
+    };
+    const { host, agent, a } = await pair(undefined, { host: record });
+    a.tap = null;
+    for (const f of frames) a.peer.deliver(f); // every handshake frame of this attempt, again
+    expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+    expect(agent.session.isOpen).toBe(true);
+    expect(host.session.isOpen).toBe(true);
+    host.session.close();
+  });
+});
+
+test("a responder mid-handshake that sees a newer attempt gives up at once and carries it over", async () => {
+  const [a, b] = duplexPair();
+  const link = new SerialRecordLink(b);
+  const frame = (counter: bigint, body: number) =>
+    encodeSerialFrame(
+      { type: SerialFrameType.HANDSHAKE, epoch: 0, counter, body: Uint8Array.of(body) },
+      { leadingDelimiter: true },
+    );
+  a.peer.deliver(frame(1n, 1));
+  expect(await link.recvHandshake()).toEqual(Uint8Array.of(1));
+  a.peer.deliver(frame(2n, 2));
+  const e = await link.recvHandshake().catch((x) => x);
+  expect(e).toMatchObject({ code: "link-lost" });
+  expect(link.carryOver().map((f) => f.counter)).toEqual([2n]);
+});
+
+test("line bytes keep a quiet serial session alive, but without records never past the TCP dead-peer time", async () => {
+  // A clock the test drives: the keepalive is judged on ticks, so time is exact here.
+  let t = 0;
+  let timers: { at: number; fn: () => void }[] = [];
+  const clock = {
+    now: () => t,
+    setTimer(ms: number, fn: () => void) {
+      const timer = { at: t + ms, fn };
+      timers.push(timer);
+      return () => {
+        timers = timers.filter((x) => x !== timer);
+      };
+    },
+  };
+  const [a, b] = duplexPair();
+  const [host, agent] = await Promise.all([
+    connectAsInitiator(
+      {
+        link: new SerialRecordLink(a, ATTEMPT),
+        resolver,
+        staticKey: hostKey,
+        version: "h",
+        suites: [...LINK_SUITES],
+        mode: "reconnect",
+        responderKey: agentKey.publicKey,
+        timestamp: () => 1n,
+      },
+      { clock, onOpen: () => {} },
+    ),
+    connectAsResponder(
+      {
+        link: new SerialRecordLink(b),
+        resolver,
+        staticKey: agentKey,
+        version: "a",
+        suites: [...LINK_SUITES],
+        peers: { isPinned: () => true, acceptTimestamp: () => true },
+        pairing: {},
+      },
+      { clock, onOpen: () => {} },
+    ),
+  ]);
+  a.tap = () => null; // nothing the host sends arrives any more; only noise does
+  const step = async (ms: number) => {
+    t += ms;
+    for (const due of timers.filter((x) => x.at <= t)) {
+      timers = timers.filter((x) => x !== due);
+      due.fn();
+    }
+    a.peer.deliver(Uint8Array.of(0x41, 0x42, 0x43)); // line noise, never a frame
+    for (let i = 0; i < 5; i++) await Promise.resolve();
+  };
+  for (let i = 0; i < 40; i++) await step(250); // 10 s: far past the 1.5 s serial timeout
+  expect(agent.session.isOpen).toBe(true);
+  for (let i = 0; i < 100 && agent.session.isOpen; i++) await step(250);
+  expect(await agent.session.closed).toMatchObject({ code: "keepalive-timeout" });
+  expect(t).toBeGreaterThanOrEqual(KEEPALIVE_TIMEOUT_MS);
+  expect(t).toBeLessThan(KEEPALIVE_TIMEOUT_MS + 2000);
+  host.session.close();
 });

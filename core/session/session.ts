@@ -64,6 +64,8 @@ export class Session {
   private pendingRecvKey: CipherState | null = null;
   private keyEstablishedAt: number;
   private lastReceivedAt: number;
+  /** When the last authenticated record arrived (line bytes alone do not move this). */
+  private lastRecordAt: number;
   private lastSentAt: number;
   private pings = new Map<bigint, Waiter<number> & { sentAt: number }>();
   private nextPingId = 1n;
@@ -80,6 +82,9 @@ export class Session {
   private ended = false;
   private endReason: ProtocolError | null = null;
   private cancelTimer: () => void = () => {};
+  /** When the last tick ran, and the line's byte count then (RecordLink.bytesReceived). */
+  private lastTickAt: number;
+  private lastLineBytes: number;
   private resolveClosed!: (error: ProtocolError | null) => void;
   /** Resolves once, when the session ends: null for an orderly close, else the fault. */
   readonly closed: Promise<ProtocolError | null>;
@@ -107,7 +112,10 @@ export class Session {
     const now = o.clock.now();
     this.keyEstablishedAt = now;
     this.lastReceivedAt = now;
+    this.lastRecordAt = now;
     this.lastSentAt = now;
+    this.lastTickAt = now;
+    this.lastLineBytes = link.bytesReceived ?? 0;
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
     });
@@ -257,6 +265,7 @@ export class Session {
         if (this.ended) return;
         if (record === null) return this.end(new ProtocolError("link-lost", "peer closed the link"));
         this.lastReceivedAt = this.o.clock.now();
+        this.lastRecordAt = this.lastReceivedAt;
         this.dispatch(record);
       }
     } catch (error) {
@@ -368,9 +377,24 @@ export class Session {
     this.keyEstablishedAt = this.o.clock.now();
   }
 
+  /** The keepalive period: the option (default 10 s), no longer than the link's own ceiling. */
+  private get keepaliveInterval(): number {
+    const ceiling = this.link.timing?.keepaliveIntervalMs ?? Number.POSITIVE_INFINITY;
+    return Math.min(this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS, ceiling);
+  }
+
+  private get keepaliveTimeout(): number {
+    const ceiling = this.link.timing?.keepaliveTimeoutMs ?? Number.POSITIVE_INFINITY;
+    return Math.min(this.o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS, ceiling);
+  }
+
+  private get tickMs(): number {
+    // Several ticks per timeout, so a dead peer is declared close to the timeout, not a tick late.
+    return Math.min(this.keepaliveInterval / 2, this.keepaliveTimeout / 6, 1000);
+  }
+
   private scheduleTick(): void {
-    const interval = Math.min(this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS, 1000);
-    this.cancelTimer = this.o.clock.setTimer(interval, () => {
+    this.cancelTimer = this.o.clock.setTimer(this.tickMs, () => {
       if (this.ended) return;
       this.tick();
       this.scheduleTick();
@@ -379,10 +403,23 @@ export class Session {
 
   private tick(): void {
     const now = this.o.clock.now();
-    if (now - this.lastReceivedAt > (this.o.keepaliveTimeoutMs ?? KEEPALIVE_TIMEOUT_MS)) {
+    // A tick far later than scheduled means this process was not running (a loaded machine, a
+    // paused VM): records may be waiting unread, so this tick gives no verdict on the peer.
+    const late = now - this.lastTickAt > 3 * this.tickMs;
+    this.lastTickAt = now;
+    const lineBytes = this.link.bytesReceived ?? 0;
+    if (lineBytes !== this.lastLineBytes) {
+      this.lastLineBytes = lineBytes;
+      // Bytes are a sign of life (a slow line inside one long frame), but anyone on the line can
+      // send bytes: they never keep a session without authenticated records past the TCP
+      // dead-peer time, so line noise cannot hold callers for ever instead of failing them.
+      if (now - this.lastRecordAt < KEEPALIVE_TIMEOUT_MS)
+        this.lastReceivedAt = Math.max(this.lastReceivedAt, now);
+    }
+    if (!late && now - this.lastReceivedAt > this.keepaliveTimeout) {
       return this.end(new ProtocolError("keepalive-timeout"));
     }
-    if (now - this.lastSentAt > (this.o.keepaliveIntervalMs ?? KEEPALIVE_INTERVAL_MS)) {
+    if (now - this.lastSentAt > this.keepaliveInterval) {
       this.ping().catch(() => {});
     }
     const due = now - this.keyEstablishedAt > (this.o.rekeyAfterMs ?? REKEY_AFTER_MS);

@@ -115,3 +115,49 @@ export const PAIR_CODE_MAX_FAILURES = 3;
  * 15 minutes an attacker wins with probability at most 3 * 96 / 10^6 ~ 2.9e-4 per day.
  */
 export const PAIR_CODE_LOCK_MS = 15 * 60_000;
+
+// --- Serial line timing (a point-to-point line: probing it is cheap, waiting on it is not) ---
+/**
+ * Keepalive period on serial: a PING when nothing was sent for this long. A PING record is ~40
+ * bytes on the line: 80 B/s, nothing even at 115200 baud, and it is what lets the far end notice
+ * a dead line within SERIAL_KEEPALIVE_TIMEOUT_MS instead of 30 s (issue 9, point 2).
+ */
+export const SERIAL_KEEPALIVE_INTERVAL_MS = 500;
+/**
+ * Nothing received on a serial line (no frame, and no line bytes either: a slow UART may take
+ * seconds to carry one 64 KiB frame) for this long means the session is dead: three missed
+ * keepalives. Recovery within 2 s of a fault needs the verdict well before then.
+ */
+export const SERIAL_KEEPALIVE_TIMEOUT_MS = 1500;
+/**
+ * A serial handshake is a few small frames on a dedicated line (milliseconds, even at 115200
+ * baud), but the device must put the IK timestamp on disk before it answers (an fsync on an SD
+ * card, slow on a busy machine): 3 s for the whole attempt. Lost frames do not wait for this
+ * deadline: they are repeated (SERIAL_HANDSHAKE_RESEND_MS).
+ */
+export const SERIAL_HANDSHAKE_TIMEOUT_MS = 3000;
+/**
+ * While the initiator waits for an answer it repeats its last handshake frame this often (core/
+ * session/serial-record-link.ts): a lost or corrupted handshake frame, or a line that starts
+ * working again, costs at most this long instead of a whole attempt.
+ */
+export const SERIAL_HANDSHAKE_RESEND_MS = 400;
+/**
+ * Longest reconnect delay after a line fault on serial (link-lost, keepalive-timeout, reset,
+ * write-timeout, handshake-timeout): one attempt is two small frames on a line nobody else uses,
+ * so backing off further only delays recovery. Other failures (a refused key) back off as usual.
+ */
+export const SERIAL_RECONNECT_MAX_MS = 400;
+/**
+ * One write(2) of a frame (at most 64 KiB) on a USB or pty line finishes in milliseconds; not
+ * finishing in this time means the far end stopped reading, and the stream fails (the session
+ * ends, the caller gets 125). With a configured baud rate the time to clock the frame out is
+ * added (transport/serial.ts). The keepalive normally ends a stalled session first; this is the
+ * backstop for a line where frames still arrive but ours do not leave.
+ */
+export const SERIAL_WRITE_DEADLINE_MS = 5000;
+/**
+ * How long a serial link that ends on a fault tries to write its cleartext RESET frame (the
+ * write may be stuck behind a stalled one) before it closes the line anyway.
+ */
+export const SERIAL_RESET_WRITE_MS = 250;

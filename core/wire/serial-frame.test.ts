@@ -83,13 +83,18 @@ describe("encodeSerialFrame / decodeSerialFrame", () => {
     expect(decodeSerialFrame(enc)).toEqual(f);
   });
 
+  test("a RESET frame round-trips (type 3: the session-over notice)", () => {
+    const f = { type: SerialFrameType.RESET, epoch: 0, counter: 0x0123456789abcdefn, body: Uint8Array.of(0) };
+    expect(decodeSerialFrame(encodeSerialFrame(f, { leadingDelimiter: true }))).toEqual(f);
+  });
+
   test("encoder asserts on our own bad input", () => {
     expect(() => encodeSerialFrame(frame(1n, SERIAL_MAX_BODY + 1))).toThrow("serial body size");
     expect(() => encodeSerialFrame(frame(1n, 0))).toThrow("serial body size");
     expect(() => encodeSerialFrame({ ...frame(1n), counter: 2n ** 64n })).toThrow("u64");
     expect(() => encodeSerialFrame({ ...frame(1n), counter: -1n })).toThrow("u64");
     expect(() => encodeSerialFrame({ ...frame(1n), epoch: 256 })).toThrow("u8");
-    expect(() => encodeSerialFrame({ ...frame(1n), type: 3 as SerialFrameType })).toThrow("type");
+    expect(() => encodeSerialFrame({ ...frame(1n), type: 4 as SerialFrameType })).toThrow("type");
   });
 
   test("decode errors carry fixed codes", () => {
@@ -97,7 +102,7 @@ describe("encodeSerialFrame / decodeSerialFrame", () => {
       "frame-too-large",
     );
     expect(code(() => decodeSerialFrame(rawFrame(2, 0, 1n, body(10), 1)))).toBe("frame-crc");
-    expect(code(() => decodeSerialFrame(rawFrame(3, 0, 1n, body(10))))).toBe("frame-malformed");
+    expect(code(() => decodeSerialFrame(rawFrame(4, 0, 1n, body(10))))).toBe("frame-malformed");
     expect(code(() => decodeSerialFrame(rawFrame(0, 0, 1n, body(10))))).toBe("frame-malformed");
     expect(code(() => decodeSerialFrame(rawFrame(2, 0, 1n, body(0))))).toBe("frame-malformed");
     expect(code(() => decodeSerialFrame(cobsEncode(body(13))))).toBe("frame-truncated");

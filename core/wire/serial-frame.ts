@@ -28,6 +28,14 @@ export const SerialFrameType = {
    * AEAD decryption succeeded.
    */
   TRANSPORT: 2,
+  /**
+   * "This session is over" (issue 9): sent in clear by a side that ended its session on a line
+   * fault (a lost or forged frame, a dead-peer timeout), so the other side reconnects at once
+   * instead of waiting for its keepalive. counter is the session's handshake attempt id, epoch 0,
+   * body one 0x00 byte. Unauthenticated: it may only end the session it names, which a line
+   * attacker can do anyway by corrupting one frame; a receiver never does anything else with it.
+   */
+  RESET: 3,
 } as const;
 export type SerialFrameType = (typeof SerialFrameType)[keyof typeof SerialFrameType];
 
@@ -65,7 +73,12 @@ export interface EncodeSerialOptions {
 /** Encodes one frame, delimiter(s) included. Invalid fields are our own bug and assert. */
 export function encodeSerialFrame(frame: SerialFrame, opts: EncodeSerialOptions = {}): Uint8Array {
   const { type, epoch, counter, body } = frame;
-  assert(type === SerialFrameType.HANDSHAKE || type === SerialFrameType.TRANSPORT, "unknown frame type");
+  assert(
+    type === SerialFrameType.HANDSHAKE ||
+      type === SerialFrameType.TRANSPORT ||
+      type === SerialFrameType.RESET,
+    "unknown frame type",
+  );
   assert(Number.isInteger(epoch) && epoch >= 0 && epoch <= 0xff, "epoch must be a u8");
   assert(typeof counter === "bigint" && counter >= 0n && counter <= U64_MAX, "counter must be a u64");
   assert(body.length >= 1 && body.length <= SERIAL_MAX_BODY, "serial body size out of range");
@@ -112,7 +125,12 @@ function decodeEncoded(enc: Uint8Array): SerialFrame | DropCode | number {
   const crcAt = len - SERIAL_CRC_BYTES;
   if (crc32c(scratch.subarray(0, crcAt)) !== readU32(scratch, crcAt)) return "frame-crc";
   const type = scratch[0]!;
-  if (type !== SerialFrameType.HANDSHAKE && type !== SerialFrameType.TRANSPORT) return "frame-malformed";
+  if (
+    type !== SerialFrameType.HANDSHAKE &&
+    type !== SerialFrameType.TRANSPORT &&
+    type !== SerialFrameType.RESET
+  )
+    return "frame-malformed";
   if (len < MIN_FRAME) return "frame-malformed"; // empty body: every Noise message has bytes
   return {
     type,

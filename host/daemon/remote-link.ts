@@ -7,12 +7,17 @@
  *
  * States shown by `list`: "up", "connecting", "down: <code>" (a fixed code: ECONNREFUSED,
  * handshake-decrypt, link-lost, absent ...).
+ * Serial (issue 9): after a line fault (LINE_FAULTS: a lost or bad frame, the peer's RESET,
+ * a keepalive or handshake timeout, a stuck write) the delay never exceeds
+ * SERIAL_RECONNECT_MAX_MS, because an attempt costs two small frames on a line nobody else uses
+ * and the link must be back within 2 s of the line working; other failures back off as above.
  * Must never: run two sessions for one remote, spin without a delay on repeated failures, or
  * open a call channel on a session that is not up.
  */
 import type { Connected, LinkTuning } from "../../core/session/establish.ts";
 import { connectAsInitiator } from "../../core/session/establish.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
+import { SERIAL_RECONNECT_MAX_MS } from "../../core/wire/limits.ts";
 import { platform } from "../../platform/index.ts";
 import type { ByteStream } from "../../transport/transport.ts";
 import { type LinkContext, tuningFor } from "./link-context.ts";
@@ -23,6 +28,16 @@ export const BACKOFF_MIN_MS = 250;
 export const BACKOFF_MAX_MS = 30_000;
 const GOOD_SESSION_MS = 1000;
 const STOP_WAIT_MS = 2000;
+/** Failure codes that mean the line (not the peer's judgement) failed: see the header. */
+const LINE_FAULTS = new Set([
+  "link-lost",
+  "link-reset",
+  "keepalive-timeout",
+  "handshake-timeout",
+  "write-timeout",
+  "decrypt",
+  "closed",
+]);
 
 export class RemoteLink {
   state = "connecting";
@@ -109,9 +124,9 @@ export class RemoteLink {
       try {
         await this.connect(path);
       } catch (e) {
-        this.setState(`down: ${failureCode(e)}`);
-        await this.sleep(this.delayMs);
-        this.delayMs = Math.min(this.delayMs * 2, this.ctx.backoff.maxMs);
+        const code = failureCode(e);
+        this.setState(`down: ${code}`);
+        await this.sleep(this.nextDelay(code));
       }
     }
   }
@@ -175,13 +190,21 @@ export class RemoteLink {
     // "Last seen" stays at the last answer: a device that went silent was not seen until now.
     if (this.lastSeenMs !== null) this.ctx.onSeen(this.name, this.lastSeenMs);
     if (this.stopped) return;
-    this.setState(`down: ${end?.code ?? "closed"}`);
+    const code = end?.code ?? "closed";
+    this.setState(`down: ${code}`);
     if (platform.monotonicMs() - started >= GOOD_SESSION_MS) {
       this.delayMs = this.ctx.backoff.minMs; // a good session: reconnect at once
       return;
     }
-    await this.sleep(this.delayMs);
+    await this.sleep(this.nextDelay(code));
+  }
+
+  /** The delay before the next attempt (doubling for the one after), capped on serial line faults. */
+  private nextDelay(code: string): number {
+    const lineFault = "serial" in this.entry.transport && LINE_FAULTS.has(code);
+    const ms = lineFault ? Math.min(this.delayMs, SERIAL_RECONNECT_MAX_MS) : this.delayMs;
     this.delayMs = Math.min(this.delayMs * 2, this.ctx.backoff.maxMs);
+    return ms;
   }
 
   private endSession(): void {

@@ -3,7 +3,9 @@
  * `tcp`, COBS serial framing with a fresh random attempt id for `serial` (so frames left in a
  * tty buffer by an earlier attempt are ignored). A serial remote named by its by-id entry is
  * always opened as /dev/serial/by-id/<name>, never through a ttyACM index, which changes with
- * plug order.
+ * plug order. A serial open first writes one 0x00 (a frame delimiter), which returns once the
+ * line takes bytes again after a stall, so the handshake deadline never runs out on a line that
+ * is still stuck.
  * Must never: leave a stream open when it returns an error.
  */
 import { join } from "node:path";
@@ -19,6 +21,7 @@ import { findByIdEntry } from "./hotplug.ts";
 import { parseTcpAddress, type RemoteEntry, type TransportSpec } from "./registry.ts";
 
 export const DEFAULT_BY_ID_DIR = "/dev/serial/by-id";
+const LINE_PRIMER = Uint8Array.of(0);
 
 export interface OpenOptions {
   readonly connectTimeoutMs?: number;
@@ -59,6 +62,15 @@ export async function openTransport(
   }
   if (serialPath === null) throw new ConfigError("the serial device is not present");
   const stream = await openSerial(serialPath, { platform });
+  try {
+    // A lone frame delimiter (ignored by the device's reader) waits for any write of the last
+    // session still stuck in this line, or fails at the write deadline: so the handshake's
+    // deadline counts only time on a line that takes bytes again (issue 9: back within 2 s).
+    await stream.write(LINE_PRIMER);
+  } catch (e) {
+    stream.close();
+    throw e;
+  }
   return { stream, link: new SerialRecordLink(stream, randomAttemptId()) };
 }
 
