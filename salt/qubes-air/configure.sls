@@ -31,7 +31,8 @@
 {%-   for e in errors %}
 qubes-air-configure-error-{{ loop.index }}:
   test.fail_without_changes:
-    - name: {{ e | yaml_dquote }}
+    - name: qubes-air pillar
+    - comment: {{ e | yaml_dquote }}
 {%-   endfor %}
 {%- else %}
 qubes-air-state-dir:
