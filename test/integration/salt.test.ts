@@ -279,6 +279,38 @@ describe.skipIf(lacking(hasPython ? null : "python3 and python3-venv (for script
     );
 
     test(
+      "a policy file name qrexec would not read fails before anything is created",
+      () => {
+        const s = setup({ id: "dom0", pillar: "example", overrides: { policy_file: "40-Qubes-Air.policy" } });
+        const run = apply(s.dir, "qubes-air.create");
+        expect(run.code).not.toBe(0);
+        expect(failed(run).join("\n")).toContain(
+          "qubes-air:policy_file: 40-Qubes-Air.policy is not a name qrexec reads",
+        );
+        expect(normal(readModel(s.model))).toEqual(normal(startModel("4.3")));
+      },
+      RUN_MS,
+    );
+
+    test(
+      "the top file sends create to dom0, install to the relays' template, configure to each relay",
+      () => {
+        const s = setup({ id: "dom0", pillar: "example" });
+        const r = salt(s.dir, ["slsutil.renderer", "salt://qubes-air.top", "default_renderer=jinja|yaml"]);
+        expect(r.code).toBe(0);
+        expect((JSON.parse(r.stdout) as { local: unknown }).local).toEqual({
+          base: {
+            dom0: [{ match: "nodegroup" }, "qubes-air.create"],
+            "debian-12-minimal": ["qubes-air.install"],
+            "sys-remote": ["qubes-air.configure"],
+            "sys-remote-net": ["qubes-air.configure"],
+          },
+        });
+      },
+      RUN_MS,
+    );
+
+    test(
       "Qubes 4.2: no RemoteVMs, USB assigned by port, the policy names qubesair.Call+DEVICE and parses",
       () => {
         const s = setup({
