@@ -39,10 +39,19 @@ fi
 rm -rf "$venv"
 echo "salt-venv: building $venv (salt==$SALT_VERSION from PyPI)" >&2
 "$py" -m venv "$venv" >&2
-pip=("$venv/bin/python" -m pip install -q --disable-pip-version-check)
-"${pip[@]}" --no-deps "salt==$SALT_VERSION" >&2
-"${pip[@]}" Jinja2 MarkupSafe PyYAML msgpack looseversion packaging distro psutil tornado jmespath \
-  pycryptodomex requests certifi cryptography python-dateutil >&2
+# pip's log is shown only on failure: the second install always reports salt's unmet pins
+# (the point of --no-deps), which is noise, not an error.
+log="$venv.pip.log"
+pip() {
+  if ! "$venv/bin/python" -m pip install -q --disable-pip-version-check "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "salt-venv: pip install $* failed (is PyPI reachable?)" >&2
+    exit 1
+  fi
+}
+pip --no-deps "salt==$SALT_VERSION"
+pip Jinja2 MarkupSafe PyYAML msgpack looseversion packaging distro psutil tornado jmespath \
+  pycryptodomex requests certifi cryptography python-dateutil
 "$venv/bin/salt-call" --version >&2
 touch "$stamp"
 echo "$venv"
