@@ -12,7 +12,15 @@ import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSyn
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isQubeName } from "../../core/qrexec/names.ts";
-import { BUN, cleanup, DEVICE, pairedHost, ROOT, tempDir } from "../../fixtures/qubes-stubs/harness.ts";
+import {
+  type Agent,
+  BUN,
+  cleanup,
+  DEVICE,
+  pairedHost,
+  ROOT,
+  tempDir,
+} from "../../fixtures/qubes-stubs/harness.ts";
 import { lacking } from "../helpers/requires.ts";
 
 const SALT_TIMEOUT_MS = 180_000;
@@ -66,6 +74,7 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
   let target: string;
   let policyDir: string;
   let venv: string;
+  let agent: Agent;
 
   beforeAll(async () => {
     const started = Date.now();
@@ -82,7 +91,8 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
     } finally {
       process.env.PATH = ours;
     }
-    const { agent, host } = paired;
+    const { host } = paired;
+    agent = paired.agent;
     policyDir = join(agent.dir, "policy");
     work = tempDir("qa-salt-ssh-");
     target = tempDir("qa-salt-target-");
@@ -169,7 +179,15 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
       );
       const r = await saltSsh("state.apply", "rootshell");
       expect(r.code).not.toBe(0);
-      expect(`${r.stdout}${r.stderr}`).toContain("Request refused");
+      // salt-ssh reports the call's own status and message: 126, "Request refused" (the CLI's).
+      const out = JSON.parse(r.stdout)[DEVICE];
+      expect(out.retcode).toBe(126);
+      expect(out.stderr).toContain("Request refused");
+      // …refused by the shipped deny line, not for want of a rule.
+      const logged = await agent.waitLine(
+        /call .*service=qubes\.VMRootShell\+\S* .*decision=deny .*rule=(\S+)/,
+      );
+      expect(logged[1]).toStartWith("50-qubes-air.policy:");
       expect(existsSync(join(target, "managed.txt"))).toBe(false);
       expect(existsSync(join(target, "thin"))).toBe(false);
     },
