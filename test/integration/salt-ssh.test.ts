@@ -16,7 +16,9 @@ import {
   type Agent,
   BUN,
   cleanup,
+  cli,
   DEVICE,
+  type Host,
   pairedHost,
   ROOT,
   tempDir,
@@ -75,6 +77,7 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
   let policyDir: string;
   let venv: string;
   let agent: Agent;
+  let host: Host;
 
   beforeAll(async () => {
     const started = Date.now();
@@ -91,7 +94,7 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
     } finally {
       process.env.PATH = ours;
     }
-    const { host } = paired;
+    host = paired.host;
     agent = paired.agent;
     policyDir = join(agent.dir, "policy");
     work = tempDir("qa-salt-ssh-");
@@ -215,4 +218,13 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
     },
     2 * SALT_TIMEOUT_MS + 10_000,
   );
+
+  test("the agent's own bash answers: a service file of the same name never runs in its place", async () => {
+    const file = join(agent.dir, "rpc", "qubes.VMRootShell");
+    writeFileSync(file, "#!/bin/sh\necho service-file\n");
+    chmodSync(file, 0o755);
+    const r = await cli(host, ["call", DEVICE, "qubes.VMRootShell"], 'echo "$0 as $(id -u)"\n');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(`/bin/bash as ${process.getuid?.()}\n`);
+  }, 60_000);
 });
