@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isQubeName } from "../../core/qrexec/names.ts";
@@ -106,7 +106,7 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
       scp: `exec '${BUN}' '${ROOT}/fixtures/ssh-over-qrexec/ssh-wrapper.ts' scp "$@"`,
       "qubes-air": `exec '${BUN}' '${ROOT}/host/main.ts' "$@"`,
     };
-    spawnSync("mkdir", ["-p", bin, join(work, "srv"), join(work, "conf")]);
+    for (const d of [bin, join(work, "srv"), join(work, "conf")]) mkdirSync(d, { recursive: true });
     for (const [name, body] of Object.entries(shims)) {
       writeFileSync(join(bin, name), `#!/bin/sh\n${body}\n`);
       chmodSync(join(bin, name), 0o755);
@@ -140,6 +140,12 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
   }, 900_000);
 
   afterAll(cleanup);
+
+  /** A rule before the shipped one; the source the device sees is the CLI's qube name (hostname). */
+  function allowRootShell(): void {
+    const source = isQubeName(hostname()) ? hostname() : "sys-remote";
+    writeFileSync(join(policyDir, "30-user.policy"), `qubes.VMRootShell  *  ${source}  @anyvm  allow\n`);
+  }
 
   async function saltSsh(...args: string[]): Promise<SaltRun> {
     const argv = [
@@ -200,9 +206,7 @@ describe.skipIf(lacking(missingTools()))("salt-ssh over qubes.VMRootShell", () =
   test(
     "allowed for the caller: salt-ssh applies the state, and a second apply changes nothing",
     async () => {
-      // The source the device sees is the CLI's qube name (this machine's hostname).
-      const source = isQubeName(hostname()) ? hostname() : "sys-remote";
-      writeFileSync(join(policyDir, "30-user.policy"), `qubes.VMRootShell  *  ${source}  @anyvm  allow\n`);
+      allowRootShell();
       const first = await saltSsh("state.apply", "rootshell");
       expect(first.code, `${first.stdout}\n${first.stderr}`).toBe(0);
       const applied = stateResult(first);
