@@ -1,8 +1,8 @@
 /**
  * A call from the host (one vchan channel): decode the request, decide by the device's policy
  * (ask -> the agent's one ConfirmationManager, and the decision and outcome to the audit log),
- * then run a built-in service or the service file found as qrexec finds it, streaming
- * stdin/stdout/stderr and the exit status (calls/callee-process.ts).
+ * then run a built-in service, a built-in program (root-shell.ts) or the service file found as
+ * qrexec finds it, streaming stdin/stdout/stderr and the exit status (calls/callee-process.ts).
  *
  *   malformed request       the channel is reset (a peer fault; nothing runs)
  *   target is not us        126, nothing runs (the host's registry points at the wrong device)
@@ -32,6 +32,7 @@ import { errorCode, type Log } from "../log.ts";
 import { AUDIT_REFUSAL_MESSAGE } from "./audit/operation.ts";
 import type { Builtin } from "./builtins.ts";
 import type { PolicyStore } from "./policy.ts";
+import { BUILTIN_PROGRAMS } from "./root-shell.ts";
 import { findService, serviceArgv, serviceEnv } from "./service-lookup.ts";
 
 export interface CallDeps {
@@ -120,8 +121,10 @@ async function run(
   if (builtin) {
     status = await builtin(channel, r, { ...d.config, log: d.log });
   } else {
-    const found = findService(d.config.serviceDirs, r.service, r.arg);
-    if (found.kind !== "found") {
+    const found = BUILTIN_PROGRAMS.has(r.service)
+      ? null
+      : findService(d.config.serviceDirs, r.service, r.arg);
+    if (found && found.kind !== "found") {
       d.log("call", {
         ...fields,
         ...why,
@@ -133,7 +136,8 @@ async function run(
     }
     const env = serviceEnv(r);
     status = await runCallProcess(channel, async () => {
-      const child = await platform.spawn(serviceArgv(found.path, r.arg), { env });
+      const argv = found ? serviceArgv(found.path, r.arg) : BUILTIN_PROGRAMS.get(r.service)!;
+      const child = await platform.spawn(argv, { env });
       // A reset or a lost session must stop the service even when it neither reads nor writes
       // (runCallProcess notices a failed channel only on its next read or write); else a peer
       // could leave processes behind, up to the channel cap per session, session after session.

@@ -26,6 +26,11 @@ export const Service = {
    * sys-remote answers it itself; it never goes on to Qubes.
    */
   Announce: "qubesair.Announce",
+  /**
+   * A root shell on the device, for salt-ssh (`qubesctl`): stdin is the script. Denied by the
+   * device's default policy; allowing it gives the caller the whole device (agent/services/root-shell.ts).
+   */
+  VMRootShell: "qubes.VMRootShell",
 } as const;
 export type Service = (typeof Service)[keyof typeof Service];
 
