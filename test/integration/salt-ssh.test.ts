@@ -36,33 +36,12 @@ function missingTools(): string | null {
   return null;
 }
 
-/**
- * The Salt venv, cached outside the checkout. Uses scripts/salt-venv.sh (the salt formula tests'
- * setup) where the tree has it; until that lands, the same steps inline: one venv per version,
- * built under a lock, a stamp when complete.
- */
+/** The Salt venv the formula's tests use too (scripts/salt-venv.sh: cached, locked, idempotent). */
 function saltVenv(): string {
-  const script = join(ROOT, "scripts/salt-venv.sh");
-  const r = existsSync(script)
-    ? spawnSync("bash", [script], { encoding: "utf8", timeout: 600_000 })
-    : spawnSync("bash", ["-c", INLINE_SALT_VENV], { encoding: "utf8", timeout: 600_000 });
+  const r = spawnSync("bash", [join(ROOT, "scripts/salt-venv.sh")], { encoding: "utf8", timeout: 600_000 });
   if (r.status !== 0) throw new Error(`building the Salt venv failed:\n${r.stderr}`);
   return r.stdout.trim();
 }
-
-// The steps of scripts/salt-venv.sh (see there why salt goes in with --no-deps plus a list).
-const INLINE_SALT_VENV = `set -euo pipefail
-v=\${QUBES_AIR_SALT_VENV:-$( [ "$(id -u)" = 0 ] && echo /var/cache/qubes-air/salt-venv || echo "\${XDG_CACHE_HOME:-$HOME/.cache}/qubes-air/salt-venv")}
-stamp="$v/.qubes-air-salt-3008.5"
-[ -f "$stamp" ] && { echo "$v"; exit 0; }
-mkdir -p "$(dirname "$v")"; exec 9>"$v.lock"; flock 9
-[ -f "$stamp" ] && { echo "$v"; exit 0; }
-rm -rf "$v"; python3 -m venv "$v" >&2
-pip=("$v/bin/python" -m pip install -q --disable-pip-version-check)
-"\${pip[@]}" --no-deps salt==3008.5 >&2
-"\${pip[@]}" Jinja2 MarkupSafe PyYAML msgpack looseversion packaging distro psutil tornado jmespath \\
-  pycryptodomex requests certifi cryptography python-dateutil >&2
-touch "$stamp"; echo "$v"`;
 
 interface SaltRun {
   readonly code: number;
