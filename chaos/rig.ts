@@ -22,6 +22,7 @@ import {
   startAgent,
   startDaemon,
 } from "../fixtures/qubes-stubs/harness.ts";
+import { type SerialLine, serialLine } from "./serial-line.ts";
 import { TcpFaultProxy } from "./tcp-fault-proxy.ts";
 
 /** The daemon's keepalive in the suite: it gives up on a silent link after 3 of these. */
@@ -52,6 +53,11 @@ export function wrongDelivery(sent: Uint8Array, r: CallResult): boolean {
   return sha256(r.out) !== sha256(sent.subarray(0, r.out.length));
 }
 
+export interface RigOptions {
+  /** Over a serial line (chaos/serial-line.ts) with the daemon's default keepalive. */
+  readonly serial?: boolean;
+}
+
 export class Rig {
   private constructor(
     public agent: Agent,
@@ -59,26 +65,38 @@ export class Rig {
     readonly host: Host,
     readonly proxy: TcpFaultProxy,
     readonly relay: string,
+    private readonly daemonArgs: string[],
+    private readonly line: SerialLine | null,
   ) {}
 
-  static async start(relay?: string): Promise<Rig> {
-    const [relayPath, agent] = await Promise.all([relay ?? buildRelay(), startAgent()]);
+  get serial(): boolean {
+    return this.line !== null;
+  }
+
+  static async start(relay?: string, o: RigOptions = {}): Promise<Rig> {
+    const line = o.serial ? await serialLine() : null;
+    const [relayPath, agent] = await Promise.all([
+      relay ?? buildRelay(),
+      startAgent(line ? { tty: line.agentTty } : {}),
+    ]);
     for (const [name, text] of Object.entries(CHAOS_SERVICES)) {
       writeFileSync(join(agent.dir, "rpc", name), text);
       chmodSync(join(agent.dir, "rpc", name), 0o755);
     }
-    const proxy = await TcpFaultProxy.start(agent.port!);
+    const proxy = line ? line.proxy : await TcpFaultProxy.start(agent.port!);
     const token = await pairToken(agent);
     const host = makeHost();
-    const daemon = await startDaemon(host, Rig.daemonArgs());
-    const r = await cli(host, ["pair", DEVICE, "--tcp", `127.0.0.1:${proxy.port}`, "--token", token]);
+    // TCP: a short keepalive so that faults only the keepalive notices are measured in seconds.
+    // Serial: the defaults, as shipped (issue 9 asks for 2 s there without tuning).
+    const daemonArgs = line
+      ? []
+      : ["--keepalive-ms", String(KEEPALIVE_MS), "--backoff-min-ms", "50", "--backoff-max-ms", "1000"];
+    const daemon = await startDaemon(host, daemonArgs);
+    const where = line ? ["--serial", line.hostTty] : ["--tcp", `127.0.0.1:${proxy.port}`];
+    const r = await cli(host, ["pair", DEVICE, ...where, "--token", token]);
     if (r.code !== 0) throw new Error(`pair failed: ${r.stderr}`);
-    await daemon.waitLine(new RegExp(`${DEVICE}: up`));
-    return new Rig(agent, daemon, host, proxy, relayPath);
-  }
-
-  private static daemonArgs(): string[] {
-    return ["--keepalive-ms", String(KEEPALIVE_MS), "--backoff-min-ms", "50", "--backoff-max-ms", "1000"];
+    await daemon.waitLine(new RegExp(`${DEVICE}: up`), 30_000);
+    return new Rig(agent, daemon, host, proxy, relayPath, daemonArgs, line);
   }
 
   /** The relay started as qrexec starts it for a call to `service` (all pipes). */
@@ -99,7 +117,11 @@ export class Rig {
   }
 
   /** A call through the relay, as qrexec runs it; killed (and marked hung) past the deadline. */
-  async call(service: string, input: Uint8Array | string, deadlineMs = 20_000): Promise<CallResult> {
+  async call(
+    service: string,
+    input: Uint8Array | string,
+    deadlineMs = this.serial ? 90_000 : 20_000,
+  ): Promise<CallResult> {
     const t0 = performance.now();
     const proc = this.spawnRelay(service);
     let hung = false;
@@ -124,7 +146,7 @@ export class Rig {
   }
 
   /** Small echo calls until one succeeds: when the link is back (performance.now()), or null. */
-  async recovered(deadlineMs = 20_000): Promise<number | null> {
+  async recovered(deadlineMs = this.serial ? 45_000 : 20_000): Promise<number | null> {
     const until = performance.now() + deadlineMs;
     while (performance.now() < until) {
       const r = await this.call("test.Echo", "ping\n", 10_000);
@@ -142,7 +164,9 @@ export class Rig {
 
   /** The agent again with the same state (a new port: the proxy follows it). */
   async restartAgent(): Promise<void> {
-    this.agent = await startAgent({ dir: this.agent.dir });
+    this.agent = await startAgent(
+      this.line ? { dir: this.agent.dir, tty: this.line.agentTty } : { dir: this.agent.dir },
+    );
     this.proxy.setTarget(this.agent.port!);
   }
 
@@ -152,7 +176,7 @@ export class Rig {
   }
 
   async restartDaemon(): Promise<void> {
-    this.daemon = await startDaemon(this.host, Rig.daemonArgs());
+    this.daemon = await startDaemon(this.host, this.daemonArgs);
   }
 
   /** Waits for the daemon to say the link is up again (after a restart of either side). */
@@ -182,9 +206,10 @@ export class Rig {
 
   /** Proxy closed, agent and daemon killed (temp dirs stay until the harness's cleanup()). */
   async stop(): Promise<void> {
-    await this.proxy.close();
     for (const p of [this.agent.proc, this.daemon.proc]) p.kill("SIGKILL");
     await Promise.all([this.agent.exited, this.daemon.exited]);
+    if (this.line) await this.line.close();
+    else await this.proxy.close();
   }
 }
 

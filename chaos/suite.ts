@@ -91,9 +91,9 @@ export async function runSuite(o: SuiteOptions): Promise<Row[]> {
       for (let run = 0; run < o.runs; run++) {
         // Each run has its own seed, derived from the suite's, so one run can be replayed alone.
         const runSeed = (o.seed + i * 1000 + run) >>> 0;
-        if (!rig || s.knownFailing) {
+        if (!rig || s.knownFailing || rig.serial !== (s.serial === true)) {
           await rig?.stop();
-          rig = await Rig.start(relay);
+          rig = await Rig.start(relay, { serial: s.serial });
           relay = rig.relay;
         }
         const c = await runOnce(s, rig, rng(runSeed), o.quick);
