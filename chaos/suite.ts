@@ -9,6 +9,7 @@
 import { cleanup } from "../fixtures/qubes-stubs/harness.ts";
 import { allScenarios, NOT_COVERED, type Observation, RECOVERY_BOUND_MS, type Scenario } from "./faults.ts";
 import { descendants, idleCpu, Rig, SPIN_SHARE } from "./rig.ts";
+import { stateScenarios } from "./state-faults.ts";
 import { type Rng, rng, round, type Spread, spread } from "./stats.ts";
 
 export interface Row {
@@ -81,7 +82,9 @@ export interface SuiteOptions {
 }
 
 export async function runSuite(o: SuiteOptions): Promise<Row[]> {
-  const scenarios = allScenarios().filter((s) => (!o.quick || s.quick) && (!o.only || o.only.test(s.name)));
+  const scenarios = [...allScenarios(), ...stateScenarios()].filter(
+    (s) => (!o.quick || s.quick) && (!o.only || o.only.test(s.name)),
+  );
   const rows: Row[] = [];
   let rig: Rig | null = null;
   let relay: string | undefined;
