@@ -114,7 +114,7 @@ export async function measureLoad(o: { quick: boolean; log: (l: string) => void 
       const write = (async () => {
         proc.stdin.write(bulk.subarray(0, bulkSize / 4));
         await proc.stdin.end();
-      })();
+      })().catch(() => {}); // a relay that ended early: its exit code says why
       let got = 0;
       const reader = proc.stdout.getReader();
       for (;;) {
@@ -124,8 +124,11 @@ export async function measureLoad(o: { quick: boolean; log: (l: string) => void 
         await Bun.sleep(5); // the slow reader: its slowness is the load being measured
       }
       await write;
-      const code = await proc.exited;
-      if (code !== 0 || got !== bulkSize / 4) failed++;
+      const [code, stderr] = await Promise.all([proc.exited, new Response(proc.stderr).text()]);
+      if (code !== 0 || got !== bulkSize / 4) {
+        failed++;
+        o.log(`load: slow reader: exit ${code}, ${got} of ${bulkSize / 4} bytes: ${stderr.trim()}`);
+      }
       return got / ((performance.now() - t) / 1000) / 1e6;
     };
     let bulkDone = false;

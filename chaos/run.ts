@@ -44,16 +44,15 @@ try {
     ? []
     : await runSuite({ runs, quick, seed, only: values.only ? new RegExp(values.only) : undefined, log });
   failed = rows.some((r) => r.verdict === "FAIL");
+  if (!values.json && rows.length)
+    console.log(`## Faults (seed ${seed}, ${runs} run(s) each)\n\n${markdownTable(rows)}\n`);
   let load: LoadFigures | null = null;
   if (!values["no-load"] && !values.only) {
     load = await measureLoad({ quick, log });
     failed ||= !load.withinBounds;
+    if (!values.json) console.log(`## Load\n\n${loadTable(load)}\n`);
   }
   if (values.json) console.log(JSON.stringify({ seed, runs, quick, faults: rows, load }, null, 2));
-  else {
-    if (rows.length) console.log(`## Faults (seed ${seed}, ${runs} run(s) each)\n\n${markdownTable(rows)}\n`);
-    if (load) console.log(`## Load\n\n${loadTable(load)}\n`);
-  }
 } finally {
   cleanup();
 }
