@@ -320,10 +320,10 @@ export function wrongCopies(dir: string, name: string, sent: Uint8Array): number
     } catch {
       return;
     }
-    for (const e of entries) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) walk(p);
-      else if (e.name === name && sha256(readFileSync(p)) !== sha256(sent)) wrong++;
+    for (const entry of entries) {
+      const p = join(d, entry.name);
+      if (entry.isDirectory()) walk(p);
+      else if (entry.name === name && sha256(readFileSync(p)) !== sha256(sent)) wrong++;
     }
   };
   walk(dir);

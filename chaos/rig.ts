@@ -193,10 +193,10 @@ export class Rig {
     const found: string[] = [];
     const walk = (dir: string) => {
       if (!existsSync(dir)) return;
-      for (const e of readdirSync(dir, { withFileTypes: true })) {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) walk(p);
-        else if (/\.part$|^\.qfile-/.test(e.name)) found.push(p);
+      for (const entry of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, entry.name);
+        if (entry.isDirectory()) walk(p);
+        else if (/\.part$|^\.qfile-/.test(entry.name)) found.push(p);
       }
     };
     walk(join(this.agent.dir, "home"));
