@@ -330,16 +330,21 @@ export function wrongCopies(dir: string, name: string, sent: Uint8Array): number
   return wrong;
 }
 
-const COPY_REF = "issue 9 item 1 (copies hang and spin on a cut link; being fixed: host/cli/copy-*)";
+const COPY_REF =
+  "issue 9 item 1 (interrupted copies leave .qfile-*.part on the device; the fix removes them at start-up: host/cli/copy-*, agent)";
 
-function copyScenario(kind: "copy-to" | "copy-from", fault: string, inject: Inject): Scenario {
+function copyScenario(
+  kind: "copy-to" | "copy-from",
+  fault: string,
+  inject: Inject,
+  o: { quick: boolean; knownFailing?: string },
+): Scenario {
   return {
     name: `${kind}: ${fault}`,
     workload: kind,
     expected: "exit non-zero with a message within 2 s; no .part left; recover < 2 s",
     okCodes: ["1", "125"],
-    quick: false,
-    knownFailing: COPY_REF,
+    ...o,
     async run(rig, r, o) {
       const size = o.quick ? 2 << 20 : 8 << 20;
       const sent = bytesFrom(r, size);
@@ -387,10 +392,12 @@ function copyScenario(kind: "copy-to" | "copy-from", fault: string, inject: Inje
 
 function copyScenarios(): Scenario[] {
   return [
-    copyScenario("copy-to", "tcp cut", cut),
-    copyScenario("copy-from", "tcp cut", cut),
-    copyScenario("copy-to", "agent killed, restarted", killAgent),
-    copyScenario("copy-from", "daemon killed, restarted", killDaemon),
+    // Cut and daemon kill pass on main (the copy ends with 125 and a message, nothing left):
+    // asserted. An agent killed mid copy-to still leaves its .qfile-*.part on the device.
+    copyScenario("copy-to", "tcp cut", cut, { quick: true }),
+    copyScenario("copy-from", "tcp cut", cut, { quick: true }),
+    copyScenario("copy-to", "agent killed, restarted", killAgent, { quick: false, knownFailing: COPY_REF }),
+    copyScenario("copy-from", "daemon killed, restarted", killDaemon, { quick: false }),
   ];
 }
 

@@ -1,11 +1,13 @@
 /**
  * The short form of `bun run chaos` in CI: the quick fault set (TCP cut, bit flip, truncation,
- * duplicate, drop, short stall; agent and daemon killed and restarted; agent stopped) once each
- * against a real agent and daemon through the fault proxy. Every fault: 0 wrong deliveries,
- * 0 hung or spinning processes, 0 leftover partial files, the caller's exit 125 (or 0 with every
+ * duplicate, drop, short stall; agent and daemon killed and restarted; agent stopped; copy-to
+ * and copy-from on a cut link; host clock jumps with the timestamp state kept) once each against
+ * a real agent and daemon through the fault proxy. Every fault: 0 wrong deliveries, 0 hung or
+ * spinning processes, 0 leftover partial files, the caller's exit 125 (or 0 with every
  * byte intact) and a call succeeding again within the fault's bound (2 s after the fault ends;
  * plus 3 keepalives where a flipped, dropped or repeated chunk can hit a length field).
- * Faults still being fixed elsewhere (serial, copies on a cut link, clock) are in the full table
+ * Faults still being fixed elsewhere (serial, .part files after an agent kill, a lost timestamp
+ * state with the clock behind) are in the full table
  * only (chaos/faults.ts knownFailing). The seed is printed; CHAOS_SEED=N replays a run.
  */
 import { expect, test } from "bun:test";
