@@ -7,8 +7,8 @@
  * byte intact) and a call succeeding again within the fault's bound (2 s after the fault ends;
  * plus 3 keepalives where a flipped, dropped or repeated chunk can hit a length field).
  * Faults still being fixed elsewhere (serial, .part files after an agent kill, a lost timestamp
- * state with the clock behind) are in the full table
- * only (chaos/faults.ts knownFailing). The seed is printed; CHAOS_SEED=N replays a run.
+ * state with the clock behind) are in the full table only (knownFailing in chaos/). The seed is
+ * printed; CHAOS_SEED=N replays a run.
  */
 import { expect, test } from "bun:test";
 import { markdownTable, runSuite } from "../../chaos/suite.ts";
