@@ -63,6 +63,9 @@ export async function measureLoad(o: { quick: boolean; log: (l: string) => void 
   const rig = await Rig.start(undefined, { defaults: true });
   let wrong = 0;
   let failed = 0;
+  /** Peak RSS (MiB) of agent and daemon so far, for the progress lines: which phase grows it. */
+  const peaks = () =>
+    `peak RSS agent ${Math.round((peakRssKiB(rig.agent.proc.pid) ?? 0) / 1024)} MiB, daemon ${Math.round((peakRssKiB(rig.daemon.proc.pid) ?? 0) / 1024)} MiB`;
   const check = (sent: Uint8Array, res: Awaited<ReturnType<Rig["call"]>>, expect = sent) => {
     if (res.code !== 0) failed++;
     else if (wrongDelivery(expect, res)) wrong++;
@@ -78,7 +81,7 @@ export async function measureLoad(o: { quick: boolean; log: (l: string) => void 
     };
     const signIdle: number[] = [];
     for (let i = 0; i < signN; i++) signIdle.push(await sign());
-    o.log(`load: sign-sized idle p99 ${round(quantile(signIdle, 0.99), 1)} ms`);
+    o.log(`load: sign-sized idle p99 ${round(quantile(signIdle, 0.99), 1)} ms; ${peaks()}`);
 
     // Sequential small calls.
     const seqN = o.quick ? 100 : 1000;
@@ -92,7 +95,7 @@ export async function measureLoad(o: { quick: boolean; log: (l: string) => void 
     }
     const sequential = lat(seq, (performance.now() - t0) / 1000);
     o.log(
-      `load: ${seqN} sequential calls, p50 ${sequential.p50Ms} ms, ${sequential.callsPerSecond} calls/s; failed so far ${failed}`,
+      `load: ${seqN} sequential calls, p50 ${sequential.p50Ms} ms, ${sequential.callsPerSecond} calls/s; failed so far ${failed}; ${peaks()}`,
     );
 
     // 256 concurrent: 224 small, 32 large.
@@ -108,7 +111,7 @@ export async function measureLoad(o: { quick: boolean; log: (l: string) => void 
     );
     const concurrentCallsPerSecond = round(256 / ((performance.now() - t1) / 1000), 1);
     o.log(
-      `load: 256 concurrent calls, ${concurrentCallsPerSecond} calls/s; failed so far ${failed}, wrong ${wrong}`,
+      `load: 256 concurrent calls, ${concurrentCallsPerSecond} calls/s; failed so far ${failed}, wrong ${wrong}; ${peaks()}`,
     );
 
     // A slow reader and bulk echo calls, with sign-sized calls beside them.
@@ -153,7 +156,7 @@ export async function measureLoad(o: { quick: boolean; log: (l: string) => void 
     const [slowMBps] = await bulkCalls;
     const bulkMBps = round((2 * bulkSize) / ((performance.now() - tb) / 1000) / 1e6, 1);
     o.log(
-      `load: sign-sized under bulk p99 ${round(quantile(signLoaded, 0.99), 1)} ms (n=${signLoaded.length})`,
+      `load: sign-sized under bulk p99 ${round(quantile(signLoaded, 0.99), 1)} ms (n=${signLoaded.length}); ${peaks()}`,
     );
 
     const agentPeak = (peakRssKiB(rig.agent.proc.pid) ?? 0) / 1024;
