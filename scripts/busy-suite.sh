@@ -38,7 +38,7 @@ for round in $(seq 1 "$rounds"); do
   pass=$(grep -Eo '^ *[0-9]+ pass' "$log" | tail -1 | tr -dc 0-9)
   fail=$(grep -Eo '^ *[0-9]+ fail' "$log" | tail -1 | tr -dc 0-9)
   echo "busy-suite: round $round/$rounds with $burners burners: exit $code, ${pass:-?} pass, ${fail:-?} fail, $(($(date +%s) - start)) s (log $log)"
-  grep -E '^\(fail\)' "$log" | sed 's/^/  /'
+  grep -E '^\(fail\)' "$log" | sort -u | sed 's/^/  /'
   [ "$code" -eq 0 ] || failed=1
 done
 exit "$failed"
