@@ -17,8 +17,8 @@
  *   because it is not pure enough for core/ (node:path, homedir, hw/boards' BoardId); instead
  *   its import closure may reach no other agent/ file (checked below).
  * - Test files (*.test.ts) are wiring: they may also import test/ and fixtures/, and transport's
- *   tests a real platform. demo/ and bench/, tests included, never touch test/: what they share
- *   with the tests lives in fixtures/.
+ *   tests a real platform. demo/, bench/ and chaos/, tests included, never touch test/: what
+ *   they share with the tests lives in fixtures/.
  * - The finer rules (host/ by process, agent/ by concern, the relay's small start-up) apply to
  *   product files, not to their tests.
  */
@@ -58,6 +58,7 @@ const FOLDERS: Readonly<Record<string, string>> = {
   test: "integration and end-to-end tests, vector runners, property tests, test-only helpers",
   demo: "bun run demo / demo:link: the product end to end on one machine",
   bench: "bun run bench: the figures of DESIGN.md, measured against peers",
+  chaos: "bun run chaos: the standing fault suite and load figures against real processes",
 };
 
 const PRODUCT = ["core", "platform", "transport", "calls", "agent", "host", "images", "hw"];
@@ -107,9 +108,20 @@ const EDGES: readonly Edge[] = [
     to,
     why: "the tests reach what they test; scripts/ for the build test",
   })),
-  ...["demo", "bench"].flatMap((from) =>
+  ...["demo", "bench", "chaos"].flatMap((from) =>
     [...PRODUCT, "fixtures"].map((to) => ({ from, to, why: "runs the product with the shared fixtures" })),
   ),
+  {
+    from: "test",
+    to: "chaos",
+    why: "CI runs the chaos suite's quick form (test/integration/chaos-quick.test.ts)",
+  },
+  {
+    from: "chaos",
+    to: "bench",
+    only: ["bench/call-latency.ts"],
+    why: "the load figures' SSH-per-call baseline is the bench's, measured in the same run",
+  },
 ];
 
 /** Extra edges for *.test.ts files only. */
@@ -204,8 +216,10 @@ describe("layering: the whole graph (DESIGN.md 'Components and layout')", () => 
     expect(reached).toEqual([]);
   });
 
-  test("demo/ and bench/ name no path in test/", () => {
-    const files = ALL.filter((f) => f.startsWith("demo/") || f.startsWith("bench/"));
+  test("demo/, bench/ and chaos/ name no path in test/", () => {
+    const files = ALL.filter(
+      (f) => f.startsWith("demo/") || f.startsWith("bench/") || f.startsWith("chaos/"),
+    );
     expect(files.length).toBeGreaterThan(3);
     expect(files.flatMap((f) => testPathViolations(f, read(f)))).toEqual([]);
   });

@@ -1,0 +1,32 @@
+/**
+ * The short form of `bun run chaos` in CI: the quick fault set (TCP cut, bit flip, truncation,
+ * duplicate, drop, short stall; agent and daemon killed and restarted; agent stopped; copy-to
+ * and copy-from on a cut link; host clock jumps with the timestamp state kept) once each against
+ * a real agent and daemon through the fault proxy. Every fault: 0 wrong deliveries, 0 hung or
+ * spinning processes, 0 leftover partial files, the caller's exit 125 (or 0 with every
+ * byte intact) and a call succeeding again within the fault's bound (2 s after the fault ends;
+ * plus 3 keepalives where a flipped, dropped or repeated chunk can hit a length field).
+ * Faults still being fixed elsewhere (serial, .part files after an agent kill, a lost timestamp
+ * state with the clock behind) are in the full table only (knownFailing in chaos/). The seed is
+ * printed; CHAOS_SEED=N replays a run.
+ */
+import { expect, test } from "bun:test";
+import { markdownTable, runSuite } from "../../chaos/suite.ts";
+
+test("chaos (quick): every TCP and process fault is survived with no wrong byte, hang or leftover", async () => {
+  const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1e9);
+  process.stderr.write(`chaos-quick: seed ${seed} (CHAOS_SEED=${seed} replays it)\n`);
+  const lines: string[] = [];
+  const rows = await runSuite({ runs: 1, quick: true, seed, log: (l) => lines.push(l) });
+  const table = markdownTable(rows);
+  const context = `seed ${seed} (CHAOS_SEED=${seed} replays it)\n${lines.join("\n")}\n${table}`;
+  expect(rows.length, context).toBeGreaterThanOrEqual(12);
+  for (const r of rows) {
+    expect(
+      [r.fault, r.workload, r.wrong, r.hung, r.spinning, r.leftovers, r.neverRecovered],
+      context,
+    ).toEqual([r.fault, r.workload, 0, 0, 0, 0, 0]);
+    expect(r.recoverMs!.max, context).toBeLessThanOrEqual(r.boundMs);
+    expect([r.fault, r.verdict], context).toEqual([r.fault, "pass"]);
+  }
+}, 240_000);
