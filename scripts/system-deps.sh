@@ -5,7 +5,10 @@
 #   socat: pty pairs standing in for USB-serial lines; openssh: the bench's and tests' SSH peer;
 #   gnupg/gpg-agent: real split-GPG; mtools, dosfstools, fdisk, e2fsprogs: images without root;
 #   qemu-user-static + arm64/armhf libc: the device agents under emulation; cloud-init: schema
-#   check; qrencode: QR cross-check; gpiod: libgpiod tools; curl: the cloud image fetch test.
+#   check; qrencode: QR cross-check; gpiod: libgpiod tools; curl: the cloud image fetch test;
+#   rpm (rpmbuild), lintian, rpmlint: `bun run package` and its lint; mmdebstrap: the Debian 12
+#   root the packages are installed in (test/setup/debian12-root.sh); systemd: `systemctl --root`
+#   checks which units the packages enable.
 #   As root it also builds the GnuPG 2.4 root (test/setup/gnupg24-root.sh); otherwise the gpg
 #   matrix tests build it or, without root, fail saying so.
 # Must never: ask a question (apt runs non-interactive) or stop on a transient index error when
@@ -13,7 +16,8 @@
 set -euo pipefail
 
 packages=(socat openssh-server openssh-client gnupg gpg-agent mtools dosfstools fdisk e2fsprogs
-  qemu-user-static binfmt-support libc6:arm64 libc6:armhf cloud-init qrencode gpiod curl)
+  qemu-user-static binfmt-support libc6:arm64 libc6:armhf cloud-init qrencode gpiod curl
+  rpm lintian rpmlint mmdebstrap systemd)
 
 if ! command -v dpkg-query >/dev/null; then
   echo "system-deps: not a Debian/Ubuntu machine; install the equivalents of: ${packages[*]}" >&2
