@@ -330,6 +330,14 @@ describe.skipIf(lacking(why))("bun run package", () => {
     };
     const call = { service: "qubes.Gpg2", arg: "", source: "work", target: "pi-gpg" };
     expect(evaluate(policy, call, system).action).toBe("deny");
+    // The Admin API is left to Qubes' own admin policy: this file has no rule for it.
+    const admin = { service: "admin.vm.property.Get", arg: "label", source: "sys-remote", target: "pi-gpg" };
+    expect(evaluate(policy, admin, system).rule).toBeNull();
+    // Another relay qube's RemoteVM is denied as well (by type, not by the relay's tag).
+    const other = {
+      qubes: new Map([...system.qubes, ["pi-2", { type: "RemoteVM", tags: ["relayvm-sys-cloud"] }]]),
+    };
+    expect(evaluate(policy, { ...call, target: "pi-2" }, other).action).toBe("deny");
     expect(
       evaluate(policy, { ...call, service: "qubesair.NoiseProxy", target: "sys-remote" }, system).action,
     ).toBe("deny");
