@@ -54,6 +54,7 @@ const FOLDERS: Readonly<Record<string, string>> = {
   images: "flashable Pi/Armory images, cloud-init, the safe flasher",
   hw: "board profiles, LEDs, buttons, display, USB gadget, udev rules",
   scripts: "the release build (bun run build): builds entry files by path",
+  packaging: "bun run package: the deb and rpm packages, from the release build's artefacts",
   fixtures: "stand-ins and process helpers shared by test/, demo/ and bench/",
   test: "integration and end-to-end tests, vector runners, property tests, test-only helpers",
   demo: "bun run demo / demo:link: the product end to end on one machine",
@@ -98,15 +99,21 @@ const EDGES: readonly Edge[] = [
     why: "sys-remote's processes wire the link, calls and runtime",
   })),
   { from: "host", to: "images", why: "`qubes-air image` and `qubes-air flash` run in sys-remote" },
+  {
+    from: "packaging",
+    to: "scripts",
+    why: "packages the release build's artefacts (and runs it when missing)",
+  },
+  { from: "packaging", to: "hw", why: "the udev rules the sys-remote package installs" },
   ...["core", "platform", "transport"].map((to) => ({
     from: "fixtures",
     to,
     why: "link-peer wires the core session on real transports; agent/host run as processes, by path",
   })),
-  ...[...PRODUCT, "scripts", "fixtures"].map((to) => ({
+  ...[...PRODUCT, "scripts", "packaging", "fixtures"].map((to) => ({
     from: "test",
     to,
-    why: "the tests reach what they test; scripts/ for the build test",
+    why: "the tests reach what they test; scripts/ and packaging/ for the build and package tests",
   })),
   ...["demo", "bench", "chaos"].flatMap((from) =>
     [...PRODUCT, "fixtures"].map((to) => ({ from, to, why: "runs the product with the shared fixtures" })),
