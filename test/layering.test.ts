@@ -154,7 +154,7 @@ const RULES: readonly Rule[] = [
   { files: "host/cli/", never: ["host/relay/"], why: "the relay is its own binary" },
   {
     files: "host/",
-    notFiles: ["host/daemon/", "host/relay/", "host/cli/", "host/main.ts", "host/install/"],
+    notFiles: ["host/daemon/", "host/relay/", "host/cli/", "host/main.ts"],
     never: ["host/daemon/", "host/relay/", "host/cli/"],
     why: "host/'s top-level files (paths, socket path, version, daemon-call) are shared by all processes",
   },
