@@ -330,9 +330,6 @@ export function wrongCopies(dir: string, name: string, sent: Uint8Array): number
   return wrong;
 }
 
-const COPY_REF =
-  "issue 9 item 1 (interrupted copies leave .qfile-*.part on the device; the fix removes them at start-up: host/cli/copy-*, agent)";
-
 function copyScenario(
   kind: "copy-to" | "copy-from",
   fault: string,
@@ -396,13 +393,11 @@ function copyScenarios(): Scenario[] {
     // asserted. An agent killed mid copy-to still leaves its .qfile-*.part on the device.
     copyScenario("copy-to", "tcp cut", cut, { quick: true }),
     copyScenario("copy-from", "tcp cut", cut, { quick: true }),
-    copyScenario("copy-to", "agent killed, restarted", killAgent, { quick: false, knownFailing: COPY_REF }),
+    copyScenario("copy-to", "agent killed, restarted", killAgent, { quick: false }),
     copyScenario("copy-from", "daemon killed, restarted", killDaemon, { quick: false }),
   ];
 }
 
-const SERIAL_REF =
-  "issue 9 items 2-3 (serial: a bad frame host->agent costs the keepalive, 30 s; a stall during a transfer wedges both ends; being fixed: transport/serial.ts, fixtures/line-bridge.ts)";
 /** Past the daemon's default keepalive timeout (30 s, core/wire/limits.ts). */
 const SERIAL_LONG_STALL_MS = 35_000;
 
@@ -419,7 +414,6 @@ function serialScenarios(): Scenario[] {
           expected: "125 (or 0, every byte intact); noticed and recovered < 2 s (defaults)",
           okCodes: ["0", "125"],
           quick: false,
-          knownFailing: dir === "up" ? SERIAL_REF : undefined,
           run: (rig, r, o) => during(rig, r, o.quick, dir, chunk(f, dir)),
         });
       }
@@ -441,7 +435,6 @@ function serialScenarios(): Scenario[] {
     expected: "125; both ends responsive; recover < 2 s after the stall",
     okCodes: ["125"],
     quick: false,
-    knownFailing: SERIAL_REF,
     run: (rig, r, o) => duringBulk(rig, r, o.quick, "up", stall("up", SERIAL_LONG_STALL_MS)),
   });
   return out;
