@@ -274,8 +274,15 @@ describe.skipIf(lacking(why))("bun run package", () => {
   function rpmRoot(): { root: string; before: Set<string>; rpm: (args: string[]) => string } {
     const r = freshRoot();
     // Directories that packages of the real system own (qubes-core-agent or qubes-core-dom0,
-    // filesystem): rpm would create them for ours and, not owning them, leave them on erase.
-    for (const d of ["etc/qubes-rpc", "etc/qubes/post-install.d", "etc/qubes/policy.d", "usr/share/licenses"])
+    // qubes-mgmt-salt for the formulas tree, filesystem): rpm would create them for ours and, not
+    // owning them, leave them on erase.
+    for (const d of [
+      "etc/qubes-rpc",
+      "etc/qubes/post-install.d",
+      "etc/qubes/policy.d",
+      "usr/share/licenses",
+      "srv/formulas/base",
+    ])
       mkdirSync(join(r.root, d), { recursive: true });
     ok("rpm", ["--root", r.root, "--initdb"]);
     const rpm = (args: string[]) => ok("rpm", ["--root", r.root, ...args]);
