@@ -23,7 +23,6 @@
 import type { BigIntStats } from "node:fs";
 import { constants as FS } from "node:fs";
 import * as fsp from "node:fs/promises";
-import { getSystemErrorMap } from "node:util";
 import { ConfigError, ProtocolError } from "../core/errors.ts";
 import {
   crc32,
@@ -44,6 +43,7 @@ import {
   sanitizeNameForDisplay,
   validateSymlink,
 } from "../core/qrexec/qfile-names.ts";
+import { errorCodeWords } from "../platform/errno-words.ts";
 import type { ByteSink, ByteSource } from "../transport/transport.ts";
 
 export interface PackOptions {
@@ -113,15 +113,11 @@ export function splitArgument(arg: string): { dir: string; base: string } {
   return { dir, base };
 }
 
-/** The system's words for each error name: "ENOSPC" -> "no space left on device". */
-const SYSTEM_WORDS: ReadonlyMap<string, string> = new Map([...getSystemErrorMap().values()]);
-
 /** A local fs failure in words with its name, "no such file or directory (ENOENT)". */
 function inWords(e: unknown): string {
   const code = (e as { code?: unknown } | null)?.code;
   if (typeof code !== "string") return e instanceof Error ? e.message : String(e);
-  const words = SYSTEM_WORDS.get(code);
-  return words ? `${words} (${code})` : code;
+  return errorCodeWords(code) ?? code;
 }
 
 async function local<T>(p: Promise<T>, what: string, path: Buffer): Promise<T> {

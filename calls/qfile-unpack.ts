@@ -33,6 +33,8 @@ import {
   EDQUOT,
   EEXIST,
   EINVAL,
+  EIO,
+  ENOSPC,
   encodeResult,
   type FileHeader,
   MAX_FILE_LEN,
@@ -78,8 +80,6 @@ export interface UnpackResult {
   stoppedBy?: UnpackLimit;
 }
 
-const EIO = 5;
-const ENOSPC = 28;
 /** What a directory or a link is charged against the reserve (one block, as most filesystems). */
 const ENTRY_OVERHEAD = 4096n;
 const DIR_OPEN = FS.O_RDONLY | FS.O_DIRECTORY | FS.O_NOFOLLOW;

@@ -25,12 +25,12 @@ export const EDQUOT = 122;
  * as upstream's qfile-unpacker does); worded below so no one is shown "error 28".
  */
 const EPERM = 1;
-const EIO = 5;
+export const EIO = 5;
 const EACCES = 13;
 const EISDIR = 21;
 const EMFILE = 24;
 const EFBIG = 27;
-const ENOSPC = 28;
+export const ENOSPC = 28;
 const EROFS = 30;
 const ENOTEMPTY = 39;
 /** "EOF inside a name, data or target"; the sender is expected to have reported why. */

@@ -1,6 +1,7 @@
 /** The copy commands' own lines: a broken call, and receiver codes in words (never a bare errno). */
 import { describe, expect, test } from "bun:test";
-import { brokenCopyLine, copyErrorLine, errnoWords } from "./copy-common.ts";
+import { errnoWords } from "../../platform/errno-words.ts";
+import { brokenCopyLine, copyErrorLine } from "./copy-common.ts";
 
 const name = new TextEncoder().encode("dir/big.bin");
 

@@ -7,10 +7,10 @@
  * a cut link ends the copy instead of hanging it. A broken call is said in one line of our own
  * words (brokenCopyLine) and exits 125; errnos are said in words, never as a bare number.
  */
-import { getSystemErrorMap } from "node:util";
 
 import { type CallResult, runCall } from "../../calls/caller.ts";
 import { qfileErrorMessage } from "../../core/qrexec/qfile.ts";
+import { errnoWords } from "../../platform/errno-words.ts";
 import { memoryPair } from "../../transport/memory.ts";
 import {
   type ByteSink,
@@ -90,12 +90,6 @@ export function brokenCopyLine(direction: "to" | "from", remote: string): string
     `qubes-air: the copy ${direction} ${remote} broke off: the link or the daemon went away${kept}; ` +
     `run it again when \`qubes-air list\` shows ${remote} up\n`
   );
-}
-
-/** An errno in words with its name, "no space left on device (ENOSPC)"; null if unknown. */
-export function errnoWords(errno: number): string | null {
-  const known = getSystemErrorMap().get(-Math.abs(errno));
-  return known ? `${known[1]} (${known[0]})` : null;
 }
 
 /** qfile's wording of a receiver's code; a code it has no words for is worded by the system. */
