@@ -15,6 +15,9 @@ import { Service } from "../../core/qrexec/services.ts";
 import type { Log } from "../log.ts";
 import type { ConfirmationEvent, ConfirmationRequest } from "./manager.ts";
 
+/** The client name announced for a code pairing (a valid qube name, so sys-remote takes it). */
+export const PAIRING_CLIENT = "pairing";
+
 /** Announcements on their way at once: a person cannot cause more than a few per second. */
 export const ANNOUNCE_IN_FLIGHT = 8;
 
@@ -68,10 +71,12 @@ export function announcementOf(e: ConfirmationEvent): Announcement {
   return {
     event: e.kind,
     id: e.id,
-    client: r.client,
+    // A pairing's "client" is the host's key (qa-pub:…), not a qube name: sys-remote would refuse
+    // it, so the key goes where keys go and the client is the word for what is asked.
+    client: r.pairing ? PAIRING_CLIENT : r.client,
     service: r.service,
     operation: r.operation,
-    key: r.key,
+    key: r.pairing ? r.pairing.peerKey : r.key,
     detail,
   };
 }

@@ -291,3 +291,17 @@ describe("announcements: every prompt and every approval is told to sys-remote",
     ]);
   });
 });
+
+describe("the conflict window runs from the press, not from the prompt", () => {
+  test("a racer's prompt on screen for 2 s, approved; the owner's request 100 ms later is a conflict", async () => {
+    const { m, input, advance } = setup();
+    const thief = m.decide({ ...REQ, client: "thief" });
+    await tick();
+    advance(2000); // the owner takes two seconds to press, thinking it is their prompt
+    input.press("approve");
+    expect((await thief).approved).toBe(true);
+    advance(100);
+    expect(await m.decide({ ...REQ, client: "owner" })).toEqual({ approved: false, decision: "conflict" });
+    expect(input.waits).toBe(1);
+  });
+});

@@ -75,8 +75,8 @@ export interface ConfirmationOptions {
   /** Per client+operation+key approval window; 0 (default) prompts every time; at most 60 s. */
   readonly windowMs?: number;
   /**
-   * After a prompt starts, how long a request from another client counts as a conflict even
-   * once the prompt was approved (default CONFLICT_WINDOW_MS; 0: only while it is on screen).
+   * After a prompt was approved, how long a request from another client still counts as a
+   * conflict (default CONFLICT_WINDOW_MS; 0: only while the prompt is on screen).
    */
   readonly conflictWindowMs?: number;
   /** How long `approved`/`denied` stays on the indicator before `idle` (default 1500 ms). */
@@ -107,9 +107,10 @@ export const CONFLICT_WINDOW_MS = 1_000;
 /** The prompt on screen, or the last one: who asked, when, and how it ended. */
 interface Prompt {
   readonly client: string;
-  readonly startedAt: number;
   readonly abort: AbortController;
   outcome: Decision | null;
+  /** When the outcome was decided: the conflict window after an approval runs from the press. */
+  decidedAt: number;
 }
 
 /** The reason a prompt is withdrawn with: not a timeout, not an input error. */
@@ -169,7 +170,7 @@ export class ConfirmationManager {
       return { approved: false, decision: "cooldown" };
     }
     const abort = new AbortController();
-    const prompt: Prompt = { client: r.client, startedAt: now, abort, outcome: null };
+    const prompt: Prompt = { client: r.client, abort, outcome: null, decidedAt: now };
     this.prompt = prompt;
     const id = this.nextId++;
     const announce = (kind: ConfirmationEvent["kind"]) => this.o.onEvent?.({ kind, id, request: r });
@@ -194,6 +195,7 @@ export class ConfirmationManager {
       clearTimeout(timer);
     }
     prompt.outcome = decision;
+    prompt.decidedAt = this.clock();
     if (decision === "approved" || decision === "denied" || decision === "timeout" || decision === "conflict")
       announce(decision);
     if (decision === "conflict") {
@@ -222,7 +224,7 @@ export class ConfirmationManager {
     const p = this.prompt;
     if (p === null || p.client === client) return false;
     const onScreen = p.outcome === null;
-    const recentApproval = p.outcome === "approved" && now - p.startedAt < this.conflictWindowMs;
+    const recentApproval = p.outcome === "approved" && now - p.decidedAt < this.conflictWindowMs;
     if (!onScreen && !recentApproval) return false;
     this.log("confirm-conflict", { client, other: p.client, withdrawn: onScreen });
     if (onScreen) p.abort.abort(WITHDRAWN);

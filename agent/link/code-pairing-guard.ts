@@ -68,10 +68,14 @@ export class CodePairingGuard {
     return this.lockedMinutes();
   }
 
-  /** The pairing was confirmed on both ends: its attempt is not a failure, the count restarts. */
+  /**
+   * The pairing was confirmed on both ends: its own attempt is not a failure. Only that one is
+   * given back: attempts an attacker ran beside it stay counted. The lock goes only if it was this
+   * attempt that reached the limit (attempts stop once locked, so the others alone are below it).
+   */
   async succeeded(): Promise<void> {
-    this.failures = 0;
-    this.lockedUntil = null;
+    this.failures = Math.max(0, this.failures - 1);
+    if (this.failures < PAIR_CODE_MAX_FAILURES) this.lockedUntil = null;
     await this.save();
   }
 
