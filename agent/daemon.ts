@@ -10,7 +10,9 @@
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { makeResolver } from "../core/noise/suites.ts";
+import { Service } from "../core/qrexec/services.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
+import { platform } from "../platform/index.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
 import { nativeDh } from "../platform/native-dh.ts";
 import type { Listener } from "../platform/platform.ts";
@@ -18,6 +20,7 @@ import { rankLinkSuites } from "../platform/suite-ranking.ts";
 import type { TcpListener } from "../transport/tcp.ts";
 import type { Config } from "./config.ts";
 import { Announcer } from "./confirmation/announcer.ts";
+import { ApproverGrants } from "./confirmation/approver-grants.ts";
 import { AgentConfirmer } from "./confirmation/confirmer.ts";
 import { openConfirmation } from "./confirmation/inputs.ts";
 import { ConfirmationManager } from "./confirmation/manager.ts";
@@ -61,7 +64,13 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   let builtins: ReadonlyMap<string, Builtin>;
   try {
     const { input, indicator } = await openConfirmation(config, log);
+    // Grants last only while the agent runs; each use asks the policy again (approver-grants.ts).
+    const grants = new ApproverGrants(
+      () => platform.monotonicMs(),
+      async (approver, client) => (await policy.decide(approver, Service.Approve, client)).action !== "deny",
+    );
     const manager = new ConfirmationManager({
+      grants,
       onEvent: (e) => announcer.announce(e),
       input,
       indicator,
@@ -85,7 +94,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     confirmer = new AgentConfirmer(manager, audit, log);
     builtins = new Map([
       ...BUILTINS,
-      ...splitGpgBuiltins({ gnupgHome: config.gnupgHome, confirm: manager, audit, log }),
+      ...splitGpgBuiltins({ gnupgHome: config.gnupgHome, confirm: manager, audit, log, grants }),
     ]);
     log("split-gpg", { gnupgHome: config.gnupgHome, audit: config.auditLog, auditRecords: audit.lastSeq });
   } catch (error) {

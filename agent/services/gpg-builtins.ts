@@ -5,6 +5,8 @@
  *   qubes.Gpg2          split-gpg2: the gpg-agent Assuan protocol, filtered (agent/services/gpg/gpg2-service.ts)
  *   qubes.Gpg           split-gpg v1: header + fd frames, canonical gpg argv (agent/services/gpg/gpg1-service.ts)
  *   qubesair.AuditLog   the audit log's bytes, for `qubes-air logs QUBE` (agent/services/audit/fetch.ts)
+ *   qubesair.Approve    an approver qube's grant standing in for the press (approve.ts), when the
+ *                       agent keeps grants (the manager must be given the same ApproverGrants)
  *
  * Each runs on the call channel adapted to `{stdin, stdout, stderr}` streams (call-output.ts);
  * the source is the call's validated source qube, never anything from the payload. Every
@@ -19,8 +21,10 @@ import { channelSource, drain } from "../../calls/channel.ts";
 import type { CallRequest } from "../../core/qrexec/call-protocol.ts";
 import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
 import { Service } from "../../core/qrexec/services.ts";
+import type { ApproverGrants } from "../confirmation/approver-grants.ts";
 import type { ConfirmationManager } from "../confirmation/manager.ts";
 import { errorCode, type Log } from "../log.ts";
+import { serveApprove } from "./approve.ts";
 import { serveAuditFetch } from "./audit/fetch.ts";
 import type { AuditLog } from "./audit/log.ts";
 import type { Builtin } from "./builtins.ts";
@@ -33,10 +37,25 @@ export interface SplitGpgDeps {
   readonly audit: AuditLog;
   readonly log: Log;
   readonly gpg1Limits?: Gpg1Limits;
+  /** The grants `confirm` asks before prompting; qubesair.Approve is served only with them. */
+  readonly grants?: ApproverGrants;
 }
 
 export function splitGpgBuiltins(d: SplitGpgDeps): ReadonlyMap<string, Builtin> {
+  const grants = d.grants;
+  const approve: [string, Builtin][] = grants
+    ? [
+        [
+          Service.Approve,
+          (channel, r) =>
+            withIo(channel, r, d.log, (io) =>
+              serveApprove(io, { approver: r.source, client: r.arg, grants, audit: d.audit, log: d.log }),
+            ),
+        ],
+      ]
+    : [];
   return new Map<string, Builtin>([
+    ...approve,
     [
       Service.Gpg2,
       (channel, r) =>

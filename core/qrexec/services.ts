@@ -31,6 +31,13 @@ export const Service = {
    * device's default policy; allowing it gives the caller the whole device (agent/services/root-shell.ts).
    */
   VMRootShell: "qubes.VMRootShell",
+  /**
+   * An approver qube stands in for the press for one client's signatures (argument: the client;
+   * stdin: `count N [SECONDS]`, `digest ALGO HEX [SECONDS]` or `revoke`; core/qrexec/approve-request.ts).
+   * Denied by the device's default policy; a rule `qubesair.Approve +CLIENT APPROVER @anyvm allow`
+   * turns it on for that pair (docs/device-policy.md "Unattended signing").
+   */
+  Approve: "qubesair.Approve",
 } as const;
 export type Service = (typeof Service)[keyof typeof Service];
 
@@ -74,4 +81,21 @@ export const FILECOPY_LIMITS = {
   reserveBytes: 64 * 1024 ** 2,
   /** …or this share of the filesystem, if more (a big card keeps proportionally more). */
   reservePercent: 5,
+} as const;
+
+/**
+ * qubesair.Approve: how far one approver's grant reaches. Every bound here holds even against a
+ * compromised sys-remote that forges the approver's name (docs/threat-model.md "Approver qubes").
+ */
+export const APPROVE_LIMITS = {
+  /** The request line: `digest sha512 <128 hex> 3600` is 151 bytes. */
+  requestMaxBytes: 256,
+  /** Signatures one count grant covers: one build's packages and metadata, not a season's. */
+  maxCount: 100,
+  /** A grant expires at the latest this long after it was given: one build's signing run. */
+  maxSeconds: 3600,
+  /** …and after this, when the approver names no time. */
+  defaultSeconds: 600,
+  /** Digest grants waiting per approver and client (each is used once): a build's artefacts. */
+  maxDigests: 64,
 } as const;
