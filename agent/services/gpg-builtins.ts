@@ -4,6 +4,7 @@
  *
  *   qubes.Gpg2          split-gpg2: the gpg-agent Assuan protocol, filtered (agent/services/gpg/gpg2-service.ts)
  *   qubes.Gpg           split-gpg v1: header + fd frames, canonical gpg argv (agent/services/gpg/gpg1-service.ts)
+ *   qubes.GpgImportKey  public keys only into the served keyring, after a press (agent/services/gpg/import-key-service.ts)
  *   qubesair.AuditLog   the audit log's bytes, for `qubes-air logs QUBE` (agent/services/audit/fetch.ts)
  *   qubesair.Approve    an approver qube's grant standing in for the press (approve.ts), when the
  *                       agent keeps grants (the manager must be given the same ApproverGrants)
@@ -30,6 +31,7 @@ import type { AuditLog } from "./audit/log.ts";
 import type { Builtin } from "./builtins.ts";
 import { type Gpg1Limits, serveGpg1 } from "./gpg/gpg1-service.ts";
 import { type GpgServiceIo, serveGpg2 } from "./gpg/gpg2-service.ts";
+import { serveGpgImportKey } from "./gpg/import-key-service.ts";
 
 export interface SplitGpgDeps {
   readonly gnupgHome: string;
@@ -80,6 +82,19 @@ export function splitGpgBuiltins(d: SplitGpgDeps): ReadonlyMap<string, Builtin> 
             audit: d.audit,
             log: d.log,
             ...(d.gpg1Limits ? { limits: d.gpg1Limits } : {}),
+          }),
+        ),
+    ],
+    [
+      Service.GpgImportKey,
+      (channel, r) =>
+        withIo(channel, r, d.log, (io) =>
+          serveGpgImportKey(io, {
+            source: r.source,
+            gnupgHome: d.gnupgHome,
+            confirm: d.confirm,
+            audit: d.audit,
+            log: d.log,
           }),
         ),
     ],

@@ -15,6 +15,11 @@ export const Service = {
   Gpg2: "qubes.Gpg2",
   /** split-gpg v1: a gpg command line rebuilt from an allowlist (core/gpg/v1-*.ts). */
   Gpg: "qubes.Gpg",
+  /**
+   * split-gpg's key import: public keys only (core/gpg/openpgp-import.ts), into the served
+   * keyring, after a press (agent/services/gpg/import-key-service.ts).
+   */
+  GpgImportKey: "qubes.GpgImportKey",
   /** The device's hash-chained audit log, read whole (core/audit). */
   AuditLog: "qubesair.AuditLog",
   /** The relay in sys-remote: Qubes 4.3 RemoteVM transport_rpc. */
@@ -98,4 +103,16 @@ export const APPROVE_LIMITS = {
   defaultSeconds: 600,
   /** Digest grants waiting per approver and client (each is used once): a build's artefacts. */
   maxDigests: 64,
+} as const;
+
+/** qubes.GpgImportKey on the device. */
+export const GPG_IMPORT_LIMITS = {
+  /** Key data read, armored or binary: a well-signed public key is tens of KiB, a team's few MiB. */
+  maxBytes: 8 * 1024 ** 2,
+  /** Keys in one import: a keyring's worth, not a keyserver dump. */
+  maxKeys: 100,
+  /** Packets in one import: signatures dominate; a heavily signed key has a few thousand. */
+  maxPackets: 50_000,
+  /** Until the whole key data is in: a client that stalls here is not importing. */
+  readMs: 60_000,
 } as const;
