@@ -58,6 +58,7 @@ export interface FileCopyConfig {
   readonly maxFiles: number;
   readonly reserveBytes: number;
   readonly reservePercent: number;
+  readonly reserveInodes: number;
 }
 
 const KEYS = [
@@ -193,7 +194,7 @@ function parseFileCopy(
   const o = object(v, () =>
     fail("fileCopy", 'must be an object, e.g. {"maxBytes": 1073741824, "reserveBytes": 67108864}'),
   );
-  const keys = ["maxBytes", "maxFiles", "reserveBytes", "reservePercent"] as const;
+  const keys = ["maxBytes", "maxFiles", "reserveBytes", "reservePercent", "reserveInodes"] as const;
   unknownIn(o, keys, "fileCopy.");
   const whole = (key: (typeof keys)[number], min: number, max: number): number => {
     const x = o[key] ?? FILECOPY_LIMITS[key];
@@ -206,6 +207,7 @@ function parseFileCopy(
     maxFiles: whole("maxFiles", 1, 10_000_000),
     reserveBytes: whole("reserveBytes", 0, Number.MAX_SAFE_INTEGER),
     reservePercent: whole("reservePercent", 0, 50),
+    reserveInodes: whole("reserveInodes", 0, Number.MAX_SAFE_INTEGER),
   };
 }
 

@@ -86,6 +86,12 @@ export const FILECOPY_LIMITS = {
   reserveBytes: 64 * 1024 ** 2,
   /** …or this share of the filesystem, if more (a big card keeps proportionally more). */
   reservePercent: 5,
+  /**
+   * Free inodes a copy never takes, at least (or reservePercent of the filesystem's inodes, if
+   * more): 10,000 empty files cost no bytes but an inode each, and the device's state writes
+   * (a temporary file renamed into place) need a free inode or fail closed.
+   */
+  reserveInodes: 2048,
 } as const;
 
 /**
