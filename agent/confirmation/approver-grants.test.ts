@@ -119,7 +119,7 @@ describe("approver grants", () => {
     s.grants.grant("build-logs", "build-keys", { kind: "digest", algo: "sha256", hex: D1, seconds: 60 });
     expect((await s.m.decide(sign("build-keys", D2))).decision).toBe("timeout");
     expect((await s.m.decide({ ...sign("build-keys", D1), hashAlgo: "sha512" })).decision).toBe("timeout");
-    // v1 requests carry no digest: a digest grant never covers them.
+    // A v1 request without its data's digest (not pre-read) is never covered by a digest grant.
     expect(
       (await s.m.decide({ client: "build-keys", service: "qubes.Gpg", operation: "sign", key: "k" }))
         .decision,
@@ -130,6 +130,25 @@ describe("approver grants", () => {
       decision: "approver:build-logs",
     });
     expect((await s.m.decide(sign("build-keys", D1))).decision).toBe("timeout");
+  });
+
+  test("a v1 signature is covered by the digest of its data, for that algorithm only", async () => {
+    const s = setup();
+    s.grants.grant("build-logs", "build-keys", { kind: "digest", algo: "sha512", hex: D1, seconds: 60 });
+    expect(s.m.grantDigestAlgos("build-keys")).toEqual(["sha512"]);
+    expect(s.m.grantDigestAlgos("work")).toEqual([]);
+    const v1 = (algo: string, hex: string): ConfirmationRequest => ({
+      client: "build-keys",
+      service: "qubes.Gpg",
+      operation: "sign",
+      key: "k",
+      dataDigests: new Map([[algo, hex]]),
+    });
+    expect((await s.m.decide(v1("sha256", D1))).decision).toBe("timeout");
+    expect((await s.m.decide(v1("sha512", D2))).decision).toBe("timeout");
+    expect((await s.m.decide({ ...v1("sha512", D1), operation: "decrypt" })).decision).toBe("timeout");
+    expect((await s.m.decide(v1("sha512", D1))).decision).toBe("approver:build-logs");
+    expect(s.m.grantDigestAlgos("build-keys")).toEqual([]);
   });
 
   test("a new count replaces the old one (no accumulation); revoke ends everything", async () => {

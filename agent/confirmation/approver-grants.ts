@@ -5,7 +5,8 @@
  * grant stand in for the press for this request? A grant names one client and is
  *
  *   a count    the client's next N signatures (a new count replaces the old one), or
- *   a digest   one signature of exactly that digest (split-gpg2's SETHASH, shown on the prompt),
+ *   a digest   one signature of exactly that digest (split-gpg2's SETHASH, shown on the prompt;
+ *              for split-gpg v1, the digest of the data signed),
  *
  * and ends at its time bound (APPROVE_LIMITS, core/qrexec/services.ts) or on `revoke`. Nothing
  * is granted by default: a grant exists only after a qubesair.Approve call that the device's
@@ -25,6 +26,15 @@ const SERVICES = new Set<string>([Service.Gpg, Service.Gpg2]);
 interface Grants {
   count: { left: number; until: number } | null;
   digests: { algo: string; hex: string; until: number }[];
+}
+
+/**
+ * A digest grant covers a split-gpg2 PKSIGN of exactly that digest, or a v1 signature whose
+ * data has exactly that digest.
+ */
+function matches(g: { algo: string; hex: string }, r: ConfirmationRequest): boolean {
+  if (r.digest !== undefined && r.hashAlgo === g.algo && r.digest === g.hex) return true;
+  return r.dataDigests?.get(g.algo) === g.hex;
 }
 
 export type GrantOutcome =
@@ -94,8 +104,7 @@ export class ApproverGrants {
       const g = clients.get(r.client);
       if (!g) continue;
       this.expire(g, this.clock());
-      const d =
-        r.digest === undefined ? -1 : g.digests.findIndex((x) => x.algo === r.hashAlgo && x.hex === r.digest);
+      const d = g.digests.findIndex((x) => matches(x, r));
       if (d < 0 && g.count === null) continue;
       // Asked while nothing is consumed yet; the check awaits, so re-find after it.
       if (!(await this.stillAllowed(approver, r.client))) {
@@ -103,8 +112,7 @@ export class ApproverGrants {
         continue;
       }
       this.expire(g, this.clock());
-      const at =
-        r.digest === undefined ? -1 : g.digests.findIndex((x) => x.algo === r.hashAlgo && x.hex === r.digest);
+      const at = g.digests.findIndex((x) => matches(x, r));
       if (at >= 0) {
         g.digests.splice(at, 1);
         return approver;
@@ -116,6 +124,18 @@ export class ApproverGrants {
       }
     }
     return null;
+  }
+
+  /** The algorithms of the digest grants waiting for `client`, from any approver. */
+  digestAlgos(client: string): string[] {
+    const algos = new Set<string>();
+    for (const clients of this.byApprover.values()) {
+      const g = clients.get(client);
+      if (!g) continue;
+      this.expire(g, this.clock());
+      for (const d of g.digests) algos.add(d.algo);
+    }
+    return [...algos];
   }
 
   /** What is left for a client from each approver (for tests and the log). */

@@ -43,6 +43,11 @@ export interface ConfirmationRequest {
   readonly digestSuffix?: string;
   /** The whole digest (upper-case hex) for a signature the device sees only as a digest (PKSIGN). */
   readonly digest?: string;
+  /**
+   * A v1 signature's data digests (algo -> upper-case hex), read before the confirmation only
+   * when a digest grant for the client waits (agent/services/gpg/v1-preread.ts).
+   */
+  readonly dataDigests?: ReadonlyMap<string, string>;
   /** A policy `ask` for a call (operation "call"): the call's argument, after SERVICE+. */
   readonly argument?: string;
   /**
@@ -153,6 +158,11 @@ export class ConfirmationManager {
     if (!(this.timeoutMs > 0)) throw new ConfigError("confirmation timeout must be positive");
     this.log = o.log ?? makeLog();
     this.clock = o.monotonicMs ?? (() => platform.monotonicMs());
+  }
+
+  /** The digest algorithms of the grants waiting for `client` (a v1 service pre-reads for them). */
+  grantDigestAlgos(client: string): string[] {
+    return this.o.grants?.digestAlgos(client) ?? [];
   }
 
   /** True only if the user approved this one request (or its window was open). */

@@ -109,6 +109,12 @@ export const APPROVE_LIMITS = {
   defaultSeconds: 600,
   /** Digest grants waiting per approver and client (each is used once): a build's artefacts. */
   maxDigests: 64,
+  /**
+   * A v1 (qubes.Gpg) signature is matched against a digest grant by the digest of its data,
+   * read before the confirmation and held in memory: a build's signed file (.dsc, .changes, repo
+   * metadata), not a disk image. Larger data gets no digest: the press decides.
+   */
+  prereadBytes: 32 * 1024 ** 2,
 } as const;
 
 /** qubes.GpgImportKey on the device. */

@@ -14,7 +14,9 @@ import { join } from "node:path";
 import { loadKeyring } from "../../agent/services/gpg/gpg-tools.ts";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import { assuanSession } from "../fixtures/gpg/stack.ts";
+import { v1Call } from "../fixtures/gpg/v1-client.ts";
 import {
+  callWithStreams,
   clientHome,
   forwardAgentSocket,
   gpgRun,
@@ -179,6 +181,43 @@ describe("qubesair.Approve: another qube stands in for the press", () => {
     expect(prompts()).toBe(before + 2);
     const used = audit().filter((x) => x.decision === "approver:build-logs" && x.result === "requested");
     expect(used.at(-1)!.detail).toContain(good.slice(0, 8));
+  });
+
+  test("split-gpg v1: a digest grant passes only the data with that digest, once, and the signature is over exactly that data", async () => {
+    const v1 = (data: Uint8Array) =>
+      v1Call((io) => callWithStreams(stack, "qubes.Gpg", "build-keys", io), {
+        args: ["-b", "-a"],
+        stdin: data,
+      });
+    // Several frames' worth, so the pre-read spans many reads.
+    const artefact = new TextEncoder().encode("build 42 artefact\n".repeat(2000));
+    const other = new TextEncoder().encode("build 43 artefact\n".repeat(2000));
+    const sha = new Bun.CryptoHasher("sha512").update(artefact).digest("hex");
+    expect((await approve("build-logs", "build-keys", `digest sha512 ${sha} 600\n`)).code).toBe(0);
+    const before = prompts();
+    const wrong = v1(other);
+    await stack.answerNextPrompt("approve");
+    expect((await wrong).exit).toBe(0);
+    expect(prompts()).toBe(before + 1);
+    const right = await v1(artefact);
+    expect(right.exit).toBe(0);
+    expect(prompts()).toBe(before + 1);
+    // The replayed data is what was signed: the signature verifies over the artefact.
+    const dir = stack.dir;
+    await Bun.write(join(dir, "artefact"), artefact);
+    await Bun.write(join(dir, "artefact.asc"), right.outputs[0]!);
+    const verified = await gpgRun(keys.home, [
+      "--status-fd",
+      "1",
+      "--verify",
+      join(dir, "artefact.asc"),
+      join(dir, "artefact"),
+    ]);
+    expect(verified.stdout).toContain("[GNUPG:] VALIDSIG");
+    const again = v1(artefact);
+    await stack.answerNextPrompt("approve");
+    expect((await again).exit).toBe(0);
+    expect(prompts()).toBe(before + 2);
   });
 
   test("malformed or oversized requests grant nothing", async () => {
