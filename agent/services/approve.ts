@@ -34,7 +34,7 @@ export interface ApproveContext {
   readonly grants: ApproverGrants;
   readonly audit: AuditWriter;
   readonly log: Log;
-  /** How long the approver may take to send its line (default 30 s). */
+  /** How long the approver may take to send its line (default APPROVE_LIMITS.readMs). */
   readonly readMs?: number;
 }
 
@@ -48,7 +48,7 @@ export async function serveApprove(io: ApproveIo, ctx: ApproveContext): Promise<
   if (!isQubeName(ctx.client)) return fail("name the client as the argument: qubesair.Approve+CLIENT");
   let request: ReturnType<typeof parseApproveRequest>;
   try {
-    request = parseApproveRequest(await readLine(io.stdin, ctx.readMs ?? 30_000));
+    request = parseApproveRequest(await readLine(io.stdin, ctx.readMs ?? APPROVE_LIMITS.readMs));
   } catch (error) {
     if (!(error instanceof ProtocolError)) throw error;
     ctx.log("approve-refused", { approver: ctx.approver, client: ctx.client, code: error.code });

@@ -101,6 +101,8 @@ export const FILECOPY_LIMITS = {
 export const APPROVE_LIMITS = {
   /** The request line: `digest sha512 <128 hex> 3600` is 151 bytes. */
   requestMaxBytes: 256,
+  /** Until the request line is in: an approver sends one line at once. */
+  readMs: 30_000,
   /** Signatures one count grant covers: one build's packages and metadata, not a season's. */
   maxCount: 100,
   /** A grant expires at the latest this long after it was given: one build's signing run. */
