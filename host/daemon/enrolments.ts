@@ -160,11 +160,15 @@ export function saveEnrolments(path: string, e: Enrolments): Promise<void> {
 }
 
 /**
- * The by-id name udev gives a USB serial device: `usb-<vendor>_<product>_<serial>-if<NN>`, with
- * blanks made `_` and characters outside udev's safe set made `_` (udev_replace_chars).
+ * The by-id name udev gives a USB serial device: `usb-<vendor>_<product>_<serial>-if<NN>`, each
+ * string trimmed, each run of blanks made one `_` (udev_replace_whitespace), then characters
+ * outside udev's safe set made `_` (udev_replace_chars).
  */
 export function udevField(text: string): string {
-  return text.replace(/\s/g, "_").replace(/[^0-9A-Za-z#+\-.:=@_]/g, "_");
+  return text
+    .trim()
+    .replace(/\s+/g, "_")
+    .replace(/[^0-9A-Za-z#+\-.:=@_]/g, "_");
 }
 
 export type SerialMatch = "match" | "other-identity" | "none";
