@@ -165,7 +165,8 @@ export function parseBuildOptions(argv: readonly string[]): BuildOptions | "help
     throw new UsageError("--user must be a user name");
   if (board.id !== "pi5" && v["pi5-kernel8"]) throw new UsageError("--pi5-kernel8 is for --board pi5 only");
   const label = str("label") ?? "gray";
-  if (!IMAGE_LABELS.includes(label)) throw new UsageError(`--label must be one of ${IMAGE_LABELS.join(", ")}`);
+  if (!IMAGE_LABELS.includes(label))
+    throw new UsageError(`--label must be one of ${IMAGE_LABELS.join(", ")}`);
   const hours = str("enrol-hours") ?? "168";
   if (!/^\d{1,4}$/.test(hours) || Number(hours) < 1 || Number(hours) > 2160)
     throw new UsageError("--enrol-hours must be 1 to 2160");

@@ -14,10 +14,10 @@ import { gzipSync } from "node:zlib";
 import { parseConfig } from "../agent/config.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { findAgent } from "./artefacts.ts";
+import { IMAGE_LABELS } from "./build-options.ts";
 import { type AgentSource, cloudAgentConfig, cloudUserData, terraformFile } from "./cloud-files.ts";
 import { formatBytes, ImageError, type ImageIO, usageError } from "./common.ts";
 import { DEFAULT_POLICY } from "./default-policy.ts";
-import { IMAGE_LABELS } from "./build-options.ts";
 import { PATHS } from "./device-files.ts";
 
 export const CLOUD_HELP = `Usage: qubes-air image cloud --name NAME (--agent-url URL | --embed-agent) [options]
@@ -194,5 +194,9 @@ function enrolOptions(
   const host = v.address;
   const ok = /^[0-9A-Za-z.-]{1,253}$/.test(host) || /^[0-9A-Fa-f:.]+$/.test(host);
   if (!ok) throw usageError("--address must be a host name or an IP address");
-  return { label, tcp: host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`, ttlSeconds: Number(hours) * 3600 };
+  return {
+    label,
+    tcp: host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`,
+    ttlSeconds: Number(hours) * 3600,
+  };
 }

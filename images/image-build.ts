@@ -15,12 +15,12 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../agent/config.ts";
 import { udevRules } from "../hw/udev.ts";
+import { type GadgetSpec, gadgetStrings } from "../hw/usb-gadget.ts";
 import { findAgent } from "./artefacts.ts";
 import { armoryGadgetEdits, parseSshKeys, sshKeysPlan, sshOffPlan } from "./board-edits.ts";
 import { BUILD_HELP, type BuildOptions, parseBuildOptions } from "./build-options.ts";
 import { summaryText } from "./build-report.ts";
 import { checkPaths, gadgetSpec, readText, usbAddress, writeBoot } from "./build-steps.ts";
-import { type GadgetSpec, gadgetStrings } from "../hw/usb-gadget.ts";
 import {
   type EnrolmentRequest,
   elapsed,

@@ -75,7 +75,8 @@ Examples:
       request.mac = mac;
     }
     if (values.label !== undefined) {
-      if (!isLabel(values.label as string)) throw new UsageError(`--label must be one of ${LABELS.join(", ")}`);
+      if (!isLabel(values.label as string))
+        throw new UsageError(`--label must be one of ${LABELS.join(", ")}`);
       request.label = values.label as string;
     }
     const c = await converse(pathsOf(ctx, values).socket, request);

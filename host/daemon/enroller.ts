@@ -73,10 +73,18 @@ export class Enroller {
     const name = m.name;
     if (typeof name !== "string" || !isQubeName(name)) throw new ConfigError("the name must be a qube name");
     const { zone, label, token, ttlSeconds } = m;
-    if (typeof zone !== "string" || !isZone(zone)) throw new ConfigError("the zone must be 1-32 of a-z 0-9 _ . -");
-    if (typeof label !== "string" || !isLabel(label)) throw new ConfigError("the label must be a Qubes label");
-    if (!(token instanceof Uint8Array) || token.length !== 32) throw new ConfigError("the token must be 32 bytes");
-    if (typeof ttlSeconds !== "number" || !Number.isInteger(ttlSeconds) || ttlSeconds < 1 || ttlSeconds > MAX_TTL_SECONDS)
+    if (typeof zone !== "string" || !isZone(zone))
+      throw new ConfigError("the zone must be 1-32 of a-z 0-9 _ . -");
+    if (typeof label !== "string" || !isLabel(label))
+      throw new ConfigError("the label must be a Qubes label");
+    if (!(token instanceof Uint8Array) || token.length !== 32)
+      throw new ConfigError("the token must be 32 bytes");
+    if (
+      typeof ttlSeconds !== "number" ||
+      !Number.isInteger(ttlSeconds) ||
+      ttlSeconds < 1 ||
+      ttlSeconds > MAX_TTL_SECONDS
+    )
       throw new ConfigError(`the enrolment must expire within 1 s to ${MAX_TTL_SECONDS / 86400} days`);
     const identity = parseIdentity(m.identity, "the identity");
     if (this.d.isPaired(name))
@@ -85,7 +93,9 @@ export class Enroller {
       throw new ConfigError(`an enrolment for ${name} is already pending: build with another --name`);
     const hash = tokenHash(token);
     if (this.state.spent.includes(hash) || this.state.pending.some((p) => tokenHash(p.token) === hash))
-      throw new ConfigError("this token was already enrolled or used: a token is good for one enrolment only");
+      throw new ConfigError(
+        "this token was already enrolled or used: a token is good for one enrolment only",
+      );
     if (this.state.pending.length >= MAX_PENDING)
       throw new ConfigError(`${MAX_PENDING} enrolments are pending already: pair or let some expire first`);
     const now = Date.now();
@@ -132,7 +142,8 @@ export class Enroller {
 
   private tryTcp(): void {
     for (const e of this.state.pending) {
-      if (!("usb" in e.identity) && !("mac" in e.identity)) this.attempt(e, { transport: { tcp: e.identity.tcp } });
+      if (!("usb" in e.identity) && !("mac" in e.identity))
+        this.attempt(e, { transport: { tcp: e.identity.tcp } });
     }
   }
 
@@ -144,7 +155,9 @@ export class Enroller {
 
   private async run(e: Enrolment, how: Pick<PairRequest, "transport" | "usbSerial" | "mac">): Promise<void> {
     if (secondsLeft(e) <= 0) {
-      this.d.log(`${e.name}: enrolment refused: it expired at ${e.expiresAt}; build a new image or pair by hand`);
+      this.d.log(
+        `${e.name}: enrolment refused: it expired at ${e.expiresAt}; build a new image or pair by hand`,
+      );
       return this.spend(e);
     }
     if (this.d.isPaired(e.name)) {

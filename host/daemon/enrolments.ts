@@ -78,7 +78,8 @@ export function parseIdentity(value: unknown, where: string): Identity {
     const serial = str(u, "serial", `${where}.usb`);
     if (!USB_STRING.test(vendor) || !USB_STRING.test(product))
       throw new ConfigError(`${where}.usb: vendor and product must be 1-64 printable ASCII characters`);
-    if (!isUsbSerial(serial)) throw new ConfigError(`${where}.usb: "serial" must be 1-64 of A-Z a-z 0-9 _ . : -`);
+    if (!isUsbSerial(serial))
+      throw new ConfigError(`${where}.usb: "serial" must be 1-64 of A-Z a-z 0-9 _ . : -`);
     return { usb: { vendor, product, serial } };
   }
   const tcp = str(o, "tcp", where);
@@ -102,7 +103,8 @@ export function parseEnrolments(text: string, source: string): Enrolments {
   if (!Array.isArray(top.pending) || !Array.isArray(top.spent))
     throw new ConfigError(`${source}: "pending" and "spent" must be arrays`);
   const spent = top.spent.map((h, i) => {
-    if (typeof h !== "string" || !HEX64.test(h)) throw new ConfigError(`${source}: spent[${i}] is not a hash`);
+    if (typeof h !== "string" || !HEX64.test(h))
+      throw new ConfigError(`${source}: spent[${i}] is not a hash`);
     return h;
   });
   const names = new Set<string>();
@@ -145,7 +147,8 @@ export function formatEnrolments(e: Enrolments): string {
 export async function loadEnrolments(path: string): Promise<Enrolments> {
   const st = await platform.stat(path);
   if (!st) return { pending: [], spent: [] };
-  if (!st.isFile || st.size > MAX_BYTES) throw new ConfigError(`${path} is not an enrolments file: move it away`);
+  if (!st.isFile || st.size > MAX_BYTES)
+    throw new ConfigError(`${path} is not an enrolments file: move it away`);
   const uid = typeof process.getuid === "function" ? process.getuid() : st.uid;
   if (st.uid !== uid || (st.mode & 0o077) !== 0) {
     throw new ConfigError(

@@ -80,7 +80,8 @@ export function parsePairRequest(m: CborMap): PairRequest {
   const mac = macText === undefined ? undefined : normalizeMac(macText);
   if (mac === null) throw new ConfigError("the MAC must look like aa:bb:cc:dd:ee:ff");
   const label = optionalText(m, "label");
-  if (label !== undefined && !isLabel(label)) throw new ConfigError(`the label must be one of ${LABELS.join(", ")}`);
+  if (label !== undefined && !isLabel(label))
+    throw new ConfigError(`the label must be one of ${LABELS.join(", ")}`);
   return {
     ...(label ? { label } : {}),
     name,

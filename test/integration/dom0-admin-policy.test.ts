@@ -54,7 +54,11 @@ describe("sys-remote through the Admin API", () => {
     const refusals: [string[], Record<string, string>, string][] = [
       // another class
       [["qvm-create", "--class", "AppVM", "--label", "red", "evil"], {}, `app: Error creating VM: ${EMPTY}`],
-      [["qvm-create", "--class", "StandaloneVM", "--label", "red", "evil"], {}, `app: Error creating VM: ${EMPTY}`],
+      [
+        ["qvm-create", "--class", "StandaloneVM", "--label", "red", "evil"],
+        {},
+        `app: Error creating VM: ${EMPTY}`,
+      ],
       // qubes it did not create: not even listed...
       [["qvm-prefs", "work", "netvm", ""], {}, "qvm-prefs: error: no such domain: 'work'"],
       [["qvm-prefs", "by-hand", "relayvm", SR], {}, "qvm-prefs: error: no such domain: 'by-hand'"],
@@ -79,7 +83,11 @@ describe("sys-remote through the Admin API", () => {
     ];
     for (const [argv, extra, error] of refusals) {
       const r = dom0.run(SR, argv, extra);
-      expect({ argv, code: r.code > 0, stderr: r.stderr.trim() }).toEqual({ argv, code: true, stderr: error });
+      expect({ argv, code: r.code > 0, stderr: r.stderr.trim() }).toEqual({
+        argv,
+        code: true,
+        stderr: error,
+      });
     }
     expect(JSON.stringify(dom0.qubes())).toBe(before);
     expect(dom0.run(SR, ["qvm-check", "work"]).code).toBe(1); // hidden from its listing

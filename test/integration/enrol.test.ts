@@ -13,8 +13,8 @@
 import { afterAll, afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { makeDom0 } from "../../fixtures/qubes-dom0/dom0.ts";
 import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
+import { makeDom0 } from "../../fixtures/qubes-dom0/dom0.ts";
 import {
   buildRelay,
   cleanup,
@@ -67,7 +67,14 @@ function sysRemote(dom0: ReturnType<typeof makeDom0>): Host {
 }
 
 async function daemonFor(host: Host, byId: string) {
-  return startDaemon(host, ["--serial-by-id-dir", byId, "--self-name", "sys-remote", "--hotplug-interval-ms", "50"]);
+  return startDaemon(host, [
+    "--serial-by-id-dir",
+    byId,
+    "--self-name",
+    "sys-remote",
+    "--hotplug-interval-ms",
+    "50",
+  ]);
 }
 
 /** The real agent on one end of a pty, with `token` as its one-time pairing token (as the image has it). */
@@ -174,7 +181,13 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("enrolm
     const host = sysRemote(dom0);
     const byId = tempDir("qa-byid-");
     const daemon = await daemonFor(host, byId);
-    const enrol = (name: string, token: string, serial: string, ttlSeconds = 600, product = "qubes-air Raspberry Pi 4 / 400 / CM4") =>
+    const enrol = (
+      name: string,
+      token: string,
+      serial: string,
+      ttlSeconds = 600,
+      product = "qubes-air Raspberry Pi 4 / 400 / CM4",
+    ) =>
       request(host.socket, {
         op: "enrol",
         name,
@@ -201,7 +214,9 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("enrolm
     // Another identity: the recorded serial, but another vendor/product.
     const impostor = await deviceWithToken(t1);
     symlinkSync(impostor.pty.b, join(byId, "usb-Evil_Keyboard_QA-AAAA-if00"));
-    await daemon.waitLine(/dev-a: enrolment refused: serial device usb-Evil_Keyboard_QA-AAAA-if00 carries its USB serial/);
+    await daemon.waitLine(
+      /dev-a: enrolment refused: serial device usb-Evil_Keyboard_QA-AAAA-if00 carries its USB serial/,
+    );
     expect(existsSync(join(impostor.dir, "state", "pairing-token"))).toBe(true);
 
     const list = await cli(host, ["list"]);
