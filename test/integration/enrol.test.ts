@@ -22,6 +22,7 @@ import {
   DEVICE,
   type Host,
   makeHost,
+  pairToken,
   runRelayAs,
   startAgent,
   startDaemon,
@@ -223,5 +224,48 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("enrolm
     expect(list.stdout).not.toContain("dev-");
     expect(Object.keys(dom0.qubes()).filter((n) => n.startsWith("dev-"))).toEqual([]);
     expect(enrolled(host).pending.map((p) => p.name)).toEqual(["dev-a"]); // still waiting for the real one
+  });
+
+  test("qubes-air pair registers the RemoteVM too; --no-register leaves dom0 alone and prints the commands", async () => {
+    const dom0 = makeDom0(join(tempDir("qa-enrol-"), "dom0"));
+    const host = sysRemote(dom0);
+    const daemon = await startDaemon(host, ["--self-name", "sys-remote"]);
+    const agent = await startAgent();
+    const paired = await cli(host, [
+      "pair",
+      DEVICE,
+      "--tcp",
+      `127.0.0.1:${agent.port}`,
+      "--token",
+      await pairToken(agent),
+      "--label",
+      "purple",
+    ]);
+    expect([paired.code, paired.stdout]).toEqual([
+      0,
+      expect.stringContaining("Created the RemoteVM pi-gpg in dom0"),
+    ]);
+    expect(dom0.qubes()[DEVICE]).toMatchObject({
+      class: "RemoteVM",
+      prefs: { label: "purple", relayvm: "sys-remote" },
+    });
+    daemon.proc.kill("SIGTERM");
+    await daemon.exited;
+
+    const host2 = sysRemote(dom0);
+    await startDaemon(host2, ["--no-register"]);
+    const agent2 = await startAgent();
+    const manual = await cli(host2, [
+      "pair",
+      "pi-two",
+      "--tcp",
+      `127.0.0.1:${agent2.port}`,
+      "--token",
+      await pairToken(agent2),
+    ]);
+    expect(manual.code).toBe(0);
+    expect(manual.stdout).toContain("qvm-create --class RemoteVM --label gray pi-two");
+    expect(manual.stderr).toContain("registration is off");
+    expect(dom0.qubes()["pi-two"]).toBeUndefined();
   });
 });
