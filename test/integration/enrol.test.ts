@@ -12,6 +12,7 @@
  */
 import { afterAll, afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
 import { makeDom0 } from "../../fixtures/qubes-dom0/dom0.ts";
@@ -28,6 +29,7 @@ import {
   startDaemon,
   stubPath,
   tempDir,
+  writeAgentFiles,
 } from "../../fixtures/qubes-stubs/harness.ts";
 import { request } from "../../host/cli/client.ts";
 import { PATHS } from "../../images/device-files.ts";
@@ -83,7 +85,6 @@ async function deviceWithToken(token: string) {
   const pty = await ptyPair();
   ptys.push(pty);
   const dir = tempDir("qa-device-");
-  const { writeAgentFiles } = await import("../../fixtures/qubes-stubs/harness.ts");
   writeAgentFiles({ dir, tty: pty.a });
   writeFileSync(join(dir, "state", "pairing-token"), `${token}\n`, { mode: 0o600 });
   const agent = await startAgent({ dir, tty: pty.a });
@@ -268,4 +269,51 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("enrolm
     expect(manual.stderr).toContain("registration is off");
     expect(dom0.qubes()["pi-two"]).toBeUndefined();
   });
+
+  test("image cloud --address: the daemon pairs with the cloud VM by itself once its agent answers", async () => {
+    const dom0 = makeDom0(join(tempDir("qa-enrol-"), "dom0"));
+    const host = sysRemote(dom0);
+    const daemon = await startDaemon(host, ["--self-name", "sys-remote"]);
+    const port = await freePort();
+    const out = tempDir("qa-cloud-");
+    const built = await cli(host, [
+      "image",
+      "cloud",
+      "--name",
+      "build1",
+      "--agent-url",
+      "https://example.org/qubes-air-agent-linux-x64",
+      "--agent-sha256",
+      "ab".repeat(32),
+      "--address",
+      "127.0.0.1",
+      "--port",
+      String(port),
+      "--out",
+      out,
+    ]);
+    expect([built.code, built.stdout]).toEqual([
+      0,
+      expect.stringContaining("Enrolled with sys-remote's daemon"),
+    ]);
+    const token = /^ {2}([0-9a-f]{64})$/m.exec(built.stdout)![1]!;
+    // The VM boots: cloud-init writes the token, then starts the agent (not listening before).
+    const dir = tempDir("qa-device-");
+    writeAgentFiles({ dir, tcp: `127.0.0.1:${port}` });
+    writeFileSync(join(dir, "state", "pairing-token"), `${token}\n`, { mode: 0o600 });
+    await startAgent({ dir, tcp: `127.0.0.1:${port}` });
+    await daemon.waitLine(/build1: RemoteVM created in dom0/, 30_000);
+    expect(dom0.qubes().build1).toMatchObject({ class: "RemoteVM", tags: ["created-by-sys-remote"] });
+    expect((await cli(host, ["list"])).stdout).toMatch(/build1\s+cloud\s+tcp 127\.0\.0\.1/);
+  });
 });
+
+/** A TCP port nothing listens on now (the cloud VM's, chosen before it boots). */
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}
