@@ -110,6 +110,7 @@ export class Daemon {
             else link.unplugged();
           }
           if (present) this.enroller?.serialAppeared(name);
+          else this.enroller?.serialGone(name);
         },
         net: (iface, mac, present) => {
           for (const link of this.links.values()) {
@@ -119,6 +120,7 @@ export class Daemon {
             else link.unplugged();
           }
           if (present) this.enroller?.netAppeared(mac);
+          else this.enroller?.netGone(mac);
         },
       },
     );

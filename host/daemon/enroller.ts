@@ -5,6 +5,8 @@
  * vendor/product/serial, a network interface with the recorded MAC, or (a cloud VM at a known
  * address) a TCP connection tried every ENROL_RETRY_MS.
  *
+ * A device that is present but did not answer (its agent still starting) is tried again every
+ * ENROL_RETRY_MS while it stays present; "not yet" is logged once per different reason.
  * The token is spent when the pairing succeeded or the device refused it, when the enrolment
  * expired, or when the name got paired another way; a spent token is never accepted again.
  * A transport failure (the agent not listening yet) leaves it pending for the next try.
@@ -31,6 +33,8 @@ import {
 import { type PairRequest, TokenRefused } from "./pairing.ts";
 import { isZone, nowIso } from "./registry.ts";
 
+type How = Pick<PairRequest, "transport" | "usbSerial" | "mac">;
+
 /** How often a TCP-only enrolment (cloud VM) is tried while pending. */
 export const ENROL_RETRY_MS = 5000;
 
@@ -46,6 +50,9 @@ export interface EnrollerDeps {
 export class Enroller {
   private state: Enrolments = { pending: [], spent: [] };
   private readonly busy = new Set<string>();
+  /** Where each present USB enrolment's device is (its by-id entry, or its MAC's TCP address). */
+  private readonly present = new Map<string, How>();
+  private readonly notYet = new Map<string, string>();
   private saving: Promise<unknown> = Promise.resolve();
   private timer: ReturnType<typeof setInterval> | null = null;
 
@@ -53,10 +60,10 @@ export class Enroller {
 
   async start(presentSerial: readonly string[]): Promise<void> {
     this.state = await loadEnrolments(this.d.path);
-    this.timer = setInterval(() => this.tryTcp(), this.d.retryMs ?? ENROL_RETRY_MS);
+    this.timer = setInterval(() => this.retry(), this.d.retryMs ?? ENROL_RETRY_MS);
     this.timer.unref?.();
     for (const name of presentSerial) this.serialAppeared(name);
-    this.tryTcp();
+    this.retry();
   }
 
   stop(): Promise<unknown> {
@@ -110,7 +117,7 @@ export class Enroller {
     };
     await this.write({ ...this.state, pending: [...this.state.pending, e] });
     this.d.log(`${name}: enrolment recorded (expires ${e.expiresAt})`);
-    this.tryTcp();
+    this.retry();
     return { name, expiresAt: e.expiresAt };
   }
 
@@ -127,33 +134,52 @@ export class Enroller {
         continue;
       }
       const serial = "usb" in e.identity ? e.identity.usb.serial : "";
-      this.attempt(e, { transport: { serial: { byId: entry } }, usbSerial: serial });
+      this.present.set(e.name, { transport: { serial: { byId: entry } }, usbSerial: serial });
+      this.attempt(e, this.present.get(e.name)!);
     }
+  }
+
+  serialGone(entry: string): void {
+    for (const [name, how] of this.present) {
+      if ("serial" in how.transport && "byId" in how.transport.serial && how.transport.serial.byId === entry)
+        this.present.delete(name);
+    }
+  }
+
+  netGone(mac: string | null): void {
+    for (const [name, how] of this.present)
+      if (how.mac !== undefined && how.mac === mac) this.present.delete(name);
   }
 
   /** A network interface appeared: the enrolment with that MAC pairs over its TCP address. */
   netAppeared(mac: string | null): void {
     if (mac === null) return;
     for (const e of this.state.pending) {
-      if ("mac" in e.identity && e.identity.mac === mac)
-        this.attempt(e, { transport: { tcp: e.identity.tcp }, mac });
+      if ("mac" in e.identity && e.identity.mac === mac) {
+        this.present.set(e.name, { transport: { tcp: e.identity.tcp }, mac });
+        this.attempt(e, this.present.get(e.name)!);
+      }
     }
   }
 
-  private tryTcp(): void {
+  /** The timer: TCP-only enrolments, and devices present that did not answer yet. */
+  private retry(): void {
     for (const e of this.state.pending) {
-      if (!("usb" in e.identity) && !("mac" in e.identity))
-        this.attempt(e, { transport: { tcp: e.identity.tcp } });
+      const how: How | undefined =
+        "usb" in e.identity || "mac" in e.identity
+          ? this.present.get(e.name)
+          : { transport: { tcp: e.identity.tcp } };
+      if (how) this.attempt(e, how);
     }
   }
 
-  private attempt(e: Enrolment, how: Pick<PairRequest, "transport" | "usbSerial" | "mac">): void {
+  private attempt(e: Enrolment, how: How): void {
     if (this.busy.has(e.name)) return;
     this.busy.add(e.name);
     void this.run(e, how).finally(() => this.busy.delete(e.name));
   }
 
-  private async run(e: Enrolment, how: Pick<PairRequest, "transport" | "usbSerial" | "mac">): Promise<void> {
+  private async run(e: Enrolment, how: How): Promise<void> {
     if (secondsLeft(e) <= 0) {
       this.d.log(
         `${e.name}: enrolment refused: it expired at ${e.expiresAt}; build a new image or pair by hand`,
@@ -164,7 +190,8 @@ export class Enroller {
       this.d.log(`${e.name}: enrolment withdrawn: the name was paired another way`);
       return this.spend(e);
     }
-    this.d.log(`${e.name}: enrolling (${"tcp" in how.transport ? `tcp ${how.transport.tcp}` : "serial"})`);
+    if (!this.notYet.has(e.name))
+      this.d.log(`${e.name}: enrolling (${"tcp" in how.transport ? `tcp ${how.transport.tcp}` : "serial"})`);
     try {
       await this.d.pair({ name: e.name, zone: e.zone, label: e.label, token: e.token, ...how });
     } catch (error) {
@@ -173,7 +200,9 @@ export class Enroller {
         return this.spend(e);
       }
       if (!this.state.pending.includes(e)) return;
-      this.d.log(`${e.name}: enrolment not yet: ${error instanceof Error ? error.message : "failed"}`);
+      const why = error instanceof Error ? error.message : "failed";
+      if (this.notYet.get(e.name) !== why) this.d.log(`${e.name}: enrolment not yet: ${why}`);
+      this.notYet.set(e.name, why);
       return;
     }
     await this.spend(e);
@@ -181,6 +210,8 @@ export class Enroller {
   }
 
   private async spend(e: Enrolment): Promise<void> {
+    this.present.delete(e.name);
+    this.notYet.delete(e.name);
     const pending = this.state.pending.filter((p) => p !== e);
     if (pending.length === this.state.pending.length) return;
     const spent = [...this.state.spent, tokenHash(e.token)].slice(-MAX_SPENT);

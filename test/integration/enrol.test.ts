@@ -81,9 +81,9 @@ async function daemonFor(host: Host, byId: string) {
 }
 
 /** The real agent on one end of a pty, with `token` as its one-time pairing token (as the image has it). */
-async function deviceWithToken(token: string) {
-  const pty = await ptyPair();
-  ptys.push(pty);
+async function deviceWithToken(token: string, given?: PtyPair) {
+  const pty = given ?? (await ptyPair());
+  if (!given) ptys.push(pty);
   const dir = tempDir("qa-device-");
   writeAgentFiles({ dir, tty: pty.a });
   writeFileSync(join(dir, "state", "pairing-token"), `${token}\n`, { mode: 0o600 });
@@ -131,9 +131,13 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("enrolm
     expect(enrolled(host).pending.map((p) => p.name)).toEqual([DEVICE]);
     expect(readFileSync(join(host.state, "enrolments.json"), "utf8")).toContain(token);
 
-    // The device boots (the agent with the image's token) and is plugged in.
-    const device = await deviceWithToken(token);
-    symlinkSync(device.pty.b, join(byId, `usb-qubes-air_${PRODUCT_FIELD}_${serial}-if00`));
+    // Plugged in: the gadget's serial line appears first, the agent (with the image's token)
+    // starts a moment later, as at a real first boot; the daemon keeps trying while it is there.
+    const pty = await ptyPair();
+    ptys.push(pty);
+    symlinkSync(pty.b, join(byId, `usb-qubes-air_${PRODUCT_FIELD}_${serial}-if00`));
+    await daemon.waitLine(/pi-gpg: enrolling \(serial\)/);
+    const device = await deviceWithToken(token, pty);
     await daemon.waitLine(/pi-gpg: RemoteVM created in dom0 \(relayvm sys-remote\)/, 30_000);
     await daemon.waitLine(/pi-gpg: enrolled; its token is spent/);
 
