@@ -33,12 +33,23 @@ export interface RemoteVmSpec {
 /** A qvm-* tool refused or failed; the message carries its (cleaned) words and what to do. */
 export class AdminToolError extends ConfigError {}
 
-export async function registerRemoteVm(spec: RemoteVmSpec, env?: Record<string, string>): Promise<void> {
+/**
+ * Creates the RemoteVM, or, when this qube can already see one of that name (dom0 lists to it
+ * only the qubes it created: a device paired again), sets its properties again. Resolves
+ * "created" or "updated".
+ */
+export async function registerRemoteVm(
+  spec: RemoteVmSpec,
+  env?: Record<string, string>,
+): Promise<"created" | "updated"> {
   assert(isQubeName(spec.name) && isQubeName(spec.relay), "names are checked before registration");
-  await tool(["qvm-create", "--class", "RemoteVM", "--label", spec.label, spec.name], env);
+  const ours = (await tool(["qvm-check", "--quiet", spec.name], env, true)) === 0;
+  if (!ours) await tool(["qvm-create", "--class", "RemoteVM", "--label", spec.label, spec.name], env);
+  else await tool(["qvm-prefs", spec.name, "label", spec.label], env);
   await tool(["qvm-prefs", spec.name, "relayvm", spec.relay], env);
   await tool(["qvm-prefs", spec.name, "transport_rpc", Service.NoiseProxy], env);
   await tool(["qvm-prefs", spec.name, "remote_name", spec.name], env);
+  return ours ? "updated" : "created";
 }
 
 export async function removeRemoteVm(name: string, env?: Record<string, string>): Promise<void> {
@@ -46,7 +57,8 @@ export async function removeRemoteVm(name: string, env?: Record<string, string>)
   await tool(["qvm-remove", "--force", name], env);
 }
 
-async function tool(argv: readonly string[], env?: Record<string, string>): Promise<void> {
+/** Runs a tool; a failure throws AdminToolError unless `status` asks for the exit code. */
+async function tool(argv: readonly string[], env?: Record<string, string>, status = false): Promise<number> {
   let child: Awaited<ReturnType<typeof platform.spawn>>;
   try {
     child = await platform.spawn(argv, { stdin: "ignore", stdout: "ignore", ...(env ? { env } : {}) });
@@ -60,7 +72,7 @@ async function tool(argv: readonly string[], env?: Record<string, string>): Prom
     throw e;
   }
   const [stderr, exit] = await Promise.all([collect(child.stderr), child.exited]);
-  if (exit.code === 0) return;
+  if (exit.code === 0 || (status && exit.code !== null)) return exit.code ?? 1;
   const words = clean(stderr) || `exit ${exit.code ?? exit.signal}`;
   throw new AdminToolError(`${argv.slice(0, 3).join(" ")} ... failed in dom0's Admin API: ${words}`);
 }

@@ -176,8 +176,8 @@ export class Daemon {
   private async registerInDom0(name: string, label: string): Promise<string | null> {
     if (!this.o.register) return "registration is off (--no-register)";
     try {
-      await registerRemoteVm({ name, label, relay: this.o.selfName });
-      this.o.log(`${name}: RemoteVM created in dom0 (relayvm ${this.o.selfName})`);
+      const done = await registerRemoteVm({ name, label, relay: this.o.selfName });
+      this.o.log(`${name}: RemoteVM ${done} in dom0 (relayvm ${this.o.selfName})`);
       return null;
     } catch (error) {
       const why = error instanceof ConfigError ? error.message : String(error);

@@ -162,9 +162,16 @@ export class Enroller {
     }
   }
 
-  /** The timer: TCP-only enrolments, and devices present that did not answer yet. */
+  /** The timer: expired ones dropped; TCP-only enrolments, and devices present that did not answer yet. */
   private retry(): void {
     for (const e of this.state.pending) {
+      if (secondsLeft(e) <= 0 && !this.busy.has(e.name)) {
+        this.d.log(
+          `${e.name}: enrolment expired at ${e.expiresAt} without the device appearing; token spent`,
+        );
+        void this.spend(e);
+        continue;
+      }
       const how: How | undefined =
         "usb" in e.identity || "mac" in e.identity
           ? this.present.get(e.name)
