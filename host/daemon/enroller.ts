@@ -31,7 +31,7 @@ import {
   tokenHash,
 } from "./enrolments.ts";
 import { type PairRequest, TokenRefused } from "./pairing.ts";
-import { isZone, nowIso } from "./registry.ts";
+import { isByIdName, isZone, nowIso } from "./registry.ts";
 
 type How = Pick<PairRequest, "transport" | "usbSerial" | "mac">;
 
@@ -123,6 +123,8 @@ export class Enroller {
 
   /** A by-id entry appeared: pair the enrolment it belongs to, or refuse another identity. */
   serialAppeared(entry: string): void {
+    // The name comes from the device's descriptors: only one the registry can hold is used.
+    if (!isByIdName(entry)) return;
     for (const e of this.state.pending) {
       const m = matchSerialEntry(entry, e.identity);
       if (m === "none") continue;
