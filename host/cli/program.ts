@@ -3,12 +3,13 @@
  * by the CLI kit (platform/cli/dispatch.ts: --help, usage errors, exit statuses from
  * core/cli/exit-codes.ts). `call` passes the remote's own status through.
  */
-import { imageCommand } from "../../images/image-main.ts";
+import { imageCommandWith } from "../../images/image-main.ts";
 import type { Program } from "../../platform/cli/command.ts";
 import { callCommand } from "./call.ts";
 import { copyFromCommand } from "./copy-from.ts";
 import { copyToCommand } from "./copy-to.ts";
 import { daemonCommand } from "./daemon.ts";
+import { enrolHook } from "./enrol-record.ts";
 import { flashCommand } from "./flash.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
@@ -28,7 +29,7 @@ export const HOST_PROGRAM: Program = {
     copyToCommand,
     copyFromCommand,
     logsCommand,
-    imageCommand,
+    imageCommandWith({ enrol: enrolHook(process.env) }),
     flashCommand,
     versionCommand,
   ],
