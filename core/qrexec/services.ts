@@ -43,8 +43,30 @@ export const Service = {
    * turns it on for that pair (docs/device-policy.md "Unattended signing").
    */
   Approve: "qubesair.Approve",
+  /**
+   * sys-remote to dom0: register (or update, or remove) the RemoteVM named by the argument,
+   * relayed by the caller through NoiseProxy (packaging/files/dom0/qubesair.RegisterRemote;
+   * stdin: `register LABEL REMOTE_NAME` or `unregister`, one line). Replaces Admin API rights.
+   */
+  RegisterRemote: "qubesair.RegisterRemote",
 } as const;
 export type Service = (typeof Service)[keyof typeof Service];
+
+/**
+ * qubesair.RegisterRemote in dom0. The dom0 script holds its own copies (it is Python); a test
+ * (test/integration/register-remote.test.ts) checks they match.
+ */
+export const REGISTER_REMOTE_LIMITS = {
+  /** The one request line: "register" + a label + a 31-character name fit in far less. */
+  maxRequestBytes: 128,
+  /**
+   * RemoteVMs one relay qube may have registered: far above a person's devices, and a bound on
+   * how much a compromised sys-remote can add to dom0's qube list.
+   */
+  maxPerRelay: 64,
+  /** The service's one-line answer, read by sys-remote ("refused: ..." names two qubes). */
+  maxAnswerBytes: 512,
+} as const;
 
 /** split-gpg v1 (qubes.Gpg) limits on the device; each can be lowered per deployment. */
 export const GPG1_LIMITS = {

@@ -1,8 +1,8 @@
 /** `qubes-air unpair`: forgets a remote qube (its pinned key and its link). */
 
 import { EXIT } from "../../core/cli/exit-codes.ts";
-import { removeRemoteVm } from "../admin-qubes.ts";
 import { loadRegistry, saveRegistry } from "../daemon/registry.ts";
+import { removeRemoteVm } from "../register-remote.ts";
 import { DaemonUnreachable, request } from "./client.ts";
 import { COMMON_HELP, type Command, parse, pathsOf, qubeArg, UsageError } from "./common.ts";
 

@@ -19,8 +19,8 @@ import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
 import { nativeCiphers } from "../../platform/native-aead.ts";
 import { nativeDh } from "../../platform/native-dh.ts";
 import { rankLinkSuites } from "../../platform/suite-ranking.ts";
-import { registerRemoteVm, removeRemoteVm } from "../admin-qubes.ts";
 import type { HostPaths } from "../paths.ts";
+import { registerRemoteVm, removeRemoteVm } from "../register-remote.ts";
 import { HOST_VERSION } from "../version.ts";
 import { type ControlApi, serveConnection } from "./control-server.ts";
 import { Enroller } from "./enroller.ts";
@@ -41,11 +41,11 @@ export interface DaemonOptions {
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
   readonly hotplugIntervalMs: number;
   /**
-   * Register each newly paired remote in dom0 through the Admin API (host/admin-qubes.ts), as
-   * the RemoteVM `relayvm` = selfName. Off for those who use the Salt pillar or type it in dom0.
+   * Register each newly paired remote in dom0 through the dom0 service qubesair.RegisterRemote
+   * (host/register-remote.ts); dom0 makes this qube its relayvm. Off for those who use the Salt pillar or type it in dom0.
    */
   readonly register: boolean;
-  /** This qube's name in dom0 (the RemoteVMs' relayvm). */
+  /** This qube's name in dom0 (the RemoteVMs' relayvm), for messages: dom0 takes it from qrexec. */
   readonly selfName: string;
   readonly log: (message: string) => void;
 }
@@ -176,7 +176,7 @@ export class Daemon {
   private async registerInDom0(name: string, label: string): Promise<string | null> {
     if (!this.o.register) return "registration is off (--no-register)";
     try {
-      const done = await registerRemoteVm({ name, label, relay: this.o.selfName });
+      const done = await registerRemoteVm({ name, label });
       this.o.log(`${name}: RemoteVM ${done} in dom0 (relayvm ${this.o.selfName})`);
       return null;
     } catch (error) {

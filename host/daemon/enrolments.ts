@@ -19,7 +19,7 @@
  */
 import { createHash } from "node:crypto";
 import { ConfigError } from "../../core/errors.ts";
-import { isQubeName } from "../../core/qrexec/names.ts";
+import { isQubeLabel, isQubeName, QUBE_LABELS } from "../../core/qrexec/names.ts";
 import { platform } from "../../platform/index.ts";
 import { isUsbSerial, isZone, normalizeMac, parseTcpAddress } from "./registry.ts";
 
@@ -32,7 +32,8 @@ export const MAX_SPENT = 4096;
 export const MAX_TTL_SECONDS = 90 * 24 * 3600;
 const MAX_BYTES = 1024 * 1024;
 
-export const LABELS = ["red", "orange", "yellow", "green", "gray", "blue", "purple", "black"] as const;
+/** Qubes' labels (core/qrexec/names.ts). */
+export const LABELS = QUBE_LABELS;
 
 export type Identity =
   | { readonly usb: { readonly vendor: string; readonly product: string; readonly serial: string } }
@@ -63,9 +64,7 @@ export function tokenHash(token: Uint8Array): string {
   return createHash("sha256").update("qubes-air enrolment token\0").update(token).digest("hex");
 }
 
-export function isLabel(label: string): boolean {
-  return (LABELS as readonly string[]).includes(label);
-}
+export const isLabel = isQubeLabel;
 
 /** Checks an identity (from the file or the control socket); ConfigError naming `where`. */
 export function parseIdentity(value: unknown, where: string): Identity {
