@@ -46,13 +46,13 @@ Options:
   --backoff-min-ms N        first reconnect delay (default ${BACKOFF_MIN_MS})
   --backoff-max-ms N        longest reconnect delay (default ${BACKOFF_MAX_MS})
   --hotplug-interval-ms N   how often devices are looked for (default ${HOTPLUG_INTERVAL_MS}, at most 500)
-  --no-register             do not create the RemoteVM in dom0 after a pairing (Salt pillar or by hand)
+  --no-register             do not register the RemoteVM in dom0 after a pairing (Salt pillar or by hand)
   --self-name NAME          this qube's name in dom0, the RemoteVMs' relayvm (default: the host name)
 
 After each pairing (by hand, or of a pending enrolment from "qubes-air image build"), the daemon
-creates the remote's RemoteVM in dom0 through the Admin API (qvm-create, qvm-prefs of
-qubes-core-admin-client), which the dom0 package's 45-qubes-air-admin.policy allows for
-RemoteVMs this qube created only (docs/enrolment.md).
+registers the remote's RemoteVM in dom0 through the dom0 package's qubesair.RegisterRemote
+service (allowed for sys-remote by 45-qubes-air-register.policy): dom0 makes this qube its
+relayvm and qubesair.NoiseProxy its transport; nothing else (docs/enrolment.md).
 ${COMMON_HELP}
 
 Examples:

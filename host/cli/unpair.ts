@@ -15,8 +15,8 @@ Closes the link to NAME and removes it (and its pinned agent key) from the regis
 the device again, pair it again (with a new token, or --code). Works without the daemon too.
 
 Options:
-  --remove-qube   also remove the RemoteVM NAME in dom0 (qvm-remove through the Admin API;
-                  dom0 allows it only for RemoteVMs this qube created). If dom0 refuses,
+  --remove-qube   also remove the RemoteVM NAME in dom0 (dom0's qubesair.RegisterRemote
+                  removes only RemoteVMs this qube registered and relays). If dom0 refuses,
                   nothing is unpaired.
 ${COMMON_HELP}
 
