@@ -321,7 +321,10 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("enrolm
     writeFileSync(join(dir, "state", "pairing-token"), `${token}\n`, { mode: 0o600 });
     await startAgent({ dir, tcp: `127.0.0.1:${port}` });
     await daemon.waitLine(/build1: RemoteVM created in dom0/, 30_000);
-    expect(dom0.qubes().build1).toMatchObject({ class: "RemoteVM", tags: expect.arrayContaining(["created-by-sys-remote"]) });
+    expect(dom0.qubes().build1).toMatchObject({
+      class: "RemoteVM",
+      tags: expect.arrayContaining(["created-by-sys-remote"]),
+    });
     expect((await cli(host, ["list"])).stdout).toMatch(/build1\s+cloud\s+tcp 127\.0\.0\.1/);
   });
 });
