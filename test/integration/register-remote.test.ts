@@ -8,7 +8,7 @@
  * with a clear answer and a non-zero exit, and dom0's model is unchanged.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -35,6 +35,18 @@ function call(
     input: request,
   });
   return { code: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+function callAsync(caller: string, name: string, request: string): Promise<string> {
+  const p = spawn("qrexec-client-vm", ["dom0", `${Service.RegisterRemote}+${name}`], {
+    env: dom0.env(caller, { QUBES_DOM0_JOURNAL: journal }),
+  });
+  let out = "";
+  p.stdout.on("data", (d: Buffer) => {
+    out += d.toString();
+  });
+  p.stdin.end(request);
+  return new Promise((resolve) => p.on("close", () => resolve(out)));
 }
 
 /** dom0 (the person) makes a qube directly. */
@@ -149,7 +161,7 @@ describe("qubesair.RegisterRemote", () => {
     expect(JSON.stringify(dom0.qubes())).toBe(before);
   });
 
-  test(`a relay has at most ${REGISTER_REMOTE_LIMITS.maxPerRelay} RemoteVMs`, () => {
+  test(`a relay has at most ${REGISTER_REMOTE_LIMITS.maxPerRelay} RemoteVMs, racing calls included`, async () => {
     // dom0 writes the earlier registrations straight into its model (as if made one by one).
     const model = JSON.parse(readFileSync(dom0.model, "utf8"));
     const mine = Object.values(dom0.qubes()).filter(
@@ -173,9 +185,15 @@ describe("qubesair.RegisterRemote", () => {
     ]);
     expect(JSON.stringify(dom0.qubes())).toBe(before);
     expect(call(SR, "dev-1", "register gray dev-1\n").stdout).toBe("updated\n"); // its own: still fine
-    expect(call(SR, "dev-1", "unregister\n").stdout).toBe("removed\n");
-    expect(call(SR, "one-more", "register gray one-more\n").stdout).toBe("created\n");
-    expect(call(SR, "one-more", "unregister\n").stdout).toBe("removed\n"); // room for the tests below
+    // Racing calls cannot pass the limit together: with two places free, six at once make two.
+    for (const n of ["dev-1", "dev-2"]) expect(call(SR, n, "unregister\n").stdout).toBe("removed\n");
+    const racers = Array.from({ length: 6 }, (_, i) => `race-${i}`);
+    const answers = await Promise.all(racers.map((n) => callAsync(SR, n, `register gray ${n}\n`)));
+    expect(answers.filter((a) => a === "created\n")).toHaveLength(2);
+    expect(answers.filter((a) => a.startsWith(`refused: ${SR} already relays`))).toHaveLength(4);
+    const won = racers.filter((_, i) => answers[i] === "created\n");
+    for (const n of won) expect(call(SR, n, "unregister\n").stdout).toBe("removed\n"); // room for the tests below
+    expect(call(SR, "dev-3", "unregister\n").stdout).toBe("removed\n");
   });
 
   test("the script's limits and names are the ones in core/qrexec/services.ts", () => {
