@@ -111,7 +111,7 @@ export function dom0(salt: readonly { rel: string; file: string }[]): PackageSpe
     description: [
       "The dom0 side of qubes-air: the qrexec policy for calls to remote qubes",
       "(deny by default, with examples), the dom0 service qubesair.RegisterRemote",
-      "through which sys-remote registers RemoteVMs relayed by itself (and its policy),",
+      "through which sys-remote registers RemoteVMs relayed by itself, its policy,",
       "and the qubes-air Salt formula",
       "(qubes-air.create, .install, .configure) with its pillar example, under",
       "/srv/formulas/base/qubes-air-formula.",
