@@ -79,6 +79,7 @@ describe("qubesair.RegisterRemote request parser", () => {
               PYTHONPATH: join(ROOT, "fixtures", "qubes-dom0", "pylib"),
               QREXEC_REMOTE_DOMAIN: "sys-remote",
               QREXEC_SERVICE_ARGUMENT: arg,
+              PYTHONDONTWRITEBYTECODE: "1",
             },
             input: stdin,
           });
