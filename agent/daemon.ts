@@ -26,6 +26,7 @@ import { serveLocalSocket } from "./link/outgoing-calls.ts";
 import { SessionManager } from "./link/sessions.ts";
 import { AgentState } from "./link/state.ts";
 import type { Log } from "./log.ts";
+import { KeyLock } from "./keylock/key-lock.ts";
 import { AuditLog } from "./services/audit/log.ts";
 import { BUILTINS, type Builtin } from "./services/builtins.ts";
 import { splitGpgBuiltins } from "./services/gpg-builtins.ts";
@@ -59,6 +60,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   const announcer = new Announcer(config.name, log);
   let confirmer: AgentConfirmer;
   let builtins: ReadonlyMap<string, Builtin>;
+  let keyLock: KeyLock | null = null;
   try {
     const { input, indicator } = await openConfirmation(config, log);
     const manager = new ConfirmationManager({
@@ -83,11 +85,26 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
       window_s: config.approvalWindowSeconds,
     });
     confirmer = new AgentConfirmer(manager, audit, log);
+    keyLock = await KeyLock.open({ gnupgHome: config.gnupgHome, config: config.keyLock, audit, log });
+    const lock = keyLock;
+    if (lock) stops.push(() => lock.close());
     builtins = new Map([
       ...BUILTINS,
-      ...splitGpgBuiltins({ gnupgHome: config.gnupgHome, confirm: manager, audit, log }),
+      ...splitGpgBuiltins({
+        gnupgHome: config.gnupgHome,
+        confirm: manager,
+        audit,
+        log,
+        keyLock,
+        deviceName: config.name,
+      }),
     ]);
-    log("split-gpg", { gnupgHome: config.gnupgHome, audit: config.auditLog, auditRecords: audit.lastSeq });
+    log("split-gpg", {
+      gnupgHome: config.gnupgHome,
+      audit: config.auditLog,
+      auditRecords: audit.lastSeq,
+      keyLock: keyLock ? keyLock.current : "none (the key has no PIN)",
+    });
   } catch (error) {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     throw error;
@@ -103,6 +120,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     resolver,
     suites,
     onOpen: (channel, meta) => serveCall(callDeps, channel, meta),
+    onLinkChange: (anyUp) => keyLock?.linkChanged(anyUp),
   });
   announcer.attach((meta) => sessions.current()?.vchan.open(meta, "announce") ?? null);
 
