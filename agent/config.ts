@@ -237,7 +237,9 @@ function parseKeyLock(
   unknownIn: (x: Record<string, unknown>, known: readonly string[], prefix: string) => void,
 ): KeyLockConfig {
   if (v === undefined) return KEY_LOCK_DEFAULTS;
-  const o = object(v, () => fail("keyLock", 'must be an object, e.g. {"maxAttempts": 5, "idleSeconds": 900}'));
+  const o = object(v, () =>
+    fail("keyLock", 'must be an object, e.g. {"maxAttempts": 5, "idleSeconds": 900}'),
+  );
   const keys = ["unlockedHome", "maxAttempts", "idleSeconds", "unplugGraceSeconds"] as const;
   unknownIn(o, keys, "keyLock.");
   const whole = (key: Exclude<(typeof keys)[number], "unlockedHome">, min: number, max: number): number => {
@@ -248,7 +250,10 @@ function parseKeyLock(
   };
   const home = o.unlockedHome ?? KEY_LOCK_DEFAULTS.unlockedHome;
   if (typeof home !== "string" || !isAbsolute(home) || home.split("/").length < 3)
-    fail("keyLock.unlockedHome", "must be an absolute path below a tmpfs mount, e.g. /run/qubes-air/gnupg-unlocked");
+    fail(
+      "keyLock.unlockedHome",
+      "must be an absolute path below a tmpfs mount, e.g. /run/qubes-air/gnupg-unlocked",
+    );
   return {
     unlockedHome: home as string,
     maxAttempts: whole("maxAttempts", 1, 100),

@@ -26,8 +26,12 @@ export class AttemptCounter {
     try {
       text = new TextDecoder().decode(await platform.readFile(path));
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") return new AttemptCounter(path, { failures: 0, wiped: false });
-      throw new ConfigError(`cannot read the PIN attempt counter ${path} (${(e as NodeJS.ErrnoException).code})`, 1);
+      if ((e as NodeJS.ErrnoException).code === "ENOENT")
+        return new AttemptCounter(path, { failures: 0, wiped: false });
+      throw new ConfigError(
+        `cannot read the PIN attempt counter ${path} (${(e as NodeJS.ErrnoException).code})`,
+        1,
+      );
     }
     const m = /^failures=(\d{1,6}) wiped=(0|1)\n$/.exec(text);
     // A damaged counter is not a fresh one: it counts as used up, which only the owner (with
@@ -41,7 +45,11 @@ export class AttemptCounter {
   }
 
   private async save(s: AttemptState): Promise<void> {
-    await platform.writeFileAtomic(this.path, `failures=${Math.min(s.failures, 999_999)} wiped=${s.wiped ? 1 : 0}\n`, 0o600);
+    await platform.writeFileAtomic(
+      this.path,
+      `failures=${Math.min(s.failures, 999_999)} wiped=${s.wiped ? 1 : 0}\n`,
+      0o600,
+    );
     this.current = s;
   }
 

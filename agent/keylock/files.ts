@@ -6,9 +6,10 @@
  * check that a directory is on a RAM filesystem.
  * Must never: follow a symlink while destroying, or call a disk-backed directory RAM.
  */
+
+import { randomBytes } from "node:crypto";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { randomBytes } from "node:crypto";
 
 export interface LockFiles {
   readonly sealed: string;

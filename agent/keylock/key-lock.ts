@@ -116,7 +116,10 @@ export class KeyLock {
     await fsp.mkdir(parentOf(config.unlockedHome), { recursive: true, mode: 0o700 }).catch(() => {});
     if (!(await onRamFs(parentOf(config.unlockedHome)).catch(() => false))) {
       log("key-unlock-refused", { why: "unlockedHome is not on tmpfs", dir: config.unlockedHome });
-      return { kind: "unusable", why: "the device's keyLock.unlockedHome is not on a RAM filesystem (tmpfs)" };
+      return {
+        kind: "unusable",
+        why: "the device's keyLock.unlockedHome is not on a RAM filesystem (tmpfs)",
+      };
     }
     // Counted on disk before the check: a power cut now still costs the attempt.
     const failures = await this.counter.begin();
@@ -126,7 +129,13 @@ export class KeyLock {
       keys = await unseal(await fsp.readFile(this.files.sealed), pin);
     } catch (error) {
       if (error instanceof WrongPinError) {
-        await this.audit(source, "unlock", "denied", "wrong-pin", `attempt ${failures} of ${config.maxAttempts}`);
+        await this.audit(
+          source,
+          "unlock",
+          "denied",
+          "wrong-pin",
+          `attempt ${failures} of ${config.maxAttempts}`,
+        );
         log("key-unlock-wrong-pin", { attempt: failures, max: config.maxAttempts });
         if (failures >= config.maxAttempts) return this.wipe(failures, source);
         return { kind: "wrong-pin", attemptsLeft: config.maxAttempts - failures };
@@ -220,7 +229,13 @@ export class KeyLock {
     for (const f of destroyed) await destroyFile(f).catch(() => false);
     await this.counter.markWiped();
     this.state = "wiped";
-    await this.audit(source, "wipe", "refused", "wiped", `${failures} wrong PINs (max ${this.d.config.maxAttempts})`);
+    await this.audit(
+      source,
+      "wipe",
+      "refused",
+      "wiped",
+      `${failures} wrong PINs (max ${this.d.config.maxAttempts})`,
+    );
     this.d.log("key-wiped", { failures, max: this.d.config.maxAttempts });
     return { kind: "wiped", maxAttempts: this.d.config.maxAttempts };
   }

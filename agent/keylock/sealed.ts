@@ -146,7 +146,8 @@ export function parseSealed(bytes: Uint8Array): { header: Header; aad: Uint8Arra
   } catch {
     throw new SealedFileError("bad header");
   }
-  const pow2 = (n: unknown) => Number.isInteger(n) && (n as number) >= 2 && ((n as number) & ((n as number) - 1)) === 0;
+  const pow2 = (n: unknown) =>
+    Number.isInteger(n) && (n as number) >= 2 && ((n as number) & ((n as number) - 1)) === 0;
   const int = (n: unknown, max: number) => Number.isInteger(n) && (n as number) >= 1 && (n as number) <= max;
   if (
     h === null ||

@@ -7,7 +7,7 @@
  * Must never: echo the PIN or a part of it, or tell a wrong PIN apart from a changed sealed file.
  */
 import { ProtocolError } from "../../core/errors.ts";
-import { parsePin, PIN_REQUEST_MAX_BYTES } from "../../core/keylock/pin.ts";
+import { PIN_REQUEST_MAX_BYTES, parsePin } from "../../core/keylock/pin.ts";
 import type { ByteSink, ByteSource } from "../../transport/transport.ts";
 import type { Log } from "../log.ts";
 import type { KeyLock } from "./key-lock.ts";

@@ -26,6 +26,7 @@ export function parsePin(bytes: Uint8Array): string {
   const chars = [...text].length;
   if (chars < PIN_MIN_CHARS || chars > PIN_MAX_CHARS)
     throw new ProtocolError("schema", `the PIN must be ${PIN_MIN_CHARS} to ${PIN_MAX_CHARS} characters`);
-  if (/[\u0000-\u001f\u007f-\u009f]/.test(text)) throw new ProtocolError("schema", "control character in the PIN");
+  if (/[\u0000-\u001f\u007f-\u009f]/.test(text))
+    throw new ProtocolError("schema", "control character in the PIN");
   return text;
 }
