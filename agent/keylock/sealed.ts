@@ -97,7 +97,8 @@ function unpackFiles(b: Uint8Array): Map<string, Uint8Array> {
     const n = new DataView(b.buffer, b.byteOffset + nul + 1, 4).getUint32(0, false);
     const start = nul + 5;
     if (start + n > b.length) throw new SealedFileError("bad inner layout");
-    out.set(name, b.slice(start, start + n));
+    // A copy (Buffer#slice is a view): the caller zeroes the plaintext buffer afterwards.
+    out.set(name, new Uint8Array(b.subarray(start, start + n)));
     i = start + n;
   }
   return out;

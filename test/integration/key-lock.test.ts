@@ -133,7 +133,7 @@ describe("a stolen card, a guesser, and the owner", () => {
     const { status, stderr } = await gpg2WithNoInput(stack);
     expect(status).toBe(1);
     expect(stderr).toContain(`the device's key is locked; unlock it first: qubes-air unlock ${DEVICE}`);
-    expect(stack.logged(/gpg-locked client=work service=qubes.Gpg2 state=locked/).length).toBeGreaterThan(0);
+    await waitForNth(stack.agent, /gpg-locked client=work service=qubes.Gpg2 state=locked/, 1);
     // Stock gpg in the client fails too, and no prompt was shown.
     writeFileSync(join(stack.dir, "l.txt"), "locked\n");
     const r = await gpgRun(client.home, [
@@ -229,7 +229,7 @@ describe("re-lock on idle, and a guesser through the link wipes the key", () => 
     expect(last.stderr).toContain("the key was wiped after 3 wrong PINs");
     expect(existsSync(join(stack.stateDir, "gnupg.sealed"))).toBe(false);
     expect(existsSync(join(stack.stateDir, "gnupg.primary.sealed"))).toBe(false);
-    expect(stack.logged(/key-wiped failures=3 max=3/).length).toBe(1);
+    await waitForNth(stack.agent, /key-wiped failures=3 max=3/, 1);
     const right = await unlock(stack, PIN);
     expect(right.code).toBe(1);
     expect(right.stderr).toContain("wiped");
