@@ -52,3 +52,25 @@ describe('config "keyLock"', () => {
     }
   });
 });
+
+describe('config "display"', () => {
+  test("absent: none; auto or a path for the panel; a console path", () => {
+    expect(parse({}).display).toBeNull();
+    expect(parse({ display: { framebuffer: "auto" } }).display).toEqual({
+      framebuffer: "auto",
+      console: null,
+    });
+    expect(parse({ display: { framebuffer: "/dev/fb1", console: "/dev/tty1" } }).display).toEqual({
+      framebuffer: "/dev/fb1",
+      console: "/dev/tty1",
+    });
+  });
+  test("the link's own tty is refused as the console; bad paths and keys are named", () => {
+    const onTty = { listen: { tty: "/dev/ttyGS0" }, display: { console: "/dev/ttyGS0" } };
+    expect(() => parse(onTty)).toThrow(/"display.console" is the link's own tty/);
+    expect(() => parse({ display: { framebuffer: "fb1" } })).toThrow(
+      /"display.framebuffer" must be an absolute path/,
+    );
+    expect(() => parse({ display: { oled: true } })).toThrow(/unknown key "display.oled"/);
+  });
+});

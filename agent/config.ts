@@ -53,6 +53,8 @@ export interface Config {
   readonly fileCopy: FileCopyConfig;
   /** The PIN lock of a sealed key (docs/key-lock.md); used only when gpg-setup --pin sealed one. */
   readonly keyLock: KeyLockConfig;
+  /** The small display and the screen console (docs/hardware.md "Display"); null: neither. */
+  readonly display: { readonly framebuffer: string | null; readonly console: string | null } | null;
 }
 
 export interface FileCopyConfig {
@@ -98,6 +100,7 @@ const KEYS = [
   "handshakeMinIntervalMs",
   "fileCopy",
   "keyLock",
+  "display",
 ] as const;
 
 export async function loadConfig(path: string): Promise<Config> {
@@ -192,6 +195,7 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
     handshakeMinIntervalMs: interval as number,
     fileCopy: parseFileCopy(o.fileCopy, fail, unknownIn),
     keyLock: parseKeyLock(o.keyLock, fail, unknownIn),
+    display: parseDisplay(o.display, tty, fail, unknownIn),
   };
   // The agent's secrets are refused at copy time whatever this says; an exportDir that holds
   // them (or lies among them) is a mistake better reported now than as refusals later.
@@ -260,6 +264,29 @@ function parseKeyLock(
     idleSeconds: whole("idleSeconds", 1, 7 * 24 * 3600),
     unplugGraceSeconds: whole("unplugGraceSeconds", 0, 24 * 3600),
   };
+}
+
+function parseDisplay(
+  v: unknown,
+  linkTty: string | null,
+  fail: (key: string, what: string) => never,
+  unknownIn: (x: Record<string, unknown>, known: readonly string[], prefix: string) => void,
+): Config["display"] {
+  if (v === undefined) return null;
+  const o = object(v, () =>
+    fail("display", 'must be an object, e.g. {"framebuffer": "auto", "console": "/dev/tty1"}'),
+  );
+  unknownIn(o, ["framebuffer", "console"], "display.");
+  const path = (key: string, x: unknown): string | null => {
+    if (x === undefined) return null;
+    if (typeof x !== "string" || !isAbsolute(x)) fail(`display.${key}`, "must be an absolute path");
+    return x as string;
+  };
+  const framebuffer = o.framebuffer === "auto" ? "auto" : path("framebuffer", o.framebuffer);
+  const console = path("console", o.console);
+  if (console !== null && console === linkTty)
+    fail("display.console", "is the link's own tty: the host could read the prompts' lines there");
+  return { framebuffer, console };
 }
 
 function parseTcp(text: string, fail: (key: string, what: string) => never): TcpAddress {

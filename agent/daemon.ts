@@ -21,6 +21,7 @@ import { Announcer } from "./confirmation/announcer.ts";
 import { AgentConfirmer } from "./confirmation/confirmer.ts";
 import { openConfirmation } from "./confirmation/inputs.ts";
 import { ConfirmationManager } from "./confirmation/manager.ts";
+import { openScreens } from "./confirmation/screen.ts";
 import { KeyLock } from "./keylock/key-lock.ts";
 import { listenTcp, listenTty, type Stoppable } from "./link/listen.ts";
 import { serveLocalSocket } from "./link/outgoing-calls.ts";
@@ -58,13 +59,17 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   });
   const stops: (() => Promise<void>)[] = [() => audit.close()];
   const announcer = new Announcer(config.name, log);
+  const screens = config.display ? openScreens(config.display, config.name, log) : null;
   let confirmer: AgentConfirmer;
   let builtins: ReadonlyMap<string, Builtin>;
   let keyLock: KeyLock | null = null;
   try {
     const { input, indicator } = await openConfirmation(config, log);
     const manager = new ConfirmationManager({
-      onEvent: (e) => announcer.announce(e),
+      onEvent: (e) => {
+        announcer.announce(e);
+        screens?.onEvent(e);
+      },
       input,
       indicator,
       timeoutMs: config.confirmTimeoutSeconds * 1000,
