@@ -64,7 +64,7 @@ export interface Stack {
   readonly agent: Logged;
   readonly host: Host;
   readonly daemon: Logged;
-  /** Where the agent opens a sealed key (pin stacks), on /dev/shm. */
+  /** Where the agent opens a sealed key (pin stacks, on /dev/shm; "" otherwise). */
   readonly unlockedHome: string;
   /** The armored public key from `gpg-setup --export` (gpg stacks). */
   readonly publicKey: string;
@@ -98,7 +98,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   for (const [name, text] of Object.entries(o.services ?? {}))
     writeFileSync(join(dir, "rpc", name), text, { mode: 0o755 });
   const button = join(dir, "button.sock");
-  const unlockedHome = join(ramDir("qa-unlocked-"), "gnupg");
+  const unlockedHome = o.pin === undefined ? "" : join(ramDir("qa-unlocked-"), "gnupg");
   const keyLock =
     o.pin === undefined
       ? {}

@@ -89,7 +89,7 @@ export function parseGpgSetupArgs(
     generate,
     importFile,
     exportFile: typeof values.export === "string" ? values.export : null,
-    askPin: values.pin === true,
+    ...(values.pin === true ? { askPin: true } : {}),
   };
 }
 
