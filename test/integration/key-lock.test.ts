@@ -83,7 +83,7 @@ describe("a stolen card, a guesser, and the owner", () => {
   let forwarder: Awaited<ReturnType<typeof forwardAgentSocket>>;
 
   beforeAll(async () => {
-    stack = await startStack({ gpg: true, pin: PIN });
+    stack = await startStack({ gpg: true, pin: PIN, config: { keyLock: { unplugGraceSeconds: 1 } } });
     client = await clientHome(stack);
     verifier = (await clientHome(stack, "ver")).home;
     forwarder = await forwardAgentSocket(stack, client.home, "work");
@@ -189,6 +189,13 @@ describe("a stolen card, a guesser, and the owner", () => {
       "sys-remote unlock ok",
     ]);
   });
+  test("unplugged: the host gone for unplugGraceSeconds locks the key and removes the opened home", async () => {
+    expect(existsSync(stack.unlockedHome)).toBe(true);
+    stack.daemon.proc.kill("SIGKILL"); // sys-remote (or the cable) gone: the session ends
+    await waitForNth(stack.agent, /session-down /, 1);
+    await waitForNth(stack.agent, /key-locked reason=unplugged/, 1, 20_000);
+    expect(existsSync(stack.unlockedHome)).toBe(false);
+  });
 });
 
 describe("re-lock on idle, and a guesser through the link wipes the key", () => {
@@ -235,5 +242,24 @@ describe("re-lock on idle, and a guesser through the link wipes the key", () => 
     expect(right.stderr).toContain("wiped");
     const log = verifyAuditLog(readFileSync(join(stack.stateDir, "audit.log"), "utf8"));
     expect(log.records.some((x) => x.service === "qubesair.Unlock" && x.operation === "wipe")).toBe(true);
+  });
+});
+
+describe("shutdown locks", () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ gpg: true, pin: PIN });
+  }, 120_000);
+  afterAll(async () => {
+    await stack?.close();
+  });
+
+  test("SIGTERM: the agent locks (gpg-agent stopped, opened home destroyed) before it exits", async () => {
+    expect((await unlock(stack, PIN)).code).toBe(0);
+    expect(existsSync(join(stack.unlockedHome, "private-keys-v1.d"))).toBe(true);
+    stack.agent.proc.kill("SIGTERM");
+    await stack.agent.proc.exited;
+    await waitForNth(stack.agent, /key-locked reason=shutdown/, 1);
+    expect(existsSync(stack.unlockedHome)).toBe(false);
   });
 });
