@@ -18,7 +18,8 @@ export const SEALED_MAGIC = "qubes-air sealed key v1\n";
 
 /**
  * scrypt N=2^15, r=8, p=1: 32 MiB of memory per guess. Measured here (x86-64, one core) at
- * about 0.1 s; a Pi Zero 2 W (Cortex-A53 at 1 GHz, 512 MiB) takes roughly 1 s, once per unlock,
+ * about 0.08 s; a Pi Zero 2 W (Cortex-A53 at 1 GHz, 512 MiB) is estimated (not measured) at
+ * about 1 s, once per unlock,
  * and keeps 32 MiB free easily. A guesser with the card pays the same 32 MiB per guess, which
  * blunts GPUs, but a 6-digit PIN is only 10^6 guesses: see docs/key-lock.md "What it does not do".
  */
