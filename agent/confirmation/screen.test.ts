@@ -11,9 +11,10 @@ import * as fs from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Bitmap } from "../../hw/display/bitmap.ts";
+import { FramebufferDisplay, framebufferInfo } from "../../hw/display/fb-display.ts";
 import { bitmapToPng } from "../../test/helpers/png.ts";
 import type { ConfirmationEvent } from "./manager.ts";
-import { consoleLine, openScreens } from "./screen.ts";
+import { consoleLine, openScreens, PromptScreens } from "./screen.ts";
 
 const FIXTURES = resolve(import.meta.dir, "../../test/fixtures/display");
 const dir = fs.mkdtempSync(join(tmpdir(), "qa-display-"));
@@ -77,6 +78,29 @@ describe("the display, as a picture", () => {
     compare("prompt-waiting", Bitmap.fromFramebuffer1bpp(fs.readFileSync(join(g.dev, "fb1")), 128, 64));
     screens.onEvent({ ...WAITING, kind: "approved" });
     compare("prompt-approved", Bitmap.fromFramebuffer1bpp(fs.readFileSync(join(g.dev, "fb1")), 128, 64));
+  });
+
+  test("a decision goes back to the idle screen after a while; a new prompt cancels that", async () => {
+    const g = fakeGraphics();
+    const panel = new FramebufferDisplay(framebufferInfo(join(g.dev, "fb1"), g.sys));
+    const screens = new PromptScreens({
+      panel,
+      console: null,
+      device: "pi-gpg",
+      log: () => {},
+      decisionShownMs: 30,
+    });
+    const shown = () => Bitmap.fromFramebuffer1bpp(fs.readFileSync(join(g.dev, "fb1")), 128, 64).toAscii();
+    const idle = Bitmap.fromPbm(fs.readFileSync(join(FIXTURES, "idle.pbm"))).toAscii();
+    const waiting = Bitmap.fromPbm(fs.readFileSync(join(FIXTURES, "prompt-waiting.pbm"))).toAscii();
+    screens.onEvent({ ...WAITING, kind: "denied" });
+    screens.onEvent(WAITING); // the next request before the timer: it stays
+    await Bun.sleep(60);
+    expect(shown()).toBe(waiting);
+    screens.onEvent({ ...WAITING, kind: "approved" });
+    const deadline = Date.now() + 5000;
+    while (shown() !== idle && Date.now() < deadline) await Bun.sleep(10);
+    expect(shown()).toBe(idle);
   });
 
   test("the console line: one printable line with the same code", () => {

@@ -78,6 +78,9 @@ export function openScreens(
   return new PromptScreens({ panel, console: c.console, device, log });
 }
 
+/** A decision on the panel, before it shows the idle screen again. */
+export const DECISION_SHOWN_MS = 5_000;
+
 export class PromptScreens {
   constructor(
     private readonly o: {
@@ -85,13 +88,25 @@ export class PromptScreens {
       readonly console: string | null;
       readonly device: string;
       readonly log: Log;
+      /** How long a decision stays on the panel (default DECISION_SHOWN_MS). */
+      readonly decisionShownMs?: number;
     },
   ) {
     this.idle();
   }
 
+  private toIdle: ReturnType<typeof setTimeout> | null = null;
+
   onEvent(e: ConfirmationEvent): void {
+    if (this.toIdle) clearTimeout(this.toIdle);
+    this.toIdle = null;
     this.o.panel?.show(renderPrompt(screenFor(e)));
+    // A decision stays on screen for a while, then the panel goes back to idle: an old
+    // "APPROVED" must not look like the answer to the next request.
+    if (e.kind !== "waiting" && this.o.panel) {
+      this.toIdle = setTimeout(() => this.idle(), this.o.decisionShownMs ?? DECISION_SHOWN_MS);
+      this.toIdle.unref?.();
+    }
     if (this.o.console) {
       let fd: number | null = null;
       try {
@@ -112,6 +127,7 @@ export class PromptScreens {
   }
 
   idle(): void {
+    this.toIdle = null;
     this.o.panel?.show(renderPrompt({ state: "idle", device: this.o.device }));
   }
 }

@@ -129,6 +129,14 @@ describe("KeyLock", () => {
     expect(results.map((r) => r.kind)).toEqual(["wrong-pin", "wiped", "wiped", "wiped"]);
   });
 
+  test("a plaintext key in the served home next to a sealed one is reported at start", async () => {
+    const s = await setup();
+    fs.mkdirSync(join(s.home, "private-keys-v1.d"));
+    fs.writeFileSync(join(s.home, "private-keys-v1.d", "EEEE.key"), "Key: (private-key x)");
+    await s.open();
+    expect(s.lines.some((l) => l.startsWith("key-plaintext-on-card"))).toBe(true);
+  });
+
   test("a damaged counter is used up, not zero", async () => {
     const s = await setup();
     fs.writeFileSync(lockFilesOf(s.home).attempts, "failures=0 wiped=0 junk\n");

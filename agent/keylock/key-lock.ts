@@ -19,7 +19,7 @@ import type { Log } from "../log.ts";
 import type { AuditWriter } from "../services/audit/log.ts";
 import { capture } from "../services/gpg/gpg-tools.ts";
 import { AttemptCounter } from "./attempts.ts";
-import { destroyFile, destroyTree, type LockFiles, lockFilesOf, onRamFs } from "./files.ts";
+import { destroyFile, destroyTree, type LockFiles, lockFilesOf, onRamFs, readPrivateKeys } from "./files.ts";
 import { SealedFileError, unseal, WrongPinError } from "./sealed.ts";
 
 export type LockState = "locked" | "unlocked" | "wiped";
@@ -77,6 +77,15 @@ export class KeyLock {
     if (!sealed && !counter.state.wiped) return null;
     const lock = new KeyLock(d, counter);
     await lock.clearUnlocked();
+    // A secret key put into the served home after sealing (a later gpg --import there) is on
+    // the card in the clear: the lock cannot protect it, so say so at every start.
+    const plain = await readPrivateKeys(d.gnupgHome).catch(() => new Map());
+    if (plain.size > 0)
+      d.log("key-plaintext-on-card", {
+        home: d.gnupgHome,
+        files: plain.size,
+        fix: "run gpg-setup --pin again to seal it",
+      });
     if (!sealed && lock.state !== "wiped") lock.state = "wiped";
     return lock;
   }
