@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import { join, resolve } from "node:path";
 import type { AuditRecord } from "../../core/audit/record.ts";
@@ -110,6 +111,24 @@ describe("KeyLock", () => {
     expect((await s.open())!.current).toBe("wiped");
     expect(s.audit.entries.filter((e) => e.operation === "wipe")).toHaveLength(1);
     expect(s.lines.some((l) => l.startsWith("key-wiped"))).toBe(true);
+  });
+
+  test("the attempt is on disk while its check is still running (a power cut then costs it)", async () => {
+    const s = await setup({ maxAttempts: 3 });
+    const sealed = lockFilesOf(s.home).sealed;
+    const bytes = fs.readFileSync(sealed);
+    fs.rmSync(sealed);
+    execFileSync("mkfifo", [sealed]); // the check blocks reading it until the test writes
+    const lock = (await s.open())!;
+    const pending = lock.unlock("0000", "x");
+    const deadline = Date.now() + 5000;
+    while (!fs.existsSync(lockFilesOf(s.home).attempts) && Date.now() < deadline) await Bun.sleep(5);
+    // The PIN has not been checked yet (the sealed bytes are not even read), and it is counted.
+    expect(s.attempts()).toBe("failures=1 wiped=0\n");
+    const fd = fs.openSync(sealed, fs.constants.O_WRONLY);
+    fs.writeSync(fd, bytes);
+    fs.closeSync(fd);
+    expect(await pending).toEqual({ kind: "wrong-pin", attemptsLeft: 2 });
   });
 
   test("the right PIN resets the count", async () => {
