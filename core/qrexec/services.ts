@@ -32,6 +32,11 @@ export const Service = {
    */
   Announce: "qubesair.Announce",
   /**
+   * sys-remote to the device: the PIN that opens the device's sealed key (`qubes-air unlock`,
+   * docs/key-lock.md). stdin is the PIN (core/keylock/pin.ts); exit 0 when unlocked.
+   */
+  Unlock: "qubesair.Unlock",
+  /**
    * A root shell on the device, for salt-ssh (`qubesctl`): stdin is the script. Denied by the
    * device's default policy; allowing it gives the caller the whole device (agent/services/root-shell.ts).
    */
