@@ -54,8 +54,10 @@ function readFirstLine(): Promise<string> {
 
 function readFromTty(prompt: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(prompt);
+  // Echo goes off before the prompt shows: whatever is typed (or pasted) once the prompt is
+  // visible must never reach the screen.
   stdin.setRawMode(true);
+  process.stderr.write(prompt);
   return new Promise((resolve, reject) => {
     let line = "";
     const finish = (fn: () => void) => {
