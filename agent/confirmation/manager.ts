@@ -152,8 +152,7 @@ export class ConfirmationManager {
     if (!(this.timeoutMs > 0)) throw new ConfigError("confirmation timeout must be positive");
     this.log = o.log ?? makeLog();
     this.clock = o.monotonicMs ?? (() => platform.monotonicMs());
-    this.newCode =
-      o.newCode ?? (() => requestCodeOf(platform.randomBytes(REQUEST_CODE_LENGTH)));
+    this.newCode = o.newCode ?? (() => requestCodeOf(platform.randomBytes(REQUEST_CODE_LENGTH)));
   }
 
   /** True only if the user approved this one request (or its window was open). */

@@ -44,6 +44,8 @@ export interface StackOptions {
   /** Extra policy files (sorted before the shipped 50-qubes-air.policy), name -> text. */
   readonly policy?: Record<string, string>;
   readonly services?: Record<string, string>;
+  /** Extra environment for sys-remote (daemon, CLI, relay): DISPLAY, a PATH with notify-send. */
+  readonly hostEnv?: Record<string, string>;
   /** Merged into the agent's config. */
   readonly config?: Record<string, unknown>;
   /** Run the agent under this command (it gets the agent's argv after it), e.g. a namespace. */
@@ -133,7 +135,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     agentEnv(dir),
   );
   if (token.code !== 0) throw new Error(`pair-token failed: ${token.stderr}`);
-  const host = makeHost();
+  const host = makeHost(o.hostEnv);
   const daemon = await startDaemon(host);
   const paired = await cli(host, [
     "pair",
