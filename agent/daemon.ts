@@ -32,6 +32,9 @@ import { splitGpgBuiltins } from "./services/gpg-builtins.ts";
 import { removeStaleParts } from "./services/incoming-cleanup.ts";
 import { PolicyStore } from "./services/policy.ts";
 import { serveCall } from "./services/serve-call.ts";
+import { DeviceSshAgent } from "./services/ssh/device-agent.ts";
+import { sshDirOf } from "./services/ssh/keysetup.ts";
+import { splitSshBuiltins } from "./services/ssh/ssh-builtin.ts";
 import { VERSION } from "./version.ts";
 
 export interface Daemon {
@@ -83,9 +86,13 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
       window_s: config.approvalWindowSeconds,
     });
     confirmer = new AgentConfirmer(manager, audit, log);
+    // The device's ssh-agent starts on the first qubes.SshAgent call, and stops with the agent.
+    const sshAgent = new DeviceSshAgent(sshDirOf(config.stateDir), log);
+    stops.push(() => sshAgent.stop());
     builtins = new Map([
       ...BUILTINS,
       ...splitGpgBuiltins({ gnupgHome: config.gnupgHome, confirm: manager, audit, log }),
+      ...splitSshBuiltins({ device: sshAgent, confirm: manager, audit, log }),
     ]);
     log("split-gpg", { gnupgHome: config.gnupgHome, audit: config.auditLog, auditRecords: audit.lastSeq });
   } catch (error) {
