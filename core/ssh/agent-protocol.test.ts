@@ -140,6 +140,18 @@ describe("ssh-agent messages", () => {
       algorithm: "ssh-ed25519",
       keyBlob: KEY,
     });
+    const hostbound = cat(
+      sshString(te("sid")),
+      Uint8Array.of(50),
+      sshString(te("root")),
+      sshString(te("ssh-connection")),
+      sshString(te("publickey-hostbound-v00@openssh.com")),
+      Uint8Array.of(1),
+      sshString(te("ssh-ed25519")),
+      sshString(KEY),
+      sshString(KEY),
+    );
+    expect(parseSignedData(hostbound)).toMatchObject({ kind: "userauth", user: "root", hostKey: KEY });
     const sshsig = cat(
       te("SSHSIG"),
       sshString(te("git")),

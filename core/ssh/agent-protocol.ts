@@ -39,6 +39,11 @@ export const SESSION_BIND = "session-bind@openssh.com";
 /** SSH_MSG_USERAUTH_REQUEST (RFC 4252 §5): the first byte after the session id in userauth data. */
 const USERAUTH_REQUEST = 50;
 const SSHSIG_MAGIC = "SSHSIG";
+/**
+ * OpenSSH 8.9+'s userauth method when the server offers it (PROTOCOL "publickey-hostbound"): as
+ * "publickey", with the server's host key appended, so the signature names the host it is for.
+ */
+const HOSTBOUND = "publickey-hostbound-v00@openssh.com";
 
 /** Requests the device does not serve, by name (for logs and the audit log). */
 const REFUSED_NAMES: Readonly<Record<number, string>> = {
@@ -81,6 +86,8 @@ export type SignedData =
       readonly service: string;
       readonly algorithm: string;
       readonly keyBlob: Uint8Array;
+      /** The server's host key, which publickey-hostbound-v00@openssh.com puts in the signed data. */
+      readonly hostKey?: Uint8Array;
     }
   | { readonly kind: "sshsig"; readonly namespace: string; readonly hashAlgorithm: string }
   | { readonly kind: "other" };
@@ -205,10 +212,13 @@ export function parseSignedData(data: Uint8Array): SignedData {
     if (r.byte() !== USERAUTH_REQUEST) return { kind: "other" };
     const user = r.text();
     const service = r.text();
-    if (r.text() !== "publickey" || !r.bool()) return { kind: "other" };
+    const method = r.text();
+    if ((method !== "publickey" && method !== HOSTBOUND) || !r.bool()) return { kind: "other" };
     const algorithm = r.text();
     const keyBlob = r.string();
+    const hostKey = method === HOSTBOUND ? r.string() : undefined;
     r.end();
+    if (hostKey) keyTypeOf(hostKey);
     return {
       kind: "userauth",
       sessionId,
@@ -216,6 +226,7 @@ export function parseSignedData(data: Uint8Array): SignedData {
       service: printableName(service),
       algorithm: printableName(algorithm),
       keyBlob,
+      ...(hostKey ? { hostKey } : {}),
     };
   } catch (e) {
     if (e instanceof ProtocolError) return { kind: "other" };

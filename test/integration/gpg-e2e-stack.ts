@@ -39,6 +39,8 @@ export const UID = "Device E2E <device@example.invalid>";
 
 export interface StackOptions {
   readonly gpg?: boolean;
+  /** Make an SSH key on the device with `qubes-air-agent ssh-setup --generate`. */
+  readonly ssh?: boolean;
   readonly confirmTimeoutSeconds?: number;
   readonly confirmConflictWindowSeconds?: number;
   /** Extra policy files (sorted before the shipped 50-qubes-air.policy), name -> text. */
@@ -62,6 +64,8 @@ export interface Stack {
   readonly daemon: Logged;
   /** The armored public key from `gpg-setup --export` (gpg stacks). */
   readonly publicKey: string;
+  /** The authorized_keys line from `ssh-setup --export` (ssh stacks). */
+  readonly sshPublicKey: string;
   readonly homes: string[];
   /** Presses the simulated button: "taken" if a prompt was waiting, else "ignored". */
   press(verdict: "approve" | "deny"): Promise<string>;
@@ -125,6 +129,27 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     publicKey = readFileSync(exported, "utf8");
     homes.push(join(dir, "state/gnupg"), join(dir, "state/gnupg-primary"));
   }
+  let sshPublicKey = "";
+  if (o.ssh) {
+    const exported = join(dir, "device-ssh.pub");
+    const setup = await run(
+      [
+        BUN,
+        AGENT,
+        "ssh-setup",
+        "--config",
+        configPath,
+        "--generate",
+        "--comment",
+        "device@pi-gpg",
+        "--export",
+        exported,
+      ],
+      agentEnv(dir),
+    );
+    if (setup.code !== 0) throw new Error(`ssh-setup failed: ${setup.stderr}`);
+    sshPublicKey = readFileSync(exported, "utf8");
+  }
   const agent = spawnLogged(
     [...(o.agentWrapper?.(dir) ?? []), BUN, AGENT, "run", "--config", configPath],
     agentEnv(dir),
@@ -171,6 +196,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     host,
     daemon,
     publicKey,
+    sshPublicKey,
     homes,
     press,
     nextPrompt: () => waitForNth(agent, /confirm-request /, ++promptsSeen),

@@ -159,7 +159,11 @@ class Session {
     let what: string;
     if (signed.kind === "userauth") {
       operation = "ssh-auth";
-      const host = this.binds.find((b) => equalBytes(b.sessionId, signed.sessionId))?.host ?? "unbound";
+      // The host key: from session-bind for this session (checked by the device's ssh-agent), else
+      // as the hostbound userauth request names it, else unknown.
+      const bound = this.binds.find((b) => equalBytes(b.sessionId, signed.sessionId))?.host;
+      const named = signed.hostKey ? `${keyTypeOf(signed.hostKey)} ${fingerprintOf(signed.hostKey)}` : null;
+      const host = bound ?? (named ? `${named} (unbound)` : "unknown");
       what = `user=${signed.user} service=${signed.service} host=${host}`;
     } else if (signed.kind === "sshsig") {
       operation = "ssh-sig";
@@ -207,10 +211,10 @@ class Session {
     try {
       signature = decodeSignResponse(await this.ask(encodeSignRequest(r.keyBlob, r.data, r.flags)));
     } catch (e) {
-      await recordResult(this.ctx.audit, audited, "error", "", this.log);
+      await recordResult(this.ctx.audit, audited, "error", detail, this.log);
       throw e;
     }
-    await recordResult(this.ctx.audit, audited, signature ? "ok" : "error", "", this.log);
+    await recordResult(this.ctx.audit, audited, signature ? "ok" : "error", detail, this.log);
     return signature ? encodeSignResponse(signature) : FAILURE_MESSAGE;
   }
 
