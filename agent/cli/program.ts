@@ -6,11 +6,11 @@
  */
 import type { Program } from "../../platform/cli/command.ts";
 import { gpgSetupCommand } from "../services/gpg/keysetup.ts";
-import { sshSetupCommand } from "../services/ssh/keysetup.ts";
 import { callCommand } from "./call.ts";
 import { keygenCommand } from "./keygen.ts";
 import { pairTokenCommand } from "./pair-token.ts";
 import { runCommand } from "./run.ts";
+import { sshSetupCommand } from "./ssh-setup.ts";
 import { versionCommand } from "./version.ts";
 
 export const AGENT_PROGRAM: Program = {

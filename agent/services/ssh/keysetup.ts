@@ -17,8 +17,8 @@ import { rm } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { parseArgs } from "node:util";
 import { ConfigError } from "../../../core/errors.ts";
+import { parseCommandLine } from "../../../platform/cli/parse.ts";
 import { platform } from "../../../platform/index.ts";
-import { type Command, parse, print } from "../../cli/cli.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../../config.ts";
 import { keyFiles, sshEnv } from "./device-agent.ts";
 
@@ -38,16 +38,20 @@ export interface SshSetupOptions {
 const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 export function parseSshSetupArgs(args: string[], defaultDir: string): SshSetupOptions | "help" {
-  const { values, help } = parse("ssh-setup", args, {
-    config: { type: "string" },
-    generate: { type: "boolean" },
-    import: { type: "string" },
-    dir: { type: "string" },
-    name: { type: "string" },
-    comment: { type: "string" },
-    export: { type: "string" },
-  });
-  if (help) return "help";
+  const values = parseCommandLine(
+    args,
+    {
+      config: { type: "string" },
+      generate: { type: "boolean" },
+      import: { type: "string" },
+      dir: { type: "string" },
+      name: { type: "string" },
+      comment: { type: "string" },
+      export: { type: "string" },
+    },
+    { positionals: false },
+  ).values as Record<string, string | boolean | undefined>;
+  if (values.help === true) return "help";
   const generate = values.generate === true;
   const importFile = typeof values.import === "string" ? values.import : undefined;
   if (generate && importFile !== undefined) throw new ConfigError("give --generate or --import, not both");
@@ -140,46 +144,6 @@ async function run(argv: string[]): Promise<{ code: number | null; stdout: strin
   const [stdout, stderr] = await Promise.all([read(child.stdout), read(child.stderr)]);
   return { code: (await child.exited).code, stdout, stderr };
 }
-
-export const sshSetupCommand: Command = {
-  name: "ssh-setup",
-  summary: "create or import the SSH key split-SSH (qubes.SshAgent) serves",
-  help: `Usage: qubes-air-agent ssh-setup (--generate | --import FILE) [--config PATH | --dir DIR]
-                                   [--name NAME] [--comment TEXT] [--export FILE]
-       qubes-air-agent ssh-setup [--config PATH | --dir DIR] [--export FILE]
-
-Creates an ed25519 SSH key on the device, or imports a private key from a local file (one
-without a passphrase). qubes.SshAgent lists these keys and signs with them, each signature
-after a press on the device. Prints (or writes to --export) the public keys, one
-authorized_keys line each; without --generate or --import it only prints them.
-Nothing is sent over the link.
-
-Options:
-  --generate        create a new ed25519 key
-  --import FILE     import a private key (OpenSSH format, no passphrase)
-  --config PATH     the agent's configuration: keys go to <stateDir>/ssh/keys
-                    (default ${DEFAULT_CONFIG_PATH}, when it exists)
-  --dir DIR         the ssh directory instead (default ${DEFAULT_SSH_DIR} without a config)
-  --name NAME       the key's file name (default id_ed25519, or the imported file's name)
-  --comment TEXT    the new key's comment (default "qubes-air device key")
-  --export FILE     write the public keys here instead of printing them
-
-Examples:
-  qubes-air-agent ssh-setup --generate --export /media/usb/device-ssh.pub
-  qubes-air-agent ssh-setup --import /media/usb/id_ed25519
-  qubes-air-agent ssh-setup`,
-  async run(args) {
-    const o = parseSshSetupArgs(args, await configuredDir(args));
-    if (o === "help") {
-      print(this.help);
-      return 0;
-    }
-    const text = await sshSetup(o);
-    if (o.exportFile) process.stderr.write(`qubes-air-agent: public keys written to ${o.exportFile}\n`);
-    else print(text);
-    return 0;
-  },
-};
 
 /** The ssh directory of the agent's config (<stateDir>/ssh), unless --dir is given. */
 export async function configuredDir(args: string[]): Promise<string> {
