@@ -3,6 +3,7 @@
  * made or imported on the device; nothing goes over the link).
  */
 
+import { EXIT } from "../../core/cli/exit-codes.ts";
 import { DEFAULT_CONFIG_PATH } from "../config.ts";
 import { configuredDir, DEFAULT_SSH_DIR, parseSshSetupArgs, sshSetup } from "../services/ssh/keysetup.ts";
 import type { Command } from "./cli.ts";
@@ -39,11 +40,11 @@ Examples:
     const o = parseSshSetupArgs(args, await configuredDir(args));
     if (o === "help") {
       print(this.help);
-      return 0;
+      return EXIT.OK;
     }
     const text = await sshSetup(o);
     if (o.exportFile) process.stderr.write(`qubes-air-agent: public keys written to ${o.exportFile}\n`);
     else print(text);
-    return 0;
+    return EXIT.OK;
   },
 };
