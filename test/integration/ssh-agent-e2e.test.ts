@@ -245,4 +245,25 @@ exec '${BUN}' '${join(ROOT, "host/relay/main.ts")}' "$arg"
     expect(records.filter((x) => x.result === "requested")).toHaveLength(3);
     expect(records.some((x) => x.client === "untrusted" && x.result === "refused")).toBe(true);
   });
+
+  test("the device's ssh-agent does not outlive the agent, even one killed with SIGKILL", async () => {
+    const started = stack.logged(/ssh-agent-started pid=\d+/);
+    expect(started).toHaveLength(1); // one device ssh-agent served every connection
+    const pid = Number(/pid=(\d+)/.exec(started[0]!)![1]);
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+    stack.agent.proc.kill("SIGKILL");
+    await stack.agent.exited;
+    // ssh-agent notices that its command (fed by the agent's pipe) ended: within its 10 s check.
+    const deadline = Date.now() + 30_000;
+    while (alive() && Date.now() < deadline) await Bun.sleep(100);
+    expect(alive()).toBe(false);
+  });
 });

@@ -1,7 +1,7 @@
 /**
  * The device's own OpenSSH ssh-agent, which holds the SSH keys and makes the signatures that
- * `qubes.SshAgent` (ssh-agent-service.ts) lets through: `ssh-agent -D -a <sshDir>/agent.sock`, a
- * child of the agent, started on first use, with every private key in <sshDir>/keys loaded by
+ * `qubes.SshAgent` (ssh-agent-service.ts) lets through: `ssh-agent -a <sshDir>/agent.sock`, tied
+ * to the agent's life (start()), started on first use, with every private key in <sshDir>/keys loaded by
  * `ssh-add` (again whenever the key files change, e.g. after `qubes-air-agent ssh-setup`).
  * The socket sits in the 0700 ssh directory, and ssh-agent itself serves only its own uid: only
  * this agent talks to it, and only after the filter.
@@ -10,7 +10,7 @@
  */
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
-import { type ChildProcess, platform } from "../../../platform/index.ts";
+import { platform } from "../../../platform/index.ts";
 import type { ByteSource } from "../../../transport/transport.ts";
 import type { Log } from "../../log.ts";
 
@@ -37,7 +37,7 @@ export function sshEnv(extra: Record<string, string> = {}): Record<string, strin
 }
 
 export class DeviceSshAgent {
-  private child: ChildProcess | null = null;
+  private child: HeldAgent | null = null;
   private starting: Promise<void> | null = null;
   /** Names, sizes and times of the key files last loaded: a change loads them again. */
   private loaded = "";
@@ -57,6 +57,8 @@ export class DeviceSshAgent {
 
   /** The socket of a running ssh-agent holding the current keys. Throws when it cannot start. */
   async ready(): Promise<string> {
+    // An ssh-agent that died on its own (its socket is gone) is started again.
+    if (this.child !== null && !(await platform.stat(this.socket))?.isSocket) await this.stop();
     if (this.child === null) {
       this.starting ??= this.start().finally(() => {
         this.starting = null;
@@ -70,39 +72,61 @@ export class DeviceSshAgent {
   }
 
   async stop(): Promise<void> {
-    const child = this.child;
+    const held = this.child;
     this.child = null;
-    if (child) {
-      child.kill("SIGTERM");
-      await child.exited;
-    }
+    if (held) await held.stop();
   }
 
+  /**
+   * `ssh-agent -a SOCK sh -c 'echo ready $SSH_AGENT_PID; exec cat'`: ssh-agent listens before it
+   * runs the command, so "ready" means the socket takes connections. The command's stdin is a pipe
+   * from this process that is never written: when this process ends in any way (SIGKILL too), cat
+   * reads EOF and exits, and ssh-agent, which watches its command's process, exits after it (within
+   * its 10 s check). stop() ends both at once.
+   */
   private async start(): Promise<void> {
     await platform.mkdirp(this.dir, 0o700);
     await fsp.rm(this.socket, { force: true });
-    const child = await platform.spawn([this.tools.sshAgent ?? "ssh-agent", "-D", "-a", this.socket], {
-      env: sshEnv(),
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "ignore",
-    });
-    // -D prints "SSH_AUTH_SOCK=...; export SSH_AUTH_SOCK;" once it listens.
-    const listening = await withTimeout(untilLine(child.stdout!, "SSH_AUTH_SOCK="), START_MS);
-    if (!listening) {
+    const child = await platform.spawn(
+      [
+        this.tools.sshAgent ?? "ssh-agent",
+        "-a",
+        this.socket,
+        "sh",
+        "-c",
+        'echo "ready $SSH_AGENT_PID"; exec cat',
+      ],
+      { env: sshEnv(), stdin: "pipe", stdout: "pipe", stderr: "ignore" },
+    );
+    const line = await withTimeout(firstLine(child.stdout!), START_MS);
+    const pid = Number(/^ready (\d+)$/.exec(line ?? "")?.[1]);
+    if (!Number.isSafeInteger(pid) || pid <= 1) {
       child.kill("SIGKILL");
       throw new Error("ssh-agent did not start");
     }
     void drainQuietly(child.stdout!);
-    this.child = child;
+    const held: HeldAgent = {
+      pid,
+      stop: async () => {
+        await child.stdin?.closeWrite().catch(() => {});
+        child.kill("SIGTERM");
+        try {
+          process.kill(pid, "SIGTERM");
+        } catch {
+          // already gone
+        }
+        await child.exited;
+      },
+    };
+    this.child = held;
     this.loaded = "";
     void child.exited.then((e) => {
-      if (this.child === child) {
+      if (this.child === held) {
         this.child = null;
         this.log("ssh-agent-exited", { code: e.code, signal: e.signal });
       }
     });
-    this.log("ssh-agent-started", { pid: child.pid });
+    this.log("ssh-agent-started", { pid });
   }
 
   private async loadKeys(): Promise<void> {
@@ -135,14 +159,20 @@ async function run(argv: string[], env: Record<string, string>): Promise<number 
   return e.code;
 }
 
-async function untilLine(src: ByteSource, marker: string): Promise<boolean> {
+interface HeldAgent {
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+async function firstLine(src: ByteSource): Promise<string | null> {
   let seen = "";
   for (let c = await src.read(); c !== null; c = await src.read()) {
     seen += new TextDecoder().decode(c);
-    if (seen.includes(marker)) return true;
-    if (seen.length > 4096) return false;
+    const nl = seen.indexOf("\n");
+    if (nl >= 0) return seen.slice(0, nl);
+    if (seen.length > 256) return null;
   }
-  return false;
+  return null;
 }
 
 async function drainQuietly(src: ByteSource): Promise<void> {
@@ -151,12 +181,12 @@ async function drainQuietly(src: ByteSource): Promise<void> {
   } catch {}
 }
 
-function withTimeout(p: Promise<boolean>, ms: number): Promise<boolean> {
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   return Promise.race([
     p,
-    new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms);
+    new Promise<null>((resolve) => {
+      timer = setTimeout(() => resolve(null), ms);
     }),
   ]).finally(() => clearTimeout(timer));
 }
