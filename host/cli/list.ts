@@ -122,7 +122,7 @@ export function formatTable(rows: RemoteRow[], nowMs: number): string {
     r.prompts.map((p) => {
       const key = p.key && p.key !== "-" ? ` with ${p.key}` : "";
       const detail = p.detail ? ` ${p.detail}` : "";
-      return `  ${r.name} [${p.code}] ${p.client} asks for ${p.operation} (${p.service})${key}${detail}, since ${ago(p.since, nowMs)}\n`;
+      return `  ${r.name} [${p.code}] ${p.client} asks for ${p.operation} (${p.service})${key}${detail}, asked ${ago(p.since, nowMs) === "now" ? "just now" : ago(p.since, nowMs)}\n`;
     }),
   );
   return (

@@ -96,11 +96,6 @@ export class PromptBoard {
     return () => this.watchers.delete(w);
   }
 
-  /** A device's session ended: its prompts cannot be answered from Qubes' side of the link. */
-  forget(remote: string): void {
-    this.pending.delete(remote);
-  }
-
   private track(remote: string, a: Announcement): void {
     const prompts = (this.pending.get(remote) ?? []).filter((p) => p.announcement.id !== a.id);
     if (a.event === "waiting") {
