@@ -154,7 +154,8 @@ async function serveWatch(
   if (!isQubeName(remote) || !isQubeName(client) || !isServiceName(service))
     throw new ProtocolError("schema", "invalid name in the watch request");
   let queued = 0;
-  let writing: Promise<unknown> = Promise.resolve();
+  // {ok} goes first: the prompts already waiting are told as soon as the watch starts.
+  let writing: Promise<unknown> = sock.write(encodeMessage("answer", { ok: true })).catch(() => {});
   const stop = api.watch({
     remote,
     client,
@@ -172,9 +173,13 @@ async function serveWatch(
         .finally(() => queued--);
     },
   });
-  if (stop === null) throw new ConfigError("too many calls are watching their prompts");
+  if (stop === null) {
+    await writing;
+    await sock.write(encodeMessage("answer", { event: "full" })).catch(() => {});
+    sock.close();
+    return;
+  }
   try {
-    await sock.write(encodeMessage("answer", { ok: true }));
     while ((await reader.next()) !== null) {} // nothing more is asked: EOF ends the watch
   } catch {
     // the relay went away

@@ -77,6 +77,15 @@ describe("the prompt board", () => {
     expect(seen.length).toBe(2);
   });
 
+  test("a watch that starts after its prompt began waiting is told of it at once", () => {
+    const { b } = board();
+    b.announced("pi", A);
+    b.announced("pi", { ...A, id: 5, code: "2222", client: "personal" });
+    const seen: WatchedEvent[] = [];
+    b.watch({ remote: "pi", client: "work", service: "qubes.Gpg2", tell: (e) => seen.push(e) });
+    expect(seen.map((e) => [e.event, e.code])).toEqual([["waiting", "K7QD"]]);
+  });
+
   test("bounded: prompts per device, stale prompts, watchers", () => {
     const { b, now } = board();
     for (let i = 0; i < PROMPTS_PER_REMOTE + 5; i++) b.announced("pi", { ...A, id: i });

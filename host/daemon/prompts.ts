@@ -89,10 +89,19 @@ export class PromptBoard {
     return out.sort((a, b) => a.sinceMs - b.sinceMs);
   }
 
-  /** Starts a watch; the function returned ends it. null when there are too many. */
+  /**
+   * Starts a watch; the function returned ends it. null when there are too many. The watcher is
+   * told at once of the prompts already waiting for it (the relay starts watching just after its
+   * call went out, so the call's prompt may already be here).
+   */
   watch(w: Watch): (() => void) | null {
     if (this.watchers.size >= MAX_WATCHERS) return null;
     this.watchers.add(w);
+    for (const p of this.list()) {
+      const a = p.announcement;
+      if (p.remote === w.remote && a.client === w.client && a.service === w.service)
+        w.tell({ event: a.event, code: a.code, line: formatAnnouncement(p.remote, a) });
+    }
     return () => this.watchers.delete(w);
   }
 

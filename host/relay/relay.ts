@@ -99,17 +99,17 @@ export async function runRelay(ctx: RelayContext, io: RelayIo): Promise<number> 
     return EXIT_REFUSED;
   }
   let channel: Awaited<ReturnType<typeof openDaemonCall>>;
-  // The watch starts before the call, so the call's first prompt is not missed.
-  const watch = await watchPrompts(() => ctx.connect(ctx.socket), plan.call, io.stderr);
   try {
     channel = await openDaemonCall(ctx.connect, ctx.socket, plan.call);
   } catch (e) {
-    await watch.finish();
     await say(e instanceof ConfigError ? e.message : "cannot reach the daemon");
     return EXIT_PROBLEM;
   }
+  // The watch connects once the call is on its way (it never competes with the call for the
+  // daemon's accept queue); a prompt that was announced before it started is replayed to it.
+  const watch = watchPrompts(() => ctx.connect(ctx.socket), plan.call, io.stderr);
   const result = await runCall(channel, io, { refusedMessage: false, closeStdoutAtEof: true });
-  await watch.finish();
+  await (await watch).finish();
   if (result.broken) await say(`the link to ${plan.call.remote} broke before the call finished`);
   return result.status;
 }
