@@ -37,6 +37,9 @@ import { splitGpgBuiltins } from "./services/gpg-builtins.ts";
 import { removeStaleParts } from "./services/incoming-cleanup.ts";
 import { PolicyStore } from "./services/policy.ts";
 import { serveCall } from "./services/serve-call.ts";
+import { DeviceSshAgent } from "./services/ssh/device-agent.ts";
+import { sshDirOf } from "./services/ssh/keysetup.ts";
+import { splitSshBuiltins } from "./services/ssh/ssh-builtin.ts";
 import { VERSION } from "./version.ts";
 
 export interface Daemon {
@@ -102,6 +105,9 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     keyLock = await KeyLock.open({ gnupgHome: config.gnupgHome, config: config.keyLock, audit, log });
     const lock = keyLock;
     if (lock) stops.push(() => lock.close());
+    // The device's ssh-agent starts on the first qubes.SshAgent call, and stops with the agent.
+    const sshAgent = new DeviceSshAgent(sshDirOf(config.stateDir), log);
+    stops.push(() => sshAgent.stop());
     builtins = new Map([
       ...BUILTINS,
       ...splitGpgBuiltins({
@@ -113,6 +119,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
         keyLock,
         deviceName: config.name,
       }),
+      ...splitSshBuiltins({ device: sshAgent, confirm: manager, audit, log }),
     ]);
     log("split-gpg", {
       gnupgHome: config.gnupgHome,

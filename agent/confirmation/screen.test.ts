@@ -39,6 +39,7 @@ function fakeGraphics() {
 const WAITING: ConfirmationEvent = {
   kind: "waiting",
   id: 42,
+  code: "0042",
   request: {
     client: "work",
     service: "qubes.Gpg2",

@@ -14,11 +14,6 @@ import { type PromptScreen, renderPrompt } from "../../hw/display/prompt-screen.
 import type { Log } from "../log.ts";
 import type { ConfirmationEvent } from "./manager.ts";
 
-/** The short code both the device and sys-remote show for one request. */
-export function requestCode(e: ConfirmationEvent): string {
-  return String(e.id % 10_000).padStart(4, "0");
-}
-
 export function screenFor(e: ConfirmationEvent): PromptScreen {
   const r = e.request;
   return {
@@ -26,7 +21,8 @@ export function screenFor(e: ConfirmationEvent): PromptScreen {
     client: r.client,
     operation: r.pairing ? "pair" : r.operation,
     key: r.pairing ? `pairing code ${r.pairing.code}` : r.key,
-    code: requestCode(e),
+    // The request code sys-remote also shows (journal, notification, the caller's stderr).
+    code: e.code,
     ...(r.hashAlgo && r.digestPrefix ? { digest: `${r.hashAlgo} ${r.digestPrefix}` } : {}),
   };
 }

@@ -156,7 +156,7 @@ export function splitGpgBuiltins(d: SplitGpgDeps): ReadonlyMap<string, Builtin> 
 }
 
 /** Runs `serve` on the channel's streams, then sends its exit status (125 if it threw). */
-async function withIo(
+export async function withIo(
   channel: CallChannel,
   r: CallRequest,
   log: Log,

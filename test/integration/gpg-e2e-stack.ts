@@ -40,11 +40,15 @@ export const UID = "Device E2E <device@example.invalid>";
 
 export interface StackOptions {
   readonly gpg?: boolean;
+  /** Make an SSH key on the device with `qubes-air-agent ssh-setup --generate`. */
+  readonly ssh?: boolean;
   readonly confirmTimeoutSeconds?: number;
   readonly confirmConflictWindowSeconds?: number;
   /** Extra policy files (sorted before the shipped 50-qubes-air.policy), name -> text. */
   readonly policy?: Record<string, string>;
   readonly services?: Record<string, string>;
+  /** Extra environment for sys-remote (daemon, CLI, relay): DISPLAY, a PATH with notify-send. */
+  readonly hostEnv?: Record<string, string>;
   /** Merged into the agent's config. */
   readonly config?: Record<string, unknown>;
   /** Run the agent under this command (it gets the agent's argv after it), e.g. a namespace. */
@@ -68,6 +72,8 @@ export interface Stack {
   readonly unlockedHome: string;
   /** The armored public key from `gpg-setup --export` (gpg stacks). */
   readonly publicKey: string;
+  /** The authorized_keys line from `ssh-setup --export` (ssh stacks). */
+  readonly sshPublicKey: string;
   readonly homes: string[];
   /** Presses the simulated button: "taken" if a prompt was waiting, else "ignored". */
   press(verdict: "approve" | "deny"): Promise<string>;
@@ -140,6 +146,27 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     homes.push(join(dir, "state/gnupg"), join(dir, "state/gnupg-primary"));
     if (o.pin !== undefined) homes.push(unlockedHome);
   }
+  let sshPublicKey = "";
+  if (o.ssh) {
+    const exported = join(dir, "device-ssh.pub");
+    const setup = await run(
+      [
+        BUN,
+        AGENT,
+        "ssh-setup",
+        "--config",
+        configPath,
+        "--generate",
+        "--comment",
+        "device@pi-gpg",
+        "--export",
+        exported,
+      ],
+      agentEnv(dir),
+    );
+    if (setup.code !== 0) throw new Error(`ssh-setup failed: ${setup.stderr}`);
+    sshPublicKey = readFileSync(exported, "utf8");
+  }
   const agent = spawnLogged(
     [...(o.agentWrapper?.(dir) ?? []), BUN, AGENT, "run", "--config", configPath],
     agentEnv(dir),
@@ -150,7 +177,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     agentEnv(dir),
   );
   if (token.code !== 0) throw new Error(`pair-token failed: ${token.stderr}`);
-  const host = makeHost();
+  const host = makeHost(o.hostEnv);
   const daemon = await startDaemon(host);
   const paired = await cli(host, [
     "pair",
@@ -187,6 +214,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     host,
     daemon,
     publicKey,
+    sshPublicKey,
     homes,
     press,
     nextPrompt: () => waitForNth(agent, /confirm-request /, ++promptsSeen),
