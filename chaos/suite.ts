@@ -81,12 +81,17 @@ export interface SuiteOptions {
   readonly log: (line: string) => void;
 }
 
+/** Scenarios of one kind share a rig; another kind needs a new one. */
+const kindOf = (s: Scenario) =>
+  `${s.serial ? "serial" : "tcp"}${s.deviceClock ? "+clock" : ""}${s.defaults ? "+defaults" : ""}`;
+
 export async function runSuite(o: SuiteOptions): Promise<Row[]> {
   const scenarios = [...allScenarios(), ...stateScenarios()].filter(
     (s) => (!o.quick || s.quick) && (!o.only || o.only.test(s.name)),
   );
   const rows: Row[] = [];
   let rig: Rig | null = null;
+  let rigKind = "";
   let relay: string | undefined;
   try {
     for (const [i, s] of scenarios.entries()) {
@@ -94,9 +99,14 @@ export async function runSuite(o: SuiteOptions): Promise<Row[]> {
       for (let run = 0; run < o.runs; run++) {
         // Each run has its own seed, derived from the suite's, so one run can be replayed alone.
         const runSeed = (o.seed + i * 1000 + run) >>> 0;
-        if (!rig || s.knownFailing || rig.serial !== (s.serial === true)) {
+        if (!rig || s.knownFailing || rigKind !== kindOf(s)) {
           await rig?.stop();
-          rig = await Rig.start(relay, { serial: s.serial });
+          rig = await Rig.start(relay, {
+            serial: s.serial,
+            deviceClock: s.deviceClock,
+            defaults: s.defaults,
+          });
+          rigKind = kindOf(s);
           relay = rig.relay;
         }
         const c = await runOnce(s, rig, rng(runSeed), o.quick);

@@ -190,3 +190,9 @@ export const SERIAL_WRITE_DEADLINE_MS = 5000;
  * write may be stuck behind a stalled one) before it closes the line anyway.
  */
 export const SERIAL_RESET_WRITE_MS = 250;
+/**
+ * A responder without a session answers stray transport frames (its peer still thinks a session
+ * is up: the responder restarted) with a "no session here" RESET at most this often: one is
+ * enough, and garbage on the line must not make it write without bound.
+ */
+export const SERIAL_NO_SESSION_EVERY_MS = 400;
