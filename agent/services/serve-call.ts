@@ -137,13 +137,8 @@ async function run(
     const env = serviceEnv(r);
     status = await runCallProcess(channel, async () => {
       const argv = found ? serviceArgv(found.path, r.arg) : BUILTIN_PROGRAMS.get(r.service)!;
-      const child = await platform.spawn(argv, { env });
-      // A reset or a lost session must stop the service even when it neither reads nor writes
-      // (runCallProcess notices a failed channel only on its next read or write); else a peer
-      // could leave processes behind, up to the channel cap per session, session after session.
-      // After a normal end the channel closes only once the process has exited: kill is a no-op.
-      void channel.closed.then(() => child.kill("SIGTERM"));
-      return child;
+      // runCallProcess stops it when the channel closes (a reset or a lost session).
+      return platform.spawn(argv, { env });
     });
   }
   d.log("call", { ...fields, ...why, status });
