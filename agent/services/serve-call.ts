@@ -28,6 +28,7 @@ import { platform } from "../../platform/index.ts";
 import type { Config } from "../config.ts";
 import type { AgentConfirmer } from "../confirmation/confirmer.ts";
 import type { Decision } from "../confirmation/manager.ts";
+import type { SessionRefusals } from "../link/sessions.ts";
 import { errorCode, type Log } from "../log.ts";
 import { AUDIT_REFUSAL_MESSAGE } from "./audit/operation.ts";
 import type { Builtin } from "./builtins.ts";
@@ -44,12 +45,13 @@ export interface CallDeps {
   readonly log: Log;
 }
 
-export function serveCall(d: CallDeps, channel: Channel, meta: Uint8Array): void {
+export function serveCall(d: CallDeps, channel: Channel, meta: Uint8Array, session: SessionRefusals): void {
   let request: CallRequest;
   try {
     request = decodeCallRequest(meta);
   } catch (error) {
-    d.log("call-refused", { code: errorCode(error) });
+    // A peer may send malformed requests without end: a few lines, then a count at session-down.
+    if (session.refusedCall()) d.log("call-refused", { code: errorCode(error) });
     channel.reset(ResetReason.REFUSED);
     return;
   }
