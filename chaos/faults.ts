@@ -186,8 +186,10 @@ const stop =
 const BROKEN = "125 (or 0, every byte intact); recover < 2 s";
 /**
  * A flipped, dropped or repeated chunk can land on or split a record's u16 length field (TCP
- * framing, core/wire/tcp-frame.ts): the receiver then waits for bytes that never come, and only
- * the daemon's keepalive (3 missed: 3 x KEEPALIVE_MS here, 30 s with the defaults) notices.
+ * framing, core/wire/tcp-frame.ts): the receiver then waits for bytes that never come. Here the
+ * daemon's short keepalive notices (3 missed: 3 x KEEPALIVE_MS); with the shipped defaults the
+ * unanswered-ping deadline does (PING_PROBE_AFTER_MS + PING_ANSWER_TIMEOUT_MS, the
+ * "(shipped keepalive)" rows), no longer the 30 s keepalive.
  */
 const DESYNC_BOUND_MS = RECOVERY_BOUND_MS + 3 * KEEPALIVE_MS;
 const DESYNC = `125 (or 0, every byte intact); recover < 2 s, or < 2 s + 3 keepalives (${DESYNC_BOUND_MS} ms here) when it hit a length field`;
