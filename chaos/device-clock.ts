@@ -9,6 +9,7 @@
  */
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { ConfigError } from "../core/errors.ts";
 import { tempDir } from "../fixtures/qubes-stubs/harness.ts";
 
 const CANDIDATES = [

@@ -7,6 +7,7 @@
  * Truncate and cut are TCP faults: a serial line has no connection to end (an unplug is a kill).
  * Must never: change a byte outside an armed fault, or leave the ptys open (close()).
  */
+import { AssertionError } from "../core/errors.ts";
 import { type LineBridge, lineBridge } from "../fixtures/line-bridge.ts";
 import type { ChunkFault, Direction, FaultLine } from "./tcp-fault-proxy.ts";
 
@@ -43,12 +44,14 @@ export class SerialFaultLine implements FaultLine {
       case "duplicate":
         return this.bridge.duplicateNext(lane);
       case "truncate":
-        throw new Error("serial-line: truncate is a TCP fault (a serial line has no connection to end)");
+        throw new AssertionError(
+          "serial-line: truncate is a TCP fault (a serial line has no connection to end)",
+        );
     }
   }
 
   cut(): void {
-    throw new Error("serial-line: cut is a TCP fault (on serial, kill a side or stall the line)");
+    throw new AssertionError("serial-line: cut is a TCP fault (on serial, kill a side or stall the line)");
   }
 
   stall(dir: Direction): () => void {
