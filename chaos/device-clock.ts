@@ -36,7 +36,7 @@ export class DeviceClock {
   static create(): DeviceClock {
     const lib = libfaketime();
     if (lib === null) {
-      throw new Error(
+      throw new ConfigError(
         "the device clock faults need libfaketime: apt-get install faketime (scripts/system-deps.sh)",
       );
     }
