@@ -141,7 +141,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     log,
     resolver,
     suites,
-    onOpen: (channel, meta) => serveCall(callDeps, channel, meta),
+    onOpen: (channel, meta, session) => serveCall(callDeps, channel, meta, session),
     onLinkChange: (anyUp) => keyLock?.linkChanged(anyUp),
   });
   announcer.attach((meta) => sessions.current()?.vchan.open(meta, "announce") ?? null);
