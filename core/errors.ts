@@ -37,6 +37,8 @@ export type ProtocolErrorCode =
   | "channel-state"
   | "flow-control"
   | "keepalive-timeout"
+  // A PING was written and nothing authenticated came back in PING_ANSWER_TIMEOUT_MS.
+  | "ping-unanswered"
   | "link-lost"
   // pair-code (core/session/pairing-code.ts): a reveal that does not open the commitment; code
   // pairing locked on the device after too many failed attempts.

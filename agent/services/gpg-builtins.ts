@@ -8,6 +8,11 @@
  *   qubesair.AuditLog   the audit log's bytes, for `qubes-air logs QUBE` (agent/services/audit/fetch.ts)
  *   qubesair.Approve    an approver qube's grant standing in for the press (approve.ts), when the
  *                       agent keeps grants (the manager must be given the same ApproverGrants)
+ *   qubesair.Unlock     the PIN that opens a sealed key (agent/keylock/unlock-service.ts)
+ *
+ * With a sealed key (agent/keylock/key-lock.ts) the GPG services serve the opened home while the
+ * device is unlocked; while it is locked they refuse at once, with the fix on the caller's stderr
+ * and a journal line, before anything reaches gpg.
  *
  * Each runs on the call channel adapted to `{stdin, stdout, stderr}` streams (call-output.ts);
  * the source is the call's validated source qube, never anything from the payload. Every
@@ -24,6 +29,8 @@ import { EXIT_PROBLEM } from "../../core/qrexec/call-protocol.ts";
 import { Service } from "../../core/qrexec/services.ts";
 import type { ApproverGrants } from "../confirmation/approver-grants.ts";
 import type { ConfirmationManager } from "../confirmation/manager.ts";
+import type { KeyLock, KeyUse } from "../keylock/key-lock.ts";
+import { serveUnlock } from "../keylock/unlock-service.ts";
 import { errorCode, type Log } from "../log.ts";
 import { serveApprove } from "./approve.ts";
 import { serveAuditFetch } from "./audit/fetch.ts";
@@ -41,6 +48,44 @@ export interface SplitGpgDeps {
   readonly gpg1Limits?: Gpg1Limits;
   /** The grants `confirm` asks before prompting; qubesair.Approve is served only with them. */
   readonly grants?: ApproverGrants;
+  /** The PIN lock, when gpg-setup --pin sealed the key; null serves gnupgHome as it is. */
+  readonly keyLock?: KeyLock | null;
+  /** This device's name, for the message that says how to unlock it. */
+  readonly deviceName?: string;
+}
+
+/** The home to serve for one connection, or null (and the caller told) while locked. */
+async function acquire(d: SplitGpgDeps, r: CallRequest, io: GpgServiceIo): Promise<KeyUse | null> {
+  if (!d.keyLock) return { home: d.gnupgHome, release: () => {} };
+  const use = d.keyLock.use();
+  if (use) return use;
+  const state = d.keyLock.current;
+  d.log("gpg-locked", { client: r.source, service: r.service, state });
+  const fix =
+    state === "wiped"
+      ? "its key was wiped after too many wrong PINs; set a key up again on the device"
+      : `unlock it first: qubes-air unlock ${d.deviceName ?? "DEVICE"} (in sys-remote)`;
+  await io.stderr
+    .write(new TextEncoder().encode(`qubes-air: the device's key is locked; ${fix}\n`))
+    .catch(() => {});
+  await io.stdout.closeWrite().catch(() => {});
+  return null;
+}
+
+/** Runs `serve` with the served home held for the connection's length. */
+async function withHome(
+  d: SplitGpgDeps,
+  r: CallRequest,
+  io: GpgServiceIo,
+  serve: (home: string) => Promise<number>,
+): Promise<number> {
+  const use = await acquire(d, r, io);
+  if (!use) return 1;
+  try {
+    return await serve(use.home);
+  } finally {
+    use.release();
+  }
 }
 
 export function splitGpgBuiltins(d: SplitGpgDeps): ReadonlyMap<string, Builtin> {
@@ -62,27 +107,25 @@ export function splitGpgBuiltins(d: SplitGpgDeps): ReadonlyMap<string, Builtin> 
       Service.Gpg2,
       (channel, r) =>
         withIo(channel, r, d.log, (io) =>
-          serveGpg2(io, {
-            source: r.source,
-            gnupgHome: d.gnupgHome,
-            confirm: d.confirm,
-            audit: d.audit,
-            log: d.log,
-          }),
+          withHome(d, r, io, (gnupgHome) =>
+            serveGpg2(io, { source: r.source, gnupgHome, confirm: d.confirm, audit: d.audit, log: d.log }),
+          ),
         ),
     ],
     [
       Service.Gpg,
       (channel, r) =>
         withIo(channel, r, d.log, (io) =>
-          serveGpg1(io, {
-            source: r.source,
-            gnupgHome: d.gnupgHome,
-            confirm: d.confirm,
-            audit: d.audit,
-            log: d.log,
-            ...(d.gpg1Limits ? { limits: d.gpg1Limits } : {}),
-          }),
+          withHome(d, r, io, (gnupgHome) =>
+            serveGpg1(io, {
+              source: r.source,
+              gnupgHome,
+              confirm: d.confirm,
+              audit: d.audit,
+              log: d.log,
+              ...(d.gpg1Limits ? { limits: d.gpg1Limits } : {}),
+            }),
+          ),
         ),
     ],
     [
@@ -102,11 +145,18 @@ export function splitGpgBuiltins(d: SplitGpgDeps): ReadonlyMap<string, Builtin> 
       Service.AuditLog,
       (channel, r) => withIo(channel, r, d.log, (io) => serveAuditFetch(io, { audit: d.audit })),
     ],
+    [
+      Service.Unlock,
+      (channel, r) =>
+        withIo(channel, r, d.log, (io) =>
+          serveUnlock(io, { lock: d.keyLock ?? null, source: r.source, log: d.log }),
+        ),
+    ],
   ]);
 }
 
 /** Runs `serve` on the channel's streams, then sends its exit status (125 if it threw). */
-async function withIo(
+export async function withIo(
   channel: CallChannel,
   r: CallRequest,
   log: Log,

@@ -20,6 +20,11 @@ export const Service = {
    * keyring, after a press (agent/services/gpg/import-key-service.ts).
    */
   GpgImportKey: "qubes.GpgImportKey",
+  /**
+   * split-SSH: the ssh-agent protocol, filtered (core/ssh/agent-protocol.ts): list identities and
+   * sign, each signature confirmed on the device; nothing else (agent/services/ssh/).
+   */
+  SshAgent: "qubes.SshAgent",
   /** The device's hash-chained audit log, read whole (core/audit). */
   AuditLog: "qubesair.AuditLog",
   /** The relay in sys-remote: Qubes 4.3 RemoteVM transport_rpc. */
@@ -31,6 +36,11 @@ export const Service = {
    * sys-remote answers it itself; it never goes on to Qubes.
    */
   Announce: "qubesair.Announce",
+  /**
+   * sys-remote to the device: the PIN that opens the device's sealed key (`qubes-air unlock`,
+   * docs/key-lock.md). stdin is the PIN (core/keylock/pin.ts); exit 0 when unlocked.
+   */
+  Unlock: "qubesair.Unlock",
   /**
    * A root shell on the device, for salt-ssh (`qubesctl`): stdin is the script. Denied by the
    * device's default policy; allowing it gives the caller the whole device (agent/services/root-shell.ts).
@@ -78,6 +88,22 @@ export const GPG1_LIMITS = {
   wallMs: 600_000,
   /** Until the 1028-byte option header is complete: a client that stalls here is not working. */
   headerMs: 30_000,
+} as const;
+
+/** qubes.SshAgent on the device. */
+export const SSH_AGENT_LIMITS = {
+  /**
+   * One agent message: OpenSSH's own ssh-agent refuses more (AGENT_MAX_LEN, 256 KiB); a
+   * userauth request or an SSHSIG blob (a hash, not the message) is a few hundred bytes.
+   */
+  maxMessageBytes: 256 * 1024,
+  /** Keys the device's ssh-agent may list: a device holds a handful. */
+  maxIdentities: 64,
+  /**
+   * Refused requests (add, remove, lock, unknown) one connection may send before it is closed:
+   * `ssh-add -D` sends one; a client that keeps sending them is not a stock client.
+   */
+  maxRefusals: 8,
 } as const;
 
 /** The path list a qubesair.CopyFrom caller sends: thousands of paths, read before any file. */

@@ -14,6 +14,7 @@ import { flashCommand } from "./flash.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
 import { pairCommand } from "./pair.ts";
+import { unlockCommand } from "./unlock.ts";
 import { unpairCommand } from "./unpair.ts";
 import { versionCommand } from "./version.ts";
 
@@ -29,6 +30,7 @@ export const HOST_PROGRAM: Program = {
     copyToCommand,
     copyFromCommand,
     logsCommand,
+    unlockCommand,
     imageCommandWith({ enrol: enrolHook(process.env) }),
     flashCommand,
     versionCommand,

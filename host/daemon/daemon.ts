@@ -27,7 +27,9 @@ import { Enroller } from "./enroller.ts";
 import { byIdMatches, Hotplug, list } from "./hotplug.ts";
 import { handleIncoming } from "./incoming.ts";
 import type { LinkContext } from "./link-context.ts";
+import { desktopNotifier, findNotifier, type Notify } from "./notify.ts";
 import { type PairConversation, type PairRequest, pair } from "./pairing.ts";
+import { type PendingPrompt, PromptBoard } from "./prompts.ts";
 import { describeTransport, loadRegistry, nowIso, type RemoteEntry, saveRegistry } from "./registry.ts";
 import { RemoteLink } from "./remote-link.ts";
 import { TimestampSource } from "./timestamps.ts";
@@ -48,6 +50,8 @@ export interface DaemonOptions {
   /** This qube's name in dom0 (the RemoteVMs' relayvm), for messages: dom0 takes it from qrexec. */
   readonly selfName: string;
   readonly log: (message: string) => void;
+  /** Desktop notifications; default notify-send when this qube has a GUI (notify.ts). */
+  readonly notify?: Notify;
 }
 
 /** No enrolment ever talks to the person: a code pairing is never started for one. */
@@ -62,6 +66,7 @@ export class Daemon {
   private saving: Promise<unknown> = Promise.resolve();
   private ctx: LinkContext | null = null;
   private enroller: Enroller | null = null;
+  private prompts: PromptBoard | null = null;
 
   constructor(private readonly o: DaemonOptions) {}
 
@@ -76,6 +81,18 @@ export class Daemon {
       keygenCommand: "remove it and restart the daemon; or",
     });
     for (const entry of (await loadRegistry(paths.registry)).remotes) this.entries.set(entry.name, entry);
+    let notify = this.o.notify;
+    if (!notify) {
+      const program = await findNotifier(process.env);
+      log(
+        program
+          ? `notifications: ${program}`
+          : "notifications: none (no GUI in this qube); the journal has every prompt",
+      );
+      notify = desktopNotifier(program, log);
+    }
+    const prompts = new PromptBoard({ log, notify });
+    this.prompts = prompts;
     const resolver = makeResolver(nativeCiphers(), nativeDh());
     this.ctx = {
       staticKey,
@@ -87,7 +104,12 @@ export class Daemon {
       keepaliveMs: this.o.keepaliveMs,
       backoff: this.o.backoff,
       onIncoming: (remote, channel, meta) =>
-        handleIncoming({ qrexecClient: this.o.qrexecClient, log }, remote, channel, meta),
+        handleIncoming(
+          { qrexecClient: this.o.qrexecClient, log, announced: (r, a) => prompts.announced(r, a) },
+          remote,
+          channel,
+          meta,
+        ),
       onSeen: (remote, atMs) => this.seen(remote, atMs),
       log,
     };
@@ -212,6 +234,8 @@ export class Daemon {
 
   private readonly api: ControlApi = {
     list: () => [...this.links.values()].map(view),
+    prompts: () => this.prompts?.list().map(promptView) ?? [],
+    watch: (w) => this.prompts?.watch(w) ?? null,
     status: () => ({
       version: HOST_VERSION,
       pid: process.pid,
@@ -250,6 +274,21 @@ export function view(link: RemoteLink): CborMap {
     lastSeen: link.lastSeenMs === null ? null : Math.round(link.lastSeenMs),
     pairedAt: e.pairedAt,
     agentKey: formatPublicKey(e.agentKey),
+  };
+}
+
+export function promptView(p: PendingPrompt): CborMap {
+  const a = p.announcement;
+  return {
+    remote: p.remote,
+    code: a.code,
+    id: a.id,
+    client: a.client,
+    service: a.service,
+    operation: a.operation,
+    key: a.key,
+    detail: a.detail,
+    since: Math.round(p.sinceMs),
   };
 }
 
