@@ -2,8 +2,9 @@
  * `qubes-air image build`: a flashable image for a Raspberry Pi or a USB armory, made from the
  * upstream raw image without root and without mounting (images/build-options.ts has the options).
  * Steps: tools and agent found; base copied to IMG.partial while hashed (--sha256 checked); the
- * partition table read (sfdisk -J); the root filesystem edited with debugfs (agent, config,
- * token, units, gadget, first-boot bits); the Pi's FAT boot partition edited with mtools; then
+ * partition table read (sfdisk -J); the root filesystem edited with debugfs (the agent package
+ * qubes-air-agent_V_ARCH.deb and the first-boot unit that installs it, the device's config and
+ * token, gadget, first-boot bits: images/device-files.ts); the Pi's FAT boot partition edited with mtools; then
  * checked (e2fsck -fn, bytes before the first partition unchanged: the armory's U-Boot) and
  * renamed to IMG. The host CLI calls imageBuildCommand(argv, io).
  * Must never: write to the base image, publish IMG before every check passed, or leave the token
@@ -15,29 +16,20 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../agent/config.ts";
 import { udevRules } from "../hw/udev.ts";
-import { findAgent } from "./artefacts.ts";
+import { findAgentPackage } from "./agent-package.ts";
 import { armoryGadgetEdits, parseSshKeys, sshKeysPlan, sshOffPlan } from "./board-edits.ts";
 import { BUILD_HELP, type BuildOptions, parseBuildOptions } from "./build-options.ts";
 import { summaryText } from "./build-report.ts";
 import { checkPaths, gadgetSpec, readText, usbAddress, writeBoot } from "./build-steps.ts";
 import { elapsed, formatBytes, ImageError, type ImageIO, MiB, requireTools, run } from "./common.ts";
 import { copyAndHash, hashRange, Progress } from "./copy.ts";
-import { DEFAULT_POLICY } from "./default-policy.ts";
 import { agentConfig, type DeviceSetup, devicePlan, hostnamePlan, PATHS } from "./device-files.ts";
 import { Ext4Image } from "./ext4.ts";
 import { FatImage } from "./fat.ts";
 import { detectFirstBoot, parseOsRelease } from "./first-boot.ts";
-import {
-  BUILTIN_DIRS,
-  downloadNodeDebs,
-  extractNodeDebs,
-  listDebs,
-  type NodeTree,
-  nodeFlagsFor,
-  nodePlan,
-} from "./node-runtime.ts";
+import { downloadNodeDebs, listDebs, nodeDebsVersion } from "./node-runtime.ts";
 import { armoryLayout, piLayout, readPartitionTable } from "./partitions.ts";
-import { applyPlan, planBytes, type RootEntry, replacedBytes } from "./rootfs.ts";
+import { applyPlan, planBytes, replacedBytes } from "./rootfs.ts";
 
 export async function imageBuildCommand(argv: readonly string[], io: ImageIO): Promise<number> {
   let o: BuildOptions | "help";
@@ -88,17 +80,17 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     [
       "sfdisk",
       "debugfs",
-      ...(armory
-        ? ["dpkg-deb", ...(o.nodeDebs ? [] : ["apt-get", "apt-cache"])]
-        : ["mtype", "mcopy", "mdir"]),
+      "dpkg-deb",
+      ...(armory ? (o.nodeDebs ? [] : ["apt-get", "apt-cache"]) : ["mtype", "mcopy", "mdir"]),
     ],
     env,
   );
-  const agent = findAgent(armory ? "node" : "arm64", o.agent, env);
+  const agent = findAgentPackage(armory ? "armhf" : "arm64", o.agent, tools["dpkg-deb"]!, env);
   const baseSize = checkPaths(o);
   const sshKeys = o.sshKeyFile ? parseSshKeys(readText(o.sshKeyFile, "--ssh-key"), o.sshKeyFile) : [];
 
-  let nodeTree: NodeTree | null = null;
+  let nodeDebs: string[] = [];
+  let nodeVersion = "";
   if (armory) {
     const cache = join(
       env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"),
@@ -106,10 +98,10 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
       "node-armhf",
     );
     if (!o.nodeDebs) io.err(`      downloading Debian's armhf Node packages into ${cache}\n`);
-    const debs = o.nodeDebs
+    nodeDebs = o.nodeDebs
       ? listDebs(o.nodeDebs)
       : downloadNodeDebs({ aptGet: tools["apt-get"]!, aptCache: tools["apt-cache"]! }, cache);
-    nodeTree = extractNodeDebs(tools["dpkg-deb"]!, debs, join(work, "node"));
+    nodeVersion = nodeDebsVersion(nodeDebs);
   }
 
   step(2, `copying ${o.base} (${formatBytes(baseSize)})${o.sha256 ? " and checking its sha256" : ""}`);
@@ -145,11 +137,6 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     : { kind: "none" as const, why: "hostname set in the root filesystem" };
   io.err(`      ${release}; first boot: ${firstBoot.kind} (${firstBoot.why})\n`);
 
-  let nodeEntries: RootEntry[] = [];
-  if (nodeTree) {
-    const present = new Set(BUILTIN_DIRS.filter((b) => root.stat(`/usr/share/nodejs/${b}`) !== null));
-    nodeEntries = nodePlan(nodeTree, present);
-  }
   const gadget = gadgetSpec(o);
   const setup: DeviceSetup = {
     board: o.board,
@@ -157,10 +144,8 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     listen: { ...(o.serial ? { tty: "/dev/ttyGS0" } : {}), ...(o.tcp ? { tcp: o.tcp.text } : {}) },
     token: randomBytes(32).toString("hex"),
     gadget,
-    runtime: nodeTree
-      ? { kind: "node", bundle: agent.path, node: nodeEntries, flags: nodeFlagsFor(nodeTree.version) }
-      : { kind: "bun", binary: agent.path },
-    policy: DEFAULT_POLICY,
+    agentDeb: { name: agent.name, file: agent.path },
+    runtimeDebs: nodeDebs,
     usbAddress: usbAddress(o, root, gadget !== null),
   };
   parseConfig(agentConfig(setup), PATHS.config, { HOME: "/root" }); // the agent must accept it
@@ -190,7 +175,8 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
       "SSH is off (the armory image's default password is public); use --ssh-key to have key-only SSH",
     );
   }
-  const need = planBytes(plan) + 16 * MiB;
+  // The .debs are in the image until first boot, when the package is unpacked beside them.
+  const need = planBytes(plan) + agent.installedBytes + 16 * MiB;
   const free = root.freeBytes() + replacedBytes(root, plan);
   if (need > free) {
     throw new ImageError(
@@ -242,7 +228,9 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
       file: agent.path.split("/").pop()!,
       size: agent.size,
       sha256: agent.sha256,
-      runtime: armory ? `on Debian's armhf Node ${nodeTree?.version}` : "Bun arm64 binary",
+      runtime: armory
+        ? `package ${agent.version} on Debian's armhf Node ${nodeVersion}, installed at first boot`
+        : `package ${agent.version} (Bun arm64 binary), installed at first boot`,
     },
     listen: setup.listen,
     usb: gadget ? { serial: gadget.serial, hostMac: gadget.hostMac, devMac: gadget.devMac } : null,
