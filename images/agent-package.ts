@@ -8,7 +8,7 @@
  * agent's files out: the package's), or guess between several versions in one directory.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { AGENT_PACKAGE, type AgentArch } from "../packaging/layout.ts";

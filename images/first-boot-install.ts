@@ -79,7 +79,10 @@ WantedBy=multi-user.target
 }
 
 /** The plan: the .debs (agent and runtime), the script, the unit and its enable link. */
-export function installPlan(agentDeb: { name: string; file: string }, runtimeDebs: readonly string[]): RootEntry[] {
+export function installPlan(
+  agentDeb: { name: string; file: string },
+  runtimeDebs: readonly string[],
+): RootEntry[] {
   const plan: RootEntry[] = [
     dir(INSTALL.dir, 0o700),
     file(`${INSTALL.dir}/${agentDeb.name}`, 0o644, { file: agentDeb.file }),
