@@ -69,6 +69,13 @@ export function parseControl(text: string): Record<string, string> {
   return out;
 }
 
+/** A package's Installed-Size in bytes (0 when it does not say). */
+export function installedBytes(dpkgDeb: string, path: string): number {
+  const r = run(dpkgDeb, ["-f", path, "Installed-Size"], { allowFail: true });
+  const kib = r.status === 0 ? Number(r.stdout.toString("utf8").trim()) : 0;
+  return Number.isFinite(kib) ? kib * 1024 : 0;
+}
+
 export function findAgentPackage(
   arch: AgentArch,
   given: string | undefined,

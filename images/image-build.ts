@@ -11,12 +11,12 @@
  * readable by others (IMG is 0600; inside, the token is 0600 root in a 0700 directory).
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { chmodSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../agent/config.ts";
 import { udevRules } from "../hw/udev.ts";
-import { findAgentPackage } from "./agent-package.ts";
+import { findAgentPackage, installedBytes } from "./agent-package.ts";
 import { armoryGadgetEdits, parseSshKeys, sshKeysPlan, sshOffPlan } from "./board-edits.ts";
 import { BUILD_HELP, type BuildOptions, parseBuildOptions } from "./build-options.ts";
 import { summaryText } from "./build-report.ts";
@@ -46,9 +46,8 @@ export async function imageBuildCommand(argv: readonly string[], io: ImageIO): P
     return 0;
   }
   const partial = `${resolve(o.out)}.partial`;
-  const work = mkdtempSync(join(tmpdir(), "qa-image-"));
   try {
-    await build(o, io, partial, work);
+    await build(o, io, partial);
     return 0;
   } catch (e) {
     rmSync(partial, { force: true });
@@ -62,12 +61,10 @@ export async function imageBuildCommand(argv: readonly string[], io: ImageIO): P
     }
     io.err(`qubes-air image build: internal error: ${(e as Error).stack ?? e}\n`);
     return 1;
-  } finally {
-    rmSync(work, { recursive: true, force: true });
   }
 }
 
-async function build(o: BuildOptions, io: ImageIO, partial: string, work: string): Promise<void> {
+async function build(o: BuildOptions, io: ImageIO, partial: string): Promise<void> {
   const t0 = performance.now();
   const env = io.env ?? process.env;
   const armory = o.board.id === "armory-mk2";
@@ -175,8 +172,14 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
       "SSH is off (the armory image's default password is public); use --ssh-key to have key-only SSH",
     );
   }
-  // The .debs are in the image until first boot, when the package is unpacked beside them.
-  const need = planBytes(plan) + agent.installedBytes + 16 * MiB;
+  // The .debs stay in the image until first boot, when the package is unpacked beside them.
+  // Raspberry Pi OS grows its root filesystem to the card before that; the armory image does not,
+  // so there the unpacked size (the packages' Installed-Size) must fit now.
+  const dpkgDeb = tools["dpkg-deb"]!;
+  const unpacked = armory
+    ? agent.installedBytes + nodeDebs.reduce((n, d) => n + installedBytes(dpkgDeb, d), 0)
+    : 0;
+  const need = planBytes(plan) + unpacked + 16 * MiB;
   const free = root.freeBytes() + replacedBytes(root, plan);
   if (need > free) {
     throw new ImageError(
@@ -185,7 +188,7 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     );
   }
   const t4 = performance.now();
-  io.err(`      ${plan.length} entries, ${formatBytes(need - 16 * MiB)} ...\n`);
+  io.err(`      ${plan.length} entries, ${formatBytes(need - unpacked - 16 * MiB)} ...\n`);
   applyPlan(root, plan);
   io.err(`      done in ${elapsed(t4)}\n`);
 
