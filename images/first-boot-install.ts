@@ -78,6 +78,16 @@ WantedBy=multi-user.target
 `;
 }
 
+/** A runtime .deb's name in the image: apt-get download writes an epoch as %3a; dpkg reads the
+ * package's name and version from inside, so the file name only has to be a plain one. */
+export function runtimeDebName(file: string): string {
+  return file
+    .split("/")
+    .pop()!
+    .replace(/%3a/gi, ":")
+    .replace(/[^A-Za-z0-9._+:~-]/g, "_");
+}
+
 /** The plan: the .debs (agent and runtime), the script, the unit and its enable link. */
 export function installPlan(
   agentDeb: { name: string; file: string },
@@ -93,8 +103,7 @@ export function installPlan(
   if (runtimeDebs.length > 0) {
     plan.push(dir(INSTALL.runtimeDir, 0o700));
     for (const d of runtimeDebs) {
-      const name = d.split("/").pop()!;
-      plan.push(file(`${INSTALL.runtimeDir}/${name}`, 0o644, { file: d }));
+      plan.push(file(`${INSTALL.runtimeDir}/${runtimeDebName(d)}`, 0o644, { file: d }));
     }
   }
   return plan;

@@ -31,6 +31,14 @@ import { downloadNodeDebs, listDebs, nodeDebsVersion } from "./node-runtime.ts";
 import { armoryLayout, piLayout, readPartitionTable } from "./partitions.ts";
 import { applyPlan, planBytes, replacedBytes } from "./rootfs.ts";
 
+/** Debian's release numbers by codename (an os-release may carry only the codename). */
+const DEBIAN_RELEASES: Readonly<Record<string, string>> = {
+  bullseye: "11",
+  bookworm: "12",
+  trixie: "13",
+  forky: "14",
+};
+
 export async function imageBuildCommand(argv: readonly string[], io: ImageIO): Promise<number> {
   let o: BuildOptions | "help";
   try {
@@ -149,6 +157,14 @@ async function build(o: BuildOptions, io: ImageIO, partial: string): Promise<voi
 
   step(4, "writing into the root filesystem");
   const notes: string[] = [];
+  const nodeRelease = /~deb(\d+)u/.exec(nodeVersion)?.[1];
+  const imageRelease = os.VERSION_ID ?? DEBIAN_RELEASES[os.VERSION_CODENAME ?? ""];
+  if (armory && nodeRelease && imageRelease && nodeRelease !== imageRelease) {
+    notes.push(
+      `the Node .debs are from Debian ${nodeRelease} but the image is Debian ${imageRelease}: first boot installs ` +
+        "them with dpkg and may find their libraries in conflict; give --node-debs with the image's own release's packages",
+    );
+  }
   const plan = devicePlan(setup);
   if (firstBoot.kind !== "cloud-init") {
     plan.push(...hostnamePlan(o.hostname, root.readFile("/etc/hosts")?.toString("utf8") ?? null));
