@@ -8,10 +8,13 @@
  * laid out by the image; the unit is enabled, the install unit disabled and its files gone; the
  * token stays 0600 in the 0700 state dir; a runtime package the root already has is not
  * reinstalled (never downgraded), one it lacks is installed; the installed agent runs and accepts
- * the config. Needs root (chroot), dpkg-deb, systemctl.
+ * the config. The same for a cloud VM: cloud-init's write_files and runcmd from `image cloud`'s
+ * user-data, the package fetched over HTTP and checked against its pinned sha256.
+ * Needs root (chroot), dpkg-deb, systemctl.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import {
   chmodSync,
   existsSync,
@@ -27,6 +30,7 @@ import {
 import { dirname, join } from "node:path";
 import { parseConfig } from "../../agent/config.ts";
 import { BOARDS } from "../../hw/boards.ts";
+import { cloudUserData, FETCH_SCRIPT } from "../../images/cloud-files.ts";
 import { type DeviceSetup, devicePlan, PATHS } from "../../images/device-files.ts";
 import { INSTALL } from "../../images/first-boot-install.ts";
 import type { RootEntry } from "../../images/rootfs.ts";
@@ -167,5 +171,57 @@ describe.skipIf(lacking(why))("first boot: the agent package installed in a Debi
     ok("chroot", [root, "dpkg", "-i", "/tmp/again.deb"], "");
     expect(readFileSync(join(root, PATHS.config), "utf8")).toBe(config);
     rmSync(root, { recursive: true, force: true });
+  }, 600_000);
+
+  test("cloud-init: the user-data's files and runcmd fetch, check and install the package", async () => {
+    const work = openDir("qa-firstboot-cloud-");
+    const root = join(work, "root");
+    mkdirSync(root);
+    ok("tar", ["-xf", tarball, "-C", root]);
+    const bytes = readFileSync(deb);
+    const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response(bytes) });
+    try {
+      const sum = createHash("sha256").update(bytes).digest("hex");
+      const text = cloudUserData({
+        name: "build1",
+        port: 7443,
+        token: "cd".repeat(32),
+        agent: { kind: "url", url: `http://127.0.0.1:${server.port}/pkg.deb`, sha256: sum },
+      });
+      const ud = Bun.YAML.parse(text) as {
+        write_files: { path: string; permissions: string; content: string }[];
+        runcmd: string[][];
+      };
+      // What cloud-init's write_files does (parents 0755, the file's own mode).
+      for (const f of ud.write_files) {
+        mkdirSync(dirname(join(root, f.path)), { recursive: true });
+        writeFileSync(join(root, f.path), f.content, { mode: Number.parseInt(f.permissions, 8) });
+      }
+      for (const cmd of ud.runcmd) {
+        if (cmd[0] === FETCH_SCRIPT) {
+          // The root has no curl: the fetch runs here, into the root (the server is this process's).
+          const script = readFileSync(join(root, FETCH_SCRIPT), "utf8").replace(
+            `dest=${INSTALL.dir}/`,
+            `dest=${root}${INSTALL.dir}/`,
+          );
+          const p = Bun.spawn(["sh", "-c", script], { stderr: "pipe" });
+          expect({ status: await p.exited, err: await new Response(p.stderr).text() }).toEqual({
+            status: 0,
+            err: "",
+          });
+        } else ok("chroot", [root, ...cmd], "");
+      }
+      const q = (args: string[]) => ok("chroot", [root, "dpkg-query", ...args]).trim();
+      expect(q(["-W", "-f", STATUS, "qubes-air-agent"])).toBe("installed");
+      const config = JSON.parse(readFileSync(join(root, PATHS.config), "utf8"));
+      expect(config).toMatchObject({ name: "build1", listen: { tcp: "0.0.0.0:7443" } });
+      expect(lstatSync(join(root, PATHS.stateDir)).mode & 0o777).toBe(0o700);
+      expect(lstatSync(join(root, PATHS.token)).mode & 0o777).toBe(0o600);
+      expect(readlinkSync(join(root, PATHS.wants, AGENT_UNIT))).toBe(AGENT_PATHS.unit);
+      expect(existsSync(join(root, INSTALL.dir))).toBe(false);
+    } finally {
+      server.stop(true);
+      rmSync(root, { recursive: true, force: true });
+    }
   }, 600_000);
 });
