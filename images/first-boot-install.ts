@@ -64,6 +64,9 @@ Description=qubes-air: install the agent package (first boot)
 ConditionPathExists=${INSTALL.script}
 After=local-fs.target
 Before=${AGENT_UNIT}
+# Retried (below) ten times, then left for the next boot: a broken install must not loop forever.
+StartLimitIntervalSec=600
+StartLimitBurst=10
 
 [Service]
 Type=oneshot
