@@ -267,7 +267,12 @@ class Unpacker {
     // The second header of a directory: apply its mode and times now that its children exist.
     const fh = await fsOp(fsp.open(path, DIR_OPEN), name);
     this.held.push(fh);
-    this.total += (await fsOp(fh.stat({ bigint: true }), name)).size;
+    // Upstream adds the size "after the fact" and checks only at the next file; then a stream of
+    // second headers could run the total past maxBytes unchecked. It counts against it here.
+    const size = (await fsOp(fh.stat({ bigint: true }), name)).size;
+    if (this.limit > 0n && (size > this.limit || this.total > this.limit - size))
+      this.stop("bytes", EDQUOT, name);
+    this.total += size;
     checkNsec(h, name);
     await fsOp(fh.chmod(h.mode & 0o1777), name);
     await fsOp(fh.utimes(h.atime + h.atimeNsec / 1e9, h.mtime + h.mtimeNsec / 1e9), name);

@@ -110,7 +110,8 @@ export function dom0(salt: readonly { rel: string; file: string }[]): PackageSpe
     summary: "Qubes-air for dom0: qrexec policy and Salt formula",
     description: [
       "The dom0 side of qubes-air: the qrexec policy for calls to remote qubes",
-      "(deny by default, with examples) and the qubes-air Salt formula",
+      "(deny by default, with examples), the Admin API policy that lets sys-remote",
+      "create RemoteVMs and manage only those it created, and the qubes-air Salt formula",
       "(qubes-air.create, .install, .configure) with its pillar example, under",
       "/srv/formulas/base/qubes-air-formula.",
     ].join("\n"),
@@ -119,6 +120,12 @@ export function dom0(salt: readonly { rel: string; file: string }[]): PackageSpe
         path: "/etc/qubes/policy.d/50-qubes-air.policy",
         mode: 0o644,
         from: { files: "dom0/50-qubes-air.policy" },
+        conf: true,
+      },
+      {
+        path: "/etc/qubes/policy.d/45-qubes-air-admin.policy",
+        mode: 0o644,
+        from: { files: "dom0/45-qubes-air-admin.policy" },
         conf: true,
       },
       ...salt.map((s) => ({ path: `${FORMULA_DIR}/${s.rel}`, mode: 0o644, from: { files: s.file } })),

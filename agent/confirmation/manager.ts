@@ -19,6 +19,8 @@
  *   ("conflict", its own LED pattern); the same when it arrives within a short window after a
  *   prompt that was approved (the press may have been meant for it: the owner is told). A qube
  *   that races the owner's request gets nothing, and the owner sees why nothing happened.
+ * - An approver qube's grant (approver-grants.ts, only if the agent was given the grants) stands
+ *   in for the press for the signatures it covers; everything else still waits for the press.
  * Must never: approve on a timeout or an error, or show text a client supplied.
  */
 import { ConfigError } from "../../core/errors.ts";
@@ -26,6 +28,7 @@ import { PAIR_CODE_LOCK_MS, PAIR_CODE_MAX_FAILURES } from "../../core/wire/limit
 import type { Indicator, Verdict } from "../../hw/input.ts";
 import { platform } from "../../platform/index.ts";
 import { type Log, makeLog } from "../log.ts";
+import type { ApproverGrants } from "./approver-grants.ts";
 
 export interface ConfirmationRequest {
   /** The calling qube (the relay's QREXEC_REMOTE_DOMAIN), never a name from the payload. */
@@ -38,6 +41,13 @@ export interface ConfirmationRequest {
   readonly hashAlgo?: string;
   readonly digestPrefix?: string;
   readonly digestSuffix?: string;
+  /** The whole digest (upper-case hex) for a signature the device sees only as a digest (PKSIGN). */
+  readonly digest?: string;
+  /**
+   * A v1 signature's data digests (algo -> upper-case hex), read before the confirmation only
+   * when a digest grant for the client waits (agent/services/gpg/v1-preread.ts).
+   */
+  readonly dataDigests?: ReadonlyMap<string, string>;
   /** A policy `ask` for a call (operation "call"): the call's argument, after SERVICE+. */
   readonly argument?: string;
   /**
@@ -65,7 +75,9 @@ export type Decision =
   | "cooldown"
   | "window"
   | "conflict"
-  | "error";
+  | "error"
+  /** An approver qube's grant stood in for the press (approver-grants.ts); the approver's name. */
+  | `approver:${string}`;
 
 export interface ConfirmationOptions {
   readonly input: ConfirmInput;
@@ -89,6 +101,11 @@ export interface ConfirmationOptions {
    * device's confirm-request log line. Must not throw (the agent's announcer never does).
    */
   readonly onEvent?: (event: ConfirmationEvent) => void;
+  /**
+   * Grants by approver qubes (qubesair.Approve): asked before any prompt; without it (the
+   * default) only the press approves.
+   */
+  readonly grants?: ApproverGrants;
 }
 
 export interface ConfirmationEvent {
@@ -143,6 +160,11 @@ export class ConfirmationManager {
     this.clock = o.monotonicMs ?? (() => platform.monotonicMs());
   }
 
+  /** The digest algorithms of the grants waiting for `client` (a v1 service pre-reads for them). */
+  grantDigestAlgos(client: string): string[] {
+    return this.o.grants?.digestAlgos(client) ?? [];
+  }
+
   /** True only if the user approved this one request (or its window was open). */
   async request(r: ConfirmationRequest): Promise<boolean> {
     return (await this.decide(r)).approved;
@@ -150,6 +172,13 @@ export class ConfirmationManager {
 
   /** As request(), with the decision for the audit log. Never rejects. */
   async decide(r: ConfirmationRequest): Promise<{ approved: boolean; decision: Decision }> {
+    // An approver's grant involves no press, so no prompt, conflict or cooldown applies to it.
+    const approver = this.o.grants ? await this.o.grants.take(r) : null;
+    if (approver !== null) {
+      this.log("confirm-approver", { client: r.client, operation: r.operation, approver });
+      this.o.onEvent?.({ kind: "approved", id: this.nextId++, request: r });
+      return { approved: true, decision: `approver:${approver}` };
+    }
     const now = this.clock();
     const windowKey = `${r.client}\0${r.operation}\0${r.key}`;
     if (this.windowMs > 0 && (this.windows.get(windowKey) ?? -Infinity) > now) {

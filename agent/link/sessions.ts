@@ -35,6 +35,8 @@ export interface SessionDeps {
   readonly suites: readonly LinkSuiteName[];
   /** A channel the host opened (a call into the device). */
   readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
+  /** A session came up or ended; `anyUp`: some host is still connected (the key lock's unplug). */
+  readonly onLinkChange?: (anyUp: boolean) => void;
 }
 
 export class SessionManager {
@@ -166,9 +168,11 @@ export class SessionManager {
       old.session.close();
     }
     log("session-up", { peer, mode: e.mode, suite: e.suite, via, hostVersion: safeVersion(e.peerVersion) });
+    this.d.onLinkChange?.(true);
     const end = await c.session.closed;
     if (this.live.get(id) === c) this.live.delete(id);
     this.order = this.order.filter((x) => x !== c);
+    this.d.onLinkChange?.(this.current() !== null);
     const refused = refusedOpens.count > 0 ? refusedOpens.count : undefined;
     log("session-down", { peer, code: end?.code ?? "closed", via, refusedOpens: refused });
     return true;

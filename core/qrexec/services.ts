@@ -15,6 +15,11 @@ export const Service = {
   Gpg2: "qubes.Gpg2",
   /** split-gpg v1: a gpg command line rebuilt from an allowlist (core/gpg/v1-*.ts). */
   Gpg: "qubes.Gpg",
+  /**
+   * split-gpg's key import: public keys only (core/gpg/openpgp-import.ts), into the served
+   * keyring, after a press (agent/services/gpg/import-key-service.ts).
+   */
+  GpgImportKey: "qubes.GpgImportKey",
   /** The device's hash-chained audit log, read whole (core/audit). */
   AuditLog: "qubesair.AuditLog",
   /** The relay in sys-remote: Qubes 4.3 RemoteVM transport_rpc. */
@@ -27,10 +32,22 @@ export const Service = {
    */
   Announce: "qubesair.Announce",
   /**
+   * sys-remote to the device: the PIN that opens the device's sealed key (`qubes-air unlock`,
+   * docs/key-lock.md). stdin is the PIN (core/keylock/pin.ts); exit 0 when unlocked.
+   */
+  Unlock: "qubesair.Unlock",
+  /**
    * A root shell on the device, for salt-ssh (`qubesctl`): stdin is the script. Denied by the
    * device's default policy; allowing it gives the caller the whole device (agent/services/root-shell.ts).
    */
   VMRootShell: "qubes.VMRootShell",
+  /**
+   * An approver qube stands in for the press for one client's signatures (argument: the client;
+   * stdin: `count N [SECONDS]`, `digest ALGO HEX [SECONDS]` or `revoke`; core/qrexec/approve-request.ts).
+   * Denied by the device's default policy; a rule `qubesair.Approve +CLIENT APPROVER @anyvm allow`
+   * turns it on for that pair (docs/device-policy.md "Unattended signing").
+   */
+  Approve: "qubesair.Approve",
 } as const;
 export type Service = (typeof Service)[keyof typeof Service];
 
@@ -74,4 +91,47 @@ export const FILECOPY_LIMITS = {
   reserveBytes: 64 * 1024 ** 2,
   /** …or this share of the filesystem, if more (a big card keeps proportionally more). */
   reservePercent: 5,
+  /**
+   * Free inodes a copy never takes, at least (or reservePercent of the filesystem's inodes, if
+   * more): 10,000 empty files cost no bytes but an inode each, and the device's state writes
+   * (a temporary file renamed into place) need a free inode or fail closed.
+   */
+  reserveInodes: 2048,
+} as const;
+
+/**
+ * qubesair.Approve: how far one approver's grant reaches. Every bound here holds even against a
+ * compromised sys-remote that forges the approver's name (docs/threat-model.md "Approver qubes").
+ */
+export const APPROVE_LIMITS = {
+  /** The request line: `digest sha512 <128 hex> 3600` is 151 bytes. */
+  requestMaxBytes: 256,
+  /** Until the request line is in: an approver sends one line at once. */
+  readMs: 30_000,
+  /** Signatures one count grant covers: one build's packages and metadata, not a season's. */
+  maxCount: 100,
+  /** A grant expires at the latest this long after it was given: one build's signing run. */
+  maxSeconds: 3600,
+  /** …and after this, when the approver names no time. */
+  defaultSeconds: 600,
+  /** Digest grants waiting per approver and client (each is used once): a build's artefacts. */
+  maxDigests: 64,
+  /**
+   * A v1 (qubes.Gpg) signature is matched against a digest grant by the digest of its data,
+   * read before the confirmation and held in memory: a build's signed file (.dsc, .changes, repo
+   * metadata), not a disk image. Larger data gets no digest: the press decides.
+   */
+  prereadBytes: 32 * 1024 ** 2,
+} as const;
+
+/** qubes.GpgImportKey on the device. */
+export const GPG_IMPORT_LIMITS = {
+  /** Key data read, armored or binary: a well-signed public key is tens of KiB, a team's few MiB. */
+  maxBytes: 8 * 1024 ** 2,
+  /** Keys in one import: a keyring's worth, not a keyserver dump. */
+  maxKeys: 100,
+  /** Packets in one import: signatures dominate; a heavily signed key has a few thousand. */
+  maxPackets: 50_000,
+  /** Until the whole key data is in: a client that stalls here is not importing. */
+  readMs: 60_000,
 } as const;

@@ -5,7 +5,9 @@
  *   {op:"status"}                      -> {ok, version, pid, socket, stateDir, remotes, up}
  *   {op:"pair", name, zone, transport, token|code, usbSerial?, mac?}
  *                                      -> [{event:"code", code} <- {op:"confirm", approved}] -> {ok, ...}
- *   {op:"unpair", name}                -> {ok} | {ok:false, error}
+ *   {op:"unpair", name, removeQube?}   -> {ok} | {ok:false, error}   removeQube: qvm-remove it in dom0 first
+ *   {op:"enrol", name, zone, label, token, identity, ttlSeconds}
+ *                                      -> {ok, name, expiresAt}       a pending enrolment (enroller.ts)
  *   {op:"call", remote, source, service, arg}  -> raw: stdin in, call output out (call-bridge.ts)
  *
  * A call that cannot run is answered as a finished call: 126 for a remote that is not paired
@@ -28,7 +30,8 @@ export interface ControlApi {
   status(): CborMap;
   link(name: string): RemoteLink | undefined;
   pair(req: PairRequest, talk: PairConversation): Promise<CborMap>;
-  unpair(name: string): Promise<void>;
+  enrol(m: CborMap): Promise<CborMap>;
+  unpair(name: string, removeQube: boolean): Promise<void>;
   log(message: string): void;
 }
 
@@ -59,9 +62,13 @@ export async function serveConnection(sock: ByteStream, api: ControlApi): Promis
         await answer({ ok: true, ...api.status() });
         break;
       case "unpair":
-        fields(request, ["op", "name"]);
-        await api.unpair(text(request, "name"));
+        fields(request, ["op", "name"], ["removeQube"]);
+        await api.unpair(text(request, "name"), request.removeQube === true);
         await answer({ ok: true });
+        break;
+      case "enrol":
+        fields(request, ["op", "name", "zone", "label", "token", "identity", "ttlSeconds"]);
+        await answer({ ok: true, ...(await api.enrol(request)) });
         break;
       case "pair": {
         const req = parsePairRequest(request);

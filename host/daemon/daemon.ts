@@ -19,13 +19,15 @@ import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
 import { nativeCiphers } from "../../platform/native-aead.ts";
 import { nativeDh } from "../../platform/native-dh.ts";
 import { rankLinkSuites } from "../../platform/suite-ranking.ts";
+import { registerRemoteVm, removeRemoteVm } from "../admin-qubes.ts";
 import type { HostPaths } from "../paths.ts";
 import { HOST_VERSION } from "../version.ts";
 import { type ControlApi, serveConnection } from "./control-server.ts";
-import { byIdMatches, Hotplug } from "./hotplug.ts";
+import { Enroller } from "./enroller.ts";
+import { byIdMatches, Hotplug, list } from "./hotplug.ts";
 import { handleIncoming } from "./incoming.ts";
 import type { LinkContext } from "./link-context.ts";
-import { pair } from "./pairing.ts";
+import { type PairConversation, type PairRequest, pair } from "./pairing.ts";
 import { describeTransport, loadRegistry, nowIso, type RemoteEntry, saveRegistry } from "./registry.ts";
 import { RemoteLink } from "./remote-link.ts";
 import { TimestampSource } from "./timestamps.ts";
@@ -38,8 +40,18 @@ export interface DaemonOptions {
   readonly keepaliveMs: number;
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
   readonly hotplugIntervalMs: number;
+  /**
+   * Register each newly paired remote in dom0 through the Admin API (host/admin-qubes.ts), as
+   * the RemoteVM `relayvm` = selfName. Off for those who use the Salt pillar or type it in dom0.
+   */
+  readonly register: boolean;
+  /** This qube's name in dom0 (the RemoteVMs' relayvm). */
+  readonly selfName: string;
   readonly log: (message: string) => void;
 }
+
+/** No enrolment ever talks to the person: a code pairing is never started for one. */
+const NO_CODE: PairConversation = { confirmCode: async () => false };
 
 export class Daemon {
   private readonly entries = new Map<string, RemoteEntry>();
@@ -49,6 +61,7 @@ export class Daemon {
   private hotplug: Hotplug | null = null;
   private saving: Promise<unknown> = Promise.resolve();
   private ctx: LinkContext | null = null;
+  private enroller: Enroller | null = null;
 
   constructor(private readonly o: DaemonOptions) {}
 
@@ -96,6 +109,8 @@ export class Daemon {
             if (present) link.wake();
             else link.unplugged();
           }
+          if (present) this.enroller?.serialAppeared(name);
+          else this.enroller?.serialGone(name);
         },
         net: (iface, mac, present) => {
           for (const link of this.links.values()) {
@@ -104,20 +119,71 @@ export class Daemon {
             if (present) link.wake();
             else link.unplugged();
           }
+          if (present) this.enroller?.netAppeared(mac);
+          else this.enroller?.netGone(mac);
         },
       },
     );
     await this.hotplug.start();
+    this.enroller = new Enroller({
+      path: paths.enrolments,
+      log,
+      isPaired: (name) => this.entries.has(name) || this.pairing.has(name),
+      pair: (req) => this.pairAndAdopt(req, NO_CODE).then(() => {}),
+    });
+    await this.enroller.start(await list(this.o.byIdDir));
     log(
-      `qubes-air daemon ${HOST_VERSION}: ${this.entries.size} remote qube(s), listening on ${paths.socket}`,
+      `qubes-air daemon ${HOST_VERSION}: ${this.entries.size} remote qube(s), ` +
+        `${this.enroller.pendingCount} pending enrolment(s), listening on ${paths.socket}`,
     );
   }
 
   async stop(): Promise<void> {
     this.hotplug?.stop();
+    await this.enroller?.stop();
     await this.listener?.close();
     await Promise.all([...this.links.values()].map((l) => l.stop()));
     await this.saving;
+  }
+
+  /** Pairs, keeps the session, and registers the RemoteVM in dom0 when that is on. */
+  private async pairAndAdopt(req: PairRequest, talk: PairConversation): Promise<CborMap> {
+    if (this.entries.has(req.name) || this.pairing.has(req.name)) {
+      throw new ConfigError(`${req.name} is already paired: unpair it first (qubes-air unpair ${req.name})`);
+    }
+    this.pairing.add(req.name);
+    let paired: Awaited<ReturnType<typeof pair>>;
+    try {
+      paired = await pair(this.ctx!, req, talk);
+    } finally {
+      this.pairing.delete(req.name);
+    }
+    this.entries.set(req.name, paired.entry);
+    await this.persist();
+    this.addLink(paired.entry, { connected: paired.connected, stream: paired.stream });
+    this.o.log(`${req.name}: paired (${describeTransport(req.transport)}, zone ${req.zone})`);
+    const registered = await this.registerInDom0(req.name, req.label ?? "gray");
+    return {
+      name: req.name,
+      agentKey: formatPublicKey(paired.entry.agentKey),
+      agentVersion: paired.connected.session.peerVersion,
+      registered: registered === null,
+      ...(registered ? { registerError: registered } : {}),
+    };
+  }
+
+  /** null when the RemoteVM was made, else why not (the pairing stands either way). */
+  private async registerInDom0(name: string, label: string): Promise<string | null> {
+    if (!this.o.register) return "registration is off (--no-register)";
+    try {
+      const done = await registerRemoteVm({ name, label, relay: this.o.selfName });
+      this.o.log(`${name}: RemoteVM ${done} in dom0 (relayvm ${this.o.selfName})`);
+      return null;
+    } catch (error) {
+      const why = error instanceof ConfigError ? error.message : String(error);
+      this.o.log(`${name}: not registered in dom0: ${why}`);
+      return why;
+    }
   }
 
   private addLink(entry: RemoteEntry, adopted?: Parameters<RemoteLink["start"]>[0]): void {
@@ -155,37 +221,18 @@ export class Daemon {
       up: [...this.links.values()].filter((l) => l.isUp).length,
     }),
     link: (name) => this.links.get(name),
-    pair: async (req, talk) => {
-      if (this.entries.has(req.name) || this.pairing.has(req.name)) {
-        throw new ConfigError(
-          `${req.name} is already paired: unpair it first (qubes-air unpair ${req.name})`,
-        );
-      }
-      this.pairing.add(req.name);
-      let paired: Awaited<ReturnType<typeof pair>>;
-      try {
-        paired = await pair(this.ctx!, req, talk);
-      } finally {
-        this.pairing.delete(req.name);
-      }
-      this.entries.set(req.name, paired.entry);
-      await this.persist();
-      this.addLink(paired.entry, { connected: paired.connected, stream: paired.stream });
-      this.o.log(`${req.name}: paired (${describeTransport(req.transport)}, zone ${req.zone})`);
-      return {
-        name: req.name,
-        agentKey: formatPublicKey(paired.entry.agentKey),
-        agentVersion: paired.connected.session.peerVersion,
-      };
-    },
-    unpair: async (name) => {
+    pair: (req, talk) => this.pairAndAdopt(req, talk),
+    enrol: (m) => this.enroller!.record(m),
+    unpair: async (name, removeQube) => {
       if (!this.entries.has(name)) throw new ConfigError(`no remote qube named ${name} is paired`);
+      // The qube first: if dom0 refuses, nothing changed here and the command can be run again.
+      if (removeQube) await removeRemoteVm(name);
       const link = this.links.get(name);
       this.entries.delete(name);
       this.links.delete(name);
       await this.persist();
       await link?.stop();
-      this.o.log(`${name}: unpaired`);
+      this.o.log(`${name}: unpaired${removeQube ? "; its RemoteVM removed in dom0" : ""}`);
     },
     log: (message) => this.o.log(message),
   };

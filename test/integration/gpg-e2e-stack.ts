@@ -22,6 +22,7 @@ import {
   makeHost,
   ROOT,
   type RunResult,
+  ramDir,
   run,
   spawnLogged,
   startDaemon,
@@ -50,6 +51,11 @@ export interface StackOptions {
   readonly agentWrapper?: (dir: string) => string[];
   /** Run the agent's CLI commands after it started (pair-token) under this, e.g. nsenter. */
   readonly agentCliWrapper?: (agent: Logged) => string[];
+  /**
+   * Seal the key under this PIN (`gpg-setup --pin`, the PIN on stdin); the opened home goes to
+   * a directory on /dev/shm (keyLock.unlockedHome) unless o.config says otherwise.
+   */
+  readonly pin?: string;
 }
 
 export interface Stack {
@@ -58,6 +64,8 @@ export interface Stack {
   readonly agent: Logged;
   readonly host: Host;
   readonly daemon: Logged;
+  /** Where the agent opens a sealed key (pin stacks, on /dev/shm; "" otherwise). */
+  readonly unlockedHome: string;
   /** The armored public key from `gpg-setup --export` (gpg stacks). */
   readonly publicKey: string;
   readonly homes: string[];
@@ -90,6 +98,11 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   for (const [name, text] of Object.entries(o.services ?? {}))
     writeFileSync(join(dir, "rpc", name), text, { mode: 0o755 });
   const button = join(dir, "button.sock");
+  const unlockedHome = o.pin === undefined ? "" : join(ramDir("qa-unlocked-"), "gnupg");
+  const keyLock =
+    o.pin === undefined
+      ? {}
+      : { keyLock: { unlockedHome, ...((o.config?.keyLock as Record<string, unknown> | undefined) ?? {}) } };
   const configPath = join(dir, "agent.json");
   writeFileSync(
     configPath,
@@ -109,19 +122,23 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       // conflict window (manager.test.ts and confirm-ask.test.ts test the rule itself).
       confirmConflictWindowSeconds: o.confirmConflictWindowSeconds ?? 0,
       ...o.config,
+      ...keyLock,
     }),
   );
   const homes: string[] = [];
   let publicKey = "";
   if (o.gpg) {
     const exported = join(dir, "device.asc");
+    const pin = o.pin === undefined ? [] : ["--pin"];
     const setup = await run(
-      [BUN, AGENT, "gpg-setup", "--config", configPath, "--generate", UID, "--export", exported],
+      [BUN, AGENT, "gpg-setup", "--config", configPath, "--generate", UID, "--export", exported, ...pin],
       agentEnv(dir),
+      o.pin === undefined ? undefined : `${o.pin}\n`,
     );
     if (setup.code !== 0) throw new Error(`gpg-setup failed: ${setup.stderr}`);
     publicKey = readFileSync(exported, "utf8");
     homes.push(join(dir, "state/gnupg"), join(dir, "state/gnupg-primary"));
+    if (o.pin !== undefined) homes.push(unlockedHome);
   }
   const agent = spawnLogged(
     [...(o.agentWrapper?.(dir) ?? []), BUN, AGENT, "run", "--config", configPath],
@@ -165,6 +182,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const stack: Stack = {
     dir,
     stateDir: join(dir, "state"),
+    unlockedHome,
     agent,
     host,
     daemon,

@@ -326,6 +326,10 @@ describe.skipIf(lacking(why))("bun run package", () => {
     const name = "50-qubes-air.policy";
     const path = join(root, "etc/qubes/policy.d", name);
     expect(mode(root, `etc/qubes/policy.d/${name}`)).toBe("644");
+    // The Admin API policy for enrolment (its decisions: test/integration/dom0-admin-policy.test.ts).
+    expect(readFileSync(join(root, "etc/qubes/policy.d/45-qubes-air-admin.policy"), "utf8")).toBe(
+      readFileSync(join(ROOT, "packaging/files/dom0/45-qubes-air-admin.policy"), "utf8"),
+    );
     const text = readFileSync(path, "utf8");
     const policy = parsePolicy([{ name, text }]);
     const system = {
