@@ -102,7 +102,8 @@ function deviceFiles(
 async function pairWithHost(agent: Logged, name: string, token: string, state: string) {
   const port = Number((await agent.waitLine(/listening tcp=\S+ port=(\d+)/, 60_000))[1]);
   const host = makeHost();
-  const daemon = await startDaemon(host);
+  // No dom0 here: the daemon pairs without creating the RemoteVM (enrol.test.ts covers that).
+  const daemon = await startDaemon(host, ["--no-register"]);
   const r = await cli(host, ["pair", name, "--tcp", `127.0.0.1:${port}`, "--zone", "usb", "--token", token]);
   expect(r.stderr).toBe("");
   expect(r.code).toBe(0);
