@@ -111,9 +111,9 @@ export function dom0(salt: readonly { rel: string; file: string }[]): PackageSpe
     description: [
       "The dom0 side of qubes-air: the qrexec policy for calls to remote qubes",
       "(deny by default, with examples), the Admin API policy that lets sys-remote",
-      "create RemoteVMs and manage only those it created, and the qubes-air Salt formula",
-      "(qubes-air.create, .install, .configure) with its pillar example, under",
-      "/srv/formulas/base/qubes-air-formula.",
+      "create RemoteVMs and manage only those it created, and the qubes-air Salt",
+      "formula (qubes-air.create, .install, .configure) with its pillar example,",
+      "under /srv/formulas/base/qubes-air-formula.",
     ].join("\n"),
     entries: [
       {
