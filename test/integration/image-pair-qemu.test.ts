@@ -105,7 +105,7 @@ async function pairWithHost(agent: Logged, name: string, token: string, state: s
   // No dom0 here: the daemon pairs without creating the RemoteVM (enrol.test.ts covers that).
   const daemon = await startDaemon(host, ["--no-register"]);
   const r = await cli(host, ["pair", name, "--tcp", `127.0.0.1:${port}`, "--zone", "usb", "--token", token]);
-  expect(r.stderr).toBe("");
+  expect(r.stderr).toBe("Not created in dom0: registration is off (--no-register)\n");
   expect(r.code).toBe(0);
   expect(r.stdout).toContain(`Paired ${name}: agent `);
   await agent.waitLine(/paired/, 30_000);
