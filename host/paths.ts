@@ -7,18 +7,19 @@
  *     enrolments.json pending enrolments and spent tokens (host/daemon/enrolments.ts), mode 0600
  *     host.key        the host's static key (docs/key-files.md), mode 0600
  *     ik-timestamp    the last IK timestamp sent (host/timestamps.ts)
- *   socket      --socket PATH | QUBES_AIR_SOCKET | $XDG_RUNTIME_DIR/qubes-air/daemon.sock
+ *   socket      --socket PATH | QUBES_AIR_SOCKET | /run/qubes-air/daemon.sock (when it exists: the
+ *               system unit's daemon) | $XDG_RUNTIME_DIR/qubes-air/daemon.sock
  *               | /run/user/<uid>/qubes-air/daemon.sock (when that runtime dir exists) | <state>/daemon.sock
  *
  * The /run/user/<uid> step matters for the relay: qrexec may start it without XDG_RUNTIME_DIR,
  * while the daemon's systemd user unit has it; both then pick the same path.
- * Must never: do I/O beyond the one existence check of the runtime dir.
+ * Must never: do I/O beyond the existence checks of the system socket and the runtime dir.
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { currentUid, type Env, socketCandidatesOf, stateDirOf } from "./socket-path.ts";
+import { currentUid, type Env, SYSTEM_SOCKET, socketCandidatesOf, stateDirOf } from "./socket-path.ts";
 
-export { type Env, socketCandidatesOf, stateDirOf };
+export { type Env, SYSTEM_SOCKET, socketCandidatesOf, stateDirOf };
 
 export interface HostPaths {
   readonly stateDir: string;
@@ -29,9 +30,19 @@ export interface HostPaths {
   readonly socket: string;
 }
 
-export function socketPathOf(env: Env, stateDir: string, flag?: string, uid = currentUid()): string {
-  const candidates = socketCandidatesOf(env, stateDir, flag, uid);
-  // Two candidates: /run/user/UID/... if that runtime directory exists, else the state dir.
+export function socketPathOf(
+  env: Env,
+  stateDir: string,
+  flag?: string,
+  uid = currentUid(),
+  system = SYSTEM_SOCKET,
+): string {
+  let candidates = socketCandidatesOf(env, stateDir, flag, uid, system);
+  if (candidates.length === 1) return candidates[0]!;
+  // The system daemon's socket when it is there (a second daemon then finds it in use and stops).
+  if (existsSync(system)) return system;
+  candidates = candidates.slice(1);
+  // Two candidates left: /run/user/UID/... if that runtime directory exists, else the state dir.
   if (candidates.length === 2 && !existsSync(`/run/user/${uid}`)) return candidates[1]!;
   return candidates[0]!;
 }

@@ -11,9 +11,10 @@ export const IMAGE_BOARDS: readonly BoardId[] = ["pi3", "pi4", "pi5", "zero2w", 
 
 export const BUILD_HELP = `Usage: qubes-air image build --board BOARD --base RAW --out IMG [options]
 
-Writes a NEW image IMG from the upstream image RAW (never modified) with the qubes-air agent,
-its config, a fresh one-time pairing token, its systemd unit (enabled), the USB gadget (serial +
-network) and first-boot settings. Needs no root: mtools, debugfs and sfdisk work on the file.
+Writes a NEW image IMG from the upstream image RAW (never modified) with the qubes-air agent
+package (installed and started by a one-time unit at first boot), the device's config, a fresh
+one-time pairing token, the USB gadget (serial + network) and first-boot settings. Needs no
+root: mtools, debugfs, sfdisk and dpkg-deb work on the files.
 Prints the token, as text and as a QR code, and the "qubes-air pair" command for sys-remote.
 
 Boards and base images:
@@ -30,9 +31,12 @@ Options:
   --tcp ADDR:PORT        also listen on TCP, e.g. 10.0.0.1:7441 on the USB network (the address is
                          given to usb0), or 0.0.0.0:7441 on a Pi 3 (it has no USB device port)
   --no-serial            do not listen on the USB serial line /dev/ttyGS0 (needs --tcp)
-  --agent FILE           the agent from "bun run build" (default: found in dist/)
+  --agent FILE           the agent package from "bun run package": qubes-air-agent_V_arm64.deb
+                         (Pi) or _armhf.deb (armory) (default: found in dist/pkg/)
   --node-debs DIR        armory-mk2: Debian armhf .debs of nodejs, libnode*, their libraries and
-                         node-acorn, node-cjs-module-lexer, node-undici (default: apt-get download)
+                         node-acorn, node-cjs-module-lexer, node-undici, from the image's own
+                         Debian release; installed at first boot beside the agent package
+                         (default: apt-get download, from this system's release)
   --user NAME            Pi: the login user (default qubes)
   --password-hash HASH   Pi: its password, as from "openssl passwd -6"; without it the image's own
                          first-boot prompt asks (bookworm) or no user is made (trixie)

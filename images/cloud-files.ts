@@ -1,25 +1,31 @@
 /**
- * The files of `qubes-air image cloud` (pure texts): cloud-init user-data that installs the x64
- * agent (downloaded from a URL and checked against its sha256, or embedded gzip+base64), its
- * config listening on TCP, the default policy, a one-time pairing token (0600) and the systemd
- * unit; and an example Terraform file that passes the user-data to a VM (Hetzner Cloud or AWS).
+ * The files of `qubes-air image cloud` (pure texts): cloud-init user-data that installs the
+ * amd64 agent package (qubes-air-agent_V_amd64.deb, the same package as everywhere else:
+ * downloaded from a URL the user hosts and checked against its pinned sha256, or embedded base64
+ * for NoCloud seeds), the VM's own config listening on TCP and a one-time pairing token (0600),
+ * written before the package is installed (kept with --force-confold: first-boot-install.ts);
+ * and an example Terraform file that passes the user-data to a VM (Hetzner Cloud or AWS).
+ * Why a URL and not the package inside: clouds cap user-data (AWS 16 KiB, Hetzner 32 KiB) and the
+ * package is tens of MB; the sha256 in the user-data pins exactly the bytes the user built.
  */
 
 import { hostnameFrom } from "./build-options.ts";
-import { agentUnit, PATHS } from "./device-files.ts";
+import { PATHS } from "./device-files.ts";
+import { INSTALL, installScript } from "./first-boot-install.ts";
 import { Literal, toYaml, type YamlValue } from "./yaml.ts";
 
-export const INSTALL_SCRIPT = "/usr/local/lib/qubes-air/install-agent.sh";
+/** The package's name inside the VM (the URL's own name does not matter to dpkg). */
+export const CLOUD_DEB = "qubes-air-agent_amd64.deb";
+export const FETCH_SCRIPT = `${INSTALL.dir}/fetch.sh`;
 
 export type AgentSource =
   | { readonly kind: "url"; readonly url: string; readonly sha256: string }
-  | { readonly kind: "embed"; readonly gzipBase64: string; readonly sha256: string };
+  | { readonly kind: "embed"; readonly base64: string; readonly sha256: string };
 
 export interface CloudSetup {
   readonly name: string;
   readonly port: number;
   readonly token: string;
-  readonly policy: string;
   readonly agent: AgentSource;
 }
 
@@ -32,15 +38,15 @@ export function cloudAgentConfig(s: Pick<CloudSetup, "name" | "port">): Record<s
   };
 }
 
-/** Downloads the agent to a temporary name, checks its sha256, then moves it into place. */
-export function installScript(url: string, sha256: string): string {
+/** Downloads the package to a temporary name, checks its sha256, then moves it into place. */
+export function fetchScript(url: string, sha256: string): string {
   const https = url.startsWith("https:");
   return `#!/bin/sh
-# qubes-air: fetch the agent, check its sha256, install it (written by qubes-air image cloud)
+# qubes-air: fetch the agent package, check its sha256 (written by qubes-air image cloud)
 set -eu
 url='${url}'
 sum='${sha256}'
-dest=${PATHS.agent}
+dest=${INSTALL.dir}/${CLOUD_DEB}
 tmp="$dest.download"
 if command -v curl >/dev/null 2>&1; then
   curl -fsSL --retry 5${https ? " --proto '=https'" : ""} -o "$tmp" "$url"
@@ -49,10 +55,9 @@ else
 fi
 if ! echo "$sum  $tmp" | sha256sum -c - >/dev/null 2>&1; then
   rm -f "$tmp"
-  echo "qubes-air: the agent downloaded from $url has the wrong sha256" >&2
+  echo "qubes-air: the agent package downloaded from $url has the wrong sha256" >&2
   exit 1
 fi
-chmod 0755 "$tmp"
 mv "$tmp" "$dest"
 `;
 }
@@ -72,28 +77,24 @@ function wf(path: string, permissions: string, content: string | Literal, encodi
 export function cloudUserData(s: CloudSetup): string {
   const files: WriteFile[] = [
     wf(PATHS.config, "0644", `${JSON.stringify(cloudAgentConfig(s), null, 2)}\n`),
-    wf(PATHS.policy, "0644", s.policy),
     wf(PATHS.token, "0600", `${s.token}\n`),
-    wf(PATHS.unit, "0644", agentUnit(false)),
+    wf(INSTALL.script, "0755", installScript(CLOUD_DEB)),
   ];
-  const runcmd: string[][] = [];
+  // cloud-init makes parent directories 0755: the state dir is made 0700 before anything else.
+  const runcmd: string[][] = [["chmod", "0700", PATHS.stateDir, INSTALL.dir]];
   if (s.agent.kind === "url") {
-    files.push(wf(INSTALL_SCRIPT, "0755", installScript(s.agent.url, s.agent.sha256)));
-    runcmd.push([INSTALL_SCRIPT]);
+    files.push(wf(FETCH_SCRIPT, "0755", fetchScript(s.agent.url, s.agent.sha256)));
+    runcmd.push([FETCH_SCRIPT]);
   } else {
     files.push({
-      path: PATHS.agent,
+      path: `${INSTALL.dir}/${CLOUD_DEB}`,
       owner: "root:root",
-      permissions: "0755",
-      encoding: "gz+b64",
-      content: s.agent.gzipBase64,
+      permissions: "0644",
+      encoding: "b64",
+      content: s.agent.base64,
     });
   }
-  runcmd.push(
-    ["chmod", "0700", PATHS.stateDir],
-    ["systemctl", "daemon-reload"],
-    ["systemctl", "enable", "--now", "qubes-air-agent.service"],
-  );
+  runcmd.push([INSTALL.script]);
   return toYaml({ write_files: files, runcmd }, [
     "#cloud-config",
     `# qubes-air agent "${s.name}" (written by qubes-air image cloud). It holds a one-time pairing`,

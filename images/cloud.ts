@@ -1,39 +1,39 @@
 /**
  * `qubes-air image cloud --name NAME [--port P] [--out DIR]`: cloud-init user-data for a cloud VM
- * running the x64 agent on TCP, plus an example Terraform file (main.tf) that hands it to a VM,
- * and the one-time pairing token and `qubes-air pair` command. Clouds cap user-data (AWS 16 KiB,
- * Hetzner 32 KiB), so the agent is normally downloaded from --agent-url and checked against its
- * sha256; --embed-agent puts it inside (tens of MB: for NoCloud seeds, libvirt, Proxmox).
+ * that installs the amd64 agent package and runs it on TCP, plus an example Terraform file
+ * (main.tf) that hands it to a VM, and the one-time pairing token and `qubes-air pair` command.
+ * Clouds cap user-data (AWS 16 KiB, Hetzner 32 KiB), so the package is normally downloaded from
+ * --agent-url and checked against its sha256; --embed-agent puts it inside (tens of MB: for
+ * NoCloud seeds, libvirt, Proxmox).
  * Must never: write the token where others can read it (user-data is 0600), or overwrite files.
  */
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { gzipSync } from "node:zlib";
 import { parseConfig } from "../agent/config.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
-import { findAgent } from "./artefacts.ts";
+import { findAgentPackage } from "./agent-package.ts";
 import { IMAGE_LABELS } from "./build-options.ts";
 import { type AgentSource, cloudAgentConfig, cloudUserData, terraformFile } from "./cloud-files.ts";
-import { formatBytes, ImageError, type ImageIO, usageError } from "./common.ts";
-import { DEFAULT_POLICY } from "./default-policy.ts";
+import { formatBytes, ImageError, type ImageIO, requireTools, usageError } from "./common.ts";
 import { PATHS } from "./device-files.ts";
 
 export const CLOUD_HELP = `Usage: qubes-air image cloud --name NAME (--agent-url URL | --embed-agent) [options]
 
-Writes DIR/user-data (cloud-init: the x64 agent, its config listening on TCP, the default policy,
-a one-time pairing token, its systemd unit) and DIR/main.tf (an example Terraform VM that uses
-it), and prints the token and the "qubes-air pair" command.
+Writes DIR/user-data (cloud-init: installs the agent package qubes-air-agent_V_amd64.deb with
+the VM's config listening on TCP and a one-time pairing token, and starts it) and DIR/main.tf (an
+example Terraform VM that uses it), and prints the token and the "qubes-air pair" command.
 
 Options:
   --name NAME          the VM's qube name (its RemoteVM in dom0)
   --port P             the agent's TCP port (default 7441)
   --out DIR            where to write (default ./NAME-cloud; existing files are kept unless --force)
-  --agent-url URL      the VM downloads the agent from here (upload dist/qubes-air-agent-linux-x64)
-  --agent-sha256 HEX   its sha256 (default: from --agent or dist/manifest.json)
-  --embed-agent        put the agent into user-data (large: for NoCloud/libvirt, not public clouds)
-  --agent FILE         the local x64 agent (default: found in dist/)
+  --agent-url URL      the VM downloads the agent package from here (upload
+                       dist/pkg/qubes-air-agent_V_amd64.deb from "bun run package")
+  --agent-sha256 HEX   its sha256 (default: that of --agent or the package in dist/pkg/)
+  --embed-agent        put the package into user-data (large: for NoCloud/libvirt, not public clouds)
+  --agent FILE         the local agent package (default: found in dist/pkg/)
   --provider P         hcloud (default) or aws, for main.tf
   --force              replace existing files in DIR
   --address HOST       the VM's address, when known (a reserved IP): run in sys-remote, the
@@ -44,7 +44,7 @@ Options:
   -h, --help           this text
 
 Examples:
-  qubes-air image cloud --name build1 --agent-url https://example.org/qubes-air-agent-linux-x64
+  qubes-air image cloud --name build1 --agent-url https://example.org/qubes-air-agent_1.0_amd64.deb
   qubes-air image cloud --name build1 --embed-agent --out seed/`;
 
 export async function imageCloudCommand(argv: readonly string[], io: ImageIO): Promise<number> {
@@ -60,6 +60,10 @@ export async function imageCloudCommand(argv: readonly string[], io: ImageIO): P
     io.err(`qubes-air image cloud: internal error: ${(e as Error).stack ?? e}\n`);
     return 1;
   }
+}
+
+function localPackage(given: string | undefined, env: Readonly<Record<string, string | undefined>>) {
+  return findAgentPackage("amd64", given, requireTools(["dpkg-deb"], env)["dpkg-deb"]!, env);
 }
 
 async function cloud(argv: readonly string[], io: ImageIO): Promise<number> {
@@ -104,7 +108,7 @@ async function cloud(argv: readonly string[], io: ImageIO): Promise<number> {
   const url = v["agent-url"] as string | undefined;
   if ((url === undefined) === (v["embed-agent"] !== true)) {
     throw usageError(
-      "give --agent-url URL (the VM downloads the agent; clouds cap user-data at 16-64 KiB) or --embed-agent",
+      "give --agent-url URL (the VM downloads the agent package; clouds cap user-data at 16-64 KiB) or --embed-agent",
     );
   }
   const enrol = enrolOptions(v, port);
@@ -122,26 +126,18 @@ async function cloud(argv: readonly string[], io: ImageIO): Promise<number> {
       throw usageError("--agent-url must be an http(s) URL without quotes or spaces");
     }
     let sha = (v["agent-sha256"] as string | undefined)?.toLowerCase();
-    if (sha === undefined) sha = findAgent("x64", v.agent as string | undefined, env).sha256;
+    if (sha === undefined) sha = localPackage(v.agent as string | undefined, env).sha256;
     if (!/^[0-9a-f]{64}$/.test(sha)) throw usageError("--agent-sha256 must be 64 hex digits");
     agent = { kind: "url", url, sha256: sha };
     agentNote = `downloaded from ${url} and checked against sha256 ${sha.slice(0, 16)}…`;
   } else {
-    const found = findAgent("x64", v.agent as string | undefined, env);
-    io.err(`compressing ${found.path} (${formatBytes(found.size)}) ...\n`);
-    const gz = gzipSync(readFileSync(found.path), { level: 6 });
-    agent = { kind: "embed", gzipBase64: gz.toString("base64"), sha256: found.sha256 };
-    agentNote = `embedded (${formatBytes(gz.length)} gzip): too large for public clouds' user-data`;
+    const found = localPackage(v.agent as string | undefined, env);
+    agent = { kind: "embed", base64: readFileSync(found.path).toString("base64"), sha256: found.sha256 };
+    agentNote = `${found.name} embedded (${formatBytes(found.size)}): too large for public clouds' user-data`;
   }
   const token = randomBytes(32).toString("hex");
   parseConfig(cloudAgentConfig({ name, port }), PATHS.config, { HOME: "/root" });
-  const userData = cloudUserData({
-    name,
-    port,
-    token,
-    policy: DEFAULT_POLICY,
-    agent,
-  });
+  const userData = cloudUserData({ name, port, token, agent });
   const dir = typeof v.out === "string" ? v.out : `${name}-cloud`;
   mkdirSync(dir, { recursive: true });
   const files: [string, string, number][] = [

@@ -1,27 +1,25 @@
 /**
- * What the image builder puts into a device's root filesystem, as a RootEntry plan (pure):
- * the agent (Bun binary, or Node bundle + wrapper), its config, the default policy, a one-time
- * pairing token (0600 in a 0700 state dir, root-owned), the systemd unit and its enable symlink,
- * the USB gadget script and unit, kernel modules, the board's hardware description, the hostname
- * and the gadget's network address. Paths and texts are here so tests can check them.
+ * What the image builder puts into a device's root filesystem, as a RootEntry plan (pure): the
+ * agent package and its first-boot install (first-boot-install.ts), the device's own config and
+ * hardware description where the package reads them, a one-time pairing token (0600 in the
+ * package's 0700 state dir, root-owned), the USB gadget script and unit, kernel modules, the
+ * hostname and the gadget's network address. Where the agent's files go is the package's
+ * business (packaging/layout.ts AGENT_PATHS); the paths here are the image's own.
  */
 import type { BoardProfile } from "../hw/boards.ts";
 import { type GadgetSpec, gadgetShellScript } from "../hw/usb-gadget.ts";
+import { AGENT_PATHS, AGENT_UNIT } from "../packaging/layout.ts";
+import { installPlan } from "./first-boot-install.ts";
 import { dir, file, type RootEntry, symlink } from "./rootfs.ts";
 
 export const PATHS = {
-  agent: "/usr/local/bin/qubes-air-agent",
-  libDir: "/usr/local/lib/qubes-air",
-  bundle: "/usr/local/lib/qubes-air/qubes-air-agent.mjs",
-  nodePrefix: "/opt/qubes-air/node",
-  configDir: "/etc/qubes-air",
-  config: "/etc/qubes-air/agent.json",
-  hardware: "/etc/qubes-air/hardware.json",
-  policyDir: "/etc/qubes-air/policy.d",
-  policy: "/etc/qubes-air/policy.d/50-qubes-air.policy",
-  stateDir: "/var/lib/qubes-air",
-  token: "/var/lib/qubes-air/pairing-token",
-  unit: "/etc/systemd/system/qubes-air-agent.service",
+  configDir: AGENT_PATHS.configDir,
+  config: AGENT_PATHS.config,
+  policyDir: AGENT_PATHS.policyDir,
+  stateDir: AGENT_PATHS.stateDir,
+  hardware: `${AGENT_PATHS.configDir}/hardware.json`,
+  /** The agent's one-time token file in its state directory (agent/link/state.ts). */
+  token: `${AGENT_PATHS.stateDir}/pairing-token`,
   gadgetUnit: "/etc/systemd/system/qubes-air-gadget.service",
   gadgetScript: "/usr/local/lib/qubes-air/usb-gadget.sh",
   gadgetStart: "/usr/local/lib/qubes-air/usb-gadget-start.sh",
@@ -31,7 +29,7 @@ export const PATHS = {
   ifupdown: "/etc/network/interfaces.d/qubes-air-usb0",
 } as const;
 
-export const AGENT_UNIT_NAME = "qubes-air-agent.service";
+export const AGENT_UNIT_NAME = AGENT_UNIT;
 export const GADGET_UNIT_NAME = "qubes-air-gadget.service";
 
 export interface DeviceSetup {
@@ -41,16 +39,10 @@ export interface DeviceSetup {
   readonly listen: { readonly tty?: string; readonly tcp?: string };
   readonly token: string;
   readonly gadget: GadgetSpec | null;
-  readonly runtime:
-    | { readonly kind: "bun"; readonly binary: string }
-    | {
-        readonly kind: "node";
-        readonly bundle: string;
-        readonly node: readonly RootEntry[];
-        /** Node options for the wrapper (node-runtime.ts nodeFlagsFor). */
-        readonly flags: readonly string[];
-      };
-  readonly policy: string;
+  /** The agent package (a host file) and the name the image keeps it under. */
+  readonly agentDeb: { readonly name: string; readonly file: string };
+  /** Packages it depends on that the image lacks (the armory's Node), host files. */
+  readonly runtimeDebs: readonly string[];
   /** Configure the gadget's network interface (usb0) with this IPv4 address/prefix. */
   readonly usbAddress: {
     readonly address: string;
@@ -59,33 +51,13 @@ export interface DeviceSetup {
   } | null;
 }
 
-export function agentConfig(s: DeviceSetup): Record<string, unknown> {
+export function agentConfig(s: Pick<DeviceSetup, "name" | "listen">): Record<string, unknown> {
   return {
     name: s.name,
     listen: { ...s.listen },
     stateDir: PATHS.stateDir,
     policyDir: PATHS.policyDir,
   };
-}
-
-export function agentUnit(gadget: boolean): string {
-  return `# qubes-air agent: makes this device a Qubes remote qube (written by qubes-air image build)
-[Unit]
-Description=qubes-air agent
-After=network.target${gadget ? ` ${GADGET_UNIT_NAME}` : ""}
-${gadget ? `Wants=${GADGET_UNIT_NAME}\n` : ""}
-[Service]
-Type=simple
-ExecStart=${PATHS.agent} run --config ${PATHS.config}
-Restart=always
-RestartSec=2
-UMask=0077
-# One line per event on stderr: journalctl -u qubes-air-agent
-StandardError=journal
-
-[Install]
-WantedBy=multi-user.target
-`;
 }
 
 export function gadgetUnit(): string {
@@ -117,19 +89,6 @@ while [ -z "$(ls /sys/class/udc 2>/dev/null)" ] && [ "$i" -lt 100 ]; do
   i=$((i + 1))
 done
 exec ${PATHS.gadgetScript}
-`;
-}
-
-/**
- * Debian's armhf Node with its libraries in a private prefix, started through the dynamic loader
- * with --library-path, so LD_LIBRARY_PATH never reaches the services the agent runs.
- */
-export function nodeWrapper(flags: readonly string[] = []): string {
-  const p = PATHS.nodePrefix;
-  const node = [`${p}/bin/node`, ...flags, PATHS.bundle].join(" ");
-  return `#!/bin/sh
-# qubes-air agent on Debian's armhf Node (extracted into ${p} by qubes-air image build).
-exec /lib/ld-linux-armhf.so.3 --library-path ${p}/lib ${node} "$@"
 `;
 }
 
@@ -182,24 +141,14 @@ export function hardwareDescription(s: DeviceSetup): Record<string, unknown> {
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
 export function devicePlan(s: DeviceSetup): RootEntry[] {
-  const plan: RootEntry[] = [dir(PATHS.libDir), dir(PATHS.configDir), dir(PATHS.policyDir)];
-  if (s.runtime.kind === "bun") plan.push(file(PATHS.agent, 0o755, { file: s.runtime.binary }));
-  else {
-    plan.push(...s.runtime.node);
-    plan.push(
-      file(PATHS.bundle, 0o644, { file: s.runtime.bundle }),
-      file(PATHS.agent, 0o755, nodeWrapper(s.runtime.flags)),
-    );
-  }
-  plan.push(
+  const plan: RootEntry[] = [
+    dir(PATHS.configDir),
     file(PATHS.config, 0o644, json(agentConfig(s))),
     file(PATHS.hardware, 0o644, json(hardwareDescription(s))),
-    file(PATHS.policy, 0o644, s.policy),
     dir(PATHS.stateDir, 0o700),
     file(PATHS.token, 0o600, `${s.token}\n`),
-    file(PATHS.unit, 0o644, agentUnit(s.gadget !== null)),
-    symlink(`${PATHS.wants}/${AGENT_UNIT_NAME}`, PATHS.unit),
-  );
+    ...installPlan(s.agentDeb, s.runtimeDebs),
+  ];
   if (s.gadget) {
     const modules = s.board.usbGadget?.modules ?? [];
     plan.push(

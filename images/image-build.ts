@@ -2,21 +2,22 @@
  * `qubes-air image build`: a flashable image for a Raspberry Pi or a USB armory, made from the
  * upstream raw image without root and without mounting (images/build-options.ts has the options).
  * Steps: tools and agent found; base copied to IMG.partial while hashed (--sha256 checked); the
- * partition table read (sfdisk -J); the root filesystem edited with debugfs (agent, config,
- * token, units, gadget, first-boot bits); the Pi's FAT boot partition edited with mtools; then
+ * partition table read (sfdisk -J); the root filesystem edited with debugfs (the agent package
+ * qubes-air-agent_V_ARCH.deb and the first-boot unit that installs it, the device's config and
+ * token, gadget, first-boot bits: images/device-files.ts); the Pi's FAT boot partition edited with mtools; then
  * checked (e2fsck -fn, bytes before the first partition unchanged: the armory's U-Boot) and
  * renamed to IMG. The host CLI calls imageBuildCommand(argv, io).
  * Must never: write to the base image, publish IMG before every check passed, or leave the token
  * readable by others (IMG is 0600; inside, the token is 0600 root in a 0700 directory).
  */
 import { randomBytes } from "node:crypto";
-import { chmodSync, mkdtempSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { chmodSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../agent/config.ts";
 import { udevRules } from "../hw/udev.ts";
 import { type GadgetSpec, gadgetStrings } from "../hw/usb-gadget.ts";
-import { findAgent } from "./artefacts.ts";
+import { findAgentPackage, installedBytes } from "./agent-package.ts";
 import { armoryGadgetEdits, parseSshKeys, sshKeysPlan, sshOffPlan } from "./board-edits.ts";
 import { BUILD_HELP, type BuildOptions, parseBuildOptions } from "./build-options.ts";
 import { summaryText } from "./build-report.ts";
@@ -32,22 +33,21 @@ import {
   run,
 } from "./common.ts";
 import { copyAndHash, hashRange, Progress } from "./copy.ts";
-import { DEFAULT_POLICY } from "./default-policy.ts";
 import { agentConfig, type DeviceSetup, devicePlan, hostnamePlan, PATHS } from "./device-files.ts";
 import { Ext4Image } from "./ext4.ts";
 import { FatImage } from "./fat.ts";
 import { detectFirstBoot, parseOsRelease } from "./first-boot.ts";
-import {
-  BUILTIN_DIRS,
-  downloadNodeDebs,
-  extractNodeDebs,
-  listDebs,
-  type NodeTree,
-  nodeFlagsFor,
-  nodePlan,
-} from "./node-runtime.ts";
+import { downloadNodeDebs, listDebs, nodeDebsVersion } from "./node-runtime.ts";
 import { armoryLayout, piLayout, readPartitionTable } from "./partitions.ts";
-import { applyPlan, planBytes, type RootEntry, replacedBytes } from "./rootfs.ts";
+import { applyPlan, planBytes, replacedBytes } from "./rootfs.ts";
+
+/** Debian's release numbers by codename (an os-release may carry only the codename). */
+const DEBIAN_RELEASES: Readonly<Record<string, string>> = {
+  bullseye: "11",
+  bookworm: "12",
+  trixie: "13",
+  forky: "14",
+};
 
 export async function imageBuildCommand(argv: readonly string[], io: ImageIO): Promise<number> {
   let o: BuildOptions | "help";
@@ -64,9 +64,8 @@ export async function imageBuildCommand(argv: readonly string[], io: ImageIO): P
     return 0;
   }
   const partial = `${resolve(o.out)}.partial`;
-  const work = mkdtempSync(join(tmpdir(), "qa-image-"));
   try {
-    await build(o, io, partial, work);
+    await build(o, io, partial);
     return 0;
   } catch (e) {
     rmSync(partial, { force: true });
@@ -80,12 +79,10 @@ export async function imageBuildCommand(argv: readonly string[], io: ImageIO): P
     }
     io.err(`qubes-air image build: internal error: ${(e as Error).stack ?? e}\n`);
     return 1;
-  } finally {
-    rmSync(work, { recursive: true, force: true });
   }
 }
 
-async function build(o: BuildOptions, io: ImageIO, partial: string, work: string): Promise<void> {
+async function build(o: BuildOptions, io: ImageIO, partial: string): Promise<void> {
   const t0 = performance.now();
   const env = io.env ?? process.env;
   const armory = o.board.id === "armory-mk2";
@@ -98,17 +95,17 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     [
       "sfdisk",
       "debugfs",
-      ...(armory
-        ? ["dpkg-deb", ...(o.nodeDebs ? [] : ["apt-get", "apt-cache"])]
-        : ["mtype", "mcopy", "mdir"]),
+      "dpkg-deb",
+      ...(armory ? (o.nodeDebs ? [] : ["apt-get", "apt-cache"]) : ["mtype", "mcopy", "mdir"]),
     ],
     env,
   );
-  const agent = findAgent(armory ? "node" : "arm64", o.agent, env);
+  const agent = findAgentPackage(armory ? "armhf" : "arm64", o.agent, tools["dpkg-deb"]!, env);
   const baseSize = checkPaths(o);
   const sshKeys = o.sshKeyFile ? parseSshKeys(readText(o.sshKeyFile, "--ssh-key"), o.sshKeyFile) : [];
 
-  let nodeTree: NodeTree | null = null;
+  let nodeDebs: string[] = [];
+  let nodeVersion = "";
   if (armory) {
     const cache = join(
       env.XDG_CACHE_HOME || join(env.HOME || homedir(), ".cache"),
@@ -116,10 +113,10 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
       "node-armhf",
     );
     if (!o.nodeDebs) io.err(`      downloading Debian's armhf Node packages into ${cache}\n`);
-    const debs = o.nodeDebs
+    nodeDebs = o.nodeDebs
       ? listDebs(o.nodeDebs)
       : downloadNodeDebs({ aptGet: tools["apt-get"]!, aptCache: tools["apt-cache"]! }, cache);
-    nodeTree = extractNodeDebs(tools["dpkg-deb"]!, debs, join(work, "node"));
+    nodeVersion = nodeDebsVersion(nodeDebs);
   }
 
   step(2, `copying ${o.base} (${formatBytes(baseSize)})${o.sha256 ? " and checking its sha256" : ""}`);
@@ -155,11 +152,6 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     : { kind: "none" as const, why: "hostname set in the root filesystem" };
   io.err(`      ${release}; first boot: ${firstBoot.kind} (${firstBoot.why})\n`);
 
-  let nodeEntries: RootEntry[] = [];
-  if (nodeTree) {
-    const present = new Set(BUILTIN_DIRS.filter((b) => root.stat(`/usr/share/nodejs/${b}`) !== null));
-    nodeEntries = nodePlan(nodeTree, present);
-  }
   const gadget = gadgetSpec(o);
   const setup: DeviceSetup = {
     board: o.board,
@@ -167,16 +159,22 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     listen: { ...(o.serial ? { tty: "/dev/ttyGS0" } : {}), ...(o.tcp ? { tcp: o.tcp.text } : {}) },
     token: randomBytes(32).toString("hex"),
     gadget,
-    runtime: nodeTree
-      ? { kind: "node", bundle: agent.path, node: nodeEntries, flags: nodeFlagsFor(nodeTree.version) }
-      : { kind: "bun", binary: agent.path },
-    policy: DEFAULT_POLICY,
+    agentDeb: { name: agent.name, file: agent.path },
+    runtimeDebs: nodeDebs,
     usbAddress: usbAddress(o, root, gadget !== null),
   };
   parseConfig(agentConfig(setup), PATHS.config, { HOME: "/root" }); // the agent must accept it
 
   step(4, "writing into the root filesystem");
   const notes: string[] = [];
+  const nodeRelease = /~deb(\d+)u/.exec(nodeVersion)?.[1];
+  const imageRelease = os.VERSION_ID ?? DEBIAN_RELEASES[os.VERSION_CODENAME ?? ""];
+  if (armory && nodeRelease && imageRelease && nodeRelease !== imageRelease) {
+    notes.push(
+      `the Node .debs are from Debian ${nodeRelease} but the image is Debian ${imageRelease}: first boot installs ` +
+        "them with dpkg and may find their libraries in conflict; give --node-debs with the image's own release's packages",
+    );
+  }
   const plan = devicePlan(setup);
   if (firstBoot.kind !== "cloud-init") {
     plan.push(...hostnamePlan(o.hostname, root.readFile("/etc/hosts")?.toString("utf8") ?? null));
@@ -200,7 +198,14 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
       "SSH is off (the armory image's default password is public); use --ssh-key to have key-only SSH",
     );
   }
-  const need = planBytes(plan) + 16 * MiB;
+  // The .debs stay in the image until first boot, when the package is unpacked beside them.
+  // Raspberry Pi OS grows its root filesystem to the card before that; the armory image does not,
+  // so there the unpacked size (the packages' Installed-Size) must fit now.
+  const dpkgDeb = tools["dpkg-deb"]!;
+  const unpacked = armory
+    ? agent.installedBytes + nodeDebs.reduce((n, d) => n + installedBytes(dpkgDeb, d), 0)
+    : 0;
+  const need = planBytes(plan) + unpacked + 16 * MiB;
   const free = root.freeBytes() + replacedBytes(root, plan);
   if (need > free) {
     throw new ImageError(
@@ -209,7 +214,7 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     );
   }
   const t4 = performance.now();
-  io.err(`      ${plan.length} entries, ${formatBytes(need - 16 * MiB)} ...\n`);
+  io.err(`      ${plan.length} entries, ${formatBytes(need - unpacked - 16 * MiB)} ...\n`);
   applyPlan(root, plan);
   io.err(`      done in ${elapsed(t4)}\n`);
 
@@ -252,7 +257,9 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
       file: agent.path.split("/").pop()!,
       size: agent.size,
       sha256: agent.sha256,
-      runtime: armory ? `on Debian's armhf Node ${nodeTree?.version}` : "Bun arm64 binary",
+      runtime: armory
+        ? `package ${agent.version} on Debian's armhf Node ${nodeVersion}, installed at first boot`
+        : `package ${agent.version} (Bun arm64 binary), installed at first boot`,
     },
     listen: setup.listen,
     usb: gadget ? { serial: gadget.serial, hostMac: gadget.hostMac, devMac: gadget.devMac } : null,

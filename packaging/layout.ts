@@ -147,27 +147,50 @@ export const FORMULA_DIR = "/srv/formulas/base/qubes-air-formula";
 
 export type AgentArch = "arm64" | "armhf" | "amd64";
 export const AGENT_ARCHES: readonly AgentArch[] = ["arm64", "armhf", "amd64"];
+export const AGENT_PACKAGE = "qubes-air-agent";
+
+/**
+ * Where the agent package puts its files: the one statement of it. The image builder and
+ * cloud-init (images/) install this package and read these paths; they never restate them.
+ * `config` and everything under /etc are conffiles: a device's own settings written there
+ * before the package is installed are kept with `dpkg --force-confold` (images/first-boot-install.ts).
+ */
+export const AGENT_PATHS = {
+  bin: "/usr/bin/qubes-air-agent",
+  bundle: "/usr/lib/qubes-air/qubes-air-agent.mjs",
+  unit: `/lib/systemd/system/${AGENT_UNIT}`,
+  configDir: "/etc/qubes-air",
+  config: "/etc/qubes-air/agent.json",
+  policyDir: "/etc/qubes-air/policy.d",
+  policy: "/etc/qubes-air/policy.d/50-qubes-air.policy",
+  stateDir: "/var/lib/qubes-air",
+} as const;
+
+/** The agent package's file name, as `bun run package` writes it. */
+export function agentDebName(version: string, arch: AgentArch): string {
+  return `${AGENT_PACKAGE}_${version}_${arch}.deb`;
+}
 
 export function agent(arch: AgentArch): PackageSpec {
   const runtime: Entry[] =
     arch === "armhf"
       ? [
           {
-            path: "/usr/lib/qubes-air/qubes-air-agent.mjs",
+            path: AGENT_PATHS.bundle,
             mode: 0o644,
             from: { dist: "qubes-air-agent-node.mjs" },
           },
-          { path: "/usr/bin/qubes-air-agent", mode: 0o755, from: { files: "agent/qubes-air-agent-node" } },
+          { path: AGENT_PATHS.bin, mode: 0o755, from: { files: "agent/qubes-air-agent-node" } },
         ]
       : [
           {
-            path: "/usr/bin/qubes-air-agent",
+            path: AGENT_PATHS.bin,
             mode: 0o755,
             from: { dist: arch === "arm64" ? "qubes-air-agent-linux-arm64" : "qubes-air-agent-linux-x64" },
           },
         ];
   return {
-    name: "qubes-air-agent",
+    name: AGENT_PACKAGE,
     summary: "Qubes-air agent: makes this device a Qubes remote qube",
     description: [
       "The qubes-air agent for a Raspberry Pi, USB Armory or cloud VM: answers",
@@ -178,19 +201,19 @@ export function agent(arch: AgentArch): PackageSpec {
     entries: [
       ...runtime,
       {
-        path: `/lib/systemd/system/${AGENT_UNIT}`,
+        path: AGENT_PATHS.unit,
         mode: 0o644,
         from: { files: "agent/qubes-air-agent.service" },
       },
-      { path: "/etc/qubes-air/agent.json", mode: 0o644, from: { files: "agent/agent.json" }, conf: true },
+      { path: AGENT_PATHS.config, mode: 0o644, from: { files: "agent/agent.json" }, conf: true },
       {
-        path: "/etc/qubes-air/policy.d/50-qubes-air.policy",
+        path: AGENT_PATHS.policy,
         mode: 0o644,
         from: { files: "../../core/qrexec/default-policy/50-qubes-air.policy" },
         conf: true,
       },
     ],
-    dirs: [{ path: "/var/lib/qubes-air", mode: 0o700 }],
+    dirs: [{ path: AGENT_PATHS.stateDir, mode: 0o700 }],
     depends: arch === "armhf" ? ["nodejs (>= 18)"] : [LIBC],
     unit: { name: AGENT_UNIT, enable: false },
   };

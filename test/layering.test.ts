@@ -16,6 +16,9 @@
  *   writes with the agent's own parseConfig, so the two can never disagree. It stays in agent/
  *   because it is not pure enough for core/ (node:path, homedir, hw/boards' BoardId); instead
  *   its import closure may reach no other agent/ file (checked below).
+ * - images/ -> packaging/layout.ts only: the image builder and cloud-init install the agent
+ *   package (one way of laying the agent's files out) and take its paths from the package's
+ *   layout rather than restating them; the package builder itself (dpkg-deb, rpmbuild) stays out.
  * - Test files (*.test.ts) are wiring: they may also import test/ and fixtures/, and transport's
  *   tests a real platform. demo/, bench/ and chaos/, tests included, never touch test/: what
  *   they share with the tests lives in fixtures/.
@@ -98,6 +101,12 @@ const EDGES: readonly Edge[] = [
     to,
     why: "sys-remote's processes wire the link, calls and runtime",
   })),
+  {
+    from: "images",
+    to: "packaging",
+    only: ["packaging/layout.ts"],
+    why: "images and cloud-init install the agent package; its layout is the one statement of where agent files go",
+  },
   { from: "host", to: "images", why: "`qubes-air image` and `qubes-air flash` run in sys-remote" },
   {
     from: "packaging",

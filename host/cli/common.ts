@@ -20,7 +20,8 @@ export const COMMON_OPTIONS = {
 
 export const COMMON_HELP = `Common options:
   --state DIR     state directory (default $QUBES_AIR_STATE or ~/.local/share/qubes-air)
-  --socket PATH   daemon socket (default $QUBES_AIR_SOCKET or $XDG_RUNTIME_DIR/qubes-air/daemon.sock)
+  --socket PATH   daemon socket (default $QUBES_AIR_SOCKET, /run/qubes-air/daemon.sock, or
+                  $XDG_RUNTIME_DIR/qubes-air/daemon.sock)
   -h, --help      show this help`;
 
 /** Strict parsing (platform/cli/parse.ts) with the common options added. */

@@ -5,6 +5,8 @@
     Runs under stock Salt: every step is the real qvm-* command line behind an `unless` guard that
     reads the current value back, so a second apply changes nothing (salt/README.md says why not
     the qvm.* states).
+    A qube this state creates gets the tag `qubes-air-created` in the same step (never later, never
+    on a qube that was already there), so qubes-air.remove removes only what create made.
     Must never: make a required USB assignment (the relay would not start without the device),
     or run any step when the pillar is wrong (the errors below fail alone). -#}
 {%- from "qubes-air/map.jinja" import air, fail_on_errors with context %}
@@ -15,7 +17,7 @@
 {%- for r in air.relays %}
 qubes-air-relay-{{ r.name }}:
   cmd.run:
-    - name: qvm-create --class AppVM --template {{ r.prefs.template | quote }} --label {{ r.prefs.label | quote }} {{ r.name | quote }}
+    - name: qvm-create --class AppVM --template {{ r.prefs.template | quote }} --label {{ r.prefs.label | quote }} {{ r.name | quote }} && qvm-tags {{ r.name | quote }} add {{ air.created_tag }}
     - unless: qvm-check --quiet {{ r.name | quote }}
 {%-   for key, value in r.prefs | dictsort %}
 {%-     set value = value if value is not sameas true and value is not sameas false else (value | string) %}
@@ -55,7 +57,7 @@ qubes-air-relay-{{ r.name }}-service-{{ svc }}:
 {#- RemoteVMs exist from Qubes 4.3; qvm.prefs cannot set relayvm, transport_rpc or remote_name. #}
 qubes-air-remote-{{ d.name }}:
   cmd.run:
-    - name: qvm-create --class RemoteVM --label {{ d.label | quote }} {{ d.name | quote }}
+    - name: qvm-create --class RemoteVM --label {{ d.label | quote }} {{ d.name | quote }} && qvm-tags {{ d.name | quote }} add {{ air.created_tag }}
     - unless: qvm-check --quiet {{ d.name | quote }}
 {%-     for key, value in d.prefs | dictsort %}
 qubes-air-remote-{{ d.name }}-pref-{{ key }}:

@@ -1,8 +1,10 @@
 {#- qubes-air.remove (dom0): undoes qubes-air.create for the qubes the pillar names: the policy
     file, the USB assignments, the RemoteVMs (their prefs and tags go with them), then the relay
-    qubes. Each step runs only while there is something to undo (`onlyif`).
-    Must never: remove a qube the pillar does not name, or a relay before the RemoteVMs that use it
-    (qvm-remove refuses that anyway). -#}
+    qubes. Each step runs only while there is something to undo (`onlyif`); a qube is removed only
+    if create made it (its tag `qubes-air-created`): a relay or RemoteVM the user had before, and
+    named in the pillar, stays (its USB assignment from the pillar is still taken back).
+    Must never: remove a qube the pillar does not name or create did not make, or a relay before
+    the RemoteVMs that use it (qvm-remove refuses that anyway). -#}
 {%- from "qubes-air/map.jinja" import air, fail_on_errors with context %}
 {%- if air.errors %}
 {{ fail_on_errors() }}
@@ -21,14 +23,14 @@ qubes-air-usb-{{ d.name }}-absent:
 qubes-air-remote-{{ d.name }}-absent:
   cmd.run:
     - name: qvm-remove --force {{ d.name | quote }}
-    - onlyif: qvm-check --quiet {{ d.name | quote }}
+    - onlyif: qvm-check --quiet {{ d.name | quote }} && qvm-tags {{ d.name | quote }} list {{ air.created_tag }}
 {%-   endif %}
 {%- endfor %}
 {%- for r in air.relays %}
 qubes-air-relay-{{ r.name }}-absent:
   cmd.run:
     - name: qvm-remove --force {{ r.name | quote }}
-    - onlyif: qvm-check --quiet {{ r.name | quote }}
+    - onlyif: qvm-check --quiet {{ r.name | quote }} && qvm-tags {{ r.name | quote }} list {{ air.created_tag }}
     - require:
 {%-   for d in air.remotes %}
 {%-     if d.usb and d.relay == r.name %}

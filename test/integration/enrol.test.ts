@@ -12,7 +12,8 @@
  * The agent in the image is a stand-in ELF header (the device here runs the x64 agent from source).
  */
 import { afterAll, afterEach, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { existsSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { type AddressInfo, createServer } from "node:net";
 import { join } from "node:path";
 import { hasSocat, type PtyPair, ptyPair } from "../../fixtures/pty.ts";
@@ -49,17 +50,16 @@ afterAll(cleanup);
 const missing = [...missingTools(), ...(hasSocat() ? [] : ["socat"])];
 const PRODUCT_FIELD = "qubes-air_Raspberry_Pi_4___400___CM4"; // udev: "qubes-air Raspberry Pi 4 / 400 / CM4"
 
-/** An aarch64 ELF header: what image build checks its --agent to be. */
+/** A tiny package that calls itself the arm64 agent package: what image build checks its --agent to be. */
 function fakeArm64Agent(dir: string): string {
-  const h = Buffer.alloc(1024);
-  h.write("\x7fELF", 0, "latin1");
-  h[4] = 2;
-  h[5] = 1;
-  h[6] = 1;
-  h.writeUInt16LE(2, 16);
-  h.writeUInt16LE(183, 18);
-  const path = join(dir, "qubes-air-agent-linux-arm64");
-  writeFileSync(path, h);
+  const root = join(dir, "fake-agent-root");
+  mkdirSync(join(root, "DEBIAN"), { recursive: true });
+  writeFileSync(
+    join(root, "DEBIAN/control"),
+    "Package: qubes-air-agent\nVersion: 9.9\nArchitecture: arm64\nMaintainer: t <t@example.org>\nDescription: t\n",
+  );
+  const path = join(dir, "qubes-air-agent_9.9_arm64.deb");
+  execFileSync("dpkg-deb", ["--root-owner-group", "--build", root, path], { stdio: "ignore" });
   return path;
 }
 
@@ -300,7 +300,7 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("enrolm
       "--name",
       "build1",
       "--agent-url",
-      "https://example.org/qubes-air-agent-linux-x64",
+      "https://example.org/qubes-air-agent_1.0_amd64.deb",
       "--agent-sha256",
       "ab".repeat(32),
       "--address",

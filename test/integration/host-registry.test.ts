@@ -4,7 +4,8 @@
  * state live.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
 import { parsePublicKey } from "../../core/session/key-text.ts";
@@ -18,7 +19,7 @@ import {
   saveRegistry,
 } from "../../host/daemon/registry.ts";
 import { TimestampSource } from "../../host/daemon/timestamps.ts";
-import { hostPaths, socketPathOf } from "../../host/paths.ts";
+import { hostPaths, SYSTEM_SOCKET, socketCandidatesOf, socketPathOf } from "../../host/paths.ts";
 
 afterAll(cleanup);
 
@@ -160,6 +161,47 @@ describe("paths", () => {
       socket: "/y.sock",
     });
     // without XDG_RUNTIME_DIR (a qrexec service may lack it): /run/user/<uid> if present, else the state dir
-    expect(socketPathOf({}, "/state", undefined, 999_999)).toBe("/state/daemon.sock");
+    expect(socketPathOf({}, "/state", undefined, 999_999, "/nonexistent/daemon.sock")).toBe(
+      "/state/daemon.sock",
+    );
+  });
+
+  test("the system unit's daemon socket: tried first by the relay, chosen by the CLI when it exists", () => {
+    const dir = mkdtempSync(join(tmpdir(), "qa-syssock-"));
+    try {
+      const system = join(dir, "daemon.sock");
+      const env = { HOME: "/home/user", XDG_RUNTIME_DIR: "/run/user/1000" };
+      // The relay imports no node:fs: it connects to each candidate in turn, the system one first.
+      expect(socketCandidatesOf(env, "/state", undefined, 1000, system)).toEqual([
+        system,
+        "/run/user/1000/qubes-air/daemon.sock",
+      ]);
+      expect(socketCandidatesOf({}, "/state", undefined, 1000, system)).toEqual([
+        system,
+        "/run/user/1000/qubes-air/daemon.sock",
+        "/state/daemon.sock",
+      ]);
+      // An explicit path (the unit sets QUBES_AIR_SOCKET for its daemon) is the only candidate.
+      expect(socketCandidatesOf({ QUBES_AIR_SOCKET: "/x.sock" }, "/s", undefined, 1000, system)).toEqual([
+        "/x.sock",
+      ]);
+      // The CLI: the per-user path while no system daemon runs, the system socket once it exists.
+      expect(socketPathOf(env, "/state", undefined, 1000, system)).toBe(
+        "/run/user/1000/qubes-air/daemon.sock",
+      );
+      writeFileSync(system, "");
+      expect(socketPathOf(env, "/state", undefined, 1000, system)).toBe(system);
+      expect(socketPathOf(env, "/state", "/flag.sock", 1000, system)).toBe("/flag.sock");
+      expect(SYSTEM_SOCKET).toBe("/run/qubes-air/daemon.sock");
+      const unit = readFileSync(
+        join(import.meta.dir, "../../packaging/files/sys-remote/qubes-air.service"),
+        "utf8",
+      );
+      expect(unit).toContain(`Environment=QUBES_AIR_SOCKET=${SYSTEM_SOCKET}`);
+      expect(unit).toContain("RuntimeDirectory=qubes-air\n");
+      expect(unit).not.toContain("PAMName");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

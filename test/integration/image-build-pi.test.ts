@@ -1,18 +1,23 @@
 /**
  * `qubes-air image build` for Raspberry Pi boards on synthetic Raspberry Pi OS-like images (real
- * sfdisk, mkfs.vfat, mkfs.ext4), run as an unprivileged user: the agent, config, token, units,
- * gadget and first-boot files land with the right modes and owners, the filesystems stay clean,
- * the base image is never modified, and the failures say how to fix them.
+ * sfdisk, mkfs.vfat, mkfs.ext4), run as an unprivileged user: the agent package and the
+ * first-boot unit that installs it, the device's config, token, gadget and first-boot files land
+ * with the right modes and owners, none of the package's own files is laid out by the image, the
+ * filesystems stay clean, the base image is never modified, and the failures say how to fix them.
+ * (The first-boot install itself runs for real in image-first-boot.test.ts.)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseConfig } from "../../agent/config.ts";
 import { PATHS } from "../../images/device-files.ts";
+import { INSTALL, installScript } from "../../images/first-boot-install.ts";
+import { AGENT_PATHS, AGENT_UNIT, agent as agentSpec } from "../../packaging/layout.ts";
 import {
+  agentDeb,
   catIn,
-  ensureDist,
+  dumpFrom,
   fatRead,
   fsckClean,
   openDir,
@@ -34,13 +39,22 @@ const bases: Record<string, { path: string; sha: string }> = {};
 beforeAll(() => {
   if (missing.length > 0) return;
   dir = openDir("qa-image-pi-");
-  agent = join(ensureDist(["agent-arm64"]), "qubes-air-agent-linux-arm64");
+  agent = agentDeb("arm64");
   for (const r of ["bookworm", "trixie"] as const) {
     const path = makePiBase(dir, r);
     bases[r] = { path, sha: sha256(path) };
   }
 }, 120_000);
 afterAll(removeDirs);
+
+/** sha256 of a file inside the image (dumped into `into`). */
+function sha256Of(img: string, offset: number, path: string, into: string): string {
+  const to = join(into, "dumped");
+  dumpFrom(img, offset, path, to);
+  const sum = sha256(to);
+  rmSync(to, { force: true });
+  return sum;
+}
 
 const why =
   missing.length > 0
@@ -89,17 +103,19 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))(
       expect(sha256(bases.bookworm!.path)).toBe(bases.bookworm!.sha);
       expect(existsSync(`${out}.partial`)).toBe(false);
 
+      const deb = `${INSTALL.dir}/${agent.split("/").pop()}`;
       const want: [string, string, number][] = [
-        [PATHS.agent, "regular", 0o755],
+        [INSTALL.dir, "directory", 0o700],
+        [deb, "regular", 0o644],
+        [INSTALL.script, "regular", 0o755],
+        [INSTALL.unit, "regular", 0o644],
+        [`${PATHS.wants}/${INSTALL.unitName}`, "symlink", 0o777],
         [PATHS.config, "regular", 0o644],
-        [PATHS.policy, "regular", 0o644],
         [PATHS.stateDir, "directory", 0o700],
         [PATHS.token, "regular", 0o600],
-        [PATHS.unit, "regular", 0o644],
         [PATHS.gadgetScript, "regular", 0o755],
         [PATHS.gadgetStart, "regular", 0o755],
         [PATHS.nmConnection, "regular", 0o600],
-        [`${PATHS.wants}/qubes-air-agent.service`, "symlink", 0o777],
         [`${PATHS.wants}/qubes-air-gadget.service`, "symlink", 0o777],
         ["/etc/systemd/system/serial-getty@ttyGS0.service", "symlink", 0o777],
       ];
@@ -119,8 +135,16 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))(
           gid: 0,
         });
       }
-      expect(statIn(out, ROOT_OFF, PATHS.agent)!.size).toBe(statSync(agent).size);
-      expect(statIn(out, ROOT_OFF, `${PATHS.wants}/qubes-air-agent.service`)!.linkTarget).toBe(PATHS.unit);
+      // The package, byte for byte, and the script that installs it at first boot.
+      expect(sha256Of(out, ROOT_OFF, deb, dir)).toBe(sha256(agent));
+      expect(catIn(out, ROOT_OFF, INSTALL.script)).toBe(installScript(agent.split("/").pop()!));
+      expect(statIn(out, ROOT_OFF, `${PATHS.wants}/${INSTALL.unitName}`)!.linkTarget).toBe(INSTALL.unit);
+      // The package's own files (binary, unit, policy) are the package's to install, not the
+      // image's: only its conffile agent.json is there ahead of it, with the device's settings.
+      for (const e of agentSpec("arm64").entries.filter((e) => e.path !== AGENT_PATHS.config)) {
+        expect({ path: e.path, stat: statIn(out, ROOT_OFF, e.path) }).toEqual({ path: e.path, stat: null });
+      }
+      expect(statIn(out, ROOT_OFF, `${PATHS.wants}/${AGENT_UNIT}`)).toBeNull();
       expect(statIn(out, ROOT_OFF, "/etc/systemd/system/serial-getty@ttyGS0.service")!.linkTarget).toBe(
         "/dev/null",
       );
@@ -133,9 +157,6 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))(
         policyDir: PATHS.policyDir,
       });
       expect(() => parseConfig(config, "agent.json")).not.toThrow();
-      expect(catIn(out, ROOT_OFF, PATHS.unit)).toContain(
-        `ExecStart=${PATHS.agent} run --config ${PATHS.config}`,
-      );
       expect(catIn(out, ROOT_OFF, PATHS.modules)).toBe("# qubes-air USB gadget\ndwc2\nlibcomposite\n");
       expect(catIn(out, ROOT_OFF, PATHS.nmConnection)).toContain("address1=10.0.0.1/24");
       const serial = /--usb-serial (QA-[0-9A-F]{16})/.exec(r.stdout)![1]!;
@@ -259,7 +280,16 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))(
         [["--out", "x.img", "--name", "9bad"], 2, /--name must be a qube name/],
         [["--out", "x.img", "--tcp", "nope"], 2, /--tcp must be ADDR:PORT/],
         [["--out", "x.img", "--password-hash", "secret"], 2, /crypt\(3\) hash/],
-        [["--out", "x.img", "--agent", base], 1, /is not a 64-bit ARM \(aarch64\) executable/],
+        [
+          ["--out", "x.img", "--agent", base],
+          1,
+          /is not the arm64 agent package: give qubes-air-agent_VERSION_arm64\.deb/,
+        ],
+        [
+          ["--out", "x.img", "--agent", agentDeb("amd64")],
+          1,
+          /is not the arm64 agent package.*\(it is qubes-air-agent for amd64\)/,
+        ],
       ];
       for (const [extra, code, re] of cases) {
         const r = runImageCli(["build", "--board", "pi4", "--base", base, "--agent", agent, ...extra], dir);

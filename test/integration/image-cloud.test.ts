@@ -1,18 +1,21 @@
 /**
- * `qubes-air image cloud`: the user-data passes `cloud-init schema`, carries the agent config (the
- * agent's own parser accepts it), policy, token (0600) and unit; the install script refuses a
- * download with the wrong sha256 and installs a good one; --embed-agent round-trips the binary;
- * main.tf hands the user-data to a VM; the command runs as an unprivileged user.
+ * `qubes-air image cloud`: the user-data passes `cloud-init schema`, stays under AWS's 16 KiB,
+ * carries the VM's agent config (the agent's own parser accepts it), token (0600) and the
+ * first-boot install of the agent package (none of the package's own files); the fetch script
+ * refuses a download with the wrong sha256 and keeps a good one; --embed-agent round-trips the
+ * package; main.tf hands the user-data to a VM; the command runs as an unprivileged user.
+ * (The whole runcmd, package install included, runs in a Debian root in image-first-boot.test.ts.)
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { gunzipSync } from "node:zlib";
 import { parseConfig } from "../../agent/config.ts";
-import { INSTALL_SCRIPT } from "../../images/cloud-files.ts";
+import { CLOUD_DEB, FETCH_SCRIPT } from "../../images/cloud-files.ts";
 import { PATHS } from "../../images/device-files.ts";
+import { INSTALL, installScript } from "../../images/first-boot-install.ts";
+import { AGENT_PATHS } from "../../packaging/layout.ts";
 import { has, openDir, removeDirs, runImageCli } from "../fixtures/images/helpers.ts";
 import { lacking } from "../helpers/requires.ts";
 
@@ -33,16 +36,17 @@ function schema(path: string): { ok: boolean; out: string } {
   return { ok: r.status === 0, out: r.stdout.toString() + r.stderr.toString() };
 }
 
-/** A tiny stand-in for the x64 agent: an ELF header for x86-64 and some bytes. */
-function fakeAgent(at: string): Buffer {
-  const b = Buffer.alloc(4096, 7);
-  b.writeUInt32BE(0x7f454c46, 0);
-  b[4] = 2;
-  b[5] = 1;
-  b.writeUInt16LE(62, 18);
-  mkdirSync(join(at, ".."), { recursive: true });
-  writeFileSync(at, b, { mode: 0o755 });
-  return b;
+/** A tiny package that calls itself qubes-air-agent for `arch` (made with dpkg-deb). */
+function fakePackage(at: string, arch: string): Buffer {
+  const root = `${at}.root`;
+  mkdirSync(join(root, "DEBIAN"), { recursive: true });
+  writeFileSync(
+    join(root, "DEBIAN/control"),
+    `Package: qubes-air-agent\nVersion: 9.9\nArchitecture: ${arch}\nMaintainer: t <t@example.org>\nDescription: t\n`,
+  );
+  const r = spawnSync("dpkg-deb", ["--root-owner-group", "--build", root, at]);
+  expect(r.status).toBe(0);
+  return readFileSync(at);
 }
 
 describe("image cloud", () => {
@@ -86,18 +90,20 @@ describe("image cloud", () => {
       policyDir: PATHS.policyDir,
     });
     expect(() => parseConfig(config, "agent.json")).not.toThrow();
-    expect(byPath.get(PATHS.policy)!.content).toContain("qubes.Filecopy");
-    expect(byPath.get(PATHS.unit)!.content).toContain(
-      `ExecStart=${PATHS.agent} run --config ${PATHS.config}`,
-    );
-    expect(byPath.get(INSTALL_SCRIPT)).toMatchObject({ permissions: "0755" });
-    expect(byPath.get(INSTALL_SCRIPT)!.content).toContain(`sum='${sha}'`);
+    // The package installs its own files (binary, unit, policy): none of them is in user-data.
+    for (const p of [AGENT_PATHS.bin, AGENT_PATHS.unit, AGENT_PATHS.policy])
+      expect(byPath.has(p)).toBe(false);
+    expect(byPath.get(FETCH_SCRIPT)).toMatchObject({ permissions: "0755" });
+    expect(byPath.get(FETCH_SCRIPT)!.content).toContain(`sum='${sha}'`);
+    expect(byPath.get(INSTALL.script)).toMatchObject({ permissions: "0755" });
+    expect(byPath.get(INSTALL.script)!.content).toBe(installScript(CLOUD_DEB));
     expect(ud.runcmd).toEqual([
-      [INSTALL_SCRIPT],
-      ["chmod", "0700", PATHS.stateDir],
-      ["systemctl", "daemon-reload"],
-      ["systemctl", "enable", "--now", "qubes-air-agent.service"],
+      ["chmod", "0700", PATHS.stateDir, INSTALL.dir],
+      [FETCH_SCRIPT],
+      [INSTALL.script],
     ]);
+    // AWS takes at most 16 KiB of user-data.
+    expect(statSync(join(out, "user-data")).size).toBeLessThan(16 * 1024);
     if (has("cloud-init")) {
       const s = schema(join(out, "user-data"));
       expect(s.out).toContain("Valid cloud-config");
@@ -128,20 +134,31 @@ describe("image cloud", () => {
     expect(again.stderr).toContain("exists: choose another --out, or add --force");
   });
 
-  test("--embed-agent puts the binary in (gzip+base64) and the AWS example uses it", () => {
-    const agentPath = join(dir, "dist", "qubes-air-agent-linux-x64");
-    const bytes = fakeAgent(agentPath);
+  test("--embed-agent puts the package in (base64) and the AWS example uses it; another package is refused", () => {
+    mkdirSync(join(dir, "pkg"), { recursive: true });
+    const agentPath = join(dir, "pkg", "qubes-air-agent_9.9_amd64.deb");
+    const bytes = fakePackage(agentPath, "amd64");
     const out = join(dir, "embed");
     const r = runImageCli(
       ["cloud", "--name", "gpu.1", "--embed-agent", "--agent", agentPath, "--provider", "aws", "--out", out],
       dir,
     );
+    expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const ud = parseUserData(join(out, "user-data"));
-    const agent = ud.write_files.find((f) => f.path === PATHS.agent)!;
-    expect(agent).toMatchObject({ encoding: "gz+b64", permissions: "0755" });
-    expect(gunzipSync(Buffer.from(agent.content, "base64")).equals(bytes)).toBe(true);
-    expect(ud.runcmd[0]).toEqual(["chmod", "0700", PATHS.stateDir]);
+    const agent = ud.write_files.find((f) => f.path === `${INSTALL.dir}/${CLOUD_DEB}`)!;
+    expect(agent).toMatchObject({ encoding: "b64", permissions: "0644" });
+    expect(Buffer.from(agent.content, "base64").equals(bytes)).toBe(true);
+    expect(ud.runcmd).toEqual([["chmod", "0700", PATHS.stateDir, INSTALL.dir], [INSTALL.script]]);
+    const arm = join(dir, "pkg-arm", "qubes-air-agent_9.9_arm64.deb");
+    mkdirSync(join(dir, "pkg-arm"), { recursive: true });
+    fakePackage(arm, "arm64");
+    const refused = runImageCli(
+      ["cloud", "--name", "gpu2", "--embed-agent", "--agent", arm, "--out", join(dir, "arm")],
+      dir,
+    );
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("is not the amd64 agent package");
     if (has("cloud-init")) expect(schema(join(out, "user-data")).ok).toBe(true);
     const tf = readFileSync(join(out, "main.tf"), "utf8");
     expect(tf).toContain('resource "aws_instance" "gpu_1"');
@@ -150,7 +167,7 @@ describe("image cloud", () => {
   });
 
   test.skipIf(lacking(has("curl") || has("wget") ? null : "curl or wget"))(
-    "the install script installs a good download and refuses a bad one",
+    "the fetch script keeps a good download and refuses a bad one",
     async () => {
       const payload = Buffer.from("#!/bin/sh\necho agent\n");
       const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response(payload) });
@@ -173,17 +190,20 @@ describe("image cloud", () => {
         );
         expect(r.code).toBe(0);
         const script = parseUserData(join(out, "user-data")).write_files.find(
-          (f) => f.path === INSTALL_SCRIPT,
+          (f) => f.path === FETCH_SCRIPT,
         )!.content;
-        const dest = join(dir, "bin", "qubes-air-agent");
+        const dest = join(dir, "bin", CLOUD_DEB);
         mkdirSync(join(dir, "bin"), { recursive: true });
         // Asynchronously: the server answers from this process's event loop.
         const runScript = async (text: string) => {
-          const p = Bun.spawn(["sh", "-c", text.replace(`dest=${PATHS.agent}`, `dest=${dest}`)], {
-            env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-            stdout: "ignore",
-            stderr: "pipe",
-          });
+          const p = Bun.spawn(
+            ["sh", "-c", text.replace(`dest=${INSTALL.dir}/${CLOUD_DEB}`, `dest=${dest}`)],
+            {
+              env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+              stdout: "ignore",
+              stderr: "pipe",
+            },
+          );
           const [stderr, status] = await Promise.all([new Response(p.stderr).text(), p.exited]);
           return { stderr, status };
         };
@@ -191,7 +211,6 @@ describe("image cloud", () => {
         expect(ok.stderr).toBe("");
         expect(ok.status).toBe(0);
         expect(readFileSync(dest).equals(payload)).toBe(true);
-        expect(statSync(dest).mode & 0o777).toBe(0o755);
         rmSync(dest);
         const bad = await runScript(script.replace(good, "0".repeat(64)));
         expect(bad.status).toBe(1);

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { ensureDist, openDir, ROOT, removeDirs } from "../fixtures/images/helpers.ts";
+import { agentDeb, openDir, ROOT, removeDirs } from "../fixtures/images/helpers.ts";
 import { makePiBase, missingTools } from "../fixtures/images/make-base.ts";
 import { lacking } from "../helpers/requires.ts";
 
@@ -15,7 +15,7 @@ const missing = missingTools();
 describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("image build interrupted", () => {
   test("SIGINT while copying: exit 130, nothing left behind", async () => {
     const dir = openDir("qa-image-int-");
-    const agent = join(ensureDist(["agent-arm64"]), "qubes-air-agent-linux-arm64");
+    const agent = agentDeb("arm64");
     const base = makePiBase(dir, "bookworm", 1200);
     const out = join(dir, "int.img");
     const argv = [

@@ -5,16 +5,19 @@
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { armoryGadgetEdits, ifupdownUsb0Address, parseSshKeys } from "../../images/board-edits.ts";
 import { hostnameFrom, parseBuildOptions } from "../../images/build-options.ts";
 import { pairCommand } from "../../images/build-report.ts";
+import { PATHS } from "../../images/device-files.ts";
 import { checkPath, debugfsErrors, parseStat, splitScriptOutput } from "../../images/ext4.ts";
 import { detectFirstBoot, editConfigTxt, parseOsRelease, piUserData } from "../../images/first-boot.ts";
-import { nodeFlagsFor, parseAptDepends } from "../../images/node-runtime.ts";
+import { INSTALL, installScript, installUnit, runtimeDebName } from "../../images/first-boot-install.ts";
+import { nodeDebsVersion, parseAptDepends } from "../../images/node-runtime.ts";
 import { armoryLayout, parsePartitionTable, piLayout } from "../../images/partitions.ts";
 import { Literal, toYaml } from "../../images/yaml.ts";
+import { AGENT_PATHS, agent as agentSpec } from "../../packaging/layout.ts";
 import { has, openDir, removeDirs } from "../fixtures/images/helpers.ts";
 import { lacking } from "../helpers/requires.ts";
 
@@ -120,8 +123,40 @@ describe("image builder parts", () => {
       "node-acorn": ["node-xtend", "nodejs"],
       "libnode108:armhf": ["node-undici"],
     });
-    expect(nodeFlagsFor("18.20.4+dfsg-1~deb12u2")).toEqual(["--experimental-global-webcrypto"]);
-    expect(nodeFlagsFor("20.19.2+dfsg-1")).toEqual([]);
+    const need = ["nodejs_18.20.4+dfsg-1~deb12u2_armhf.deb", "libnode108_18.20.4_armhf.deb"];
+    const builtins = ["node-acorn_8_all.deb", "node-cjs-module-lexer_1_all.deb", "node-undici_5_all.deb"];
+    expect(nodeDebsVersion([...need, ...builtins].map((n) => `/d/${n}`))).toBe("18.20.4+dfsg-1~deb12u2");
+    expect(() => nodeDebsVersion(need)).toThrow(/lack node-acorn/);
+    expect(() => nodeDebsVersion(builtins)).toThrow(/must include nodejs_\*_armhf\.deb/);
+    expect(runtimeDebName("/c/zlib1g_1%3a1.2.13.dfsg-1_armhf.deb")).toBe("zlib1g_1:1.2.13.dfsg-1_armhf.deb");
+  });
+
+  test("one layout of the agent's files: images/ never restates a path of the agent package", () => {
+    const pkgPaths = agentSpec("arm64")
+      .entries.map((e) => e.path)
+      .concat(agentSpec("armhf").entries.map((e) => e.path));
+    const dir = join(import.meta.dir, "../../images");
+    const sources = readdirSync(dir).filter((n) => n.endsWith(".ts") && !n.endsWith(".test.ts"));
+    for (const n of sources) {
+      const text = readFileSync(join(dir, n), "utf8");
+      for (const p of new Set(pkgPaths))
+        expect({ file: n, path: p, named: text.includes(`"${p}`) }).toEqual({
+          file: n,
+          path: p,
+          named: false,
+        });
+    }
+    expect(PATHS.config).toBe(AGENT_PATHS.config);
+    expect(PATHS.token.startsWith(`${AGENT_PATHS.stateDir}/`)).toBe(true);
+  });
+
+  test("the first-boot install script is valid sh, installs the named package and keeps conffiles", () => {
+    const text = installScript("qubes-air-agent_1.2_arm64.deb");
+    expect(spawnSync("sh", ["-n"], { input: text }).status).toBe(0);
+    expect(text).toContain("set -- ./qubes-air-agent_1.2_arm64.deb");
+    expect(text).toContain('dpkg --force-confold -i "$@" </dev/null');
+    expect(() => installScript("x; rm -rf /.deb")).toThrow();
+    expect(installUnit()).toContain(`ConditionPathExists=${INSTALL.script}`);
   });
 
   test("debugfs output: stat, script sections, errors, path checks", () => {

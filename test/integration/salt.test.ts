@@ -133,6 +133,9 @@ function startModel(version: string): Model {
   return readModel(path);
 }
 
+/** The tag create puts on the qubes it makes (and only those), so remove takes only them back. */
+const CREATED = "qubes-air-created";
+
 /** What the pillar asks for, computed here from the pillar Salt rendered (not from the formula). */
 function expectedModel(p: Json, version: string): Model {
   const m = startModel(version);
@@ -142,7 +145,7 @@ function expectedModel(p: Json, version: string): Model {
     m.qubes[name] = {
       class: "AppVM",
       prefs: { label: r.label, template: r.template, memory: r.memory, netvm: r.netvm, guivm: "" },
-      tags: [],
+      tags: [CREATED],
       features: { gui: "", servicevm: "1", "service.qubes-air": "1" },
       assignments: [],
     };
@@ -171,7 +174,7 @@ function expectedModel(p: Json, version: string): Model {
         transport_rpc: d.transport_rpc ?? "qubesair.NoiseProxy",
         remote_name: d.remote_name ?? name,
       },
-      tags: d.tags as string[],
+      tags: [...(d.tags as string[]), CREATED],
       features: {},
       assignments: [],
     };
@@ -260,6 +263,50 @@ describe.skipIf(lacking(hasPython ? null : "python3 and python3-venv (for script
         expect(changed(again)).toEqual([]);
       },
       4 * RUN_MS,
+    );
+
+    test(
+      "remove takes back only the qubes create made: a relay and a RemoteVM that were there stay",
+      () => {
+        const s = setup({ id: "dom0", pillar: "example" });
+        const env = { ...process.env, PATH: `${DOM0}:${process.env.PATH}`, QUBES_DOM0_MODEL: s.model };
+        const run = (args: string[]) => {
+          const r = spawnSync(args[0]!, args.slice(1), { env, encoding: "utf8" });
+          expect({ args, status: r.status, err: r.stderr }).toEqual({ args, status: 0, err: "" });
+        };
+        // The user's own sys-remote-net and cloud-build, before the formula ever ran.
+        run([
+          "qvm-create",
+          "--class",
+          "AppVM",
+          "--template",
+          "debian-12-minimal",
+          "--label",
+          "red",
+          "sys-remote-net",
+        ]);
+        run(["qvm-create", "--class", "RemoteVM", "--label", "gray", "cloud-build"]);
+        run(["qvm-prefs", "cloud-build", "relayvm", "sys-remote-net"]);
+        const created = apply(s.dir, "qubes-air.create");
+        expect(failed(created)).toEqual([]);
+        const made = readModel(s.model);
+        expect(made.qubes["sys-remote"]!.tags).toContain(CREATED);
+        expect(made.qubes["pi-gpg"]!.tags).toContain(CREATED);
+        expect(made.qubes["sys-remote-net"]!.tags).not.toContain(CREATED);
+        expect(made.qubes["cloud-build"]!.tags).not.toContain(CREATED);
+        const removed = apply(s.dir, "qubes-air.remove");
+        expect(failed(removed)).toEqual([]);
+        const left = readModel(s.model);
+        expect(Object.keys(left.qubes).sort()).toEqual(
+          [...Object.keys(startModel("4.3").qubes), "cloud-build", "sys-remote-net"].sort(),
+        );
+        // Create set the pillar's prefs on it (the pillar drives); remove leaves the qube itself.
+        expect(left.qubes["sys-remote-net"]!.prefs.label).toBe("orange");
+        // A second remove changes nothing and still leaves them.
+        expect(changed(apply(s.dir, "qubes-air.remove"))).toEqual([]);
+        expect(Object.keys(readModel(s.model).qubes)).toContain("sys-remote-net");
+      },
+      3 * RUN_MS,
     );
 
     test(
