@@ -120,7 +120,9 @@ async function main(): Promise<void> {
   say(`   cloud-build  agent on tcp 127.0.0.1:${cloudPort}`);
 
   step("start sys-remote's daemon and pair both devices with one-time tokens");
-  const daemon = spawnLogged([BUN, join(ROOT, "host/main.ts"), "daemon"], hostEnv);
+  // No dom0 here to register RemoteVMs in (docs/enrolment.md): the demo's qrexec stand-in
+  // stands for the calls between qubes only.
+  const daemon = spawnLogged([BUN, join(ROOT, "host/main.ts"), "daemon", "--no-register"], hostEnv);
   await daemon.waitLine(/listening on/);
   for (const [name, agent, transport] of [
     ["pi-gpg", pi, pty ? ["--serial", pty.b] : ["--tcp", `127.0.0.1:${piPort}`]],

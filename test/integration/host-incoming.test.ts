@@ -54,7 +54,7 @@ function qubesSide() {
 describe("device -> Qubes", () => {
   test("the agent's call reaches qrexec-client-vm with --source-qube=<RemoteVM>; streams and exit codes pass", async () => {
     const qubes = qubesSide();
-    const { agent } = await pairedHost({ host: makeHost(qubes.env) });
+    const { agent } = await pairedHost({ host: makeHost(qubes.env), daemonArgs: ["--no-register"] });
     const agentCli = (args: string[], stdin?: string) =>
       run(
         [process.execPath, join(ROOT, "agent/main.ts"), "call", "--config", agent.configPath, ...args],
@@ -82,7 +82,7 @@ describe("device -> Qubes", () => {
   test("the source a device puts in its request is ignored: the registry name is used", async () => {
     const qubes = qubesSide();
     const host = makeHost(qubes.env);
-    const daemon = await startDaemon(host);
+    const daemon = await startDaemon(host, ["--no-register"]);
     // A device built from the core modules that lies about who is calling.
     const resolver = makeResolver(nativeCiphers());
     const token = randomBytes(32);
