@@ -25,8 +25,9 @@
 #      are the root's own, so everything is built from cold.
 # Chroot differences from a real machine, and why each is harmless: no init runs, so a
 # policy-rc.d keeps package scripts from starting daemons (openssh-server would start sshd on
-# port 22 of the host's network); /proc is mounted, /sys and /dev are bind mounts of the host's;
-# everything runs in a private mount namespace.
+# port 22 of the host's network); the root is bind-mounted on itself so / is a mount point;
+# /proc is mounted, /sys and /dev are bind mounts of the host's; /etc/hosts names localhost; the
+# host's added CAs are trusted; everything runs in a private mount namespace (docs/fresh-machine.md).
 #
 # Must never: touch the host's /var/cache/qubes-air or the checkout (it reads the git objects
 # only), leave a mount or a process behind (a private mount namespace; an EXIT trap kills every
@@ -220,6 +221,9 @@ ca_env=()
 for v in NODE_EXTRA_CA_CERTS SSL_CERT_FILE SSL_CERT_DIR CURL_CA_BUNDLE GIT_SSL_CAINFO PIP_CERT REQUESTS_CA_BUNDLE; do
   if [ -n "${!v:-}" ] && [ -e "$root${!v}" ]; then ca_env+=("$v=${!v}"); fi
 done
+# The root is made a mount point of its own, as / is on a machine: `unshare --mount` (the GnuPG
+# 2.4 tools enter their root that way) makes / private and fails with EINVAL on a plain directory.
+mount --bind "$root" "$root"
 mount -t proc proc "$root/proc"
 mount --rbind /sys "$root/sys"
 mount --rbind /dev "$root/dev"
