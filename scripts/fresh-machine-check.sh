@@ -270,7 +270,7 @@ fi
 if [ "$only" != demo ]; then
   run_command test 'npm install && npx bun run test'
   # bun test's closing counts ("  N pass", "  N fail", "  N skip", "Ran N tests across M files").
-  counts=$(grep -aE '^ *[0-9]+ (pass|fail|skip|todo)$|^Ran [0-9]+ tests' "$run/test.log" | tr -s ' ' | tr '\n' ';' || true)
+  counts=$(grep -aE '^ *[0-9]+ (pass|fail|skip|todo|errors?)$|^Ran [0-9]+ tests' "$run/test.log" | tr -s ' ' | tr '\n' ';' || true)
   say "test counts: ${counts:-none (the run stopped before bun test finished)}"
   grep -aE '^\(fail\)' "$run/test.log" | sort -u | sed 's/^/  /' | tee -a "$summary" >&2 || true
 fi
