@@ -37,7 +37,8 @@
 # Takes 20-40 minutes on a 2-core machine; not part of the test command. Logs and a summary go
 # to WORKDIR/run-TIMESTAMP/.
 set -euo pipefail
-
+# The whole script is one block, read before it runs: editing the file during a run cannot change it.
+{
 usage() {
   cat <<'EOF'
 Usage: scripts/fresh-machine-check.sh [options]
@@ -276,3 +277,4 @@ if [ "$only" != demo ]; then
 fi
 say "done: $([ "$failed" = 0 ] && echo PASS || echo FAIL)"
 exit "$failed"
+}
