@@ -124,7 +124,9 @@ beforeAll(async () => {
       "qa-ns",
       dir,
     ],
-    agentCliWrapper: (agent) => ["nsenter", "--target", String(agent.proc.pid), "--mount", "--"],
+    // --root: the agent's own root too, not the mount namespace's; they differ when the tests
+    // themselves run in a chroot (setns alone would leave the chroot and miss our bun).
+    agentCliWrapper: (agent) => ["nsenter", "--target", String(agent.proc.pid), "--mount", "--root", "--"],
   });
   client = await clientHome(stack);
   forwarder = await forwardAgentSocket(stack, client.home, "work");

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { agentDeb, openDir, ROOT, removeDirs } from "../fixtures/images/helpers.ts";
+import { agentDeb, asNobodyIfRoot, imageCliArgv, openDir, removeDirs } from "../fixtures/images/helpers.ts";
 import { makePiBase, missingTools } from "../fixtures/images/make-base.ts";
 import { lacking } from "../helpers/requires.ts";
 
@@ -19,8 +19,7 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("image 
     const base = makePiBase(dir, "bookworm", 1200);
     const out = join(dir, "int.img");
     const argv = [
-      process.execPath,
-      join(ROOT, "images/image-main.ts"),
+      ...imageCliArgv(process.getuid?.() === 0),
       "build",
       "--board",
       "pi4",
@@ -31,16 +30,12 @@ describe.skipIf(lacking(missing.length > 0 ? missing.join(", ") : null))("image 
       "--agent",
       agent,
     ];
-    const asRoot = process.getuid?.() === 0;
-    const proc = Bun.spawn(
-      asRoot ? ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", ...argv] : argv,
-      {
-        cwd: dir,
-        env: { PATH: `/usr/sbin:/sbin:${process.env.PATH}`, HOME: dir },
-        stdout: "ignore",
-        stderr: "pipe",
-      },
-    );
+    const proc = Bun.spawn(asNobodyIfRoot(argv), {
+      cwd: dir,
+      env: { PATH: `/usr/sbin:/sbin:${process.env.PATH}`, HOME: dir },
+      stdout: "ignore",
+      stderr: "pipe",
+    });
     const reader = proc.stderr.getReader();
     let stderr = "";
     while (!stderr.includes("copying ")) {

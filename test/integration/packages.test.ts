@@ -142,10 +142,12 @@ function ownDist(shared: string): string {
 describe.skipIf(lacking(why))("bun run package", () => {
   beforeAll(() => {
     const started = performance.now();
-    tarball = ok("sh", [join(ROOT, "test/setup/debian12-root.sh")])
-      .trim()
-      .split("\n")
-      .pop()!;
+    // The path is the script's stdout alone: on a cold cache mmdebstrap's log follows on stderr
+    // (`ok` joins the two, and its last line was taken for the path on a fresh machine).
+    const made = spawnSync("sh", [join(ROOT, "test/setup/debian12-root.sh")], { timeout: 900_000 });
+    if (made.status !== 0)
+      throw new Error(`test/setup/debian12-root.sh exited ${made.status}:\n${made.stderr}`);
+    tarball = made.stdout.toString().trim();
     const rootSeconds = (performance.now() - started) / 1000;
     const dist = ownDist(ensureDist(IDS));
     v1 = JSON.parse(readFileSync(join(dist, "manifest.json"), "utf8")).version;
