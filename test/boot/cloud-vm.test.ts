@@ -14,10 +14,10 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { accelFor, flatten, freePort, type Guest, overlay, startGuest } from "../../fixtures/boot/qemu-vm.ts";
 import { nocloudSeed } from "../../fixtures/boot/nocloud-seed.ts";
+import { accelFor, flatten, freePort, type Guest, overlay, startGuest } from "../../fixtures/boot/qemu-vm.ts";
 import {
   buildRelay,
   cleanup,
@@ -66,7 +66,8 @@ let guest: Guest | undefined;
 
 /** The VM as a small cloud instance: 1 vCPU, 768 MiB, virtio disk + seed, user network. */
 function boot(): Guest {
-  const cpu = accel === "kvm" ? ["-accel", "kvm", "-cpu", "host,-arch-capabilities"] : ["-accel", "tcg", "-cpu", "max"];
+  const cpu =
+    accel === "kvm" ? ["-accel", "kvm", "-cpu", "host,-arch-capabilities"] : ["-accel", "tcg", "-cpu", "max"];
   return startGuest({
     qemu: "qemu-system-x86_64",
     args: [
@@ -104,8 +105,10 @@ beforeAll(async () => {
   });
   if (setup.status !== 0) throw new Error("test/setup/debian12-cloud-vm.sh failed (its output is above)");
   vm = setup.stdout.toString().trim();
-  const dist = ensureDist(["agent-x64"]);
-  const agentFile = join(dist, "qubes-air-agent-linux-x64");
+  // Our own copy: the shared dist cache may be rebuilt by another test process meanwhile, and
+  // the VM checks what it downloads against the sha256 of this file.
+  const agentFile = join(dir, "qubes-air-agent-linux-x64");
+  copyFileSync(join(ensureDist(["agent-x64"]), "qubes-air-agent-linux-x64"), agentFile);
   // The agent is downloaded as on a real cloud (--agent-url): from this host, which the VM
   // reaches as 10.0.2.2 on qemu's user network.
   server = Bun.serve({
@@ -146,94 +149,125 @@ afterAll(async () => {
   cleanup(); // kills qemu and the daemon
   await server?.stop(true);
   removeDirs();
-  if (Object.keys(times).length > 0) console.log(`cloud VM boot timings (s, ${accel}):`, JSON.stringify(times));
+  if (Object.keys(times).length > 0)
+    console.log(`cloud VM boot timings (s, ${accel}):`, JSON.stringify(times));
 });
 
 describe.skipIf(lacking(why))(`cloud VM from "image cloud" under qemu-system-x86_64 (${accel})`, () => {
-  test("first boot: cloud-init starts the agent; a wrong token is refused; pairs; calls and a copy work", async () => {
-    guest = boot();
-    const c = guest.console;
-    await c.waitLine(/Linux version \d/, 2 * MIN);
-    const listening = await c.waitLine(/qubes-air-agent: listening tcp=\S+ port=(\d+)/, 12 * MIN);
-    expect(Number(listening[1])).toBe(PORT);
-    mark("listening", guest);
+  test(
+    "first boot: cloud-init starts the agent; a wrong token is refused; pairs; calls and a copy work",
+    async () => {
+      guest = boot();
+      const c = guest.console;
+      await c.waitLine(/Linux version \d/, 2 * MIN);
+      const listening = await c.waitLine(/qubes-air-agent: listening tcp=\S+ port=(\d+)/, 12 * MIN);
+      expect(Number(listening[1])).toBe(PORT);
+      mark("listening", guest);
 
-    // A mistyped token: what the user sees is the CLI's refusal and the VM's console line.
-    const wrong = token.replace(/^./, (ch) => (ch === "0" ? "1" : "0"));
-    const bad = await cli(host, ["pair", NAME, "--tcp", `127.0.0.1:${hostPort}`, "--zone", "cloud", "--token", wrong]);
-    expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/token/i);
-    expect(bad.stdout).not.toContain("Paired");
-    console.log(`wrong token: exit ${bad.code}: ${bad.stderr.trim()}`);
-    await c.waitLine(/qubes-air-agent: refused .*code=handshake-psk/, 2 * MIN);
+      // A mistyped token: what the user sees is the CLI's refusal and the VM's console line.
+      const wrong = token.replace(/^./, (ch) => (ch === "0" ? "1" : "0"));
+      const bad = await cli(host, [
+        "pair",
+        NAME,
+        "--tcp",
+        `127.0.0.1:${hostPort}`,
+        "--zone",
+        "cloud",
+        "--token",
+        wrong,
+      ]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/token/i);
+      expect(bad.stdout).not.toContain("Paired");
+      console.log(`wrong token: exit ${bad.code}: ${bad.stderr.trim()}`);
+      await c.waitLine(/qubes-air-agent: refused .*code=handshake-psk/, 2 * MIN);
 
-    // The command `image cloud` printed, with the VM's forwarded address.
-    const ok = await cli(host, ["pair", NAME, "--tcp", `127.0.0.1:${hostPort}`, "--zone", "cloud", "--token", token]);
-    expect(ok.stderr).toBe("");
-    expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain(`Paired ${NAME}: agent `);
-    await c.waitLine(/qubes-air-agent: paired /, 2 * MIN);
-    await daemon.waitLine(new RegExp(`${NAME}: up`), 2 * MIN);
-    mark("paired", guest);
+      // The command `image cloud` printed, with the VM's forwarded address.
+      const ok = await cli(host, [
+        "pair",
+        NAME,
+        "--tcp",
+        `127.0.0.1:${hostPort}`,
+        "--zone",
+        "cloud",
+        "--token",
+        token,
+      ]);
+      expect(ok.stderr).toBe("");
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toContain(`Paired ${NAME}: agent `);
+      await c.waitLine(/qubes-air-agent: paired /, 2 * MIN);
+      await daemon.waitLine(new RegExp(`${NAME}: up`), 2 * MIN);
+      mark("paired", guest);
 
-    // A RemoteVM call through the relay, as qrexec-agent runs it in sys-remote.
-    const qubesdb = { QUBESDB_STUB: `/remote/${NAME}=${NAME}` };
-    const audit = await runRelayAs(relay, host, {
-      argument: `${NAME}+qubesair.AuditLog+`,
-      caller: "sys-remote",
-      env: qubesdb,
-    });
-    expect([audit.code, audit.stderr]).toEqual([0, ""]);
-    mark("first-call", guest);
-    // The VM's shipped policy refuses a root shell to any caller: 126 from the device.
-    const shell = await runRelayAs(relay, host, {
-      argument: `${NAME}+qubes.VMRootShell+`,
-      caller: "work",
-      env: qubesdb,
-      stdin: "id\n",
-    });
-    expect(shell.code).toBe(126);
-    expect(shell.stdout).toBe("");
+      // A RemoteVM call through the relay, as qrexec-agent runs it in sys-remote.
+      const qubesdb = { QUBESDB_STUB: `/remote/${NAME}=${NAME}` };
+      const audit = await runRelayAs(relay, host, {
+        argument: `${NAME}+qubesair.AuditLog+`,
+        caller: "sys-remote",
+        env: qubesdb,
+      });
+      expect([audit.code, audit.stderr]).toEqual([0, ""]);
+      mark("first-call", guest);
+      // The VM's shipped policy refuses a root shell to any caller: 126 from the device.
+      const shell = await runRelayAs(relay, host, {
+        argument: `${NAME}+qubes.VMRootShell+`,
+        caller: "work",
+        env: qubesdb,
+        stdin: "id\n",
+      });
+      expect(shell.code).toBe(126);
+      expect(shell.stdout).toBe("");
 
-    // A file copy (qvm-copy's qubes.Filecopy) into ~/QubesIncoming/<sys-remote's name>/.
-    const file = join(dir, "report.txt");
-    writeFileSync(file, `copied to ${NAME} ${token.slice(0, 8)}\n`);
-    const copy = await cli(host, ["copy-to", "--without-progress", NAME, file]);
-    expect([copy.code, copy.stderr]).toEqual([0, ""]);
-    mark("copied", guest);
+      // A file copy (qvm-copy's qubes.Filecopy) into ~/QubesIncoming/<sys-remote's name>/.
+      const file = join(dir, "report.txt");
+      writeFileSync(file, `copied to ${NAME} ${token.slice(0, 8)}\n`);
+      const copy = await cli(host, ["copy-to", "--without-progress", NAME, file]);
+      expect([copy.code, copy.stderr]).toEqual([0, ""]);
+      mark("copied", guest);
 
-    const list = await cli(host, ["list"]);
-    expect(list.stdout).toContain(NAME);
-    expect(await guest.powerOff(5 * MIN)).toBe(0);
-    await daemon.waitLine(new RegExp(`${NAME}: (down|lost|reconnecting)`), 2 * MIN);
-  }, 25 * MIN);
+      const list = await cli(host, ["list"]);
+      expect(list.stdout).toContain(NAME);
+      expect(await guest.powerOff(5 * MIN)).toBe(0);
+      await daemon.waitLine(new RegExp(`${NAME}: (down|lost|reconnecting)`), 2 * MIN);
+    },
+    25 * MIN,
+  );
 
-  test("second boot: the unit starts the agent, the daemon reconnects with IK, nothing pairs again", async () => {
-    expect(guest).toBeDefined();
-    guest = boot();
-    const c = guest.console;
-    await c.waitLine(/qubes-air-agent: listening tcp=/, 10 * MIN);
-    mark("reboot-listening", guest);
-    await c.waitLine(/qubes-air-agent: session-up .*mode=reconnect/, 5 * MIN);
-    await daemon.waitLine(new RegExp(`${NAME}: up`), 2 * MIN);
-    mark("reboot-up", guest);
-    expect(c.lines.some((l) => /qubes-air-agent: paired /.test(l))).toBe(false);
-    expect(c.lines.some((l) => /pairing-token/.test(l))).toBe(false);
-    const copy = await cli(host, ["copy-to", "--without-progress", NAME, join(dir, "report.txt")]);
-    expect(copy.code).toBe(0);
-    expect(await guest.powerOff(5 * MIN)).toBe(0);
+  test(
+    "second boot: the unit starts the agent, the daemon reconnects with IK, nothing pairs again",
+    async () => {
+      expect(guest).toBeDefined();
+      guest?.kill(); // only still running if the first boot's test failed half way
+      await guest?.console.exited;
+      guest = boot();
+      const c = guest.console;
+      await c.waitLine(/qubes-air-agent: listening tcp=/, 10 * MIN);
+      mark("reboot-listening", guest);
+      await c.waitLine(/qubes-air-agent: session-up .*mode=reconnect/, 5 * MIN);
+      await daemon.waitLine(new RegExp(`${NAME}: up`), 2 * MIN);
+      mark("reboot-up", guest);
+      expect(c.lines.some((l) => /qubes-air-agent: paired /.test(l))).toBe(false);
+      expect(c.lines.some((l) => /pairing-token/.test(l))).toBe(false);
+      const copy = await cli(host, ["copy-to", "--without-progress", NAME, join(dir, "report.txt")]);
+      expect(copy.code).toBe(0);
+      expect(await guest.powerOff(5 * MIN)).toBe(0);
 
-    // The disk after both boots: the token is used up, one host is pinned, both copies landed
-    // (the second under a new name: nothing is overwritten), and the agent is the one served.
-    const raw = join(dir, "after.raw");
-    flatten(disk, raw);
-    const stat = (p: string) =>
-      spawnSync("debugfs", ["-R", `stat ${p}`, raw], { env: { PATH: `/usr/sbin:/sbin:${process.env.PATH}` } });
-    expect(stat(PATHS.token).stderr.toString()).toContain("File not found");
-    const hosts = JSON.parse(catIn(raw, 0, join(PATHS.stateDir, "hosts.json")));
-    expect(hosts.hosts).toHaveLength(1);
-    const incoming = catIn(raw, 0, "/root/QubesIncoming/sys-remote/report.txt");
-    expect(incoming).toBe(readFileSync(join(dir, "report.txt"), "utf8"));
-    expect(existsSync(raw)).toBe(true);
-  }, 20 * MIN);
+      // The disk after both boots: the token is used up, one host is pinned, both copies landed
+      // (the second under a new name: nothing is overwritten), and the agent is the one served.
+      const raw = join(dir, "after.raw");
+      flatten(disk, raw);
+      const stat = (p: string) =>
+        spawnSync("debugfs", ["-R", `stat ${p}`, raw], {
+          env: { PATH: `/usr/sbin:/sbin:${process.env.PATH}` },
+        });
+      expect(stat(PATHS.token).stderr.toString()).toContain("File not found");
+      const hosts = JSON.parse(catIn(raw, 0, join(PATHS.stateDir, "hosts.json")));
+      expect(hosts.hosts).toHaveLength(1);
+      const incoming = catIn(raw, 0, "/root/QubesIncoming/sys-remote/report.txt");
+      expect(incoming).toBe(readFileSync(join(dir, "report.txt"), "utf8"));
+      expect(existsSync(raw)).toBe(true);
+    },
+    20 * MIN,
+  );
 });
