@@ -29,6 +29,7 @@ import {
   runRelayAs,
   startDaemon,
 } from "../../fixtures/qubes-stubs/harness.ts";
+import { localQubeName } from "../../host/cli/common.ts";
 import { PATHS } from "../../images/device-files.ts";
 import { catIn, ensureDist, has, openDir, removeDirs, runImageCli } from "../fixtures/images/helpers.ts";
 import { lacking } from "../helpers/requires.ts";
@@ -221,7 +222,7 @@ describe.skipIf(lacking(why))(`cloud VM from "image cloud" under qemu-system-x86
       expect(shell.code).toBe(126);
       expect(shell.stdout).toBe("");
 
-      // A file copy (qvm-copy's qubes.Filecopy) into ~/QubesIncoming/<sys-remote's name>/.
+      // A file copy (qvm-copy's qubes.Filecopy) into ~/QubesIncoming/<this qube's name>/.
       const file = join(dir, "report.txt");
       writeFileSync(file, `copied to ${NAME} ${token.slice(0, 8)}\n`);
       const copy = await cli(host, ["copy-to", "--without-progress", NAME, file]);
@@ -266,7 +267,7 @@ describe.skipIf(lacking(why))(`cloud VM from "image cloud" under qemu-system-x86
       expect(stat(PATHS.token).stderr.toString()).toContain("File not found");
       const hosts = JSON.parse(catIn(raw, 0, join(PATHS.stateDir, "hosts.json")));
       expect(hosts.hosts).toHaveLength(1);
-      const incoming = catIn(raw, 0, "/root/QubesIncoming/sys-remote/report.txt");
+      const incoming = catIn(raw, 0, `/root/QubesIncoming/${localQubeName()}/report.txt`);
       expect(incoming).toBe(readFileSync(join(dir, "report.txt"), "utf8"));
       expect(existsSync(raw)).toBe(true);
     },
