@@ -14,7 +14,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { nocloudSeed } from "../../fixtures/boot/nocloud-seed.ts";
 import { accelFor, flatten, freePort, type Guest, overlay, startGuest } from "../../fixtures/boot/qemu-vm.ts";
@@ -245,19 +245,28 @@ describe.skipIf(lacking(why))(`cloud VM from "image cloud" under qemu-system-x86
       await guest?.console.exited;
       guest = boot();
       const c = guest.console;
-      await c.waitLine(/qubes-air-agent: listening tcp=/, 10 * MIN);
+      // The state survived: one pinned host, token pairing closed for good.
+      await c.waitLine(/qubes-air-agent: starting .*pinnedHosts=1 pairing=closed/, 10 * MIN);
+      await c.waitLine(/qubes-air-agent: listening tcp=/, 5 * MIN);
       mark("reboot-listening", guest);
       await c.waitLine(/qubes-air-agent: session-up .*mode=reconnect/, 5 * MIN);
       await daemon.waitLine(new RegExp(`${NAME}: up`), 2 * MIN);
       mark("reboot-up", guest);
       expect(c.lines.some((l) => /qubes-air-agent: paired /.test(l))).toBe(false);
       expect(c.lines.some((l) => /pairing-token/.test(l))).toBe(false);
-      const copy = await cli(host, ["copy-to", "--without-progress", NAME, join(dir, "report.txt")]);
-      expect(copy.code).toBe(0);
+      const after = join(dir, "after-reboot.txt");
+      writeFileSync(after, "second boot\n");
+      const copy = await cli(host, ["copy-to", "--without-progress", NAME, after]);
+      expect([copy.code, copy.stderr]).toEqual([0, ""]);
+      // The same name again: the VM keeps the first copy (as qfile-unpacker: EEXIST), nothing
+      // is overwritten.
+      writeFileSync(join(dir, "report.txt"), "an attempt to overwrite\n");
+      const again = await cli(host, ["copy-to", "--without-progress", NAME, join(dir, "report.txt")]);
+      expect(again.code).not.toBe(0);
       expect(await guest.powerOff(5 * MIN)).toBe(0);
 
       // The disk after both boots: the token is used up, one host is pinned, both copies landed
-      // (the second under a new name: nothing is overwritten), and the agent is the one served.
+      // and the first was not overwritten.
       const raw = join(dir, "after.raw");
       flatten(disk, raw);
       const stat = (p: string) =>
@@ -267,9 +276,9 @@ describe.skipIf(lacking(why))(`cloud VM from "image cloud" under qemu-system-x86
       expect(stat(PATHS.token).stderr.toString()).toContain("File not found");
       const hosts = JSON.parse(catIn(raw, 0, join(PATHS.stateDir, "hosts.json")));
       expect(hosts.hosts).toHaveLength(1);
-      const incoming = catIn(raw, 0, `/root/QubesIncoming/${localQubeName()}/report.txt`);
-      expect(incoming).toBe(readFileSync(join(dir, "report.txt"), "utf8"));
-      expect(existsSync(raw)).toBe(true);
+      const incoming = `/root/QubesIncoming/${localQubeName()}`;
+      expect(catIn(raw, 0, `${incoming}/report.txt`)).toBe(`copied to ${NAME} ${token.slice(0, 8)}\n`);
+      expect(catIn(raw, 0, `${incoming}/after-reboot.txt`)).toBe("second boot\n");
     },
     20 * MIN,
   );
