@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigError } from "../core/errors.ts";
 import { FILECOPY_LIMITS } from "../core/qrexec/services.ts";
-import { parseConfig } from "./config.ts";
+import { KEY_LOCK_DEFAULTS, parseConfig } from "./config.ts";
 
 const BASE = { name: "pi-gpg", listen: { tcp: "127.0.0.1:7441" }, stateDir: "/var/lib/qa" };
 const parse = (extra: Record<string, unknown>) => parseConfig({ ...BASE, ...extra }, "agent.json", {});
@@ -27,5 +27,50 @@ describe('config "fileCopy"', () => {
       expect(() => parse({ fileCopy: v })).toThrow(ConfigError);
       expect(() => parse({ fileCopy: v })).toThrow(re);
     }
+  });
+});
+
+describe('config "keyLock"', () => {
+  test("defaults, and values within bounds", () => {
+    expect(parse({}).keyLock).toEqual(KEY_LOCK_DEFAULTS);
+    expect(parse({ keyLock: { maxAttempts: 10, idleSeconds: 60 } }).keyLock).toEqual({
+      ...KEY_LOCK_DEFAULTS,
+      maxAttempts: 10,
+      idleSeconds: 60,
+    });
+  });
+  test("bad values are refused with the key named", () => {
+    for (const [v, re] of [
+      [{ maxAttempts: 0 }, /"keyLock.maxAttempts" must be a whole number from 1 to 100/],
+      [{ idleSeconds: 0 }, /"keyLock.idleSeconds" must be a whole number from 1/],
+      [{ unlockedHome: "run/x" }, /"keyLock.unlockedHome" must be an absolute path/],
+      [{ unlockedHome: "/" }, /"keyLock.unlockedHome" must be an absolute path/],
+      [{ pin: "1234" }, /unknown key "keyLock.pin"/],
+    ] as const) {
+      expect(() => parse({ keyLock: v })).toThrow(ConfigError);
+      expect(() => parse({ keyLock: v })).toThrow(re);
+    }
+  });
+});
+
+describe('config "display"', () => {
+  test("absent: none; auto or a path for the panel; a console path", () => {
+    expect(parse({}).display).toBeNull();
+    expect(parse({ display: { framebuffer: "auto" } }).display).toEqual({
+      framebuffer: "auto",
+      console: null,
+    });
+    expect(parse({ display: { framebuffer: "/dev/fb1", console: "/dev/tty1" } }).display).toEqual({
+      framebuffer: "/dev/fb1",
+      console: "/dev/tty1",
+    });
+  });
+  test("the link's own tty is refused as the console; bad paths and keys are named", () => {
+    const onTty = { listen: { tty: "/dev/ttyGS0" }, display: { console: "/dev/ttyGS0" } };
+    expect(() => parse(onTty)).toThrow(/"display.console" is the link's own tty/);
+    expect(() => parse({ display: { framebuffer: "fb1" } })).toThrow(
+      /"display.framebuffer" must be an absolute path/,
+    );
+    expect(() => parse({ display: { oled: true } })).toThrow(/unknown key "display.oled"/);
   });
 });

@@ -51,6 +51,10 @@ export interface Config {
   readonly handshakeMinIntervalMs: number;
   /** qubes.Filecopy's limits per copy and the free space it never takes (FILECOPY_LIMITS). */
   readonly fileCopy: FileCopyConfig;
+  /** The PIN lock of a sealed key (docs/key-lock.md); used only when gpg-setup --pin sealed one. */
+  readonly keyLock: KeyLockConfig;
+  /** The small display and the screen console (docs/hardware.md "Display"); null: neither. */
+  readonly display: { readonly framebuffer: string | null; readonly console: string | null } | null;
 }
 
 export interface FileCopyConfig {
@@ -58,7 +62,26 @@ export interface FileCopyConfig {
   readonly maxFiles: number;
   readonly reserveBytes: number;
   readonly reservePercent: number;
+  readonly reserveInodes: number;
 }
+
+export interface KeyLockConfig {
+  /** Where the opened home lives while unlocked: must be on tmpfs/ramfs (checked at unlock). */
+  readonly unlockedHome: string;
+  /** Wrong PINs in a row that destroy the sealed key. */
+  readonly maxAttempts: number;
+  /** Lock after this long without a split-GPG connection. */
+  readonly idleSeconds: number;
+  /** Lock when no host has been connected for this long (the device was unplugged). */
+  readonly unplugGraceSeconds: number;
+}
+
+export const KEY_LOCK_DEFAULTS: KeyLockConfig = {
+  unlockedHome: "/run/qubes-air/gnupg-unlocked",
+  maxAttempts: 5,
+  idleSeconds: 900,
+  unplugGraceSeconds: 60,
+};
 
 const KEYS = [
   "name",
@@ -77,6 +100,8 @@ const KEYS = [
   "gnupgHome",
   "handshakeMinIntervalMs",
   "fileCopy",
+  "keyLock",
+  "display",
 ] as const;
 
 export async function loadConfig(path: string): Promise<Config> {
@@ -170,6 +195,8 @@ export function parseConfig(value: unknown, path: string, env: NodeJS.ProcessEnv
     auditLog: join(stateDir, "audit.log"),
     handshakeMinIntervalMs: interval as number,
     fileCopy: parseFileCopy(o.fileCopy, fail, unknownIn),
+    keyLock: parseKeyLock(o.keyLock, fail, unknownIn),
+    display: parseDisplay(o.display, tty, fail, unknownIn),
   };
   // The agent's secrets are refused at copy time whatever this says; an exportDir that holds
   // them (or lies among them) is a mistake better reported now than as refusals later.
@@ -193,7 +220,7 @@ function parseFileCopy(
   const o = object(v, () =>
     fail("fileCopy", 'must be an object, e.g. {"maxBytes": 1073741824, "reserveBytes": 67108864}'),
   );
-  const keys = ["maxBytes", "maxFiles", "reserveBytes", "reservePercent"] as const;
+  const keys = ["maxBytes", "maxFiles", "reserveBytes", "reservePercent", "reserveInodes"] as const;
   unknownIn(o, keys, "fileCopy.");
   const whole = (key: (typeof keys)[number], min: number, max: number): number => {
     const x = o[key] ?? FILECOPY_LIMITS[key];
@@ -206,7 +233,62 @@ function parseFileCopy(
     maxFiles: whole("maxFiles", 1, 10_000_000),
     reserveBytes: whole("reserveBytes", 0, Number.MAX_SAFE_INTEGER),
     reservePercent: whole("reservePercent", 0, 50),
+    reserveInodes: whole("reserveInodes", 0, Number.MAX_SAFE_INTEGER),
   };
+}
+
+function parseKeyLock(
+  v: unknown,
+  fail: (key: string, what: string) => never,
+  unknownIn: (x: Record<string, unknown>, known: readonly string[], prefix: string) => void,
+): KeyLockConfig {
+  if (v === undefined) return KEY_LOCK_DEFAULTS;
+  const o = object(v, () =>
+    fail("keyLock", 'must be an object, e.g. {"maxAttempts": 5, "idleSeconds": 900}'),
+  );
+  const keys = ["unlockedHome", "maxAttempts", "idleSeconds", "unplugGraceSeconds"] as const;
+  unknownIn(o, keys, "keyLock.");
+  const whole = (key: Exclude<(typeof keys)[number], "unlockedHome">, min: number, max: number): number => {
+    const x = o[key] ?? KEY_LOCK_DEFAULTS[key];
+    if (typeof x !== "number" || !Number.isInteger(x) || x < min || x > max)
+      fail(`keyLock.${key}`, `must be a whole number from ${min} to ${max}`);
+    return x as number;
+  };
+  const home = o.unlockedHome ?? KEY_LOCK_DEFAULTS.unlockedHome;
+  if (typeof home !== "string" || !isAbsolute(home) || home.split("/").length < 3)
+    fail(
+      "keyLock.unlockedHome",
+      "must be an absolute path below a tmpfs mount, e.g. /run/qubes-air/gnupg-unlocked",
+    );
+  return {
+    unlockedHome: home as string,
+    maxAttempts: whole("maxAttempts", 1, 100),
+    idleSeconds: whole("idleSeconds", 1, 7 * 24 * 3600),
+    unplugGraceSeconds: whole("unplugGraceSeconds", 0, 24 * 3600),
+  };
+}
+
+function parseDisplay(
+  v: unknown,
+  linkTty: string | null,
+  fail: (key: string, what: string) => never,
+  unknownIn: (x: Record<string, unknown>, known: readonly string[], prefix: string) => void,
+): Config["display"] {
+  if (v === undefined) return null;
+  const o = object(v, () =>
+    fail("display", 'must be an object, e.g. {"framebuffer": "auto", "console": "/dev/tty1"}'),
+  );
+  unknownIn(o, ["framebuffer", "console"], "display.");
+  const path = (key: string, x: unknown): string | null => {
+    if (x === undefined) return null;
+    if (typeof x !== "string" || !isAbsolute(x)) fail(`display.${key}`, "must be an absolute path");
+    return x as string;
+  };
+  const framebuffer = o.framebuffer === "auto" ? "auto" : path("framebuffer", o.framebuffer);
+  const console = path("console", o.console);
+  if (console !== null && console === linkTty)
+    fail("display.console", "is the link's own tty: the host could read the prompts' lines there");
+  return { framebuffer, console };
 }
 
 function parseTcp(text: string, fail: (key: string, what: string) => never): TcpAddress {

@@ -10,7 +10,9 @@
 import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { makeResolver } from "../core/noise/suites.ts";
+import { Service } from "../core/qrexec/services.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
+import { platform } from "../platform/index.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
 import { nativeDh } from "../platform/native-dh.ts";
 import type { Listener } from "../platform/platform.ts";
@@ -18,9 +20,12 @@ import { rankLinkSuites } from "../platform/suite-ranking.ts";
 import type { TcpListener } from "../transport/tcp.ts";
 import type { Config } from "./config.ts";
 import { Announcer } from "./confirmation/announcer.ts";
+import { ApproverGrants } from "./confirmation/approver-grants.ts";
 import { AgentConfirmer } from "./confirmation/confirmer.ts";
 import { openConfirmation } from "./confirmation/inputs.ts";
 import { ConfirmationManager } from "./confirmation/manager.ts";
+import { openScreens } from "./confirmation/screen.ts";
+import { KeyLock } from "./keylock/key-lock.ts";
 import { listenTcp, listenTty, type Stoppable } from "./link/listen.ts";
 import { serveLocalSocket } from "./link/outgoing-calls.ts";
 import { SessionManager } from "./link/sessions.ts";
@@ -32,6 +37,9 @@ import { splitGpgBuiltins } from "./services/gpg-builtins.ts";
 import { removeStaleParts } from "./services/incoming-cleanup.ts";
 import { PolicyStore } from "./services/policy.ts";
 import { serveCall } from "./services/serve-call.ts";
+import { DeviceSshAgent } from "./services/ssh/device-agent.ts";
+import { sshDirOf } from "./services/ssh/keysetup.ts";
+import { splitSshBuiltins } from "./services/ssh/ssh-builtin.ts";
 import { VERSION } from "./version.ts";
 
 export interface Daemon {
@@ -57,12 +65,23 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   });
   const stops: (() => Promise<void>)[] = [() => audit.close()];
   const announcer = new Announcer(config.name, log);
+  const screens = config.display ? openScreens(config.display, config.name, log) : null;
   let confirmer: AgentConfirmer;
   let builtins: ReadonlyMap<string, Builtin>;
+  let keyLock: KeyLock | null = null;
   try {
     const { input, indicator } = await openConfirmation(config, log);
+    // Grants last only while the agent runs; each use asks the policy again (approver-grants.ts).
+    const grants = new ApproverGrants(
+      () => platform.monotonicMs(),
+      async (approver, client) => (await policy.decide(approver, Service.Approve, client)).action !== "deny",
+    );
     const manager = new ConfirmationManager({
-      onEvent: (e) => announcer.announce(e),
+      grants,
+      onEvent: (e) => {
+        announcer.announce(e);
+        screens?.onEvent(e);
+      },
       input,
       indicator,
       timeoutMs: config.confirmTimeoutSeconds * 1000,
@@ -83,11 +102,31 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
       window_s: config.approvalWindowSeconds,
     });
     confirmer = new AgentConfirmer(manager, audit, log);
+    keyLock = await KeyLock.open({ gnupgHome: config.gnupgHome, config: config.keyLock, audit, log });
+    const lock = keyLock;
+    if (lock) stops.push(() => lock.close());
+    // The device's ssh-agent starts on the first qubes.SshAgent call, and stops with the agent.
+    const sshAgent = new DeviceSshAgent(sshDirOf(config.stateDir), log);
+    stops.push(() => sshAgent.stop());
     builtins = new Map([
       ...BUILTINS,
-      ...splitGpgBuiltins({ gnupgHome: config.gnupgHome, confirm: manager, audit, log }),
+      ...splitGpgBuiltins({
+        gnupgHome: config.gnupgHome,
+        confirm: manager,
+        audit,
+        log,
+        grants,
+        keyLock,
+        deviceName: config.name,
+      }),
+      ...splitSshBuiltins({ device: sshAgent, confirm: manager, audit, log }),
     ]);
-    log("split-gpg", { gnupgHome: config.gnupgHome, audit: config.auditLog, auditRecords: audit.lastSeq });
+    log("split-gpg", {
+      gnupgHome: config.gnupgHome,
+      audit: config.auditLog,
+      auditRecords: audit.lastSeq,
+      keyLock: keyLock ? keyLock.current : "none (the key has no PIN)",
+    });
   } catch (error) {
     for (const stop of stops.reverse()) await stop().catch(() => {});
     throw error;
@@ -102,7 +141,8 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     log,
     resolver,
     suites,
-    onOpen: (channel, meta) => serveCall(callDeps, channel, meta),
+    onOpen: (channel, meta, session) => serveCall(callDeps, channel, meta, session),
+    onLinkChange: (anyUp) => keyLock?.linkChanged(anyUp),
   });
   announcer.attach((meta) => sessions.current()?.vchan.open(meta, "announce") ?? null);
 

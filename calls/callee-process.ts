@@ -6,8 +6,14 @@
  *
  * Nothing is buffered beyond one chunk per stream: each read is written (and awaited) before the
  * next, so a slow reader on either side holds back the other through vchan credit and pipes.
- * Must never: report an exit status before both output streams are drained, or let a failure
- * of one pump hang the call (every path ends in one exit status or a channel reset).
+ * The process is stopped (SIGTERM) as soon as its channel closes: a reset, a lost session or a
+ * peer that went away stops it even when it neither reads nor writes any more (the pumps notice
+ * a failed channel only at their next read or write), so a peer cannot leave processes behind,
+ * up to the channel cap per session, session after session. This holds on both sides: the
+ * agent's services and the host's calls from a device into Qubes.
+ * Must never: report an exit status before both output streams are drained, let a failure of
+ * one pump hang the call (every path ends in one exit status or a channel reset), or leave the
+ * process running after its channel closed.
  */
 import { ProtocolError } from "../core/errors.ts";
 import { EXIT_NOT_FOUND, EXIT_PROBLEM } from "../core/qrexec/call-protocol.ts";
@@ -22,7 +28,7 @@ import { type CallChannel, drain } from "./channel.ts";
  * sent to the caller (127 when the program does not exist, 125 on a local failure).
  */
 export async function runCallProcess(
-  channel: CallChannel,
+  channel: CallChannel & { readonly closed: Promise<void> },
   start: () => Promise<ChildProcess>,
 ): Promise<number> {
   let child: ChildProcess;
@@ -33,6 +39,8 @@ export async function runCallProcess(
     await finishCall(channel, status).catch(() => channel.close());
     return status;
   }
+  // After a normal end the channel closes only once the process has exited: kill is a no-op.
+  void channel.closed.then(() => child.kill("SIGTERM"));
   const out = new CallOutput(channel);
   // stdin is not awaited: a service may exit without reading all of it (qrexec ends the call
   // when the service's outputs end), but a channel failure there must stop the process.

@@ -12,13 +12,15 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+/** Entries [name, size]; a size of -1 is a directory header. */
 function stream(files: [string, number][]): Uint8Array {
   const parts: Uint8Array[] = [];
-  for (const [name, size] of files) {
+  for (const [name, entrySize] of files) {
     const n = Buffer.from(`${name}\0`);
+    const size = Math.max(entrySize, 0);
     const h = {
       namelen: n.length,
-      mode: 0o100644,
+      mode: entrySize < 0 ? 0o040755 : 0o100644,
       filelen: BigInt(size),
       atime: 0,
       atimeNsec: 0,
@@ -64,6 +66,31 @@ describe("qfile-unpack limits (qubes.Filecopy's FILECOPY_LIMITS)", () => {
     );
     expect([r.code, r.stoppedBy]).toEqual([0, undefined]);
     expect(left).toEqual(["a", "b"]);
+  });
+
+  test("a directory's second header counts its size against the byte limit at once", async () => {
+    // The second header of an existing directory adds the directory's size (at least tens of
+    // bytes on any filesystem): at 990 of 1000 bytes, that is over.
+    const { r, left } = await unpack(
+      stream([
+        ["a", 990],
+        ["d", -1],
+        ["d", -1],
+      ]),
+      { maxBytes: 1000 },
+    );
+    expect([r.code, r.stoppedBy]).toEqual([EDQUOT, "bytes"]);
+    expect(left).toEqual(["a", "d"]);
+    // Without the limit the same stream is fine.
+    const free = await unpack(
+      stream([
+        ["a", 990],
+        ["d", -1],
+        ["d", -1],
+      ]),
+      {},
+    );
+    expect(free.r.code).toBe(0);
   });
 
   test("files per copy: EDQUOT, stoppedBy files", async () => {

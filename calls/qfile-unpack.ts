@@ -60,6 +60,12 @@ export interface UnpackOptions {
   /** Called with the data bytes received so far, every 15 MB and at the end. */
   onProgress?(bytes: number): void;
   /**
+   * The writer's pid, put in temporary names (`.qfile-<pid>-<hex>.part`) so that a later run can
+   * tell a leftover of a killed process from a live one's file (host/cli/stale-parts.ts).
+   * Absent: `.qfile-<hex>.part` (the device, which sweeps them at start-up).
+   */
+  tempOwner?: number;
+  /**
    * Asked before an entry takes `bytes` of space in `dir` (its own directory, created): a release
    * function (called once the entry is on disk or dropped), or null to stop with ENOSPC.
    */
@@ -219,7 +225,8 @@ class Unpacker {
     this.validate(name);
     const { dir, last } = await this.parent(name);
     for (let i = 0; this.temp === null; i++) {
-      const path = at(dir, Buffer.from(`.qfile-${randomBytes(8).toString("hex")}.part`));
+      const owner = this.opts.tempOwner === undefined ? "" : `${this.opts.tempOwner}-`;
+      const path = at(dir, Buffer.from(`.qfile-${owner}${randomBytes(8).toString("hex")}.part`));
       try {
         this.temp = { fh: await fsp.open(path, TEMP_OPEN, 0o600), path };
       } catch (e) {
@@ -267,7 +274,12 @@ class Unpacker {
     // The second header of a directory: apply its mode and times now that its children exist.
     const fh = await fsOp(fsp.open(path, DIR_OPEN), name);
     this.held.push(fh);
-    this.total += (await fsOp(fh.stat({ bigint: true }), name)).size;
+    // Upstream adds the size "after the fact" and checks only at the next file; then a stream of
+    // second headers could run the total past maxBytes unchecked. It counts against it here.
+    const size = (await fsOp(fh.stat({ bigint: true }), name)).size;
+    if (this.limit > 0n && (size > this.limit || this.total > this.limit - size))
+      this.stop("bytes", EDQUOT, name);
+    this.total += size;
     checkNsec(h, name);
     await fsOp(fh.chmod(h.mode & 0o1777), name);
     await fsOp(fh.utimes(h.atime + h.atimeNsec / 1e9, h.mtime + h.mtimeNsec / 1e9), name);

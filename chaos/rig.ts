@@ -22,8 +22,9 @@ import {
   startAgent,
   startDaemon,
 } from "../fixtures/qubes-stubs/harness.ts";
-import { type SerialLine, serialLine } from "./serial-line.ts";
-import { TcpFaultProxy } from "./tcp-fault-proxy.ts";
+import { DeviceClock } from "./device-clock.ts";
+import { SerialFaultLine } from "./serial-line.ts";
+import { type FaultLine, TcpFaultProxy } from "./tcp-fault-proxy.ts";
 
 /** The daemon's keepalive in the suite: it gives up on a silent link after 3 of these. */
 export const KEEPALIVE_MS = 500;
@@ -31,6 +32,8 @@ export const KEEPALIVE_MS = 500;
 /** Extra services on the device: a sign-sized answer (200 bytes in, 600 out). */
 const CHAOS_SERVICES: Record<string, string> = {
   "chaos.Sign": "#!/bin/sh\ncat > /dev/null\nhead -c 600 /dev/zero | tr '\\0' s\n",
+  // The device's wall clock as its services see it (chaos/device-clock.ts moves it).
+  "chaos.Date": "#!/bin/sh\ncat > /dev/null\ndate +%s\n",
 };
 
 export interface CallResult {
@@ -56,6 +59,8 @@ export function wrongDelivery(sent: Uint8Array, r: CallResult): boolean {
 export interface RigOptions {
   /** Over a serial line (chaos/serial-line.ts) with the daemon's default keepalive. */
   readonly serial?: boolean;
+  /** The agent runs under a clock the suite can move (chaos/device-clock.ts, libfaketime). */
+  readonly deviceClock?: boolean;
   /** The daemon's shipped keepalive and backoff on TCP too (the load figures). */
   readonly defaults?: boolean;
 }
@@ -65,27 +70,52 @@ export class Rig {
     public agent: Agent,
     public daemon: Logged,
     readonly host: Host,
-    readonly proxy: TcpFaultProxy,
+    /** The TCP fault proxy (null on serial). */
+    readonly tcp: TcpFaultProxy | null,
     readonly relay: string,
     private readonly daemonArgs: string[],
-    private readonly line: SerialLine | null,
+    private readonly serialLine: SerialFaultLine | null,
+    /** The agent's clock, when the rig was started with deviceClock. */
+    readonly clock: DeviceClock | null,
   ) {}
 
   get serial(): boolean {
-    return this.line !== null;
+    return this.serialLine !== null;
+  }
+
+  /** What the faults act on: the TCP proxy or the serial line. */
+  get line(): FaultLine {
+    return (this.serialLine ?? this.tcp)!;
+  }
+
+  /** The address `pair` is given: the proxy's port or the host's tty. */
+  get pairArgs(): string[] {
+    return this.serialLine ? ["--serial", this.serialLine.hostTty] : ["--tcp", `127.0.0.1:${this.tcp!.port}`];
+  }
+
+  private agentOptions(dir?: string) {
+    return {
+      ...(dir ? { dir } : {}),
+      ...(this.serialLine ? { tty: this.serialLine.agentTty } : {}),
+      ...(this.clock ? { env: this.clock.env } : {}),
+    };
   }
 
   static async start(relay?: string, o: RigOptions = {}): Promise<Rig> {
-    const line = o.serial ? await serialLine() : null;
+    const line = o.serial ? await SerialFaultLine.start() : null;
+    const clock = o.deviceClock ? DeviceClock.create() : null;
     const [relayPath, agent] = await Promise.all([
       relay ?? buildRelay(),
-      startAgent(line ? { tty: line.agentTty } : {}),
+      startAgent({
+        ...(line ? { tty: line.agentTty } : {}),
+        ...(clock ? { env: clock.env } : {}),
+      }),
     ]);
     for (const [name, text] of Object.entries(CHAOS_SERVICES)) {
       writeFileSync(join(agent.dir, "rpc", name), text);
       chmodSync(join(agent.dir, "rpc", name), 0o755);
     }
-    const proxy = line ? line.proxy : await TcpFaultProxy.start(agent.port!);
+    const proxy = line ? null : await TcpFaultProxy.start(agent.port!);
     const token = await pairToken(agent);
     const host = makeHost();
     // TCP: a short keepalive so that faults only the keepalive notices are measured in seconds.
@@ -95,11 +125,11 @@ export class Rig {
         ? []
         : ["--keepalive-ms", String(KEEPALIVE_MS), "--backoff-min-ms", "50", "--backoff-max-ms", "1000"];
     const daemon = await startDaemon(host, daemonArgs);
-    const where = line ? ["--serial", line.hostTty] : ["--tcp", `127.0.0.1:${proxy.port}`];
+    const where = line ? ["--serial", line.hostTty] : ["--tcp", `127.0.0.1:${proxy!.port}`];
     const r = await cli(host, ["pair", DEVICE, ...where, "--token", token]);
     if (r.code !== 0) throw new Error(`pair failed: ${r.stderr}`);
     await daemon.waitLine(new RegExp(`${DEVICE}: up`), 30_000);
-    return new Rig(agent, daemon, host, proxy, relayPath, daemonArgs, line);
+    return new Rig(agent, daemon, host, proxy, relayPath, daemonArgs, line, clock);
   }
 
   /** The relay started as qrexec starts it for a call to `service` (all pipes). */
@@ -165,12 +195,10 @@ export class Rig {
     await this.agent.exited;
   }
 
-  /** The agent again with the same state (a new port: the proxy follows it). */
+  /** The agent again with the same state (on TCP a new port: the proxy follows it). */
   async restartAgent(): Promise<void> {
-    this.agent = await startAgent(
-      this.line ? { dir: this.agent.dir, tty: this.line.agentTty } : { dir: this.agent.dir },
-    );
-    this.proxy.setTarget(this.agent.port!);
+    this.agent = await startAgent(this.agentOptions(this.agent.dir));
+    this.tcp?.setTarget(this.agent.port!);
   }
 
   async killDaemon(signal: "SIGKILL" | "SIGTERM" = "SIGKILL"): Promise<void> {
@@ -211,8 +239,7 @@ export class Rig {
   async stop(): Promise<void> {
     for (const p of [this.agent.proc, this.daemon.proc]) p.kill("SIGKILL");
     await Promise.all([this.agent.exited, this.daemon.exited]);
-    if (this.line) await this.line.close();
-    else await this.proxy.close();
+    await this.line.close();
   }
 }
 

@@ -1,60 +1,64 @@
 /**
- * A minimal faulty serial line for the chaos suite, until fixtures/line-bridge.ts (frame-aware,
- * being built with the serial fixes) is on main: two socat processes each give a pty (one for
- * the agent's `listen.tty`, one for the host's `pair --serial`) whose bytes go over loopback TCP
- * through the TCP fault proxy, so the same faults (corrupt, drop, duplicate, stall) hit the
- * serial byte stream. "up" is host -> device. The faults are byte-level, not frame-aware: a flip
- * lands in the middle of whatever chunk comes next.
- * Must never: be cut (a closed TCP leg ends socat and both ttys hang up: that is an unplug, not
- * a line fault), or leave socat running (harness cleanup() kills it).
+ * The faulty serial line of `bun run chaos`: fixtures/line-bridge.ts (two pty pairs joined in
+ * this process, frame-aware faults) behind the same small interface as the TCP fault proxy, so
+ * the scenarios of chaos/faults.ts drive either. The agent opens `a`, the host daemon `b`;
+ * "up" is host -> device (b -> a). A fault hits the next whole frame (COBS segment) in that
+ * direction: corrupt (its CRC fails), drop, duplicate (delivered twice: a replayed counter).
+ * Truncate and cut are TCP faults: a serial line has no connection to end (an unplug is a kill).
+ * Must never: change a byte outside an armed fault, or leave the ptys open (close()).
  */
-import * as net from "node:net";
-import { join } from "node:path";
-import { cleanEnv, spawnLogged, tempDir } from "../fixtures/qubes-stubs/harness.ts";
-import { TcpFaultProxy } from "./tcp-fault-proxy.ts";
+import { AssertionError } from "../core/errors.ts";
+import { type LineBridge, lineBridge } from "../fixtures/line-bridge.ts";
+import type { ChunkFault, Direction, FaultLine } from "./tcp-fault-proxy.ts";
 
-export interface SerialLine {
-  readonly agentTty: string;
-  readonly hostTty: string;
-  readonly proxy: TcpFaultProxy;
-  close(): Promise<void>;
-}
+const LANE = { up: "ba", down: "ab" } as const;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen({ host: "127.0.0.1", port: 0 }, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export class SerialFaultLine implements FaultLine {
+  private constructor(private readonly bridge: LineBridge) {}
 
-export async function serialLine(): Promise<SerialLine> {
-  const dir = tempDir("qa-chaos-line-");
-  const agentTty = join(dir, "agent-tty");
-  const hostTty = join(dir, "host-tty");
-  const port = await freePort();
-  const device = spawnLogged(
-    ["socat", "-d", "-d", `pty,raw,echo=0,link=${agentTty}`, `tcp-listen:${port},bind=127.0.0.1,reuseaddr`],
-    cleanEnv(),
-  );
-  await device.waitLine(/listening on/);
-  const proxy = await TcpFaultProxy.start(port);
-  const host = spawnLogged(
-    ["socat", "-d", "-d", `pty,raw,echo=0,link=${hostTty}`, `tcp:127.0.0.1:${proxy.port}`],
-    cleanEnv(),
-  );
-  await host.waitLine(/starting data transfer loop/);
-  return {
-    agentTty,
-    hostTty,
-    proxy,
-    async close() {
-      await proxy.close();
-      for (const s of [device, host]) s.proc.kill("SIGTERM");
-      await Promise.all([device.exited, host.exited]);
-    },
-  };
+  static async start(): Promise<SerialFaultLine> {
+    return new SerialFaultLine(await lineBridge());
+  }
+
+  /** The tty the agent opens (`listen.tty`). */
+  get agentTty(): string {
+    return this.bridge.a;
+  }
+
+  /** The tty the host daemon opens (`pair --serial`). */
+  get hostTty(): string {
+    return this.bridge.b;
+  }
+
+  waitBytes(dir: Direction, n: number): Promise<void> {
+    return this.bridge.forwarded(LANE[dir], n);
+  }
+
+  arm(dir: Direction, fault: ChunkFault): Promise<void> {
+    const lane = LANE[dir];
+    switch (fault) {
+      case "corrupt":
+        return this.bridge.corruptNext(lane);
+      case "drop":
+        return this.bridge.dropNext(lane);
+      case "duplicate":
+        return this.bridge.duplicateNext(lane);
+      case "truncate":
+        throw new AssertionError(
+          "serial-line: truncate is a TCP fault (a serial line has no connection to end)",
+        );
+    }
+  }
+
+  cut(): void {
+    throw new AssertionError("serial-line: cut is a TCP fault (on serial, kill a side or stall the line)");
+  }
+
+  stall(dir: Direction): () => void {
+    return this.bridge.hold(LANE[dir]);
+  }
+
+  close(): Promise<void> {
+    return this.bridge.close();
+  }
 }

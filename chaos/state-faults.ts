@@ -4,7 +4,11 @@
  *     root, reported "not covered" otherwise),
  *   - host clock jumps: forward (the daemon's IK timestamp an hour ahead), back with the
  *     timestamp state kept, and back with it lost (issue 9 item 4: the device then refuses every
- *     reconnect as a replay, and a fresh pairing must clear that).
+ *     reconnect as a replay, and a fresh pairing must clear that),
+ *   - device clock jumps: the agent's own wall clock moved 1 h forward or back while calls run,
+ *     and 1 day either way across a kill and restart of the agent (its memory lost, as a Pi
+ *     without a battery-backed clock reboots at an old date), through libfaketime
+ *     (chaos/device-clock.ts); each run checks with a call that the device really sees the jump.
  * The clock is never changed: a jump is what the daemon's persisted timestamp says about it
  * (host/daemon/timestamps.ts), which is all the link sees of the host's clock.
  * Must never: leave a mount behind (unmounted in finally), or touch the machine's clock.
@@ -13,7 +17,15 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cli, DEVICE, pairToken, tempDir } from "../fixtures/qubes-stubs/harness.ts";
-import { type Observation, qubesAir, type Scenario, wrongCopies } from "./faults.ts";
+import {
+  duringSmallCalls,
+  type Inject,
+  killAgent,
+  type Observation,
+  qubesAir,
+  type Scenario,
+  wrongCopies,
+} from "./faults.ts";
 import type { Rig } from "./rig.ts";
 import { bytesFrom } from "./stats.ts";
 
@@ -95,14 +107,7 @@ function clockScenarios(): Scenario[] {
         const un = await cli(rig.host, ["unpair", DEVICE]);
         const token = await pairToken(rig.agent);
         const t0 = performance.now();
-        const pr = await cli(rig.host, [
-          "pair",
-          DEVICE,
-          "--tcp",
-          `127.0.0.1:${rig.proxy.port}`,
-          "--token",
-          token,
-        ]);
+        const pr = await cli(rig.host, ["pair", DEVICE, ...rig.pairArgs, "--token", token]);
         const paired = pr.code === 0 ? await rig.recovered(10_000) : null;
         // The pairing's own session needs no timestamp: the lock-out shows at the next reconnect.
         await rig.killDaemon("SIGTERM");
@@ -158,6 +163,63 @@ function diskFull(): Scenario {
   };
 }
 
+const DAY_S = 86_400;
+
+/** The device's clock as its services see it, against ours: seconds ahead (negative: behind). */
+async function deviceSkew(rig: Rig): Promise<number | null> {
+  const r = await rig.call("chaos.Date", "");
+  if (r.code !== 0) return null;
+  return Number(new TextDecoder().decode(r.out).trim()) - Math.floor(Date.now() / 1000);
+}
+
+function deviceClockScenario(name: string, seconds: number, restart: boolean, quick: boolean): Scenario {
+  const jump: Inject = async (rig) => {
+    rig.clock!.jump(seconds);
+    if (restart) await killAgent(rig);
+  };
+  return {
+    name,
+    workload: "small calls",
+    deviceClock: true,
+    quick,
+    expected: restart
+      ? "125 (or 0, every byte intact); recover < 2 s of restart; the device sees the new time"
+      : "0, every byte intact; the device sees the new time",
+    okCodes: restart ? ["0", "125"] : ["0"],
+    async run(rig, r, o) {
+      const obs = await duringSmallCalls(rig, r, o.quick, "up", jump);
+      const skew = await deviceSkew(rig);
+      const expected = rig.clock!.offset;
+      // A scenario whose clock did not move tested nothing: fail it (the skew is ±2 s of rounding).
+      const moved = skew !== null && Math.abs(skew - expected) <= 2;
+      return {
+        ...obs,
+        codes: moved ? obs.codes : [...obs.codes, "clock not moved"],
+        note: `device clock ${skew === null ? "unread" : `${skew >= 0 ? "+" : ""}${skew} s`}`,
+      };
+    },
+  };
+}
+
+function deviceClockScenarios(): Scenario[] {
+  return [
+    deviceClockScenario("device clock jumps forward 1 h (live)", 3600, false, true),
+    deviceClockScenario("device clock jumps back 1 h (live)", -3600, false, false),
+    deviceClockScenario(
+      "device clock forward 1 day, agent killed + restarted (memory lost)",
+      DAY_S,
+      true,
+      false,
+    ),
+    deviceClockScenario(
+      "device clock back 1 day, agent killed + restarted (memory lost)",
+      -DAY_S,
+      true,
+      false,
+    ),
+  ];
+}
+
 export function stateScenarios(): Scenario[] {
-  return [diskFull(), ...clockScenarios()];
+  return [diskFull(), ...clockScenarios(), ...deviceClockScenarios()];
 }

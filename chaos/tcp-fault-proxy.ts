@@ -30,7 +30,20 @@ interface Conn {
   readonly down: Pipe;
 }
 
-export class TcpFaultProxy {
+/** What the fault scenarios (chaos/faults.ts) drive: this proxy, or the serial line (serial-line.ts). */
+export interface FaultLine {
+  /** Resolves once `n` more bytes have passed in `dir` (counted from now). */
+  waitBytes(dir: Direction, n: number): Promise<void>;
+  /** Arms a fault on the next chunk (TCP) or frame (serial) in `dir`; resolves once applied. */
+  arm(dir: Direction, fault: ChunkFault): Promise<void>;
+  /** Every connection ended at once (TCP only). */
+  cut(): void;
+  /** Stops forwarding in `dir` until the returned call. */
+  stall(dir: Direction): () => void;
+  close(): Promise<void>;
+}
+
+export class TcpFaultProxy implements FaultLine {
   readonly bytes: Record<Direction, number> = { up: 0, down: 0 };
   private readonly conns = new Set<Conn>();
   private readonly armed: Record<Direction, ChunkFault | null> = { up: null, down: null };

@@ -37,6 +37,8 @@ export type ProtocolErrorCode =
   | "channel-state"
   | "flow-control"
   | "keepalive-timeout"
+  // A PING was written and nothing authenticated came back in PING_ANSWER_TIMEOUT_MS.
+  | "ping-unanswered"
   | "link-lost"
   // pair-code (core/session/pairing-code.ts): a reveal that does not open the commitment; code
   // pairing locked on the device after too many failed attempts.
@@ -45,12 +47,14 @@ export type ProtocolErrorCode =
   // A serial peer said in clear that it ended the session (core/wire/serial-frame.ts RESET).
   | "link-reset"
   // split-GPG (core/gpg): a filtered Assuan line, a bad CIPHERTEXT S-expression, a bad v1 request
-  // header or frame, a refused v1 option or sub-option list. Each error class there also keeps
+  // header or frame, a refused v1 option or sub-option list, refused key-import data. Each error class there also keeps
   // its own finer reason.
   | "gpg-filtered"
   | "gpg-sexp"
   | "gpg-v1-wire"
-  | "gpg-v1-options";
+  | "gpg-v1-options"
+  // qubes.GpgImportKey (core/gpg/openpgp-import.ts): key data that is not public keys only.
+  | "gpg-import";
 
 export class ProtocolError extends Error {
   override readonly name = "ProtocolError";

@@ -4,6 +4,7 @@
  *
  *   state dir   --state DIR | QUBES_AIR_STATE | $XDG_DATA_HOME/qubes-air | ~/.local/share/qubes-air
  *     registry.json   the remote qubes (host/registry.ts), mode 0600
+ *     enrolments.json pending enrolments and spent tokens (host/daemon/enrolments.ts), mode 0600
  *     host.key        the host's static key (docs/key-files.md), mode 0600
  *     ik-timestamp    the last IK timestamp sent (host/timestamps.ts)
  *   socket      --socket PATH | QUBES_AIR_SOCKET | $XDG_RUNTIME_DIR/qubes-air/daemon.sock
@@ -22,6 +23,7 @@ export { type Env, socketCandidatesOf, stateDirOf };
 export interface HostPaths {
   readonly stateDir: string;
   readonly registry: string;
+  readonly enrolments: string;
   readonly hostKey: string;
   readonly timestamp: string;
   readonly socket: string;
@@ -39,6 +41,7 @@ export function hostPaths(env: Env, flags: { state?: string; socket?: string } =
   return {
     stateDir,
     registry: join(stateDir, "registry.json"),
+    enrolments: join(stateDir, "enrolments.json"),
     hostKey: join(stateDir, "host.key"),
     timestamp: join(stateDir, "ik-timestamp"),
     socket: socketPathOf(env, stateDir, flags.socket),

@@ -89,3 +89,16 @@ describe("profiles", () => {
     expect(BOARDS.zero2w.memoryMiB).toEqual([512]);
   });
 });
+
+describe("display capabilities", () => {
+  test("Pis can take an SSD1306 on I2C1 and have an HDMI console; the Armory and generic boards neither", () => {
+    for (const id of ["pi3", "zero2w", "pi4", "pi5"] as const) {
+      expect(BOARDS[id].display?.kind).toBe("ssd1306-i2c");
+      expect(BOARDS[id].display?.configTxt).toContain("dtoverlay=ssd1306,address=0x3c,width=128,height=64");
+      expect(BOARDS[id].screenConsole).toBe("/dev/tty1");
+    }
+    expect(BOARDS["armory-mk2"].display).toBeNull();
+    expect(BOARDS["armory-mk2"].screenConsole).toBeNull();
+    expect(BOARDS.generic.display).toBeNull();
+  });
+});

@@ -31,6 +31,19 @@ export interface UsbGadgetCaps {
   modules: readonly string[];
 }
 
+/**
+ * An optional SSD1306-class 128x64 I2C OLED (a common Pi hat or a four-wire module), driven by
+ * the kernel's framebuffer driver (ssd1307fb, or ssd130x's fbdev emulation on newer kernels)
+ * and found by its framebuffer name (hw/display/fb-display.ts).
+ */
+export interface DisplayCaps {
+  kind: "ssd1306-i2c";
+  /** Where to wire it, as printed on the board. */
+  wiring: string;
+  /** Lines for config.txt that load the driver (the address is the module's usual 0x3c). */
+  configTxt: readonly string[];
+}
+
 export interface BoardProfile {
   id: BoardId;
   name: string;
@@ -45,6 +58,10 @@ export interface BoardProfile {
   approvalAlternative: ApprovalAlternative | null;
   /** Null: no device-mode USB port (the board is reached over Ethernet or a USB-serial adapter). */
   usbGadget: UsbGadgetCaps | null;
+  /** The optional small display this board can take; null: none can be attached. */
+  display: DisplayCaps | null;
+  /** The text console a screen attached to the board shows (HDMI), for one prompt line; null: none. */
+  screenConsole: string | null;
   /** RAM sizes sold, in MiB. */
   memoryMiB: readonly number[];
   /** Device-tree compatible strings that identify the board (most specific first). */
@@ -57,6 +74,11 @@ const PI_LEDS: readonly LedSpec[] = [
   { names: ["ACT", "led0"], role: "activity" },
   { names: ["PWR", "led1"], role: "power" },
 ];
+const PI_OLED: DisplayCaps = {
+  kind: "ssd1306-i2c",
+  wiring: "I2C1: SDA GPIO2 (pin 3), SCL GPIO3 (pin 5), 3V3 (pin 1), GND (pin 9)",
+  configTxt: ["dtparam=i2c_arm=on", "dtoverlay=ssd1306,address=0x3c,width=128,height=64"],
+};
 const PI_GADGET_MODULES = ["dwc2", "libcomposite"];
 const button = (chipLabel: string): ButtonLine[] => [{ chipLabel, line: "GPIO17", activeLow: true }];
 
@@ -71,6 +93,8 @@ export const BOARDS: Readonly<Record<BoardId, BoardProfile>> = {
     approvalAlternative: null,
     // USB goes through the on-board hub/LAN chip: no device-mode port.
     usbGadget: null,
+    display: PI_OLED,
+    screenConsole: "/dev/tty1",
     memoryMiB: [512, 1024],
     compatible: ["raspberrypi,3-model-b-plus", "raspberrypi,3-model-b", "raspberrypi,3-model-a-plus"],
     model: /^Raspberry Pi 3\b/,
@@ -90,6 +114,8 @@ export const BOARDS: Readonly<Record<BoardId, BoardProfile>> = {
       configTxt: ["dtoverlay=dwc2,dr_mode=peripheral"],
       modules: PI_GADGET_MODULES,
     },
+    display: PI_OLED,
+    screenConsole: "/dev/tty1",
     memoryMiB: [512],
     compatible: ["raspberrypi,model-zero-2-w"],
     model: /^Raspberry Pi Zero 2\b/,
@@ -108,6 +134,8 @@ export const BOARDS: Readonly<Record<BoardId, BoardProfile>> = {
       configTxt: ["dtoverlay=dwc2,dr_mode=peripheral"],
       modules: PI_GADGET_MODULES,
     },
+    display: PI_OLED,
+    screenConsole: "/dev/tty1",
     memoryMiB: [1024, 2048, 4096, 8192],
     compatible: ["raspberrypi,4-model-b", "raspberrypi,400", "raspberrypi,4-compute-module"],
     model: /^Raspberry Pi (4|400|Compute Module 4)\b/,
@@ -127,6 +155,8 @@ export const BOARDS: Readonly<Record<BoardId, BoardProfile>> = {
       configTxt: ["dtoverlay=dwc2,dr_mode=peripheral"],
       modules: PI_GADGET_MODULES,
     },
+    display: PI_OLED,
+    screenConsole: "/dev/tty1",
     memoryMiB: [1024, 2048, 4096, 8192, 16384],
     compatible: ["raspberrypi,5-model-b", "raspberrypi,500", "raspberrypi,5-compute-module"],
     model: /^Raspberry Pi (5|500|Compute Module 5)\b/,
@@ -149,6 +179,8 @@ export const BOARDS: Readonly<Record<BoardId, BoardProfile>> = {
       configTxt: [],
       modules: ["libcomposite"],
     },
+    display: null,
+    screenConsole: null,
     memoryMiB: [512, 1024],
     // usbarmory/usbarmory kernel_conf/mark-two DTS files, and OpenWrt's mainline name; any other
     // "*usbarmory-mkII*" string matches too (identifyBoard).
@@ -170,6 +202,8 @@ export const BOARDS: Readonly<Record<BoardId, BoardProfile>> = {
     buttons: [],
     approvalAlternative: "console",
     usbGadget: null,
+    display: null,
+    screenConsole: null,
     memoryMiB: [],
     compatible: [],
     model: /$^/,

@@ -7,8 +7,9 @@ import { describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { AssertionError } from "../core/errors.ts";
 import { loadFfiSyscalls, openGpioButton } from "./gpio-button.ts";
-import { ChardevButton, findLine } from "./gpio-chardev.ts";
+import { ChardevButton, findLine, GpioLineError } from "./gpio-chardev.ts";
 import { LineFlag } from "./gpio-uapi.ts";
 import { edgeToButton, PressClassifier } from "./press.ts";
 import { FakeGpioKernel } from "./testing/fake-gpiochip.ts";
@@ -86,6 +87,19 @@ describe("chardev button on a simulated kernel", () => {
     expect(() => ChardevButton.open(busy, PI4_BUTTON, { devDir: busy.devDir })).toThrow(
       'in use by "gpio-keys"',
     );
+    // Typed: callers match the fault, never the words.
+    const faultOf = (f: () => unknown) => {
+      try {
+        f();
+      } catch (e) {
+        return e instanceof GpioLineError ? e.fault : "untyped";
+      }
+      return "no error";
+    };
+    expect(faultOf(() => findLine(k, { ...PI4_BUTTON, chipLabel: "pinctrl-rp1" }, k.devDir))).toBe("no-chip");
+    expect(faultOf(() => findLine(k, { ...PI4_BUTTON, line: "GPIO99" }, k.devDir))).toBe("no-line");
+    expect(faultOf(() => ChardevButton.open(busy, PI4_BUTTON, { devDir: busy.devDir }))).toBe("line-busy");
+    expect(faultOf(() => findLine(k, PI4_BUTTON, join(k.devDir, "missing")))).toBe("no-gpio-dir");
   });
 
   test("a kernel without debounce (EINVAL) gets a request without it", () => {
@@ -119,11 +133,11 @@ describe("chardev button on a simulated kernel", () => {
     const b = ChardevButton.open(k, PI4_BUTTON, { devDir: k.devDir, pollMs: 2 });
     const ac = new AbortController();
     const wait = b.waitForVerdict(ac.signal);
-    await expect(b.waitForVerdict(new AbortController().signal)).rejects.toThrow("already pending");
+    await expect(b.waitForVerdict(new AbortController().signal)).rejects.toBeInstanceOf(AssertionError);
     ac.abort(new Error("timeout"));
     await expect(wait).rejects.toThrow("timeout");
     b.close();
-    await expect(b.waitForVerdict(new AbortController().signal)).rejects.toThrow("closed");
+    await expect(b.waitForVerdict(new AbortController().signal)).rejects.toMatchObject({ fault: "closed" });
   });
 
   test("openGpioButton uses injected syscalls (chardev backend)", async () => {

@@ -4,7 +4,13 @@
  * when FFI fails to load). A short press (< 1.5 s) approves, a long press denies.
  * Must never: fall back silently to something that is not a physical button.
  */
-import { type ButtonLine, type ButtonOptions, ChardevButton, type GpioSyscalls } from "./gpio-chardev.ts";
+import {
+  type ButtonLine,
+  type ButtonOptions,
+  ChardevButton,
+  GpioLineError,
+  type GpioSyscalls,
+} from "./gpio-chardev.ts";
 import { ToolsButton } from "./gpio-tools.ts";
 import type { ApprovalInput } from "./input.ts";
 
@@ -39,13 +45,14 @@ export async function openGpioButton(
     if ("sys" in loaded) return ChardevButton.open(loaded.sys, line, options);
     ffiError = loaded.error;
     if (backend === "chardev")
-      throw new Error(`GPIO character device through bun:ffi unavailable: ${ffiError}`);
+      throw new GpioLineError("no-backend", `GPIO character device through bun:ffi unavailable: ${ffiError}`);
   }
   try {
     return await ToolsButton.open(line, options);
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    throw new Error(
+    throw new GpioLineError(
+      "no-backend",
       `no usable GPIO backend for ${line.chipLabel}/${line.line}: ffi: ${ffiError}; tools: ${why}`,
     );
   }

@@ -5,11 +5,15 @@
  * are read from a non-blocking line fd on a short timer while a wait is pending.
  *
  * The syscalls come in through GpioSyscalls (libc via bun:ffi in hw/gpio-ffi.ts; a simulated
- * chip in tests). Must never: count an event from before waitForVerdict (pending events are
- * drained first), or keep polling when no wait is pending.
+ * chip in tests). Faults of the board are a GpioLineError (typed by `fault`, an operator fault
+ * whose message says what to check); our own misuse is an assert.
+ * Must never: count an event from before waitForVerdict (pending events are drained first), or
+ * keep polling when no wait is pending.
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
+import { EXIT } from "../core/cli/exit-codes.ts";
+import { AssertionError, ConfigError } from "../core/errors.ts";
 import {
   decodeChipInfo,
   decodeLineEvents,
@@ -67,13 +71,40 @@ export interface FoundLine {
 
 const errCode = (e: unknown) => (e as { code?: string }).code ?? String(e);
 
+/** What went wrong with the button's GPIO line (matched by `fault`, never by message). */
+export type GpioFault =
+  | "no-gpio-dir" // /dev could not be listed
+  | "no-chip" // no chip has the configured label
+  | "no-line" // the chip has no line of that name
+  | "line-busy" // another driver (e.g. a gpio-keys overlay) holds the line
+  | "request-failed" // the kernel refused the line request
+  | "no-backend" // neither the character device (bun:ffi) nor the libgpiod tools are usable
+  | "monitor-ended" // the libgpiod tools' gpiomon ended before a press
+  | "closed"; // the button was closed while a wait was pending
+
+/**
+ * A fault of the board or its configuration: an operator fault (ConfigError, exit 1: the
+ * hardware said no, not the command line), with what to check in the message.
+ */
+export class GpioLineError extends ConfigError {
+  constructor(
+    readonly fault: GpioFault,
+    message: string,
+  ) {
+    super(message, EXIT.FAILURE);
+  }
+}
+
+export const CHECK_CONFIG =
+  "check confirm.button's chipLabel and line in the agent config against `gpioinfo`";
+
 /** Finds the line by chip label and line name; errors say what exists instead. */
 export function findLine(sys: GpioSyscalls, line: ButtonLine, devDir = "/dev"): FoundLine {
   let chips: string[];
   try {
     chips = readdirSync(devDir).filter((n) => /^gpiochip\d+$/.test(n));
   } catch (e) {
-    throw new Error(`cannot list ${devDir}: ${errCode(e)}`);
+    throw new GpioLineError("no-gpio-dir", `cannot list ${devDir}: ${errCode(e)}`);
   }
   chips.sort((a, b) => Number(a.slice(8)) - Number(b.slice(8)));
   const labels: string[] = [];
@@ -102,11 +133,17 @@ export function findLine(sys: GpioSyscalls, line: ButtonLine, devDir = "/dev"): 
       sys.close(fd);
     }
     if (found === "no-line")
-      throw new Error(`gpio chip ${chip} [${line.chipLabel}] has no line named ${line.line}`);
+      throw new GpioLineError(
+        "no-line",
+        `gpio chip ${chip} [${line.chipLabel}] has no line named ${line.line}: ${CHECK_CONFIG}`,
+      );
     if (found) return found;
   }
   const seen = labels.length ? labels.join(", ") : "none";
-  throw new Error(`no gpio chip labelled ${line.chipLabel} in ${devDir} (found: ${seen})`);
+  throw new GpioLineError(
+    "no-chip",
+    `no gpio chip labelled ${line.chipLabel} in ${devDir} (found: ${seen}): ${CHECK_CONFIG}`,
+  );
 }
 
 /** The line named line.line on an open chip, or null when the chip has none by that name. */
@@ -157,8 +194,10 @@ export class ChardevButton implements ApprovalInput {
   static open(sys: GpioSyscalls, line: ButtonLine, options: ButtonOptions = {}): ChardevButton {
     const found = findLine(sys, line, options.devDir);
     if (found.used) {
-      throw new Error(
-        `${line.chipLabel}/${line.line} is already in use by "${found.consumer || "the kernel"}"`,
+      throw new GpioLineError(
+        "line-busy",
+        `${line.chipLabel}/${line.line} is already in use by "${found.consumer || "the kernel"}": ` +
+          "remove the overlay or driver that claims it (e.g. a gpio-keys dtoverlay in config.txt), or use another line",
       );
     }
     const flags =
@@ -189,7 +228,10 @@ export class ChardevButton implements ApprovalInput {
         lineFd = request(0);
       }
     } catch (e) {
-      throw new Error(`cannot request ${line.chipLabel}/${line.line}: ${errCode(e)}`);
+      throw new GpioLineError(
+        "request-failed",
+        `cannot request ${line.chipLabel}/${line.line}: ${errCode(e)} (the agent needs read-write access to ${found.chipPath})`,
+      );
     } finally {
       sys.close(chipFd);
     }
@@ -219,8 +261,9 @@ export class ChardevButton implements ApprovalInput {
   }
 
   waitForVerdict(signal: AbortSignal): Promise<Verdict> {
-    if (this.closed) return Promise.reject(new Error(`${this.description} is closed`));
-    if (this.pending) return Promise.reject(new Error(`${this.description}: a wait is already pending`));
+    if (this.closed) return Promise.reject(new GpioLineError("closed", `${this.description} is closed`));
+    // The confirmation manager runs one prompt at a time: a second wait is our bug.
+    if (this.pending) return Promise.reject(new AssertionError("gpio button: a wait is already pending"));
     if (signal.aborted) return Promise.reject(signal.reason);
     this.pending = true;
     this.pump(false); // presses before the wait never count
@@ -235,7 +278,8 @@ export class ChardevButton implements ApprovalInput {
       const onAbort = () => finish(() => reject(signal.reason));
       const timer = setInterval(() => {
         try {
-          if (this.closed) return finish(() => reject(new Error(`${this.description} was closed`)));
+          if (this.closed)
+            return finish(() => reject(new GpioLineError("closed", `${this.description} was closed`)));
           const verdict = this.pump(true);
           if (verdict) finish(() => resolve(verdict));
         } catch (e) {

@@ -10,8 +10,10 @@
  * are seen (presses before the wait never count). v1 has no debounce option; the classifier's
  * minimum press length covers bounce. Parsers here are pure and tested on recorded output.
  */
+
+import { assert } from "../core/errors.ts";
 import { platform } from "../platform/index.ts";
-import type { ButtonLine } from "./gpio-chardev.ts";
+import { type ButtonLine, CHECK_CONFIG, GpioLineError } from "./gpio-chardev.ts";
 import type { ApprovalInput, Verdict } from "./input.ts";
 import { edgeToButton, LONG_PRESS_MS, PressClassifier } from "./press.ts";
 
@@ -102,10 +104,17 @@ export async function detectLibgpiod(): Promise<LibgpiodVersion> {
   try {
     text = await run(["gpiomon", "--version"]);
   } catch (e) {
-    throw new Error(`libgpiod tools are not usable (apt install gpiod): ${(e as Error).message}`);
+    throw new GpioLineError(
+      "no-backend",
+      `libgpiod tools are not usable (apt install gpiod): ${(e as Error).message}`,
+    );
   }
   const v = parseLibgpiodVersion(text);
-  if (!v) throw new Error(`unknown libgpiod version: ${text.split("\n")[0]}`);
+  if (!v)
+    throw new GpioLineError(
+      "no-backend",
+      `unknown libgpiod version (1.x and 2.x are known): ${text.split("\n")[0]}`,
+    );
   return v;
 }
 
@@ -131,16 +140,24 @@ export class ToolsButton implements ApprovalInput {
     const chip = chips.find((c) => c.label === line.chipLabel);
     if (!chip) {
       const seen = chips.map((c) => `${c.name} [${c.label}]`).join(", ") || "none";
-      throw new Error(`no gpio chip labelled ${line.chipLabel} (found: ${seen})`);
+      throw new GpioLineError(
+        "no-chip",
+        `no gpio chip labelled ${line.chipLabel} (found: ${seen}): ${CHECK_CONFIG}`,
+      );
     }
     const found = parseGpioinfo(await run(["gpioinfo", chip.name])).find((l) => l.name === line.line);
-    if (!found) throw new Error(`gpio chip ${chip.name} [${line.chipLabel}] has no line named ${line.line}`);
+    if (!found)
+      throw new GpioLineError(
+        "no-line",
+        `gpio chip ${chip.name} [${line.chipLabel}] has no line named ${line.line}: ${CHECK_CONFIG}`,
+      );
     return new ToolsButton(version, chip.name, found.offset, line, options.longPressMs ?? LONG_PRESS_MS);
   }
 
   async waitForVerdict(signal: AbortSignal): Promise<Verdict> {
-    if (this.closed) throw new Error(`${this.description} is closed`);
-    if (this.pending) throw new Error(`${this.description}: a wait is already pending`);
+    if (this.closed) throw new GpioLineError("closed", `${this.description} is closed`);
+    // The confirmation manager runs one prompt at a time: a second wait is our bug.
+    assert(!this.pending, "gpio button: a wait is already pending");
     if (signal.aborted) throw signal.reason;
     this.pending = true;
     const argv = gpiomonArgv(this.version, this.chip, this.offset, this.line.activeLow, 10);
@@ -167,7 +184,10 @@ export class ToolsButton implements ApprovalInput {
       }
       if (signal.aborted) throw signal.reason;
       const exit = await child.exited;
-      throw new Error(`${argv.join(" ")} ended (${exit.code ?? exit.signal}) before a press`);
+      throw new GpioLineError(
+        "monitor-ended",
+        `${argv.join(" ")} ended (${exit.code ?? exit.signal}) before a press`,
+      );
     } finally {
       signal.removeEventListener("abort", onAbort);
       kill();

@@ -49,6 +49,14 @@ export function checkSerial(serial: string): string {
   return serial;
 }
 
+/**
+ * The gadget's USB strings: with its serial, what sys-remote sees in the /dev/serial/by-id name
+ * and what a pending enrolment records (host/daemon/enrolments.ts).
+ */
+export function gadgetStrings(board: { readonly name: string }): { manufacturer: string; product: string } {
+  return { manufacturer: "qubes-air", product: `qubes-air ${board.name}` };
+}
+
 /** A stable serial from the device's identity (e.g. its static public key or machine-id). */
 export function deriveSerial(identity: Uint8Array): string {
   const h = createHash("sha256").update("qubes-air usb serial\0").update(identity).digest("hex");
@@ -94,8 +102,8 @@ export function gadgetPlan(board: BoardProfile, spec: GadgetSpec): GadgetStep[] 
     w("bDeviceProtocol", "0x01"),
     d("strings/0x409"),
     w("strings/0x409/serialnumber", spec.serial),
-    w("strings/0x409/manufacturer", "qubes-air"),
-    w("strings/0x409/product", `qubes-air ${board.name}`),
+    w("strings/0x409/manufacturer", gadgetStrings(board).manufacturer),
+    w("strings/0x409/product", gadgetStrings(board).product),
     d("configs/c.1"),
     d("configs/c.1/strings/0x409"),
     w("configs/c.1/strings/0x409/configuration", functions.map((f) => f.toUpperCase()).join("+")),

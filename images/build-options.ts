@@ -40,9 +40,17 @@ Options:
                          image's SSH with its public default password is turned off)
   --pi5-kernel8          pi5: boot the 4K-page kernel (kernel8.img) instead of the 16K one
   --udev-rules FILE      where to write the udev rules for sys-remote (default IMG.udev.rules)
+  --label LABEL          the RemoteVM's label when sys-remote creates it (default gray)
+  --no-enrol             built in sys-remote: do not record a pending enrolment (see below)
+  --enrol-hours N        the enrolment expires after N hours (default 168, at most 2160)
   --force                replace IMG if it exists
   --no-qr                do not print the QR code
   -h, --help             this text
+
+Run in sys-remote (qubes-air image build), the build also records a pending enrolment with the
+qubes-air daemon: the name, the token and the device's USB identity (or its USB network MAC and
+--tcp address). When the device first appears, the daemon pairs with it by itself and creates
+its RemoteVM in dom0; the token is then spent on both sides (docs/enrolment.md).
 
 Examples:
   qubes-air image build --board pi4 --base 2025-05-13-raspios-bookworm-arm64-lite.img \\
@@ -68,7 +76,12 @@ export interface BuildOptions {
   readonly udevRules: string | undefined;
   readonly force: boolean;
   readonly qr: boolean;
+  readonly label: string;
+  /** null: no enrolment (--no-enrol); else its lifetime. */
+  readonly enrolSeconds: number | null;
 }
+
+export const IMAGE_LABELS = ["red", "orange", "yellow", "green", "gray", "blue", "purple", "black"];
 
 export function hostnameFrom(name: string): string {
   const h = name
@@ -107,6 +120,9 @@ export function parseBuildOptions(argv: readonly string[]): BuildOptions | "help
       "udev-rules": { type: "string" },
       force: { type: "boolean" },
       "no-qr": { type: "boolean" },
+      label: { type: "string" },
+      "no-enrol": { type: "boolean" },
+      "enrol-hours": { type: "string" },
     },
     { positionals: false },
   ).values;
@@ -148,7 +164,15 @@ export function parseBuildOptions(argv: readonly string[]): BuildOptions | "help
   if (user !== undefined && !/^[a-z_][a-z0-9_-]{0,31}$/.test(user))
     throw new UsageError("--user must be a user name");
   if (board.id !== "pi5" && v["pi5-kernel8"]) throw new UsageError("--pi5-kernel8 is for --board pi5 only");
+  const label = str("label") ?? "gray";
+  if (!IMAGE_LABELS.includes(label))
+    throw new UsageError(`--label must be one of ${IMAGE_LABELS.join(", ")}`);
+  const hours = str("enrol-hours") ?? "168";
+  if (!/^\d{1,4}$/.test(hours) || Number(hours) < 1 || Number(hours) > 2160)
+    throw new UsageError("--enrol-hours must be 1 to 2160");
   return {
+    label,
+    enrolSeconds: v["no-enrol"] === true ? null : Number(hours) * 3600,
     board,
     base: need("base"),
     out: need("out"),

@@ -14,6 +14,7 @@ import { gzipSync } from "node:zlib";
 import { parseConfig } from "../agent/config.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { findAgent } from "./artefacts.ts";
+import { IMAGE_LABELS } from "./build-options.ts";
 import { type AgentSource, cloudAgentConfig, cloudUserData, terraformFile } from "./cloud-files.ts";
 import { formatBytes, ImageError, type ImageIO, usageError } from "./common.ts";
 import { DEFAULT_POLICY } from "./default-policy.ts";
@@ -35,6 +36,11 @@ Options:
   --agent FILE         the local x64 agent (default: found in dist/)
   --provider P         hcloud (default) or aws, for main.tf
   --force              replace existing files in DIR
+  --address HOST       the VM's address, when known (a reserved IP): run in sys-remote, the
+                       daemon then pairs with the VM by itself once it answers (enrolment)
+  --label LABEL        the RemoteVM's label when sys-remote creates it (default gray)
+  --no-enrol           do not record a pending enrolment in sys-remote
+  --enrol-hours N      the enrolment expires after N hours (default 168, at most 2160)
   -h, --help           this text
 
 Examples:
@@ -43,7 +49,7 @@ Examples:
 
 export async function imageCloudCommand(argv: readonly string[], io: ImageIO): Promise<number> {
   try {
-    return cloud(argv, io);
+    return await cloud(argv, io);
   } catch (e) {
     if (e instanceof ImageError) {
       io.err(
@@ -56,7 +62,7 @@ export async function imageCloudCommand(argv: readonly string[], io: ImageIO): P
   }
 }
 
-function cloud(argv: readonly string[], io: ImageIO): number {
+async function cloud(argv: readonly string[], io: ImageIO): Promise<number> {
   let v: Record<string, string | boolean | undefined>;
   try {
     v = parseArgs({
@@ -73,6 +79,10 @@ function cloud(argv: readonly string[], io: ImageIO): number {
         agent: { type: "string" },
         provider: { type: "string" },
         force: { type: "boolean" },
+        address: { type: "string" },
+        label: { type: "string" },
+        "no-enrol": { type: "boolean" },
+        "enrol-hours": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     }).values as Record<string, string | boolean | undefined>;
@@ -97,6 +107,7 @@ function cloud(argv: readonly string[], io: ImageIO): number {
       "give --agent-url URL (the VM downloads the agent; clouds cap user-data at 16-64 KiB) or --embed-agent",
     );
   }
+  const enrol = enrolOptions(v, port);
   const env = io.env ?? process.env;
   let agent: AgentSource;
   let agentNote: string;
@@ -161,5 +172,31 @@ function cloud(argv: readonly string[], io: ImageIO): number {
       "",
     ].join("\n"),
   );
+  if (enrol && io.enrol) {
+    const { label, tcp, ttlSeconds } = enrol;
+    io.out(`${await io.enrol({ name, zone: "cloud", label, token, identity: { tcp }, ttlSeconds })}\n`);
+  } else if (io.enrol && v["no-enrol"] !== true) {
+    io.out("Not enrolled: give --address (the VM's address) to have sys-remote pair by itself\n");
+  }
   return 0;
+}
+
+function enrolOptions(
+  v: Record<string, string | boolean | undefined>,
+  port: number,
+): { label: string; tcp: string; ttlSeconds: number } | null {
+  const label = typeof v.label === "string" ? v.label : "gray";
+  if (!IMAGE_LABELS.includes(label)) throw usageError(`--label must be one of ${IMAGE_LABELS.join(", ")}`);
+  const hours = typeof v["enrol-hours"] === "string" ? v["enrol-hours"] : "168";
+  if (!/^\d{1,4}$/.test(hours) || Number(hours) < 1 || Number(hours) > 2160)
+    throw usageError("--enrol-hours must be 1 to 2160");
+  if (typeof v.address !== "string" || v["no-enrol"] === true) return null;
+  const host = v.address;
+  const ok = /^[0-9A-Za-z.-]{1,253}$/.test(host) || /^[0-9A-Fa-f:.]+$/.test(host);
+  if (!ok) throw usageError("--address must be a host name or an IP address");
+  return {
+    label,
+    tcp: host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`,
+    ttlSeconds: Number(hours) * 3600,
+  };
 }

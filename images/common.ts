@@ -16,6 +16,26 @@ export interface ImageIO {
   env?: Readonly<Record<string, string | undefined>>;
   /** Aborted on Ctrl-C: the build stops, removes IMG.partial and exits 130. */
   signal?: AbortSignal;
+  /**
+   * Records a pending enrolment in sys-remote (the host CLI gives this: its daemon's socket), so
+   * the device is paired by itself when it appears. Resolves with one line for the user: what
+   * was recorded, or why not (the printed pair command works either way).
+   */
+  enrol?: (e: EnrolmentRequest) => Promise<string>;
+}
+
+/** What `image build|cloud` asks sys-remote to expect (host/daemon/enrolments.ts checks it). */
+export interface EnrolmentRequest {
+  readonly name: string;
+  readonly zone: string;
+  readonly label: string;
+  /** 64 hex digits: the one-time token written into the image. */
+  readonly token: string;
+  readonly identity:
+    | { readonly usb: { readonly vendor: string; readonly product: string; readonly serial: string } }
+    | { readonly mac: string; readonly tcp: string }
+    | { readonly tcp: string };
+  readonly ttlSeconds: number;
 }
 
 /** An operator-facing failure: the message says what is wrong and how to fix it. */

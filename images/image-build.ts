@@ -15,12 +15,22 @@ import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseConfig } from "../agent/config.ts";
 import { udevRules } from "../hw/udev.ts";
+import { type GadgetSpec, gadgetStrings } from "../hw/usb-gadget.ts";
 import { findAgent } from "./artefacts.ts";
 import { armoryGadgetEdits, parseSshKeys, sshKeysPlan, sshOffPlan } from "./board-edits.ts";
 import { BUILD_HELP, type BuildOptions, parseBuildOptions } from "./build-options.ts";
 import { summaryText } from "./build-report.ts";
 import { checkPaths, gadgetSpec, readText, usbAddress, writeBoot } from "./build-steps.ts";
-import { elapsed, formatBytes, ImageError, type ImageIO, MiB, requireTools, run } from "./common.ts";
+import {
+  type EnrolmentRequest,
+  elapsed,
+  formatBytes,
+  ImageError,
+  type ImageIO,
+  MiB,
+  requireTools,
+  run,
+} from "./common.ts";
 import { copyAndHash, hashRange, Progress } from "./copy.ts";
 import { DEFAULT_POLICY } from "./default-policy.ts";
 import { agentConfig, type DeviceSetup, devicePlan, hostnamePlan, PATHS } from "./device-files.ts";
@@ -252,4 +262,24 @@ async function build(o: BuildOptions, io: ImageIO, partial: string, work: string
     seconds: (performance.now() - t0) / 1000,
   };
   io.out(summaryText(summary, o.qr));
+  if (o.enrolSeconds !== null && io.enrol) {
+    const identity = enrolIdentity(o, gadget);
+    io.out(
+      identity
+        ? `${await io.enrol({ name: o.name, zone: gadget ? "usb" : "lan", label: o.label, token: setup.token, identity, ttlSeconds: o.enrolSeconds })}\n`
+        : "Not enrolled: sys-remote cannot know where the device will be (give --tcp with its address); pair it by hand\n",
+    );
+  }
+}
+
+/** What sys-remote will recognise the device by: its USB serial line, its USB network MAC, or a fixed address. */
+function enrolIdentity(o: BuildOptions, gadget: GadgetSpec | null): EnrolmentRequest["identity"] | null {
+  if (gadget && o.serial) return { usb: { ...usbStrings(o.board), serial: gadget.serial } };
+  if (!o.tcp || /^(0\.0\.0\.0|::)$/.test(o.tcp.host)) return null;
+  return gadget ? { mac: gadget.hostMac, tcp: o.tcp.text } : { tcp: o.tcp.text };
+}
+
+function usbStrings(board: BuildOptions["board"]): { vendor: string; product: string } {
+  const s = gadgetStrings(board);
+  return { vendor: s.manufacturer, product: s.product };
 }

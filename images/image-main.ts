@@ -14,7 +14,10 @@ import type { ImageIO } from "./common.ts";
 import { imageBuildCommand } from "./image-build.ts";
 
 /** The command's output through the context; the process's Ctrl-C and SIGTERM abort the signal. */
-export function processImageIO(ctx: CliContext): { io: ImageIO; dispose: () => void } {
+export function processImageIO(
+  ctx: CliContext,
+  hooks: Pick<ImageIO, "enrol"> = {},
+): { io: ImageIO; dispose: () => void } {
   const ac = new AbortController();
   const stop = () => {
     if (!ac.signal.aborted) ctx.err("\nstopping; removing the unfinished image...\n");
@@ -28,6 +31,7 @@ export function processImageIO(ctx: CliContext): { io: ImageIO; dispose: () => v
     errIsTTY: process.stderr.isTTY === true,
     env: ctx.env,
     signal: ac.signal,
+    ...hooks,
   };
   return {
     io,
@@ -38,9 +42,12 @@ export function processImageIO(ctx: CliContext): { io: ImageIO; dispose: () => v
   };
 }
 
-function withImageIO(run: (argv: readonly string[], io: ImageIO) => Promise<number>) {
+function withImageIO(
+  run: (argv: readonly string[], io: ImageIO) => Promise<number>,
+  hooks: Pick<ImageIO, "enrol">,
+) {
   return async (args: string[], ctx: CliContext): Promise<number> => {
-    const { io, dispose } = processImageIO(ctx);
+    const { io, dispose } = processImageIO(ctx, hooks);
     try {
       return await run(args, io);
     } finally {
@@ -49,7 +56,8 @@ function withImageIO(run: (argv: readonly string[], io: ImageIO) => Promise<numb
   };
 }
 
-export const imageCommand: Command = {
+/** The command; the host CLI passes `enrol` so images built in sys-remote are enrolled there. */
+export const imageCommandWith = (hooks: Pick<ImageIO, "enrol">): Command => ({
   name: "image",
   summary: "build a flashable Pi/Armory image, or cloud-init for a cloud VM",
   help: `Usage: qubes-air image build --board BOARD --base RAW --out IMG [options]
@@ -73,16 +81,18 @@ Run "qubes-air image build --help" or "qubes-air image cloud --help" for every o
       name: "build",
       summary: "write a flashable image for a Raspberry Pi or a USB armory",
       help: BUILD_HELP,
-      run: withImageIO(imageBuildCommand),
+      run: withImageIO(imageBuildCommand, hooks),
     },
     {
       name: "cloud",
       summary: "write cloud-init user-data for a cloud VM",
       help: CLOUD_HELP,
-      run: withImageIO(imageCloudCommand),
+      run: withImageIO(imageCloudCommand, hooks),
     },
   ],
-};
+});
+
+export const imageCommand: Command = imageCommandWith({});
 
 /** `bun images/image-main.ts build|cloud ...`: the same command outside the host CLI. */
 export function imageMain(argv: readonly string[], ctx: CliContext = processContext()): Promise<number> {

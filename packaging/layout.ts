@@ -110,7 +110,9 @@ export function dom0(salt: readonly { rel: string; file: string }[]): PackageSpe
     summary: "Qubes-air for dom0: qrexec policy and Salt formula",
     description: [
       "The dom0 side of qubes-air: the qrexec policy for calls to remote qubes",
-      "(deny by default, with examples) and the qubes-air Salt formula",
+      "(deny by default, with examples), the dom0 service qubesair.RegisterRemote",
+      "through which sys-remote registers RemoteVMs relayed by itself, its policy,",
+      "and the qubes-air Salt formula",
       "(qubes-air.create, .install, .configure) with its pillar example, under",
       "/srv/formulas/base/qubes-air-formula.",
     ].join("\n"),
@@ -121,10 +123,23 @@ export function dom0(salt: readonly { rel: string; file: string }[]): PackageSpe
         from: { files: "dom0/50-qubes-air.policy" },
         conf: true,
       },
+      {
+        path: "/etc/qubes/policy.d/45-qubes-air-register.policy",
+        mode: 0o644,
+        from: { files: "dom0/45-qubes-air-register.policy" },
+        conf: true,
+      },
+      // A dom0 qrexec service (Python, the qubesadmin library): not a config file.
+      {
+        path: "/etc/qubes-rpc/qubesair.RegisterRemote",
+        mode: 0o755,
+        from: { files: "dom0/qubesair.RegisterRemote" },
+      },
       ...salt.map((s) => ({ path: `${FORMULA_DIR}/${s.rel}`, mode: 0o644, from: { files: s.file } })),
     ],
     dirs: [],
-    depends: [],
+    // qubesair.RegisterRemote imports qubesadmin (qubes-core-admin-client's library, in every dom0).
+    depends: ["python3-qubesadmin"],
   };
 }
 

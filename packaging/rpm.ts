@@ -3,7 +3,7 @@
  * staged root (the binaries come from `bun run build`; nothing is compiled here).
  * Binaries are packaged as built: no strip, no debuginfo, no build-id links (stripping a
  * `bun build --compile` executable cuts off its embedded program), no automatic Requires
- * (the Bun executables need only glibc).
+ * (the Bun executables need only glibc): only the spec's own `depends`.
  * Must never: leave its rpmbuild tree behind.
  */
 import { spawnSync } from "node:child_process";
@@ -80,7 +80,7 @@ URL:            ${HOMEPAGE}
 BuildArch:      ${arch}
 AutoReqProv:    no
 Requires:       /bin/sh
-Packager:       ${MAINTAINER}
+${spec.depends.map((d) => `Requires:       ${d}\n`).join("")}Packager:       ${MAINTAINER}
 
 %description
 ${spec.description}

@@ -10,16 +10,26 @@ import { callCommand } from "./call.ts";
 import { keygenCommand } from "./keygen.ts";
 import { pairTokenCommand } from "./pair-token.ts";
 import { runCommand } from "./run.ts";
+import { sshSetupCommand } from "./ssh-setup.ts";
 import { versionCommand } from "./version.ts";
 
 export const AGENT_PROGRAM: Program = {
   name: "qubes-air-agent",
   about: "The qubes-air device agent: makes this machine a qube for Qubes OS through sys-remote.",
-  commands: [runCommand, keygenCommand, pairTokenCommand, callCommand, gpgSetupCommand, versionCommand],
+  commands: [
+    runCommand,
+    keygenCommand,
+    pairTokenCommand,
+    callCommand,
+    gpgSetupCommand,
+    sshSetupCommand,
+    versionCommand,
+  ],
   examples: [
     "qubes-air-agent run --config /etc/qubes-air/agent.json",
     "qubes-air-agent call work my.Service",
     'qubes-air-agent gpg-setup --generate "Jane Doe <jane@example.org>" --export /media/usb/jane.asc',
+    "qubes-air-agent ssh-setup --generate --export /media/usb/device-ssh.pub",
   ],
   version: versionCommand,
 };

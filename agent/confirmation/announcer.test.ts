@@ -8,6 +8,7 @@ describe("announcementOf", () => {
     const a = announcementOf({
       kind: "waiting",
       id: 3,
+      code: "K7QD",
       request: {
         client: "qa-pub:0123abcd",
         service: "qubesair.Pair",
@@ -28,10 +29,11 @@ describe("announcementOf", () => {
     const sign = announcementOf({
       kind: "approved",
       id: 1,
+      code: "K7QD",
       request: { ...base, hashAlgo: "sha256", digestPrefix: "0123", digestSuffix: "cdef" },
     });
     expect(sign.detail).toBe("sha256 0123...cdef");
-    const call = announcementOf({ kind: "denied", id: 2, request: { ...base, argument: "x" } });
+    const call = announcementOf({ kind: "denied", id: 2, code: "K7QD", request: { ...base, argument: "x" } });
     expect(call.detail).toBe("arg=x");
   });
 });

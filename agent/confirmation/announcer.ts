@@ -71,6 +71,7 @@ export function announcementOf(e: ConfirmationEvent): Announcement {
   return {
     event: e.kind,
     id: e.id,
+    code: e.code,
     // A pairing's "client" is the host's key (qa-pub:…), not a qube name: sys-remote would refuse
     // it, so the key goes where keys go and the client is the word for what is asked.
     client: r.pairing ? PAIRING_CLIENT : r.client,

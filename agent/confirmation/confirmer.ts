@@ -146,6 +146,11 @@ export class DenyInput implements ConfirmInput {
 
 /** The environment a confirm command sees, besides the agent's own. */
 export function confirmEnv(r: ConfirmationRequest): Record<string, string> {
+  // The request code, as sys-remote's notification and the caller's stderr show it.
+  return r.code === undefined ? kindEnv(r) : { QUBES_AIR_CONFIRM_REQUEST: r.code, ...kindEnv(r) };
+}
+
+function kindEnv(r: ConfirmationRequest): Record<string, string> {
   if (r.pairing) {
     return {
       QUBES_AIR_CONFIRM_KIND: "pairing",

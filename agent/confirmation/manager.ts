@@ -19,13 +19,17 @@
  *   ("conflict", its own LED pattern); the same when it arrives within a short window after a
  *   prompt that was approved (the press may have been meant for it: the owner is told). A qube
  *   that races the owner's request gets nothing, and the owner sees why nothing happened.
+ * - An approver qube's grant (approver-grants.ts, only if the agent was given the grants) stands
+ *   in for the press for the signatures it covers; everything else still waits for the press.
  * Must never: approve on a timeout or an error, or show text a client supplied.
  */
 import { ConfigError } from "../../core/errors.ts";
+import { REQUEST_CODE_LENGTH, requestCodeOf } from "../../core/qrexec/announcement.ts";
 import { PAIR_CODE_LOCK_MS, PAIR_CODE_MAX_FAILURES } from "../../core/wire/limits.ts";
 import type { Indicator, Verdict } from "../../hw/input.ts";
 import { platform } from "../../platform/index.ts";
 import { type Log, makeLog } from "../log.ts";
+import type { ApproverGrants } from "./approver-grants.ts";
 
 export interface ConfirmationRequest {
   /** The calling qube (the relay's QREXEC_REMOTE_DOMAIN), never a name from the payload. */
@@ -38,6 +42,13 @@ export interface ConfirmationRequest {
   readonly hashAlgo?: string;
   readonly digestPrefix?: string;
   readonly digestSuffix?: string;
+  /** The whole digest (upper-case hex) for a signature the device sees only as a digest (PKSIGN). */
+  readonly digest?: string;
+  /**
+   * A v1 signature's data digests (algo -> upper-case hex), read before the confirmation only
+   * when a digest grant for the client waits (agent/services/gpg/v1-preread.ts).
+   */
+  readonly dataDigests?: ReadonlyMap<string, string>;
   /** A policy `ask` for a call (operation "call"): the call's argument, after SERVICE+. */
   readonly argument?: string;
   /**
@@ -45,6 +56,11 @@ export interface ConfirmationRequest {
    * which failed-attempt slot this is (1..PAIR_CODE_MAX_FAILURES; code-pairing-guard.ts).
    */
   readonly pairing?: { readonly code: string; readonly peerKey: string; readonly attempt?: number };
+  /**
+   * The prompt's request code (core/qrexec/announcement.ts): set by the manager for each prompt
+   * it shows, for inputs that display the request; a caller's value is replaced.
+   */
+  readonly code?: string;
 }
 
 /**
@@ -65,7 +81,9 @@ export type Decision =
   | "cooldown"
   | "window"
   | "conflict"
-  | "error";
+  | "error"
+  /** An approver qube's grant stood in for the press (approver-grants.ts); the approver's name. */
+  | `approver:${string}`;
 
 export interface ConfirmationOptions {
   readonly input: ConfirmInput;
@@ -83,17 +101,26 @@ export interface ConfirmationOptions {
   readonly resultMs?: number;
   readonly log?: Log;
   readonly monotonicMs?: () => number;
+  /** Request codes (default: random, requestCodeOf); tests may fix them. */
+  readonly newCode?: () => string;
   /**
    * Told when a prompt starts waiting and of every decision that involved the person or an
    * approval: approved (also through the window), denied, timeout, conflict. `id` matches the
    * device's confirm-request log line. Must not throw (the agent's announcer never does).
    */
   readonly onEvent?: (event: ConfirmationEvent) => void;
+  /**
+   * Grants by approver qubes (qubesair.Approve): asked before any prompt; without it (the
+   * default) only the press approves.
+   */
+  readonly grants?: ApproverGrants;
 }
 
 export interface ConfirmationEvent {
   readonly kind: "waiting" | "approved" | "denied" | "timeout" | "conflict";
   readonly id: number;
+  /** The request code: the same for a prompt's waiting and its decision. */
+  readonly code: string;
   readonly request: ConfirmationRequest;
 }
 
@@ -128,6 +155,7 @@ export class ConfirmationManager {
   private readonly conflictWindowMs: number;
   private readonly log: Log;
   private readonly clock: () => number;
+  private readonly newCode: () => string;
 
   constructor(private readonly o: ConfirmationOptions) {
     this.timeoutMs = o.timeoutMs ?? 30_000;
@@ -141,6 +169,12 @@ export class ConfirmationManager {
     if (!(this.timeoutMs > 0)) throw new ConfigError("confirmation timeout must be positive");
     this.log = o.log ?? makeLog();
     this.clock = o.monotonicMs ?? (() => platform.monotonicMs());
+    this.newCode = o.newCode ?? (() => requestCodeOf(platform.randomBytes(REQUEST_CODE_LENGTH)));
+  }
+
+  /** The digest algorithms of the grants waiting for `client` (a v1 service pre-reads for them). */
+  grantDigestAlgos(client: string): string[] {
+    return this.o.grants?.digestAlgos(client) ?? [];
   }
 
   /** True only if the user approved this one request (or its window was open). */
@@ -149,16 +183,25 @@ export class ConfirmationManager {
   }
 
   /** As request(), with the decision for the audit log. Never rejects. */
-  async decide(r: ConfirmationRequest): Promise<{ approved: boolean; decision: Decision }> {
+  async decide(asked: ConfirmationRequest): Promise<{ approved: boolean; decision: Decision }> {
+    const code = this.newCode();
+    const r: ConfirmationRequest = { ...asked, code };
+    // An approver's grant involves no press, so no prompt, conflict or cooldown applies to it.
+    const approver = this.o.grants ? await this.o.grants.take(r) : null;
+    if (approver !== null) {
+      this.log("confirm-approver", { client: r.client, operation: r.operation, approver, code });
+      this.o.onEvent?.({ kind: "approved", id: this.nextId++, code, request: r });
+      return { approved: true, decision: `approver:${approver}` };
+    }
     const now = this.clock();
     const windowKey = `${r.client}\0${r.operation}\0${r.key}`;
     if (this.windowMs > 0 && (this.windows.get(windowKey) ?? -Infinity) > now) {
       this.log("confirm-window", { client: r.client, operation: r.operation });
-      this.o.onEvent?.({ kind: "approved", id: this.nextId++, request: r });
+      this.o.onEvent?.({ kind: "approved", id: this.nextId++, code, request: r });
       return { approved: true, decision: "window" };
     }
     if (this.conflictsWith(r.client, now)) {
-      this.o.onEvent?.({ kind: "conflict", id: this.nextId++, request: r });
+      this.o.onEvent?.({ kind: "conflict", id: this.nextId++, code, request: r });
       return { approved: false, decision: "conflict" };
     }
     if (this.busy) {
@@ -173,10 +216,11 @@ export class ConfirmationManager {
     const prompt: Prompt = { client: r.client, abort, outcome: null, decidedAt: now };
     this.prompt = prompt;
     const id = this.nextId++;
-    const announce = (kind: ConfirmationEvent["kind"]) => this.o.onEvent?.({ kind, id, request: r });
+    const announce = (kind: ConfirmationEvent["kind"]) => this.o.onEvent?.({ kind, id, code, request: r });
     this.show("waiting");
     this.log("confirm-request", {
       id,
+      code,
       text: promptText(r),
       client: r.client,
       service: r.service,
@@ -262,8 +306,12 @@ export function pairingAttemptText(attempt: number | undefined): string {
   return attempt === undefined ? ` (${lock})` : ` (attempt ${attempt} of ${PAIR_CODE_MAX_FAILURES}; ${lock})`;
 }
 
-/** The one line the device's console shows for a request. */
+/** The one line the device's console shows for a request, after its request code if it has one. */
 export function promptText(r: ConfirmationRequest): string {
+  return r.code === undefined ? requestText(r) : `[${r.code}] ${requestText(r)}`;
+}
+
+function requestText(r: ConfirmationRequest): string {
   if (r.pairing)
     return `host ${r.client} asks to pair; the code is ${r.pairing.code}${pairingAttemptText(r.pairing.attempt)}`;
   if (r.argument !== undefined) return `${r.client} asks to call ${r.service}+${r.argument}`;

@@ -33,9 +33,22 @@ export interface SessionDeps {
   readonly log: Log;
   readonly resolver: CryptoResolver;
   readonly suites: readonly LinkSuiteName[];
-  /** A channel the host opened (a call into the device). */
-  readonly onOpen: (channel: Channel, meta: Uint8Array) => void;
+  /** A channel the host opened (a call into the device), with its session's refusal counter. */
+  readonly onOpen: (channel: Channel, meta: Uint8Array, session: SessionRefusals) => void;
+  /** A session came up or ended; `anyUp`: some host is still connected (the key lock's unplug). */
+  readonly onLinkChange?: (anyUp: boolean) => void;
 }
+
+/**
+ * Malformed call requests of one session: the first REFUSED_CALLS_LOGGED are logged one line
+ * each (enough to diagnose a broken host), the rest only counted and reported at session-down,
+ * as refused OPENs are: one line per refused request would let the peer fill the log.
+ */
+export interface SessionRefusals {
+  /** Counts one refused call request; true while it should still be logged on its own line. */
+  refusedCall(): boolean;
+}
+export const REFUSED_CALLS_LOGGED = 8;
 
 export class SessionManager {
   private readonly live = new Map<string, Connected>();
@@ -91,6 +104,9 @@ export class SessionManager {
       if (refusedOpens.count++ === 0)
         log("channel-refused", { peer: refusedOpens.peer, via, code: "channel-limit" });
     };
+    let refusedCalls = 0;
+    const refusals: SessionRefusals = { refusedCall: () => ++refusedCalls <= REFUSED_CALLS_LOGGED };
+    const onOpen = (channel: Channel, meta: Uint8Array) => this.d.onOpen(channel, meta, refusals);
     let c: Connected;
     try {
       c = await connectAsResponder(
@@ -103,7 +119,7 @@ export class SessionManager {
           peers: state.peers,
           pairing,
         },
-        { clock: systemClock, onOpen: this.d.onOpen, onOpenRefused },
+        { clock: systemClock, onOpen, onOpenRefused },
       );
     } catch (error) {
       const locked = error instanceof PairingLockedError ? lockedText(error.minutes) : undefined;
@@ -166,11 +182,19 @@ export class SessionManager {
       old.session.close();
     }
     log("session-up", { peer, mode: e.mode, suite: e.suite, via, hostVersion: safeVersion(e.peerVersion) });
+    this.d.onLinkChange?.(true);
     const end = await c.session.closed;
     if (this.live.get(id) === c) this.live.delete(id);
     this.order = this.order.filter((x) => x !== c);
+    this.d.onLinkChange?.(this.current() !== null);
     const refused = refusedOpens.count > 0 ? refusedOpens.count : undefined;
-    log("session-down", { peer, code: end?.code ?? "closed", via, refusedOpens: refused });
+    log("session-down", {
+      peer,
+      code: end?.code ?? "closed",
+      via,
+      refusedOpens: refused,
+      refusedCalls: refusedCalls > 0 ? refusedCalls : undefined,
+    });
     return true;
   }
 

@@ -28,6 +28,7 @@ import { platform } from "../../platform/index.ts";
 import type { Config } from "../config.ts";
 import type { AgentConfirmer } from "../confirmation/confirmer.ts";
 import type { Decision } from "../confirmation/manager.ts";
+import type { SessionRefusals } from "../link/sessions.ts";
 import { errorCode, type Log } from "../log.ts";
 import { AUDIT_REFUSAL_MESSAGE } from "./audit/operation.ts";
 import type { Builtin } from "./builtins.ts";
@@ -44,12 +45,13 @@ export interface CallDeps {
   readonly log: Log;
 }
 
-export function serveCall(d: CallDeps, channel: Channel, meta: Uint8Array): void {
+export function serveCall(d: CallDeps, channel: Channel, meta: Uint8Array, session: SessionRefusals): void {
   let request: CallRequest;
   try {
     request = decodeCallRequest(meta);
   } catch (error) {
-    d.log("call-refused", { code: errorCode(error) });
+    // A peer may send malformed requests without end: a few lines, then a count at session-down.
+    if (session.refusedCall()) d.log("call-refused", { code: errorCode(error) });
     channel.reset(ResetReason.REFUSED);
     return;
   }
@@ -137,13 +139,8 @@ async function run(
     const env = serviceEnv(r);
     status = await runCallProcess(channel, async () => {
       const argv = found ? serviceArgv(found.path, r.arg) : BUILTIN_PROGRAMS.get(r.service)!;
-      const child = await platform.spawn(argv, { env });
-      // A reset or a lost session must stop the service even when it neither reads nor writes
-      // (runCallProcess notices a failed channel only on its next read or write); else a peer
-      // could leave processes behind, up to the channel cap per session, session after session.
-      // After a normal end the channel closes only once the process has exited: kill is a no-op.
-      void channel.closed.then(() => child.kill("SIGTERM"));
-      return child;
+      // runCallProcess stops it when the channel closes (a reset or a lost session).
+      return platform.spawn(argv, { env });
     });
   }
   d.log("call", { ...fields, ...why, status });

@@ -44,7 +44,7 @@ export interface AuditFields {
   readonly operation: string;
   /** The device's description of the key (UID and fingerprint), or "". */
   readonly key: string;
-  /** approved, denied, refused, auto (window), none (no confirmation needed). */
+  /** approved, denied, refused, window, none (no confirmation needed), approver:NAME (a grant, qubesair.Approve). */
   readonly decision: string;
   /** ok, error, exit N, or a fixed refusal code. */
   readonly result: string;

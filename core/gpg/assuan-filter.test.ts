@@ -129,7 +129,7 @@ describe("split-gpg2 filter: allowed traffic", () => {
 
   test("fake replies", () => {
     const f = ready();
-    for (const o of ["ttyname=/dev/pts/1", "display=:0", "lc-ctype=C", "putenv=A=B", "xauthority=/x"]) {
+    for (const o of ["ttyname=/dev/pts/1", "display=:0", "lc-ctype=C", "putenv=A=B"]) {
       expect(text(send(f, `OPTION ${o}\n`), "client")).toEqual(["OK\n"]);
     }
     expect(text(send(f, "OPTION pinentry-mode=ask\n"), "client")).toEqual(["OK\n"]);
@@ -160,6 +160,12 @@ describe("split-gpg2 filter: refusals (attack class f)", () => {
     ["RESET with args", "RESET x\n", "bad-arguments"],
     ["RESET with a trailing space", "RESET \n", "bad-arguments"],
     ["OPTION xyz", "OPTION foo=bar\n", "option-not-allowed"],
+    [
+      "OPTION xauthority (filtered by split-gpg2 1.1.11)",
+      "OPTION xauthority=/home/user/.Xauthority\n",
+      "option-not-allowed",
+    ],
+    ["OPTION xauthority without a value", "OPTION xauthority\n", "option-not-allowed"],
     ["OPTION empty", "OPTION \n", "bad-arguments"],
     ["OPTION agent-awareness other", "OPTION agent-awareness=9.9\n", "option-not-allowed"],
     ["OPTION ttyname with a space", "OPTION ttyname /dev/pts/0\n", "option-not-allowed"],

@@ -150,13 +150,25 @@ describe("parseV1Args", () => {
 
   test("printable UTF-8", () => {
     expect(isPrintableUtf8(enc("Zoë ✓ 𝄞"))).toBe(true);
+    // C1 controls are well-formed UTF-8; upstream's sanitize_string_from_vm accepts them.
+    for (const c of [0x80, 0x85, 0x9b, 0x9f]) expect(isPrintableUtf8(new Uint8Array([0xc2, c]))).toBe(true);
+    // U+FFFE and U+10FFFF: well-formed, accepted upstream too.
+    expect(isPrintableUtf8(new Uint8Array([0xef, 0xbf, 0xbe, 0xf4, 0x8f, 0xbf, 0xbf]))).toBe(true);
     for (const b of [
       [0x7f],
       [0x0a],
+      [0x00],
+      [0x1f],
       [0xc0, 0x80],
+      [0xc1, 0xbf],
+      [0xe0, 0x9f, 0xbf],
       [0xed, 0xa0, 0x80],
+      [0xf0, 0x8f, 0xbf, 0xbf],
       [0xf4, 0x90, 0x80, 0x80],
-      [0xc2, 0x85],
+      [0xf5, 0x80, 0x80, 0x80],
+      [0xc2],
+      [0x80],
+      [0xc2, 0xc0],
     ]) {
       expect(isPrintableUtf8(new Uint8Array(b))).toBe(false);
     }

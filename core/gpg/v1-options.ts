@@ -87,16 +87,21 @@ const SUBLISTS = new Map([
   ["export-options", EXPORT_OPTIONS],
 ]);
 
-/** Upstream's sanitize_string_from_vm, plus: no C1 controls. */
+/**
+ * Upstream's sanitize_string_from_vm exactly: every byte below 0x80 must be 0x20-0x7E, and the
+ * rest must be well-formed UTF-8 (RFC 3629: no overlongs, surrogates or code points above
+ * U+10FFFF). C1 controls (U+0080-U+009F, bytes C2 80-C2 9F) are well-formed, so upstream passes
+ * them to gpg and so do we: a client's user ID or comment may carry them. They never reach a
+ * terminal from here: everything the device shows or logs goes through displaySafe/printable.
+ */
 export function isPrintableUtf8(bytes: Uint8Array): boolean {
   for (const b of bytes) if (b < 0x20 || b === 0x7f) return false;
-  let s: string;
   try {
-    s = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+    new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch {
     return false;
   }
-  return !/[\u0080-\u009f]/.test(s);
+  return true;
 }
 
 /** validate_fd_argument: decimal, no leading zero, at most 4 digits, below 1024. */

@@ -3,6 +3,7 @@
  * injected native AEAD (platform/native-aead.ts) over the portable @noble one.
  * Must never: silently substitute one algorithm for another; unknown names give null.
  */
+import { assert } from "../errors.ts";
 import type { CipherFunctions, DhFunctions, HashFunctions, NoiseSuite } from "./crypto.ts";
 import {
   aesGcmNoble,
@@ -61,6 +62,7 @@ export function resolveSuite(
 export function resolveLinkSuite(resolver: CryptoResolver, name: LinkSuiteName): NoiseSuite {
   const [dh, cipher, hash] = name.split("_") as [string, string, string];
   const suite = resolveSuite(resolver, dh, cipher, hash);
-  if (!suite) throw new Error(`unreachable: link suite ${name} not resolvable`);
+  // Every link suite is built from primitives every resolver has: a miss is our bug.
+  assert(suite !== null, `link suite ${name} not resolvable`);
   return suite;
 }

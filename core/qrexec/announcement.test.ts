@@ -8,11 +8,14 @@ import {
   decodeAnnouncement,
   encodeAnnouncement,
   formatAnnouncement,
+  isRequestCode,
+  requestCodeOf,
 } from "./announcement.ts";
 
 const A: Announcement = {
   event: "approved",
   id: 7,
+  code: "K7QD",
   client: "work",
   service: "qubes.Gpg2",
   operation: "PKSIGN",
@@ -31,25 +34,42 @@ const code = (f: () => unknown) => {
 };
 
 describe("announcements", () => {
+  test("request codes: from the unambiguous alphabet, checked by isRequestCode", () => {
+    for (let i = 0; i < 256; i += 3) {
+      const c = requestCodeOf(Uint8Array.of(i, 255 - i, i ^ 0x5a, 7));
+      expect(isRequestCode(c)).toBe(true);
+      expect(c).not.toMatch(/[01IOLSB58]/);
+    }
+    expect(() => requestCodeOf(new Uint8Array(3))).toThrow();
+  });
+
+  test("a timeout reads as expired in the journal", () => {
+    expect(formatAnnouncement("pi", { ...A, event: "timeout" })).toStartWith("pi: expired [K7QD] #7:");
+  });
+
   test("round trip, and the journal line names the device, the client, the key and the digest", () => {
     expect(decodeAnnouncement(encodeAnnouncement(A))).toEqual(A);
     expect(formatAnnouncement("pi-gpg", A)).toBe(
-      "pi-gpg: approved #7: work asks for PKSIGN (qubes.Gpg2) with Dev <d@example.org> [ABCD] sha256 01234567...89ABCDEF",
+      "pi-gpg: approved [K7QD] #7: work asks for PKSIGN (qubes.Gpg2) with Dev <d@example.org> [ABCD] sha256 01234567...89ABCDEF",
     );
   });
 
   test("control characters and non-ASCII from the device become _ before anyone sees them", () => {
     const evil = { ...A, key: "K\x1b[2J\nforged line\u202e", operation: "sign\r" };
-    const got = decodeAnnouncement(encodeCbor({ v: 1, ...evil }));
+    const got = decodeAnnouncement(encodeCbor({ v: 2, ...evil }));
     expect(got.key).toBe("K_[2J_forged line_");
     expect(got.operation).toBe("sign_");
     expect(formatAnnouncement("pi", got)).not.toMatch(/[\x00-\x1f\x7f-\uffff]/);
   });
 
   test("anything but the exact schema is refused with a fixed code", () => {
-    const base = { v: 1, ...A } as Record<string, unknown>;
+    const base = { v: 2, ...A } as Record<string, unknown>;
     expect(code(() => decodeAnnouncement(encodeCbor({ ...base, extra: 1 } as never)))).toBe("schema");
-    expect(code(() => decodeAnnouncement(encodeCbor({ ...base, v: 2 } as never)))).toBe("schema");
+    expect(code(() => decodeAnnouncement(encodeCbor({ ...base, v: 1 } as never)))).toBe("schema");
+    for (const bad of ["k7qd", "K7Q", "K7QDX", "K0QD", "K7Q\n", ""])
+      expect(code(() => decodeAnnouncement(encodeCbor({ ...base, code: bad } as never)))).toBe("schema");
+    const { code: _, ...noCode } = base;
+    expect(code(() => decodeAnnouncement(encodeCbor({ ...noCode, v: 1 } as never)))).toBe("schema");
     expect(code(() => decodeAnnouncement(encodeCbor({ ...base, event: "busy" } as never)))).toBe("schema");
     expect(code(() => decodeAnnouncement(encodeCbor({ ...base, id: -1 } as never)))).toBe("schema");
     expect(code(() => decodeAnnouncement(encodeCbor({ ...base, client: "bad name" } as never)))).toBe(

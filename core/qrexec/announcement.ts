@@ -4,7 +4,12 @@
  * conflict. Every approval is announced, so a press that approved another qube's request shows
  * in Qubes (docs/threat-model.md, "a stolen press"). One strict CBOR map per call:
  *
- *   {v: 1, event, id, client, service, operation, key, detail}
+ *   {v: 2, event, id, code, client, service, operation, key, detail}
+ *
+ * `code` is the prompt's short request code (REQUEST_CODE_LENGTH letters and digits from
+ * REQUEST_CODE_ALPHABET, random per prompt): the device shows it with the prompt, and every line
+ * in Qubes about that prompt (journal, notification, the caller's stderr) carries the same code, so
+ * a person can tell which request a press answers. Version 1 had no code and is refused.
  *
  * The host decodes it as untrusted device bytes: known event names only, qrexec names checked as
  * qrexec checks them, free text (key, detail, operation) limited in length and reduced to
@@ -22,6 +27,8 @@ export interface Announcement {
   readonly event: AnnouncedEvent;
   /** The device's prompt number, so a journal line and the device's own log can be matched. */
   readonly id: number;
+  /** The prompt's request code, as the device shows it (isRequestCode). */
+  readonly code: string;
   /** The calling qube as sys-remote named it to the device. */
   readonly client: string;
   readonly service: string;
@@ -37,13 +44,34 @@ export interface Announcement {
 export const ANNOUNCEMENT_TEXT_MAX = 256;
 /** The whole message: seven fields of at most that much, with room to spare. */
 export const ANNOUNCEMENT_MAX_BYTES = 4096;
-const KEYS = ["client", "detail", "event", "id", "key", "operation", "service", "v"];
+const KEYS = ["client", "code", "detail", "event", "id", "key", "operation", "service", "v"];
+
+/**
+ * Request codes: no 0/O, 1/I/L, 5/S or 8/B, so a code read off a small screen is read right.
+ * 4 characters of 27 are 531441 codes: two prompts a person sees close together differ.
+ */
+export const REQUEST_CODE_ALPHABET = "234679ACDEFGHJKMNPQRTUVWXYZ";
+export const REQUEST_CODE_LENGTH = 4;
+const REQUEST_CODE_RE = new RegExp(`^[${REQUEST_CODE_ALPHABET}]{${REQUEST_CODE_LENGTH}}$`);
+
+export function isRequestCode(s: string): boolean {
+  return REQUEST_CODE_RE.test(s);
+}
+
+/** A request code from REQUEST_CODE_LENGTH random bytes (the caller draws them). */
+export function requestCodeOf(random: Uint8Array): string {
+  if (random.length !== REQUEST_CODE_LENGTH) throw new Error("BUG: request code needs 4 random bytes");
+  // 256 is not a multiple of 27: the bias (at most 1 in 256 per character) costs nothing here,
+  // the code tells prompts apart and guards nothing.
+  return [...random].map((b) => REQUEST_CODE_ALPHABET[b % REQUEST_CODE_ALPHABET.length]).join("");
+}
 
 export function encodeAnnouncement(a: Announcement): Uint8Array {
   return encodeCbor({
-    v: 1,
+    v: 2,
     event: a.event,
     id: a.id,
+    code: a.code,
     client: a.client,
     service: a.service,
     operation: printable(a.operation),
@@ -63,18 +91,21 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   if (value === null || typeof value !== "object" || Array.isArray(value) || value instanceof Uint8Array)
     throw new ProtocolError("schema", "announcement is not a map");
   const m = value as CborMap;
-  if (Object.keys(m).sort().join(",") !== KEYS.join(",") || m.v !== 1)
+  if (Object.keys(m).sort().join(",") !== KEYS.join(",") || m.v !== 2)
     throw new ProtocolError("schema", "announcement fields");
   const event = ANNOUNCED_EVENTS.find((e) => e === m.event);
   if (event === undefined) throw new ProtocolError("schema", "announcement event");
   if (typeof m.id !== "number" || !Number.isSafeInteger(m.id) || m.id < 0)
     throw new ProtocolError("schema", "announcement id");
+  const code = text(m.code);
+  if (!isRequestCode(code)) throw new ProtocolError("schema", "announcement code");
   const client = text(m.client);
   const service = text(m.service);
   if (!isQubeName(client) || !isServiceName(service)) throw new ProtocolError("schema", "announcement names");
   return {
     event,
     id: m.id,
+    code,
     client,
     service,
     operation: printable(text(m.operation)),
@@ -83,11 +114,25 @@ export function decodeAnnouncement(bytes: Uint8Array): Announcement {
   };
 }
 
-/** The journal line sys-remote writes for a device's announcement (device = the RemoteVM). */
-export function formatAnnouncement(device: string, a: Announcement): string {
+/** What a person reads for each event: a timeout is said as "expired". */
+export const EVENT_WORDS: Readonly<Record<AnnouncedEvent, string>> = {
+  waiting: "waiting for a press",
+  approved: "approved",
+  denied: "denied",
+  timeout: "expired",
+  conflict: "refused (conflict)",
+};
+
+/** The request in words: client, operation, service, key, digest or argument. */
+export function describeAnnounced(a: Announcement): string {
   const what = a.key && a.key !== "-" ? ` with ${a.key}` : "";
   const detail = a.detail ? ` ${a.detail}` : "";
-  return `${device}: ${a.event} #${a.id}: ${a.client} asks for ${a.operation} (${a.service})${what}${detail}`;
+  return `${a.client} asks for ${a.operation} (${a.service})${what}${detail}`;
+}
+
+/** The journal line sys-remote writes for a device's announcement (device = the RemoteVM). */
+export function formatAnnouncement(device: string, a: Announcement): string {
+  return `${device}: ${EVENT_WORDS[a.event]} [${a.code}] #${a.id}: ${describeAnnounced(a)}`;
 }
 
 function text(v: CborValue | undefined): string {

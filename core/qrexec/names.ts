@@ -24,6 +24,13 @@ export function isQubeName(name: string): boolean {
   return QUBE_NAME.test(name) && !RESERVED_QUBE_NAMES.has(name) && !name.endsWith("-dm");
 }
 
+/** Qubes' labels (qubes-core-admin's defaults; dom0 has no others): a qube's colour. */
+export const QUBE_LABELS = ["red", "orange", "yellow", "green", "gray", "blue", "purple", "black"] as const;
+
+export function isQubeLabel(label: string): boolean {
+  return (QUBE_LABELS as readonly string[]).includes(label);
+}
+
 export function isServiceName(service: string): boolean {
   return service.length <= SERVICE_NAME_MAX && SERVICE.test(service);
 }

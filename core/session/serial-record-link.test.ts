@@ -16,7 +16,7 @@ import {
   SERIAL_KEEPALIVE_INTERVAL_MS,
   SERIAL_KEEPALIVE_TIMEOUT_MS,
 } from "../wire/limits.ts";
-import { encodeSerialFrame, SerialFrameType } from "../wire/serial-frame.ts";
+import { encodeSerialFrame, SerialFrameReader, SerialFrameType } from "../wire/serial-frame.ts";
 import { systemClock } from "./duplex.ts";
 import { connectAsInitiator, connectAsResponder } from "./establish.ts";
 import { generateStaticKeyPair } from "./key-text.ts";
@@ -175,6 +175,24 @@ describe("serial record link on its own", () => {
     expect(link.carryOver().map((f) => [f.counter, [...f.body]])).toEqual([[6n, [2]]]);
   });
 
+  test("a responder without a session answers stray transport frames with one 'no session here' RESET (rate-limited)", async () => {
+    const [a, b] = duplexPair();
+    const link = new SerialRecordLink(b);
+    const written: Uint8Array[] = [];
+    b.tap = (chunk) => {
+      written.push(chunk);
+      return null;
+    };
+    // A restarted agent reads what the host still sends for the session it no longer has.
+    for (const f of await sealed([r(1), r(2), r(3)])) await a.write(f);
+    await a.write(handshakeFrame(5n, [1]));
+    expect(await link.recvHandshake()).toEqual(r(1));
+    const reader = new SerialFrameReader();
+    for (const c of written) reader.push(c);
+    const frames = [...reader.drain()];
+    expect(frames.map((f) => [f.type, f.counter, [...f.body]])).toEqual([[SerialFrameType.RESET, 0n, [1]]]);
+  });
+
   test("a handshake frame during the session ends it with link-lost, and carryOver hands it on", async () => {
     const link = await receiving([...(await sealed([r(1)])), handshakeFrame(8n, [4])]);
     expect(await drainRecords(() => link.recv())).toEqual({ records: [r(1)], end: "link-lost" });
@@ -252,6 +270,21 @@ async function pair(
 }
 
 const ATTEMPT = 7n;
+const noSession = () =>
+  encodeSerialFrame(
+    { type: SerialFrameType.RESET, epoch: 0, counter: 0n, body: Uint8Array.of(1) },
+    { leadingDelimiter: true },
+  );
+
+test("'no session here' from the responder (it restarted) ends the initiator's session at once; the responder ignores one", async () => {
+  const { a, b, host, agent } = await pair();
+  b.deliver(noSession()); // to the agent: only an initiator honours it
+  expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+  expect(agent.session.isOpen).toBe(true);
+  a.deliver(noSession()); // to the host
+  expect(await host.session.closed).toMatchObject({ code: "link-reset" });
+});
+
 const reset = (counter: bigint) =>
   encodeSerialFrame(
     { type: SerialFrameType.RESET, epoch: 0, counter, body: Uint8Array.of(0) },

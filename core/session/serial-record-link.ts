@@ -28,7 +28,10 @@
  * any frame. A stale RESET (another attempt id) is ignored. When a RESET is lost, the serial
  * keepalive (SERIAL_KEEPALIVE_*, offered as `timing`) ends the session within 1.5 s; any byte
  * from the line counts as life (bytesReceived), so a slow UART in the middle of a long frame is
- * not declared dead.
+ * not declared dead. A responder that restarted (killed, power cut) cannot name the session the
+ * initiator still has: when it reads transport frames while waiting for a handshake it answers
+ * with a "no session here" RESET (body 0x01, core/wire/serial-frame.ts), and the initiator ends
+ * its session at once instead of after its keepalive.
  * Must never: deliver a record that failed CRC or AEAD, accept a counter twice, advance the
  * replay window before authentication, or let a RESET do anything but end the session it names.
  */
@@ -42,6 +45,7 @@ import {
   SERIAL_KEEPALIVE_INTERVAL_MS,
   SERIAL_KEEPALIVE_TIMEOUT_MS,
   SERIAL_MAX_BODY,
+  SERIAL_NO_SESSION_EVERY_MS,
   SERIAL_RESET_WRITE_MS,
 } from "../wire/limits.ts";
 import {
@@ -76,6 +80,8 @@ const SERIAL_TIMING: LinkTiming = {
 
 /** The RESET body: one fixed byte (a frame body is never empty). */
 const RESET_BODY = Uint8Array.of(0);
+/** The body of a responder's "no session here" RESET (counter 0). */
+const NO_SESSION_BODY = Uint8Array.of(1);
 
 export class SerialRecordLink implements RecordLink {
   readonly transport = "serial";
@@ -105,6 +111,8 @@ export class SerialRecordLink implements RecordLink {
   private replays = 0;
   private authFailures = 0;
   private readonly pending: SerialFrame[];
+  /** When this responder last said "no session here" (performance.now()). */
+  private noSessionSentAt = Number.NEGATIVE_INFINITY;
 
   /**
    * The initiator passes a fresh random attemptId; the responder adopts the first it sees.
@@ -165,7 +173,13 @@ export class SerialRecordLink implements RecordLink {
       for (;;) {
         const frame = await this.nextFrame();
         if (frame === null) throw new ProtocolError("link-lost", "line closed during handshake");
-        if (frame.type !== SerialFrameType.HANDSHAKE) continue; // left over from an old session
+        if (frame.type !== SerialFrameType.HANDSHAKE) {
+          // Left over from an old session. A responder not yet in an attempt reading transport
+          // frames: the initiator still has a session with our previous life. Tell it.
+          if (!this.initiator && this.attemptId === null && frame.type === SerialFrameType.TRANSPORT)
+            this.sayNoSession();
+          continue;
+        }
         if (this.attemptId === null) {
           // Responder: after a stall several attempts may wait in the line, oldest first; the
           // initiator has given up on all but the newest, so answer only that one.
@@ -241,6 +255,11 @@ export class SerialRecordLink implements RecordLink {
         throw new ProtocolError("link-lost", "peer restarted its handshake");
       }
       if (frame.type === SerialFrameType.RESET) {
+        const noSession = this.initiator && frame.counter === 0n && equalBytes(frame.body, NO_SESSION_BODY);
+        if (noSession) {
+          this.resetByPeer = true;
+          throw new ProtocolError("link-reset", "peer has no session (it restarted)");
+        }
         if (frame.counter !== this.attemptId) continue; // from an earlier session on this line
         this.resetByPeer = true;
         throw new ProtocolError("link-reset", "peer ended the session");
@@ -293,6 +312,14 @@ export class SerialRecordLink implements RecordLink {
       clearTimeout(timer);
       done();
     });
+  }
+
+  private sayNoSession(): void {
+    const now = performance.now();
+    if (now - this.noSessionSentAt < SERIAL_NO_SESSION_EVERY_MS) return;
+    this.noSessionSentAt = now;
+    const frame = { type: SerialFrameType.RESET, epoch: 0, counter: 0n, body: NO_SESSION_BODY };
+    void this.stream.write(encodeSerialFrame(frame, { leadingDelimiter: true })).catch(() => {});
   }
 
   /** The last handshake frame among those already received and not yet taken, if any. */

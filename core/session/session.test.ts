@@ -19,7 +19,12 @@ import type { CipherState } from "../noise/cipher-state.ts";
 import { HandshakeState } from "../noise/handshake-state.ts";
 import { parsePattern } from "../noise/patterns.ts";
 import { encodeVchan } from "../vchan/messages.ts";
-import { NOISE_MAX_PLAINTEXT } from "../wire/limits.ts";
+import {
+  NOISE_MAX_PLAINTEXT,
+  PING_ANSWER_TIMEOUT_MS,
+  PING_PROBE_AFTER_MS,
+  PING_VERDICT_CONFIRM_MS,
+} from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import { generateStaticKeyPair, type StaticKeyPair } from "./key-text.ts";
 import { buildPrologue, encodeVersionPayload, type HandshakeMode, RecordKind } from "./messages.ts";
@@ -53,6 +58,16 @@ class ManualClock implements Clock {
       due.fn();
     }
     this.t = end;
+  }
+  /** The process was paused for ms: time moves on, and every timer that came due fires late, at the end. */
+  resume(ms: number): void {
+    this.t += ms;
+    for (;;) {
+      const due = [...this.timers].filter((x) => x.at <= this.t).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      this.timers.delete(due);
+      due.fn();
+    }
   }
 }
 
@@ -255,7 +270,8 @@ describe("rekey", () => {
     expect(i.link.kindsSent()).toEqual([]);
     i.clock.advance(1000);
     r.clock.advance(1000);
-    expect(i.link.kindsSent()).toEqual([RecordKind.REKEY]);
+    // (The unanswered REKEY is followed by a probe PING: nothing came back for it.)
+    expect(i.link.kindsSent().filter((k) => k !== RecordKind.PING)).toEqual([RecordKind.REKEY]);
     expect(r.link.kindsSent()).toEqual([]);
     expect(() => r.session.rekey()).toThrow(AssertionError);
     i.session.close();
@@ -308,6 +324,123 @@ describe("keepalive", () => {
     }
     expect(r.session.isOpen).toBe(true);
     r.session.close();
+  });
+});
+
+describe("ping deadline (a peer that stopped hearing us, e.g. a desynchronised TCP stream)", () => {
+  /** Moves the clock in small steps, letting writes complete (and deadlines arm) in between. */
+  async function run(s: Side, ms: number, step = 10): Promise<void> {
+    for (let t = 0; t < ms && s.session.isOpen; t += step) {
+      s.clock.advance(step);
+      await flush();
+    }
+  }
+  const kinds = (s: Side) => s.link.kindsSent();
+
+  test("a PING with nothing authenticated back ends the session with ping-unanswered after PING_ANSWER_TIMEOUT_MS, not the 30 s keepalive", async () => {
+    const i = side(true); // shipped defaults: 10 s keepalive, 30 s timeout
+    const pending = i.session.ping().catch((e: unknown) => e);
+    await flush();
+    await run(i, PING_ANSWER_TIMEOUT_MS - 20);
+    expect(i.session.isOpen).toBe(true);
+    await run(i, 200);
+    expect((await i.session.closed)?.code).toBe("ping-unanswered");
+    expect(i.clock.t).toBeLessThanOrEqual(PING_ANSWER_TIMEOUT_MS + PING_VERDICT_CONFIRM_MS + 20);
+    expect(i.link.closed).toBe(true);
+    expect(await pending).toBeInstanceOf(ProtocolError);
+  });
+
+  test("any authenticated record after the PING counts as an answer (the PONG may be behind data)", async () => {
+    const i = side(true);
+    void i.session.ping().catch(() => {});
+    await flush();
+    await run(i, 1000);
+    i.link.deliver(encodeVchan({ type: 3, id: 0 }));
+    await flush();
+    await run(i, 3000);
+    expect(i.session.isOpen).toBe(true);
+    i.session.close();
+  });
+
+  test("a record sent and nothing heard since: a probe PING after PING_PROBE_AFTER_MS, and its deadline", async () => {
+    const i = side(true);
+    await i.session.sendVchan(encodeVchan({ type: 3, id: 0 }));
+    await run(i, PING_PROBE_AFTER_MS - 10);
+    expect(kinds(i)).toEqual([RecordKind.VCHAN]);
+    await run(i, PING_PROBE_AFTER_MS);
+    expect(kinds(i)).toEqual([RecordKind.VCHAN, RecordKind.PING]);
+    // One probe at a time: no PING storm while the first one waits.
+    await run(i, PING_ANSWER_TIMEOUT_MS - 2 * PING_PROBE_AFTER_MS);
+    expect(kinds(i)).toEqual([RecordKind.VCHAN, RecordKind.PING]);
+    await run(i, 2 * PING_PROBE_AFTER_MS);
+    expect((await i.session.closed)?.code).toBe("ping-unanswered");
+  });
+
+  test("an answered probe keeps the session; a quiet callee costs one PING per quiet period, no more", async () => {
+    const i = side(true);
+    await i.session.sendVchan(encodeVchan({ type: 3, id: 0 }));
+    await run(i, 2 * PING_PROBE_AFTER_MS);
+    expect(kinds(i)).toEqual([RecordKind.VCHAN, RecordKind.PING]);
+    i.link.deliver(ping(RecordKind.PONG, 1));
+    await flush();
+    await run(i, 5000);
+    expect(i.session.isOpen).toBe(true);
+    expect(kinds(i)).toEqual([RecordKind.VCHAN, RecordKind.PING]);
+    i.session.close();
+  });
+
+  test("answering the peer's PINGs is not asking: no probe for our own PONGs", async () => {
+    const r = side(false);
+    r.link.deliver(ping(RecordKind.PING, 9));
+    await flush();
+    await run(r, 3000);
+    expect(kinds(r)).toEqual([RecordKind.PONG]);
+    expect(r.session.isOpen).toBe(true);
+    r.session.close();
+  });
+
+  test("resumed after a pause (timers fire far too late): a fresh PING and a whole deadline, no verdict on the peer", async () => {
+    const i = side(true);
+    void i.session.ping().catch(() => {});
+    await flush();
+    // SIGSTOP for 40 s: longer than the ping deadline and the 30 s keepalive timeout.
+    i.clock.resume(40_000);
+    await flush();
+    expect(i.session.isOpen).toBe(true);
+    const pings = kinds(i).filter((k) => k === RecordKind.PING).length;
+    expect(pings).toBeGreaterThanOrEqual(2); // the fresh one
+    // Its answer (from the peer that was healthy all along) keeps the session.
+    i.link.deliver(ping(RecordKind.PONG, pings));
+    await flush();
+    await run(i, 5000);
+    expect(i.session.isOpen).toBe(true);
+    i.session.close();
+  });
+
+  test("resumed after a pause and the peer really is gone: ended by the fresh PING's deadline", async () => {
+    const i = side(true);
+    void i.session.ping().catch(() => {});
+    await flush();
+    i.clock.resume(40_000);
+    await flush();
+    expect(i.session.isOpen).toBe(true);
+    const resumedAt = i.clock.t;
+    await run(i, 2 * PING_ANSWER_TIMEOUT_MS);
+    expect((await i.session.closed)?.code).toBe("ping-unanswered");
+    expect(i.clock.t - resumedAt).toBeLessThanOrEqual(PING_ANSWER_TIMEOUT_MS + PING_VERDICT_CONFIRM_MS + 20);
+  });
+
+  test("an answer read right after the deadline fired (reads queued behind timers) still counts", async () => {
+    const i = side(true);
+    void i.session.ping().catch(() => {});
+    await flush();
+    i.clock.advance(PING_ANSWER_TIMEOUT_MS); // the deadline fires: nothing yet, a second look is due
+    expect(i.session.isOpen).toBe(true);
+    i.link.deliver(ping(RecordKind.PONG, 1));
+    await flush();
+    await run(i, 200);
+    expect(i.session.isOpen).toBe(true);
+    i.session.close();
   });
 });
 

@@ -27,10 +27,14 @@ import { parsePattern } from "../noise/patterns.ts";
 import {
   KEEPALIVE_INTERVAL_MS,
   KEEPALIVE_TIMEOUT_MS,
+  PING_ANSWER_TIMEOUT_MS,
+  PING_PROBE_AFTER_MS,
+  PING_VERDICT_CONFIRM_MS,
   PONGS_IN_FLIGHT_MAX,
   REKEY_AFTER_MESSAGES,
   REKEY_AFTER_MS,
   SENDS_IN_FLIGHT_MAX,
+  TIMER_LATE_MS,
 } from "../wire/limits.ts";
 import type { Clock } from "./duplex.ts";
 import type { CodePairing, Established } from "./handshake.ts";
@@ -67,6 +71,21 @@ export class Session {
   /** When the last authenticated record arrived (line bytes alone do not move this). */
   private lastRecordAt: number;
   private lastSentAt: number;
+  /**
+   * When we first sent, since the last record received, a record the peer answers in some way
+   * (anything but PONG and CLOSE); null once something was heard after it.
+   */
+  private askedAt: number | null = null;
+  /**
+   * When the oldest PING still waiting for any authenticated record back was written, or null.
+   * Past PING_ANSWER_TIMEOUT_MS the peer is not hearing us (or we are not hearing it).
+   */
+  private awaitingSince: number | null = null;
+  /** Bumped whenever awaitingSince is cleared or re-armed, so a stale deadline timer does nothing. */
+  private awaitGeneration = 0;
+  private cancelDeadline: () => void = () => {};
+  /** After a pause of this process, no keepalive verdict before this time (a fresh ping decides). */
+  private resumeGraceUntil = 0;
   private pings = new Map<bigint, Waiter<number> & { sentAt: number }>();
   private nextPingId = 1n;
   /** PONGs being written; beyond PONGS_IN_FLIGHT_MAX further PINGs go unanswered (dispatch). */
@@ -173,7 +192,12 @@ export class Session {
     if (this.ended) return Promise.reject(new ProtocolError("link-lost", "session closed"));
     return new Promise((resolve, reject) => {
       this.pings.set(id, { sentAt: this.o.clock.now(), resolve, reject });
-      this.sendRecord(body).catch(() => {}); // a failed send ends the session, which rejects us
+      // The answer deadline runs from the write: a ping queued behind our own bulk data is not late.
+      // A failed send ends the session, which rejects us.
+      this.sendRecord(body).then(
+        () => this.armPingDeadline(),
+        () => {},
+      );
     });
   }
 
@@ -234,6 +258,9 @@ export class Session {
   private sendRecord(record: Uint8Array): Promise<void> {
     if (this.ended) return Promise.reject(new ProtocolError("link-lost", "session closed"));
     this.lastSentAt = this.o.clock.now();
+    if (this.askedAt === null && record[0] !== RecordKind.PONG && record[0] !== RecordKind.CLOSE) {
+      this.askedAt = this.lastSentAt;
+    }
     // The message limit is checked per record, not per tick: a fast link passes it in well under a second.
     if (this.o.initiator && this.rekeyState === null && this.link.recordsSinceKey > this.rekeyAfterRecords) {
       this.rekey().catch(() => {});
@@ -266,6 +293,8 @@ export class Session {
         if (record === null) return this.end(new ProtocolError("link-lost", "peer closed the link"));
         this.lastReceivedAt = this.o.clock.now();
         this.lastRecordAt = this.lastReceivedAt;
+        this.askedAt = null;
+        if (this.awaitingSince !== null) this.clearPingDeadline();
         this.dispatch(record);
       }
     } catch (error) {
@@ -390,7 +419,8 @@ export class Session {
 
   private get tickMs(): number {
     // Several ticks per timeout, so a dead peer is declared close to the timeout, not a tick late.
-    return Math.min(this.keepaliveInterval / 2, this.keepaliveTimeout / 6, 1000);
+    // And often enough that a probe (PING_PROBE_AFTER_MS) goes out close to its time.
+    return Math.min(this.keepaliveInterval / 2, this.keepaliveTimeout / 6, PING_PROBE_AFTER_MS / 2);
   }
 
   private scheduleTick(): void {
@@ -404,9 +434,15 @@ export class Session {
   private tick(): void {
     const now = this.o.clock.now();
     // A tick far later than scheduled means this process was not running (a loaded machine, a
-    // paused VM): records may be waiting unread, so this tick gives no verdict on the peer.
-    const late = now - this.lastTickAt > 3 * this.tickMs;
+    // paused VM, SIGSTOP): records may be waiting unread, and the silence was ours, not the
+    // peer's. No verdict now: the peer gets a fresh ping and its deadline decides.
+    const late = now - this.lastTickAt > Math.max(3 * this.tickMs, this.tickMs + TIMER_LATE_MS);
     this.lastTickAt = now;
+    if (late) {
+      this.resumeGraceUntil = now + PING_ANSWER_TIMEOUT_MS + PING_VERDICT_CONFIRM_MS;
+      this.clearPingDeadline();
+      this.ping().catch(() => {});
+    }
     const lineBytes = this.link.bytesReceived ?? 0;
     if (lineBytes !== this.lastLineBytes) {
       this.lastLineBytes = lineBytes;
@@ -416,20 +452,71 @@ export class Session {
       if (now - this.lastRecordAt < KEEPALIVE_TIMEOUT_MS)
         this.lastReceivedAt = Math.max(this.lastReceivedAt, now);
     }
-    if (!late && now - this.lastReceivedAt > this.keepaliveTimeout) {
+    if (now >= this.resumeGraceUntil && now - this.lastReceivedAt > this.keepaliveTimeout) {
       return this.end(new ProtocolError("keepalive-timeout"));
     }
-    if (now - this.lastSentAt > this.keepaliveInterval) {
+    // Idle: a keepalive. Or we asked for something and have heard nothing since: probe at once,
+    // so a peer that stopped hearing us (a desynchronised TCP stream) is found out in seconds.
+    const idle = now - this.lastSentAt > this.keepaliveInterval;
+    const unheard = this.askedAt !== null && now - this.askedAt > PING_PROBE_AFTER_MS;
+    if (!late && (idle || (unheard && this.awaitingSince === null))) {
       this.ping().catch(() => {});
     }
     const due = now - this.keyEstablishedAt > (this.o.rekeyAfterMs ?? REKEY_AFTER_MS);
     if (this.o.initiator && due && this.rekeyState === null) this.rekey().catch(() => {});
   }
 
+  /** A ping was written: unless one is already waiting, nothing heard by the deadline ends us. */
+  private armPingDeadline(): void {
+    if (this.ended || this.awaitingSince !== null) return;
+    const since = this.o.clock.now();
+    this.awaitingSince = since;
+    const generation = ++this.awaitGeneration;
+    this.cancelDeadline = this.o.clock.setTimer(PING_ANSWER_TIMEOUT_MS, () =>
+      this.pingDeadline(generation, since + PING_ANSWER_TIMEOUT_MS, false),
+    );
+  }
+
+  private clearPingDeadline(): void {
+    this.awaitingSince = null;
+    this.awaitGeneration++;
+    this.cancelDeadline();
+  }
+
+  /**
+   * The deadline of the ping written at awaitingSince. Ends the session only when no record
+   * (nor, on serial, a line byte) came since, the timer was on time, and a short second look
+   * (after the read loop had its turn) agrees.
+   */
+  private pingDeadline(generation: number, due: number, confirming: boolean): void {
+    if (this.ended || generation !== this.awaitGeneration || this.awaitingSince === null) return;
+    const now = this.o.clock.now();
+    if (now - due > TIMER_LATE_MS) {
+      // We were not running: the peer gets a fresh ping and a whole deadline.
+      this.clearPingDeadline();
+      this.ping().catch(() => {});
+      return;
+    }
+    const lineBytes = this.link.bytesReceived ?? 0;
+    if (this.lastReceivedAt > this.awaitingSince || lineBytes !== this.lastLineBytes) {
+      // Heard something (serial: bytes of a long frame still arriving): alive.
+      this.clearPingDeadline();
+      return;
+    }
+    if (!confirming) {
+      this.cancelDeadline = this.o.clock.setTimer(PING_VERDICT_CONFIRM_MS, () =>
+        this.pingDeadline(generation, now + PING_VERDICT_CONFIRM_MS, true),
+      );
+      return;
+    }
+    this.end(new ProtocolError("ping-unanswered"));
+  }
+
   private end(error: ProtocolError | null): void {
     if (this.ended) return;
     this.ended = true;
     this.cancelTimer();
+    this.cancelDeadline();
     this.link.close();
     // Everyone still waiting on this session learns why it ended (and nothing else holds them).
     const reason = error ?? new ProtocolError("link-lost", "session closed");

@@ -1,13 +1,24 @@
 /**
  * Unit tests of TcpRecordLink (tcp-record-link.ts): handshake frames in the clear, records
- * sealed with implicit nonces, the fixed codes for bad lengths, and EOF. Random bytes are in
+ * sealed with implicit nonces, the fixed codes for bad lengths, and EOF; and what a session on it
+ * does when a flipped length field desynchronises the stream. Random bytes are in
  * test/fuzz/session.fuzz.test.ts.
  */
 import { describe, expect, test } from "bun:test";
 import { duplexPair } from "../../test/helpers/duplex-pair.ts";
 import { drainRecords, keyedCipher } from "../../test/helpers/session-script.ts";
-import { AssertionError } from "../errors.ts";
-import { NOISE_MAX_MESSAGE, NOISE_MAX_PLAINTEXT } from "../wire/limits.ts";
+import { AssertionError, ProtocolError } from "../errors.ts";
+import { LINK_SUITES, makeResolver } from "../noise/suites.ts";
+import { encodeVchan, VchanType } from "../vchan/messages.ts";
+import {
+  KEEPALIVE_TIMEOUT_MS,
+  NOISE_MAX_MESSAGE,
+  NOISE_MAX_PLAINTEXT,
+  PING_ANSWER_TIMEOUT_MS,
+} from "../wire/limits.ts";
+import { systemClock } from "./duplex.ts";
+import { connectAsInitiator, connectAsResponder } from "./establish.ts";
+import { generateStaticKeyPair } from "./key-text.ts";
 import { TcpRecordLink } from "./tcp-record-link.ts";
 
 /** A link reading `wire` then EOF, with a receive key that matches keyedCipher(5). */
@@ -81,5 +92,62 @@ describe("TcpRecordLink", () => {
       records: [],
       end: "handshake-malformed",
     });
+  });
+});
+
+describe("a flipped length field (TCP framing desynchronised in transit)", () => {
+  const resolver = makeResolver();
+  const hostKey = generateStaticKeyPair();
+  const agentKey = generateStaticKeyPair();
+
+  test("the asking side ends with ping-unanswered in about PING_PROBE_AFTER_MS + PING_ANSWER_TIMEOUT_MS, not the 30 s keepalive (shipped defaults)", async () => {
+    const [a, b] = duplexPair();
+    const [host, agent] = await Promise.all([
+      connectAsInitiator(
+        {
+          link: new TcpRecordLink(a),
+          resolver,
+          staticKey: hostKey,
+          version: "h",
+          suites: [...LINK_SUITES],
+          mode: "reconnect",
+          responderKey: agentKey.publicKey,
+          timestamp: () => 1n,
+        },
+        { clock: systemClock, onOpen: () => {} },
+      ),
+      connectAsResponder(
+        {
+          link: new TcpRecordLink(b),
+          resolver,
+          staticKey: agentKey,
+          version: "a",
+          suites: [...LINK_SUITES],
+          peers: { isPinned: () => true, acceptTimestamp: () => true },
+          pairing: {},
+        },
+        { clock: systemClock, onOpen: () => {} },
+      ),
+    ]);
+    expect(await host.session.ping()).toBeGreaterThanOrEqual(0);
+    // The next frame's u16 length gets its top bit set: the agent now waits for ~32 KiB that
+    // will never come, and everything after it (pings included) vanishes into that wait.
+    a.tap = (chunk) => {
+      chunk[0]! |= 0x80;
+      a.tap = null;
+      return chunk;
+    };
+    const started = performance.now();
+    // A call's first record (any record the peer would answer); no explicit ping from the test.
+    await host.session.sendVchan(encodeVchan({ type: VchanType.OPEN, id: 0, meta: new Uint8Array(8) }));
+    const end = await host.session.closed;
+    const took = performance.now() - started;
+    expect(end).toMatchObject({ code: "ping-unanswered" });
+    expect(took).toBeGreaterThanOrEqual(PING_ANSWER_TIMEOUT_MS);
+    // Probe (0.5 s, checked every 0.25 s) + deadline (2 s) + the second look; far below 30 s even
+    // on a busy machine.
+    expect(took).toBeLessThan(KEEPALIVE_TIMEOUT_MS / 3);
+    // The host's close reaches the agent as EOF: it ends too, instead of waiting for its bytes.
+    expect(await agent.session.closed).toBeInstanceOf(ProtocolError);
   });
 });

@@ -88,6 +88,35 @@ export const KEEPALIVE_INTERVAL_MS = 10_000;
 /** No message at all for this long means the peer is gone. */
 export const KEEPALIVE_TIMEOUT_MS = 30_000;
 /**
+ * A PING written and then nothing authenticated back (no PONG, no other record) for this long
+ * ends the session (ping-unanswered). The keepalive timeout alone cannot catch a TCP stream
+ * whose length field was flipped: the receiver waits for bytes that are not coming while the
+ * sender, still hearing the peer's own PINGs, thinks all is well, for KEEPALIVE_TIMEOUT_MS. A
+ * working peer answers in one round trip (milliseconds; ~150 ms p99 beside bulk copies on a
+ * busy machine, chaos/); 2 s leaves room for a slow path and still recovers within seconds.
+ */
+export const PING_ANSWER_TIMEOUT_MS = 2000;
+/**
+ * A record sent and nothing at all received since for this long sends a PING (at most one
+ * outstanding), so that a peer that stopped hearing us is found out by PING_ANSWER_TIMEOUT_MS
+ * instead of at the next idle keepalive (KEEPALIVE_INTERVAL_MS). A call whose callee is quiet
+ * costs one ~40-byte PING per quiet period.
+ */
+export const PING_PROBE_AFTER_MS = 500;
+/**
+ * A timer that fires more than this after its time means this process was not running
+ * (SIGSTOP, a paused VM, a suspended laptop; a busy machine delays timers by tens of ms): the
+ * silence was ours and says nothing about the peer, so the session pings afresh and waits
+ * PING_ANSWER_TIMEOUT_MS again instead of ending.
+ */
+export const TIMER_LATE_MS = 1000;
+/**
+ * A ping deadline that passed is confirmed once more after this long before the session ends:
+ * after a pause, timers run before the reads that were waiting, so the answer may be in the
+ * socket unread; this gives the read loop its turn first.
+ */
+export const PING_VERDICT_CONFIRM_MS = 50;
+/**
  * PONGs not yet written at once; further PINGs go unanswered. An honest peer has one or two
  * pings out; one that pings and never reads would otherwise queue answers without bound.
  */
@@ -161,3 +190,9 @@ export const SERIAL_WRITE_DEADLINE_MS = 5000;
  * write may be stuck behind a stalled one) before it closes the line anyway.
  */
 export const SERIAL_RESET_WRITE_MS = 250;
+/**
+ * A responder without a session answers stray transport frames (its peer still thinks a session
+ * is up: the responder restarted) with a "no session here" RESET at most this often: one is
+ * enough, and garbage on the line must not make it write without bound.
+ */
+export const SERIAL_NO_SESSION_EVERY_MS = 400;

@@ -34,6 +34,10 @@ export const SerialFrameType = {
    * instead of waiting for its keepalive. counter is the session's handshake attempt id, epoch 0,
    * body one 0x00 byte. Unauthenticated: it may only end the session it names, which a line
    * attacker can do anyway by corrupting one frame; a receiver never does anything else with it.
+   * Body 0x01, counter 0 ("no session here"): sent by a responder that has no session and reads
+   * transport frames (it restarted: the initiator's session is gone with it, but it cannot name
+   * it); the initiator ends its session in transport phase. Everything the responder sends
+   * after it (its handshake answers) comes later on the line, so it never ends a newer session.
    */
   RESET: 3,
 } as const;

@@ -15,6 +15,7 @@ import {
   PROGRESS_MIN_BYTES,
   withSignals,
 } from "./copy-common.ts";
+import { removeOrphanedParts } from "./stale-parts.ts";
 
 export const copyFromCommand: Command = {
   name: "copy-from",
@@ -25,7 +26,8 @@ Asks QUBE for PATHs inside the device's export directory (exportDir, default ~/Q
 relative PATHs start there) with qubesair.CopyFrom and unpacks them with the qfile-unpacker rules (no absolute names, no "..", no unsafe links,
 nothing overwritten, no half-written files) into DIR, by default ~/QubesIncoming/QUBE/. If the
 copy breaks off (exit 125) or is interrupted (130), the files complete by then stay and nothing
-half-written is left.
+half-written is left; the temporary file of a copy-from that was killed outright is removed by
+the next copy-from into the same DIR.
 
 Options:
   --to DIR   where the files go (created with mode 0700)
@@ -59,6 +61,10 @@ Examples:
       ctx.err(`qubes-air: ${e.message}\n`);
       return EXIT.CALL_PROBLEM;
     }
+    // A copy-from killed with SIGKILL could not remove its temporary file: clear such leftovers.
+    const cleared = await removeOrphanedParts(dir);
+    if (cleared > 0)
+      ctx.err(`qubes-air: removed ${cleared} incomplete file(s) an interrupted copy-from left in ${dir}\n`);
     const head = new Uint8Array(4 + list.length);
     new DataView(head.buffer).setUint32(0, list.length, false);
     head.set(list, 4);
@@ -69,6 +75,7 @@ Examples:
     const { value: unpacked, signal: interrupted } = await withSignals(call.abort, () =>
       unpackQfile(call.stdout, call.stdin, {
         dir,
+        tempOwner: process.pid,
         onProgress: (bytes) => {
           if (bytes < PROGRESS_MIN_BYTES) return;
           shown = true;

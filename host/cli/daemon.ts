@@ -5,7 +5,16 @@ import { DEFAULT_NET_DIR, HOTPLUG_INTERVAL_MS } from "../daemon/hotplug.ts";
 import { DEFAULT_QREXEC_CLIENT } from "../daemon/incoming.ts";
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS } from "../daemon/remote-link.ts";
 import { DEFAULT_BY_ID_DIR } from "../daemon/transport-open.ts";
-import { COMMON_HELP, type Command, integerOption, parse, pathsOf, UsageError } from "./common.ts";
+import {
+  COMMON_HELP,
+  type Command,
+  integerOption,
+  localQubeName,
+  parse,
+  pathsOf,
+  qubeArg,
+  UsageError,
+} from "./common.ts";
 
 const OPTIONS = {
   "serial-by-id-dir": { type: "string" },
@@ -15,6 +24,8 @@ const OPTIONS = {
   "backoff-min-ms": { type: "string" },
   "backoff-max-ms": { type: "string" },
   "hotplug-interval-ms": { type: "string" },
+  "no-register": { type: "boolean" },
+  "self-name": { type: "string" },
 } as const;
 
 export const daemonCommand: Command = {
@@ -35,6 +46,13 @@ Options:
   --backoff-min-ms N        first reconnect delay (default ${BACKOFF_MIN_MS})
   --backoff-max-ms N        longest reconnect delay (default ${BACKOFF_MAX_MS})
   --hotplug-interval-ms N   how often devices are looked for (default ${HOTPLUG_INTERVAL_MS}, at most 500)
+  --no-register             do not register the RemoteVM in dom0 after a pairing (Salt pillar or by hand)
+  --self-name NAME          this qube's name in dom0, the RemoteVMs' relayvm (default: the host name)
+
+After each pairing (by hand, or of a pending enrolment from "qubes-air image build"), the daemon
+registers the remote's RemoteVM in dom0 through the dom0 package's qubesair.RegisterRemote
+service (allowed for sys-remote by 45-qubes-air-register.policy): dom0 makes this qube its
+relayvm and qubesair.NoiseProxy its transport; nothing else (docs/enrolment.md).
 ${COMMON_HELP}
 
 Examples:
@@ -57,6 +75,11 @@ Examples:
       backoff: { minMs, maxMs },
       hotplugIntervalMs:
         integerOption(values["hotplug-interval-ms"], "hotplug-interval-ms", 10, 500) ?? HOTPLUG_INTERVAL_MS,
+      register: values["no-register"] !== true,
+      selfName:
+        values["self-name"] === undefined
+          ? localQubeName()
+          : qubeArg(values["self-name"] as string, "--self-name"),
       log: (m) => ctx.err(`qubes-air: ${m}\n`),
     });
     await daemon.start();

@@ -16,6 +16,18 @@ export interface RemoteRow {
   lastSeen: string | null;
   pairedAt: string;
   agentKey: string;
+  /** Prompts on this device waiting for a press, as its announcements said. */
+  prompts: PromptRow[];
+}
+
+export interface PromptRow {
+  code: string;
+  client: string;
+  service: string;
+  operation: string;
+  key: string;
+  detail: string;
+  since: string;
 }
 
 export const listCommand: Command = {
@@ -25,7 +37,8 @@ export const listCommand: Command = {
 
 One line per paired remote qube. STATE is up, connecting, or down: <reason> (for example
 ECONNREFUSED, absent = the USB device is not plugged in, no-daemon = the daemon is not running).
-RTT is the last keepalive round trip.
+RTT is the last keepalive round trip. Below the table, each prompt a device shows and waits
+for a press on: its request code (the device shows the same), the calling qube, what it asks.
 
 Options:
   --json    machine-readable: an array of objects
@@ -42,7 +55,8 @@ Examples:
     let rows: RemoteRow[];
     try {
       const answer = await request(paths.socket, { op: "list" });
-      rows = (answer.remotes as CborMap[]).map(rowOf);
+      const prompts = Array.isArray(answer.prompts) ? (answer.prompts as CborMap[]) : [];
+      rows = (answer.remotes as CborMap[]).map((v) => rowOf(v, prompts));
     } catch (e) {
       if (!(e instanceof DaemonUnreachable)) throw e;
       rows = (await loadRegistry(paths.registry)).remotes.map((r) => ({
@@ -55,6 +69,7 @@ Examples:
         lastSeen: r.lastSeen,
         pairedAt: r.pairedAt,
         agentKey: formatPublicKey(r.agentKey),
+        prompts: [],
       }));
     }
     if (values.json) ctx.out(`${JSON.stringify(rows, null, 2)}\n`);
@@ -63,9 +78,20 @@ Examples:
   },
 };
 
-function rowOf(v: CborMap): RemoteRow {
+function rowOf(v: CborMap, prompts: CborMap[]): RemoteRow {
   const s = (x: unknown) => (typeof x === "string" ? x : null);
   return {
+    prompts: prompts
+      .filter((p) => p.remote === v.name)
+      .map((p) => ({
+        code: String(p.code),
+        client: String(p.client),
+        service: String(p.service),
+        operation: String(p.operation),
+        key: String(p.key),
+        detail: String(p.detail),
+        since: new Date(Number(p.since)).toISOString(),
+      })),
     name: String(v.name),
     zone: String(v.zone),
     transport: String(v.transport),
@@ -92,10 +118,18 @@ export function formatTable(rows: RemoteRow[], nowMs: number): string {
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) =>
     `${c.map((x, i) => (i === c.length - 1 ? x : x.padEnd(widths[i]!))).join("  ")}\n`;
+  const waiting = rows.flatMap((r) =>
+    r.prompts.map((p) => {
+      const key = p.key && p.key !== "-" ? ` with ${p.key}` : "";
+      const detail = p.detail ? ` ${p.detail}` : "";
+      return `  ${r.name} [${p.code}] ${p.client} asks for ${p.operation} (${p.service})${key}${detail}, asked ${ago(p.since, nowMs) === "now" ? "just now" : ago(p.since, nowMs)}\n`;
+    }),
+  );
   return (
     line(header) +
     cells.map(line).join("") +
-    (rows.length === 0 ? "(no remote qubes: pair one with qubes-air pair)\n" : "")
+    (rows.length === 0 ? "(no remote qubes: pair one with qubes-air pair)\n" : "") +
+    (waiting.length > 0 ? `\nWaiting for a press on the device:\n${waiting.join("")}` : "")
   );
 }
 

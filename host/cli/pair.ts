@@ -2,6 +2,7 @@
 import { createInterface } from "node:readline";
 import { EXIT } from "../../core/cli/exit-codes.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
+import { isLabel, LABELS } from "../daemon/enrolments.ts";
 import { isByIdName, isSerialPath, isUsbSerial, normalizeMac, parseTcpAddress } from "../daemon/registry.ts";
 import { DEFAULT_BY_ID_DIR } from "../daemon/transport-open.ts";
 import { checked, converse } from "./client.ts";
@@ -15,6 +16,7 @@ const OPTIONS = {
   zone: { type: "string" },
   "usb-serial": { type: "string" },
   mac: { type: "string" },
+  label: { type: "string" },
 } as const;
 
 export const pairCommand: Command = {
@@ -34,6 +36,7 @@ Options:
   --zone ZONE            a label for list (default: usb for serial, lan for tcp)
   --usb-serial SERIAL    match the device by its USB serial number when it is plugged in
   --mac MAC              reconnect at once when a network interface with this MAC appears
+  --label LABEL          the RemoteVM's label when the daemon creates it in dom0 (default gray)
 ${COMMON_HELP}
 
 Examples:
@@ -71,6 +74,11 @@ Examples:
       if (!mac) throw new UsageError("--mac must look like aa:bb:cc:dd:ee:ff");
       request.mac = mac;
     }
+    if (values.label !== undefined) {
+      if (!isLabel(values.label as string))
+        throw new UsageError(`--label must be one of ${LABELS.join(", ")}`);
+      request.label = values.label as string;
+    }
     const c = await converse(pathsOf(ctx, values).socket, request);
     let answer: CborMap;
     try {
@@ -89,10 +97,16 @@ Examples:
     }
     checked(answer);
     ctx.out(`Paired ${name}: agent ${String(answer.agentVersion)}, key ${String(answer.agentKey)}\n`);
-    ctx.out(
-      `In dom0, make it a qube (once):\n  qvm-create --class RemoteVM --label gray ${name}\n` +
-        `  qvm-prefs ${name} relayvm ${localQubeName()}\n  qvm-prefs ${name} transport_rpc qubesair.NoiseProxy\n`,
-    );
+    if (answer.registered === true) {
+      ctx.out(`Created the RemoteVM ${name} in dom0 (relayvm ${localQubeName()}).\n`);
+    } else {
+      if (typeof answer.registerError === "string") ctx.err(`Not created in dom0: ${answer.registerError}\n`);
+      ctx.out(
+        `In dom0, make it a qube (once):\n  qvm-create --class RemoteVM --label ${request.label ?? "gray"} ${name}\n` +
+          `  qvm-prefs ${name} relayvm ${localQubeName()}\n  qvm-prefs ${name} transport_rpc qubesair.NoiseProxy\n` +
+          `  qvm-prefs ${name} remote_name ${name}\n`,
+      );
+    }
     return EXIT.OK;
   },
 };

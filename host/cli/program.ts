@@ -3,16 +3,18 @@
  * by the CLI kit (platform/cli/dispatch.ts: --help, usage errors, exit statuses from
  * core/cli/exit-codes.ts). `call` passes the remote's own status through.
  */
-import { imageCommand } from "../../images/image-main.ts";
+import { imageCommandWith } from "../../images/image-main.ts";
 import type { Program } from "../../platform/cli/command.ts";
 import { callCommand } from "./call.ts";
 import { copyFromCommand } from "./copy-from.ts";
 import { copyToCommand } from "./copy-to.ts";
 import { daemonCommand } from "./daemon.ts";
+import { enrolHook } from "./enrol-record.ts";
 import { flashCommand } from "./flash.ts";
 import { listCommand } from "./list.ts";
 import { logsCommand } from "./logs.ts";
 import { pairCommand } from "./pair.ts";
+import { unlockCommand } from "./unlock.ts";
 import { unpairCommand } from "./unpair.ts";
 import { versionCommand } from "./version.ts";
 
@@ -28,7 +30,8 @@ export const HOST_PROGRAM: Program = {
     copyToCommand,
     copyFromCommand,
     logsCommand,
-    imageCommand,
+    unlockCommand,
+    imageCommandWith({ enrol: enrolHook(process.env) }),
     flashCommand,
     versionCommand,
   ],

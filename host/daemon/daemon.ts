@@ -20,12 +20,16 @@ import { nativeCiphers } from "../../platform/native-aead.ts";
 import { nativeDh } from "../../platform/native-dh.ts";
 import { rankLinkSuites } from "../../platform/suite-ranking.ts";
 import type { HostPaths } from "../paths.ts";
+import { registerRemoteVm, removeRemoteVm } from "../register-remote.ts";
 import { HOST_VERSION } from "../version.ts";
 import { type ControlApi, serveConnection } from "./control-server.ts";
-import { byIdMatches, Hotplug } from "./hotplug.ts";
+import { Enroller } from "./enroller.ts";
+import { byIdMatches, Hotplug, list } from "./hotplug.ts";
 import { handleIncoming } from "./incoming.ts";
 import type { LinkContext } from "./link-context.ts";
-import { pair } from "./pairing.ts";
+import { desktopNotifier, findNotifier, type Notify } from "./notify.ts";
+import { type PairConversation, type PairRequest, pair } from "./pairing.ts";
+import { type PendingPrompt, PromptBoard } from "./prompts.ts";
 import { describeTransport, loadRegistry, nowIso, type RemoteEntry, saveRegistry } from "./registry.ts";
 import { RemoteLink } from "./remote-link.ts";
 import { TimestampSource } from "./timestamps.ts";
@@ -38,8 +42,20 @@ export interface DaemonOptions {
   readonly keepaliveMs: number;
   readonly backoff: { readonly minMs: number; readonly maxMs: number };
   readonly hotplugIntervalMs: number;
+  /**
+   * Register each newly paired remote in dom0 through the dom0 service qubesair.RegisterRemote
+   * (host/register-remote.ts); dom0 makes this qube its relayvm. Off for those who use the Salt pillar or type it in dom0.
+   */
+  readonly register: boolean;
+  /** This qube's name in dom0 (the RemoteVMs' relayvm), for messages: dom0 takes it from qrexec. */
+  readonly selfName: string;
   readonly log: (message: string) => void;
+  /** Desktop notifications; default notify-send when this qube has a GUI (notify.ts). */
+  readonly notify?: Notify;
 }
+
+/** No enrolment ever talks to the person: a code pairing is never started for one. */
+const NO_CODE: PairConversation = { confirmCode: async () => false };
 
 export class Daemon {
   private readonly entries = new Map<string, RemoteEntry>();
@@ -49,6 +65,8 @@ export class Daemon {
   private hotplug: Hotplug | null = null;
   private saving: Promise<unknown> = Promise.resolve();
   private ctx: LinkContext | null = null;
+  private enroller: Enroller | null = null;
+  private prompts: PromptBoard | null = null;
 
   constructor(private readonly o: DaemonOptions) {}
 
@@ -63,6 +81,18 @@ export class Daemon {
       keygenCommand: "remove it and restart the daemon; or",
     });
     for (const entry of (await loadRegistry(paths.registry)).remotes) this.entries.set(entry.name, entry);
+    let notify = this.o.notify;
+    if (!notify) {
+      const program = await findNotifier(process.env);
+      log(
+        program
+          ? `notifications: ${program}`
+          : "notifications: none (no GUI in this qube); the journal has every prompt",
+      );
+      notify = desktopNotifier(program, log);
+    }
+    const prompts = new PromptBoard({ log, notify });
+    this.prompts = prompts;
     const resolver = makeResolver(nativeCiphers(), nativeDh());
     this.ctx = {
       staticKey,
@@ -74,7 +104,12 @@ export class Daemon {
       keepaliveMs: this.o.keepaliveMs,
       backoff: this.o.backoff,
       onIncoming: (remote, channel, meta) =>
-        handleIncoming({ qrexecClient: this.o.qrexecClient, log }, remote, channel, meta),
+        handleIncoming(
+          { qrexecClient: this.o.qrexecClient, log, announced: (r, a) => prompts.announced(r, a) },
+          remote,
+          channel,
+          meta,
+        ),
       onSeen: (remote, atMs) => this.seen(remote, atMs),
       log,
     };
@@ -96,6 +131,8 @@ export class Daemon {
             if (present) link.wake();
             else link.unplugged();
           }
+          if (present) this.enroller?.serialAppeared(name);
+          else this.enroller?.serialGone(name);
         },
         net: (iface, mac, present) => {
           for (const link of this.links.values()) {
@@ -104,20 +141,71 @@ export class Daemon {
             if (present) link.wake();
             else link.unplugged();
           }
+          if (present) this.enroller?.netAppeared(mac);
+          else this.enroller?.netGone(mac);
         },
       },
     );
     await this.hotplug.start();
+    this.enroller = new Enroller({
+      path: paths.enrolments,
+      log,
+      isPaired: (name) => this.entries.has(name) || this.pairing.has(name),
+      pair: (req) => this.pairAndAdopt(req, NO_CODE).then(() => {}),
+    });
+    await this.enroller.start(await list(this.o.byIdDir));
     log(
-      `qubes-air daemon ${HOST_VERSION}: ${this.entries.size} remote qube(s), listening on ${paths.socket}`,
+      `qubes-air daemon ${HOST_VERSION}: ${this.entries.size} remote qube(s), ` +
+        `${this.enroller.pendingCount} pending enrolment(s), listening on ${paths.socket}`,
     );
   }
 
   async stop(): Promise<void> {
     this.hotplug?.stop();
+    await this.enroller?.stop();
     await this.listener?.close();
     await Promise.all([...this.links.values()].map((l) => l.stop()));
     await this.saving;
+  }
+
+  /** Pairs, keeps the session, and registers the RemoteVM in dom0 when that is on. */
+  private async pairAndAdopt(req: PairRequest, talk: PairConversation): Promise<CborMap> {
+    if (this.entries.has(req.name) || this.pairing.has(req.name)) {
+      throw new ConfigError(`${req.name} is already paired: unpair it first (qubes-air unpair ${req.name})`);
+    }
+    this.pairing.add(req.name);
+    let paired: Awaited<ReturnType<typeof pair>>;
+    try {
+      paired = await pair(this.ctx!, req, talk);
+    } finally {
+      this.pairing.delete(req.name);
+    }
+    this.entries.set(req.name, paired.entry);
+    await this.persist();
+    this.addLink(paired.entry, { connected: paired.connected, stream: paired.stream });
+    this.o.log(`${req.name}: paired (${describeTransport(req.transport)}, zone ${req.zone})`);
+    const registered = await this.registerInDom0(req.name, req.label ?? "gray");
+    return {
+      name: req.name,
+      agentKey: formatPublicKey(paired.entry.agentKey),
+      agentVersion: paired.connected.session.peerVersion,
+      registered: registered === null,
+      ...(registered ? { registerError: registered } : {}),
+    };
+  }
+
+  /** null when the RemoteVM was made, else why not (the pairing stands either way). */
+  private async registerInDom0(name: string, label: string): Promise<string | null> {
+    if (!this.o.register) return "registration is off (--no-register)";
+    try {
+      const done = await registerRemoteVm({ name, label });
+      this.o.log(`${name}: RemoteVM ${done} in dom0 (relayvm ${this.o.selfName})`);
+      return null;
+    } catch (error) {
+      const why = error instanceof ConfigError ? error.message : String(error);
+      this.o.log(`${name}: not registered in dom0: ${why}`);
+      return why;
+    }
   }
 
   private addLink(entry: RemoteEntry, adopted?: Parameters<RemoteLink["start"]>[0]): void {
@@ -146,6 +234,8 @@ export class Daemon {
 
   private readonly api: ControlApi = {
     list: () => [...this.links.values()].map(view),
+    prompts: () => this.prompts?.list().map(promptView) ?? [],
+    watch: (w) => this.prompts?.watch(w) ?? null,
     status: () => ({
       version: HOST_VERSION,
       pid: process.pid,
@@ -155,37 +245,18 @@ export class Daemon {
       up: [...this.links.values()].filter((l) => l.isUp).length,
     }),
     link: (name) => this.links.get(name),
-    pair: async (req, talk) => {
-      if (this.entries.has(req.name) || this.pairing.has(req.name)) {
-        throw new ConfigError(
-          `${req.name} is already paired: unpair it first (qubes-air unpair ${req.name})`,
-        );
-      }
-      this.pairing.add(req.name);
-      let paired: Awaited<ReturnType<typeof pair>>;
-      try {
-        paired = await pair(this.ctx!, req, talk);
-      } finally {
-        this.pairing.delete(req.name);
-      }
-      this.entries.set(req.name, paired.entry);
-      await this.persist();
-      this.addLink(paired.entry, { connected: paired.connected, stream: paired.stream });
-      this.o.log(`${req.name}: paired (${describeTransport(req.transport)}, zone ${req.zone})`);
-      return {
-        name: req.name,
-        agentKey: formatPublicKey(paired.entry.agentKey),
-        agentVersion: paired.connected.session.peerVersion,
-      };
-    },
-    unpair: async (name) => {
+    pair: (req, talk) => this.pairAndAdopt(req, talk),
+    enrol: (m) => this.enroller!.record(m),
+    unpair: async (name, removeQube) => {
       if (!this.entries.has(name)) throw new ConfigError(`no remote qube named ${name} is paired`);
+      // The qube first: if dom0 refuses, nothing changed here and the command can be run again.
+      if (removeQube) await removeRemoteVm(name);
       const link = this.links.get(name);
       this.entries.delete(name);
       this.links.delete(name);
       await this.persist();
       await link?.stop();
-      this.o.log(`${name}: unpaired`);
+      this.o.log(`${name}: unpaired${removeQube ? "; its RemoteVM removed in dom0" : ""}`);
     },
     log: (message) => this.o.log(message),
   };
@@ -203,6 +274,21 @@ export function view(link: RemoteLink): CborMap {
     lastSeen: link.lastSeenMs === null ? null : Math.round(link.lastSeenMs),
     pairedAt: e.pairedAt,
     agentKey: formatPublicKey(e.agentKey),
+  };
+}
+
+export function promptView(p: PendingPrompt): CborMap {
+  const a = p.announcement;
+  return {
+    remote: p.remote,
+    code: a.code,
+    id: a.id,
+    client: a.client,
+    service: a.service,
+    operation: a.operation,
+    key: a.key,
+    detail: a.detail,
+    since: Math.round(p.sinceMs),
   };
 }
 

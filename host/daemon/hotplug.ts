@@ -88,7 +88,8 @@ export class Hotplug {
   }
 }
 
-async function list(dir: string): Promise<string[]> {
+/** The entries of a directory, sorted; a missing one is empty. */
+export async function list(dir: string): Promise<string[]> {
   try {
     return (await readdir(dir)).sort();
   } catch {

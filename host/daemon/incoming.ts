@@ -14,6 +14,7 @@
  */
 
 import { runCallProcess } from "../../calls/callee-process.ts";
+import type { Announcement } from "../../core/qrexec/announcement.ts";
 import { decodeCallRequest } from "../../core/qrexec/call-protocol.ts";
 import { fullServiceName } from "../../core/qrexec/names.ts";
 import { Service } from "../../core/qrexec/services.ts";
@@ -28,6 +29,8 @@ export interface IncomingOptions {
   /** The qrexec-client-vm program (a name looked up in PATH, or a path). */
   readonly qrexecClient: string;
   readonly log: (message: string) => void;
+  /** A decoded qubesair.Announce (the daemon's prompt board). */
+  readonly announced: (remote: string, a: Announcement) => void;
 }
 
 export function qrexecClientArgv(
@@ -50,7 +53,7 @@ export function handleIncoming(o: IncomingOptions, remote: string, channel: Chan
     return;
   }
   if (request.service === Service.Announce) {
-    void receiveAnnouncement(remote, channel, o.log).catch(() => channel.close());
+    void receiveAnnouncement(remote, channel, o.announced, o.log).catch(() => channel.close());
     return;
   }
   const service = fullServiceName(request);

@@ -19,6 +19,7 @@ import { lockedText } from "../../core/session/pairing-code.ts";
 import type { CborMap } from "../../core/wire/cbor.ts";
 import { HANDSHAKE_TIMEOUT_MS } from "../../core/wire/limits.ts";
 import type { ByteStream } from "../../transport/transport.ts";
+import { isLabel, LABELS } from "./enrolments.ts";
 import type { LinkContext } from "./link-context.ts";
 import { tuningFor } from "./link-context.ts";
 import {
@@ -39,7 +40,12 @@ export interface PairRequest {
   readonly token?: Uint8Array;
   readonly usbSerial?: string;
   readonly mac?: string;
+  /** The RemoteVM's label when the daemon registers it in dom0 (default gray). */
+  readonly label?: string;
 }
+
+/** A device answered the handshake but did not accept its token: trying it again is futile. */
+export class TokenRefused extends ConfigError {}
 
 export interface PairConversation {
   /** Shows the code to the user; resolves with their verdict (false if they went away). */
@@ -54,7 +60,7 @@ export interface Paired {
 
 /** Checks a socket "pair" request; ConfigError (shown to the user) when a value is wrong. */
 export function parsePairRequest(m: CborMap): PairRequest {
-  fields(m, ["op", "name", "zone", "transport"], ["token", "code", "usbSerial", "mac"]);
+  fields(m, ["op", "name", "zone", "transport"], ["token", "code", "usbSerial", "mac", "label"]);
   const name = text(m, "name");
   if (!isQubeName(name)) {
     throw new ConfigError("the name must be a qube name: a letter, then letters, digits, _ . - (at most 31)");
@@ -73,7 +79,11 @@ export function parsePairRequest(m: CborMap): PairRequest {
   const macText = optionalText(m, "mac");
   const mac = macText === undefined ? undefined : normalizeMac(macText);
   if (mac === null) throw new ConfigError("the MAC must look like aa:bb:cc:dd:ee:ff");
+  const label = optionalText(m, "label");
+  if (label !== undefined && !isLabel(label))
+    throw new ConfigError(`the label must be one of ${LABELS.join(", ")}`);
   return {
+    ...(label ? { label } : {}),
     name,
     zone,
     transport,
@@ -136,11 +146,11 @@ export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConvers
   ]);
   if (!accepted) {
     connected.session.close();
-    throw new ConfigError(
-      req.token
-        ? "the device did not accept the pairing: the token is wrong or was already used (make a new one)"
-        : "the device did not accept the pairing",
-    );
+    throw req.token
+      ? new TokenRefused(
+          "the device did not accept the pairing: the token is wrong or was already used (make a new one)",
+        )
+      : new ConfigError("the device did not accept the pairing");
   }
   const now = nowIso();
   const entry: RemoteEntry = {

@@ -33,6 +33,7 @@ const LINE_FAULTS = new Set([
   "link-lost",
   "link-reset",
   "keepalive-timeout",
+  "ping-unanswered",
   "handshake-timeout",
   "write-timeout",
   "decrypt",

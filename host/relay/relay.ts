@@ -12,7 +12,8 @@
  * `qubesdb-read /remote/<RemoteVM>` (dom0 writes it); no entry = refused. qubesair.Call uses
  * that entry when present, else the name as given. Names starting with "@" and anything qrexec
  * would not accept as a name are refused (126) before the daemon is asked. Then the call is
- * streamed through the daemon socket; a daemon that cannot be reached is 125.
+ * streamed through the daemon socket; a daemon that cannot be reached is 125. Beside the call,
+ * the device's prompts for it go to stderr, i.e. the caller's stderr (prompt-watch.ts).
  * Must never: read all of stdin before calling, print a name that failed validation, or exit
  * with a status the remote did not send (except 125/126 for our own failures, with a message).
  */
@@ -25,6 +26,7 @@ import { Service } from "../../core/qrexec/services.ts";
 import type { ByteSink, ByteSource, ByteStream } from "../../transport/transport.ts";
 import { type CallTarget, openDaemonCall } from "../daemon-call.ts";
 import type { Env } from "../paths.ts";
+import { watchPrompts } from "./prompt-watch.ts";
 
 export interface RelayIo {
   readonly stdin: ByteSource;
@@ -103,7 +105,11 @@ export async function runRelay(ctx: RelayContext, io: RelayIo): Promise<number> 
     await say(e instanceof ConfigError ? e.message : "cannot reach the daemon");
     return EXIT_PROBLEM;
   }
+  // The watch connects once the call is on its way (it never competes with the call for the
+  // daemon's accept queue); a prompt that was announced before it started is replayed to it.
+  const watch = watchPrompts(() => ctx.connect(ctx.socket), plan.call, io.stderr);
   const result = await runCall(channel, io, { refusedMessage: false, closeStdoutAtEof: true });
+  await (await watch).finish();
   if (result.broken) await say(`the link to ${plan.call.remote} broke before the call finished`);
   return result.status;
 }

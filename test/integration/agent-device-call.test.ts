@@ -22,6 +22,14 @@ import { pairHost } from "../helpers/agent/host-side.ts";
 afterEach(cleanup);
 
 const enc = (s: string) => new TextEncoder().encode(s);
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
 
 describe("calls from the device into Qubes", () => {
   test("the call client reaches the host side; stdin, stdout, stderr and the status pass intact", async () => {
@@ -107,6 +115,49 @@ describe("calls from the device into Qubes", () => {
       expect([r.code, r.stdout, r.stderr]).toEqual([5, "", "done early\n"]);
     }
   }, 60_000);
+
+  // (A killed client alone is not this case: its socket's EOF reads as the end of stdin, as a
+  // half-close would, so the call goes on until the process writes, as with qrexec.)
+  for (const what of ["the agent"] as const) {
+    test(`${what} killed while the host-side process is silent and its stdin at EOF: that process is stopped`, async () => {
+      // The host runs a call from the device as a process (qrexec-client-vm). One that neither
+      // reads (stdin already at EOF) nor writes is only stopped if runCallProcess watches the
+      // channel itself: else a device could leave such processes behind on sys-remote.
+      const agent = await startAgent();
+      let child: { pid: number } | null = null;
+      let stdinEnded!: () => void;
+      const running = new Promise<void>((r) => (stdinEnded = r));
+      let ended!: (status: number) => void;
+      const done = new Promise<number>((r) => (ended = r));
+      await pairHost(agent, (channel: Channel) => {
+        // The same channel, telling the test when the caller's stdin reached its end.
+        const watched = {
+          read: async () => {
+            const chunk = await channel.read();
+            if (chunk === null) stdinEnded();
+            return chunk;
+          },
+          write: (b: Uint8Array) => channel.write(b),
+          closeWrite: () => channel.closeWrite(),
+          close: () => channel.close(),
+          closed: channel.closed,
+        };
+        void runCallProcess(watched, async () => {
+          const p = await platform.spawn(["sleep", "600"]);
+          child = p;
+          return p;
+        }).then(ended);
+      });
+      const client = await spawnAgentCli(["call", "--socket", agent.socket, "work", "test.Silent"]);
+      await running;
+      const pid = child!.pid;
+      expect(alive(pid)).toBe(true);
+      agent.proc.kill("SIGKILL");
+      expect(await done).toBe(125); // runCallProcess returned: the process has exited
+      expect(alive(pid)).toBe(false);
+      await client.exited;
+    });
+  }
 
   test("the agent killed mid-call: the device-side client gets 125 at once", async () => {
     const agent = await startAgent();

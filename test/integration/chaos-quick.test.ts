@@ -1,19 +1,19 @@
 /**
  * The short form of `bun run chaos` in CI: the quick fault set (TCP cut, bit flip, truncation,
- * duplicate, drop, short stall; agent and daemon killed and restarted; agent stopped; copy-to
- * and copy-from on a cut link; host clock jumps with the timestamp state kept) once each against
- * a real agent and daemon through the fault proxy. Every fault: 0 wrong deliveries, 0 hung or
- * spinning processes, 0 leftover partial files, the caller's exit 125 (or 0 with every
- * byte intact) and a call succeeding again within the fault's bound (2 s after the fault ends;
- * plus 3 keepalives where a flipped, dropped or repeated chunk can hit a length field).
- * Faults still being fixed elsewhere (serial, .part files after an agent kill, a lost timestamp
- * state with the clock behind) are in the full table only (knownFailing in chaos/). The seed is
- * printed; CHAOS_SEED=N replays a run.
+ * duplicate, drop, short stall; a flipped byte with the shipped keepalive, found by the
+ * unanswered-ping deadline; agent and daemon killed and restarted; agent stopped; copy-to and
+ * copy-from on a cut link; host clock jumps with the timestamp state kept; on the frame-aware
+ * serial line a duplicated frame and an agent killed and restarted; the device's clock jumping
+ * an hour forward under libfaketime) once each against a real agent and daemon. Every fault: 0
+ * wrong deliveries, 0 hung or spinning processes, 0 leftover partial files, the caller's exit
+ * 125 (or 0 with every byte intact) and a call succeeding again within the fault's bound (2 s
+ * after the fault ends; plus the keepalive or ping deadline where a flipped, dropped or repeated
+ * chunk can hit a TCP length field). The seed is printed; CHAOS_SEED=N replays a run.
  */
 import { expect, test } from "bun:test";
 import { markdownTable, runSuite } from "../../chaos/suite.ts";
 
-test("chaos (quick): every TCP and process fault is survived with no wrong byte, hang or leftover", async () => {
+test("chaos (quick): every TCP, serial, process and clock fault is survived with no wrong byte, hang or leftover", async () => {
   const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1e9);
   process.stderr.write(`chaos-quick: seed ${seed} (CHAOS_SEED=${seed} replays it)\n`);
   const lines: string[] = [];

@@ -39,17 +39,21 @@ describe("policy ask: a physical confirmation on the device", () => {
   test("approve: the call runs, once", async () => {
     const pending = call("alpha", "a1");
     const prompt = await stack.answerNextPrompt("approve");
-    expect(prompt).toContain('text="alpha asks to call test.Ask+a1"');
+    expect(prompt).toMatch(/text="\[\w{4}\] alpha asks to call test.Ask\+a1"/);
     const r = await pending;
     expect([r.code, r.stdout]).toEqual([0, "asked-and-ran\n"]);
     expect(ran("alpha", "a1")).toBe(true);
     await stack.agent.waitLine(/call source=alpha service=test.Ask\+a1 decision=ask-approved .*status=0/);
     // Told in Qubes: sys-remote's journal shows the prompt and the approval, with the device's id.
-    const id = /confirm-request id=(\d+)/.exec(prompt)![1];
+    const [, id, code] = /confirm-request id=(\d+) code=(\w+)/.exec(prompt)!;
     await stack.daemon.waitLine(
-      new RegExp(`pi-gpg: waiting #${id}: alpha asks for call \\(test\\.Ask\\) with test\\.Ask\\+a1 arg=a1`),
+      new RegExp(
+        `pi-gpg: waiting for a press \\[${code}\\] #${id}: alpha asks for call \\(test\\.Ask\\) with test\\.Ask\\+a1 arg=a1`,
+      ),
     );
-    await stack.daemon.waitLine(new RegExp(`pi-gpg: approved #${id}: alpha asks for call \\(test\\.Ask\\)`));
+    await stack.daemon.waitLine(
+      new RegExp(`pi-gpg: approved \\[${code}\\] #${id}: alpha asks for call \\(test\\.Ask\\)`),
+    );
   });
 
   test("deny: 126 and nothing ran; the same client is then refused without a new prompt", async () => {
@@ -101,9 +105,10 @@ describe("policy ask: a physical confirmation on the device", () => {
     expect((await thief).code).toBe(126);
     await stack.agent.waitLine(/confirm-conflict client=owner other=thief withdrawn=true/);
     // Both refusals are announced in Qubes; they may arrive in either order.
-    const announced = (who: string) => new RegExp(`pi-gpg: conflict #\\d+: ${who} asks for call`);
-    await stack.daemon.waitLine(/pi-gpg: conflict #\d+: (thief|owner) asks for call/);
-    await stack.daemon.waitLine(/pi-gpg: conflict #\d+: (thief|owner) asks for call/);
+    const announced = (who: string) =>
+      new RegExp(`pi-gpg: refused \\(conflict\\) \\[\\w{4}\\] #\\d+: ${who} asks for call`);
+    await stack.daemon.waitLine(/pi-gpg: refused \(conflict\) \[\w{4}\] #\d+: (thief|owner) asks for call/);
+    await stack.daemon.waitLine(/pi-gpg: refused \(conflict\) \[\w{4}\] #\d+: (thief|owner) asks for call/);
     for (const who of ["thief", "owner"])
       expect(stack.daemon.lines.some((l) => announced(who).test(l))).toBe(true);
     expect(await stack.press("approve")).toBe("ignored");

@@ -231,6 +231,35 @@ describe("copies interrupted", () => {
   });
 });
 
+describe("copy-from killed with SIGKILL", () => {
+  test("its one leftover .part is removed by the next copy-from into that directory; nothing else is touched", async () => {
+    const s = await setup();
+    const exported = join(s.agent.dir, "home", "QubesOutgoing");
+    mkdirSync(exported, { recursive: true });
+    writeFileSync(join(exported, "a-small.txt"), "complete\n");
+    writeFileSync(join(exported, "big.bin"), readFileSync(bigFile()));
+    const to = join(tempDir(), "in");
+    mkdirSync(to, { recursive: true });
+    // The user's own files that merely look like ours stay.
+    const users = [".qfile-0123456789abcdef.part", "notes.part", ".qfile-1-draft.part"];
+    for (const n of users) writeFileSync(join(to, n), "mine\n");
+    const copy = startCopy(s.host, ["copy-from", DEVICE, "a-small.txt", "big.bin", "--to", to]);
+    await s.proxy.whenBytes("down", TRIGGER);
+    copy.proc.kill("SIGKILL"); // no chance to clean up
+    await copy.exited;
+    const left = partFiles(to).filter((n) => !users.includes(n));
+    expect(left).toEqual([
+      expect.stringMatching(new RegExp(`^\\.qfile-${copy.proc.pid}-[0-9a-f]{16}\\.part$`)),
+    ]);
+    const again = await cli(s.host, ["copy-from", DEVICE, "a-small.txt", "--to", to]);
+    // a-small.txt is already there from the killed run: refused, never overwritten (exit 1).
+    expect(again.stderr).toMatch(/removed 1 incomplete file\(s\) an interrupted copy-from left in /);
+    expect(partFiles(to).filter((n) => !users.includes(n))).toEqual([]);
+    for (const n of users) expect(readFileSync(join(to, n), "utf8")).toBe("mine\n");
+    expect(readFileSync(join(to, "a-small.txt"), "utf8")).toBe("complete\n");
+  });
+});
+
 describe("a link that stalls past the keepalive mid-copy", () => {
   // Keepalive 1 s: the daemon gives the session up after 3 s of silence (3 missed keepalives).
   for (const direction of ["to", "from"] as const) {

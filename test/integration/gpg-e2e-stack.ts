@@ -22,6 +22,7 @@ import {
   makeHost,
   ROOT,
   type RunResult,
+  ramDir,
   run,
   spawnLogged,
   startDaemon,
@@ -39,17 +40,26 @@ export const UID = "Device E2E <device@example.invalid>";
 
 export interface StackOptions {
   readonly gpg?: boolean;
+  /** Make an SSH key on the device with `qubes-air-agent ssh-setup --generate`. */
+  readonly ssh?: boolean;
   readonly confirmTimeoutSeconds?: number;
   readonly confirmConflictWindowSeconds?: number;
   /** Extra policy files (sorted before the shipped 50-qubes-air.policy), name -> text. */
   readonly policy?: Record<string, string>;
   readonly services?: Record<string, string>;
+  /** Extra environment for sys-remote (daemon, CLI, relay): DISPLAY, a PATH with notify-send. */
+  readonly hostEnv?: Record<string, string>;
   /** Merged into the agent's config. */
   readonly config?: Record<string, unknown>;
   /** Run the agent under this command (it gets the agent's argv after it), e.g. a namespace. */
   readonly agentWrapper?: (dir: string) => string[];
   /** Run the agent's CLI commands after it started (pair-token) under this, e.g. nsenter. */
   readonly agentCliWrapper?: (agent: Logged) => string[];
+  /**
+   * Seal the key under this PIN (`gpg-setup --pin`, the PIN on stdin); the opened home goes to
+   * a directory on /dev/shm (keyLock.unlockedHome) unless o.config says otherwise.
+   */
+  readonly pin?: string;
 }
 
 export interface Stack {
@@ -58,8 +68,12 @@ export interface Stack {
   readonly agent: Logged;
   readonly host: Host;
   readonly daemon: Logged;
+  /** Where the agent opens a sealed key (pin stacks, on /dev/shm; "" otherwise). */
+  readonly unlockedHome: string;
   /** The armored public key from `gpg-setup --export` (gpg stacks). */
   readonly publicKey: string;
+  /** The authorized_keys line from `ssh-setup --export` (ssh stacks). */
+  readonly sshPublicKey: string;
   readonly homes: string[];
   /** Presses the simulated button: "taken" if a prompt was waiting, else "ignored". */
   press(verdict: "approve" | "deny"): Promise<string>;
@@ -90,6 +104,11 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   for (const [name, text] of Object.entries(o.services ?? {}))
     writeFileSync(join(dir, "rpc", name), text, { mode: 0o755 });
   const button = join(dir, "button.sock");
+  const unlockedHome = o.pin === undefined ? "" : join(ramDir("qa-unlocked-"), "gnupg");
+  const keyLock =
+    o.pin === undefined
+      ? {}
+      : { keyLock: { unlockedHome, ...((o.config?.keyLock as Record<string, unknown> | undefined) ?? {}) } };
   const configPath = join(dir, "agent.json");
   writeFileSync(
     configPath,
@@ -109,19 +128,44 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
       // conflict window (manager.test.ts and confirm-ask.test.ts test the rule itself).
       confirmConflictWindowSeconds: o.confirmConflictWindowSeconds ?? 0,
       ...o.config,
+      ...keyLock,
     }),
   );
   const homes: string[] = [];
   let publicKey = "";
   if (o.gpg) {
     const exported = join(dir, "device.asc");
+    const pin = o.pin === undefined ? [] : ["--pin"];
     const setup = await run(
-      [BUN, AGENT, "gpg-setup", "--config", configPath, "--generate", UID, "--export", exported],
+      [BUN, AGENT, "gpg-setup", "--config", configPath, "--generate", UID, "--export", exported, ...pin],
       agentEnv(dir),
+      o.pin === undefined ? undefined : `${o.pin}\n`,
     );
     if (setup.code !== 0) throw new Error(`gpg-setup failed: ${setup.stderr}`);
     publicKey = readFileSync(exported, "utf8");
     homes.push(join(dir, "state/gnupg"), join(dir, "state/gnupg-primary"));
+    if (o.pin !== undefined) homes.push(unlockedHome);
+  }
+  let sshPublicKey = "";
+  if (o.ssh) {
+    const exported = join(dir, "device-ssh.pub");
+    const setup = await run(
+      [
+        BUN,
+        AGENT,
+        "ssh-setup",
+        "--config",
+        configPath,
+        "--generate",
+        "--comment",
+        "device@pi-gpg",
+        "--export",
+        exported,
+      ],
+      agentEnv(dir),
+    );
+    if (setup.code !== 0) throw new Error(`ssh-setup failed: ${setup.stderr}`);
+    sshPublicKey = readFileSync(exported, "utf8");
   }
   const agent = spawnLogged(
     [...(o.agentWrapper?.(dir) ?? []), BUN, AGENT, "run", "--config", configPath],
@@ -133,7 +177,7 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
     agentEnv(dir),
   );
   if (token.code !== 0) throw new Error(`pair-token failed: ${token.stderr}`);
-  const host = makeHost();
+  const host = makeHost(o.hostEnv);
   const daemon = await startDaemon(host);
   const paired = await cli(host, [
     "pair",
@@ -165,10 +209,12 @@ export async function startStack(o: StackOptions = {}): Promise<Stack> {
   const stack: Stack = {
     dir,
     stateDir: join(dir, "state"),
+    unlockedHome,
     agent,
     host,
     daemon,
     publicKey,
+    sshPublicKey,
     homes,
     press,
     nextPrompt: () => waitForNth(agent, /confirm-request /, ++promptsSeen),

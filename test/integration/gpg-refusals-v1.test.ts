@@ -129,7 +129,7 @@ const REFUSED: [string, string[], string?][] = [
   ["--output= empty", ["--output=", "-s"], "only '-'"],
   // (d) bytes in the header
   ["control character", ["--comment", "a\u0001b", "-s"], "printable UTF-8"],
-  ["C1 control", ["--comment", "a\u0085b", "-s"], "printable UTF-8"],
+  ["DEL", ["--comment", "a\u007fb", "-s"], "printable UTF-8"],
 ];
 
 describe("v1 refusals: the request never reaches gpg", () => {
@@ -185,6 +185,12 @@ describe("v1: hostile words accepted only as values", () => {
     expect(invocations()).toContain(
       `--sign --armor --local-user=${device.fingerprint} --armor --output=- --`,
     );
+  });
+
+  test("C1 controls pass as upstream passes them (well-formed UTF-8), as one value", async () => {
+    const r = await v1Call(serve, { args: ["--comment", "a\u0085b\u009b2J", "-sa"], stdin: enc("x") });
+    expect(r.exit).toBe(0);
+    expect(invocations()).toContain("--comment=a\u0085b\u009b2J --sign --armor --");
   });
 
   test("list options are re-emitted canonically", async () => {

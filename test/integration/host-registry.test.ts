@@ -149,6 +149,7 @@ describe("paths", () => {
     expect(hostPaths(env)).toEqual({
       stateDir: "/home/user/.local/share/qubes-air",
       registry: "/home/user/.local/share/qubes-air/registry.json",
+      enrolments: "/home/user/.local/share/qubes-air/enrolments.json",
       hostKey: "/home/user/.local/share/qubes-air/host.key",
       timestamp: "/home/user/.local/share/qubes-air/ik-timestamp",
       socket: "/run/user/1000/qubes-air/daemon.sock",

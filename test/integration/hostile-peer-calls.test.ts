@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { REFUSED_CALLS_LOGGED } from "../../agent/link/sessions.ts";
 import type { Channel } from "../../core/vchan/channel.ts";
 import { ResetReason } from "../../core/vchan/messages.ts";
 import { encodeCbor } from "../../core/wire/cbor.ts";
@@ -49,8 +50,18 @@ async function resetReason(ch: Channel): Promise<number | undefined> {
 }
 
 /** Opens a call with `meta`; the agent resets it REFUSED and logs call-refused code=schema. */
+let refusedInSession = 0;
 async function refusedRequest(meta: Uint8Array, mark: string) {
   const { agent, notLogged, stillServes } = scene;
+  // A session gets REFUSED_CALLS_LOGGED lines (the rest only counted): each check its own line.
+  if (refusedInSession === REFUSED_CALLS_LOGGED) {
+    h.c.session.close();
+    await agent.waitLine(/session-down/);
+    h = await scene.attacker();
+    await agent.waitLine(/session-up .*mode=reconnect/);
+    refusedInSession = 0;
+  }
+  refusedInSession++;
   expect(await resetReason(h.open(meta))).toBe(ResetReason.REFUSED);
   await agent.waitLine(/call-refused code=schema$/);
   notLogged(mark);
@@ -126,6 +137,27 @@ describe("hostile peer: call requests", () => {
     for (const _ of calls) await agent.waitLine(/call source=work service=test.Silent\+ .*status=125/);
     await stillServes();
     h = await attacker();
+    await agent.waitLine(/session-up .*mode=reconnect/);
+  }, 30_000);
+
+  test("malformed requests without end: a few call-refused lines per session, then only the count at session-down", async () => {
+    const { agent, attacker, stillServes } = scene;
+    h.c.session.close(); // a fresh session: its own count
+    await agent.waitLine(/session-down/);
+    h = await attacker();
+    await agent.waitLine(/session-up .*mode=reconnect/);
+    const from = agent.lines.length;
+    const N = 3 * REFUSED_CALLS_LOGGED;
+    const opened = Array.from({ length: N }, () => h.open(Uint8Array.of(0xff)));
+    for (const ch of opened) expect(await resetReason(ch)).toBe(ResetReason.REFUSED);
+    expect(h.c.session.isOpen).toBe(true);
+    h.c.session.close();
+    await agent.waitLine(new RegExp(`session-down .*refusedCalls=${N}`));
+    const logged = agent.lines.slice(from).filter((l) => /call-refused/.test(l));
+    expect(logged.length).toBe(REFUSED_CALLS_LOGGED);
+    await stillServes();
+    h = await attacker();
+    refusedInSession = 0;
     await agent.waitLine(/session-up .*mode=reconnect/);
   }, 30_000);
 });

@@ -326,6 +326,16 @@ describe.skipIf(lacking(why))("bun run package", () => {
     const name = "50-qubes-air.policy";
     const path = join(root, "etc/qubes/policy.d", name);
     expect(mode(root, `etc/qubes/policy.d/${name}`)).toBe("644");
+    // Registration: the dom0 service and its policy (their decisions: test/integration/register-remote.test.ts).
+    expect(readFileSync(join(root, "etc/qubes/policy.d/45-qubes-air-register.policy"), "utf8")).toBe(
+      readFileSync(join(ROOT, "packaging/files/dom0/45-qubes-air-register.policy"), "utf8"),
+    );
+    expect(readFileSync(join(root, "etc/qubes-rpc/qubesair.RegisterRemote"), "utf8")).toBe(
+      readFileSync(join(ROOT, "packaging/files/dom0/qubesair.RegisterRemote"), "utf8"),
+    );
+    expect(mode(root, "etc/qubes-rpc/qubesair.RegisterRemote")).toBe("755");
+    expect(rpm(["-qR", "qubes-air-dom0"])).toContain("python3-qubesadmin");
+    expect(existsSync(join(root, "etc/qubes/policy.d/45-qubes-air-admin.policy"))).toBe(false);
     const text = readFileSync(path, "utf8");
     const policy = parsePolicy([{ name, text }]);
     const system = {

@@ -11,7 +11,9 @@
  * status 1; a limit kills gpg and reports 124 (wall time) or 2 (bytes). Every gpg run has its
  * request record on disk before gpg starts (audit/operation.ts); if it cannot be written, gpg is
  * not started and the client gets a line on its stderr stream and exit status 1. The result
- * record (exit status, byte counts) follows.
+ * record (exit status, byte counts) follows. When an approver's digest grant waits for the
+ * client, a signature's data is read (up to APPROVE_LIMITS.prereadBytes) before the
+ * confirmation so its digest can be matched, then replayed unchanged (v1-preread.ts).
  * Must never: run gpg before the options are checked and, when needed, confirmed, and its
  * request record is on disk.
  */
@@ -36,6 +38,7 @@ import { capture, type GpgTools, gpgEnv, loadKeyring } from "./gpg-tools.ts";
 import { FrameWriter, pumpClientInput, pumpOutput } from "./gpg1-pumps.ts";
 import type { GpgServiceIo } from "./gpg2-service.ts";
 import { spawnWithFds } from "./spawn-fds.ts";
+import { prereadData } from "./v1-preread.ts";
 
 export interface Gpg1Limits {
   /** Defaults: GPG1_LIMITS (core/qrexec/services.ts). */
@@ -92,6 +95,8 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   }
 
   const use = secretUse(req);
+  let first = head.rest;
+  let stdin: ByteSource = io.stdin;
   const out = new FrameWriter(io.stdout);
   let decision = "none";
   let keyText = "";
@@ -99,11 +104,27 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     const signer = use === "decrypt" ? "a key named in the message" : await describeSigners(req, ctx);
     if (signer === null) return refuse("unknown-signer", "the signing key is not on this device");
     keyText = signer;
+    // A digest grant for this client matches a signature by its data: read the data first.
+    const algos = use === "decrypt" ? [] : ctx.confirm.grantDigestAlgos(ctx.source);
+    let dataDigests: ReadonlyMap<string, string> | undefined;
+    if (algos.length > 0) {
+      const pre = await prereadData(
+        first,
+        stdin,
+        req.inputFds.length,
+        algos,
+        wallEnd - platform.monotonicMs(),
+      );
+      first = pre.raw;
+      if (pre.ended) stdin = endedSource(stdin);
+      if (pre.digests) dataDigests = pre.digests;
+    }
     const d = await ctx.confirm.decide({
       client: ctx.source,
       service: Service.Gpg,
       operation: use,
       key: keyText,
+      ...(dataDigests ? { dataDigests } : {}),
     });
     decision = d.decision;
     if (!d.approved) {
@@ -167,8 +188,8 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     }),
   );
   const input = pumpClientInput(
-    head.rest,
-    io.stdin,
+    first,
+    stdin,
     inv.childInputFds.map((fd) => child.inputs.get(fd)!),
     {
       maxBytes: lim.maxInputBytes ?? GPG1_LIMITS.maxInputBytes,
@@ -202,6 +223,16 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
   await io.stdout.closeWrite().catch(() => {});
   await recordResult(ctx.audit, request, `exit ${status}`, detail, log);
   return 0;
+}
+
+/** `src` after it returned EOF once: every further read is EOF too. */
+function endedSource(src: ByteSource): ByteSource {
+  return {
+    description: src.description,
+    closed: src.closed,
+    read: async () => null,
+    close: () => src.close(),
+  };
 }
 
 /** Reads exactly the header, however the client's writes were split. */

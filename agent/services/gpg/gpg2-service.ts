@@ -179,6 +179,7 @@ function confirmRequestFor(r: ConfirmRequest, client: string) {
     hashAlgo: r.hash?.name,
     digestPrefix: r.hash?.hex.slice(0, 8),
     digestSuffix: r.hash?.hex.slice(-8),
+    digest: r.hash?.hex,
   };
 }
 

@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../../core/errors.ts";
+import { unseal, WrongPinError } from "../../keylock/sealed.ts";
 import { capture } from "./gpg-tools.ts";
 import { DEFAULT_GNUPG_HOME, gpgSetup, parseGpgSetupArgs, statusFingerprints } from "./keysetup.ts";
 
@@ -115,5 +116,34 @@ describe("gpg-setup", () => {
     ).rejects.toThrow(ConfigError);
     for (const h of ["src-p", "s2", "p2"])
       await capture(["gpgconf", "--homedir", join(d, h), "--kill", "all"]);
+  });
+
+  test("--pin: both homes sealed, no plaintext secret key left; the PIN opens the served subkeys", async () => {
+    const d = dir();
+    await gpgSetup({
+      gnupgHome: join(d, "s"),
+      primaryHome: join(d, "p"),
+      generate: "Pin <pin@example.invalid>",
+      exportFile: null,
+      pin: "correct horse",
+      scrypt: { N: 2 ** 10, r: 8, p: 1 },
+    });
+    for (const h of ["s", "p"]) expect(readdirSync(join(d, h, "private-keys-v1.d"))).toEqual([]);
+    expect(await secretListing(join(d, "s"))).not.toMatch(/^s(ec|sb):/m);
+    expect(readFileSync(join(d, "s.pin-attempts"), "utf8")).toBe("failures=0 wiped=0\n");
+    const opened = await unseal(readFileSync(join(d, "s.sealed")), "correct horse");
+    expect(opened.size).toBe(2); // the two subkeys (the primary is a stub here)
+    expect((await unseal(readFileSync(join(d, "s.primary.sealed")), "correct horse")).size).toBe(3);
+    await expect(unseal(readFileSync(join(d, "s.sealed")), "wrong horse")).rejects.toBeInstanceOf(
+      WrongPinError,
+    );
+    // Sealing again without a new key: nothing to seal, said as such.
+    await expect(
+      gpgSetup({ gnupgHome: join(d, "s"), primaryHome: join(d, "p"), exportFile: null, pin: "x1234" }),
+    ).rejects.toThrow(/already sealed/);
+  });
+
+  test("--pin is parsed as a request to ask", () => {
+    expect(parseGpgSetupArgs(["--generate", "A <a@b>", "--pin"])).toMatchObject({ askPin: true });
   });
 });

@@ -10,14 +10,25 @@
  * served home (--home, the split-GPG services' gnupgHome) gets the public keys and the secret
  * *subkeys* only (`--export-secret-subkeys | --import`), so no client can certify with the
  * primary key. The public key is exported armored (to --export FILE or stdout) for the host.
- * Must never: read or write anything over the link, or put the primary secret in the served home.
+ * - --pin: seals the secret keys under a PIN the person types here (twice; or one line on stdin
+ *   when stdin is not a terminal): agent/keylock/sealed.ts, docs/key-lock.md. The served home's
+ *   subkeys go to <home>.sealed and the full key to <home>.primary.sealed; the plaintext key files
+ *   of both homes are overwritten and removed, and the attempt counter starts at zero. The agent
+ *   then serves the key only after `qubes-air unlock`.
+ * Must never: read or write anything over the link, put the primary secret in the served home,
+ * or leave a plaintext key file behind once --pin sealed it.
  */
 import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { ConfigError } from "../../../core/errors.ts";
+import { ConfigError, ProtocolError } from "../../../core/errors.ts";
+import { parsePin } from "../../../core/keylock/pin.ts";
+import { readSecretLine, SecretInputAborted } from "../../../platform/cli/secret-line.ts";
 import { platform } from "../../../platform/index.ts";
 import { type Command, parse, print } from "../../cli/cli.ts";
 import { DEFAULT_CONFIG_PATH, loadConfig } from "../../config.ts";
+import { AttemptCounter } from "../../keylock/attempts.ts";
+import { destroyFile, lockFilesOf, readPrivateKeys } from "../../keylock/files.ts";
+import { SCRYPT_DEFAULTS, type ScryptParams, seal } from "../../keylock/sealed.ts";
 import { type Captured, capture } from "./gpg-tools.ts";
 
 export const DEFAULT_GNUPG_HOME = "/var/lib/qubes-air/gnupg";
@@ -32,6 +43,12 @@ export interface GpgSetupOptions {
   /** Where to write the armored public key; null = return it only. */
   readonly exportFile: string | null;
   readonly gpg?: string;
+  /** Seal the keys under this PIN (docs/key-lock.md). */
+  readonly pin?: string;
+  /** Ask for the PIN (parse only; run() reads it and sets `pin`). */
+  readonly askPin?: boolean;
+  /** scrypt cost (tests lower it; the default is SCRYPT_DEFAULTS). */
+  readonly scrypt?: ScryptParams;
 }
 
 export interface GpgSetupResult {
@@ -51,6 +68,7 @@ export function parseGpgSetupArgs(
     home: { type: "string" },
     "primary-home": { type: "string" },
     export: { type: "string" },
+    pin: { type: "boolean" },
   });
   if (help) return "help";
   const generate = typeof values.generate === "string" ? values.generate : undefined;
@@ -71,6 +89,7 @@ export function parseGpgSetupArgs(
     generate,
     importFile,
     exportFile: typeof values.export === "string" ? values.export : null,
+    ...(values.pin === true ? { askPin: true } : {}),
   };
 }
 
@@ -181,14 +200,70 @@ export async function gpgSetup(o: GpgSetupOptions): Promise<GpgSetupResult> {
   const publicKey = text(pub.stdout);
   if (!publicKey.includes("BEGIN PGP PUBLIC KEY BLOCK")) throw new ConfigError("no key to export", 1);
   if (o.exportFile) await platform.writeFileAtomic(o.exportFile, publicKey, 0o644);
+  if (o.pin !== undefined) await sealHomes(o, o.pin);
   return { fingerprints, publicKey };
+}
+
+/**
+ * Seals the secret key files of both homes under the PIN, then destroys the plaintext ones and
+ * stops both homes' gpg-agents (which may hold them). The sealed files are on disk (fsynced)
+ * before any plaintext is removed.
+ */
+async function sealHomes(o: GpgSetupOptions, pin: string): Promise<void> {
+  const files = lockFilesOf(o.gnupgHome);
+  const served = await readPrivateKeys(o.gnupgHome);
+  const primary = await readPrivateKeys(o.primaryHome);
+  if (served.size === 0) {
+    throw new ConfigError(
+      existsSync(files.sealed)
+        ? "the key is already sealed under a PIN; to change it, set the key up again (--generate or --import)"
+        : "no secret key to seal: give --generate or --import",
+      1,
+    );
+  }
+  const params = o.scrypt ?? SCRYPT_DEFAULTS;
+  await platform.writeFileAtomic(files.sealed, await seal(served, pin, params), 0o600);
+  if (primary.size > 0)
+    await platform.writeFileAtomic(files.primarySealed, await seal(primary, pin, params), 0o600);
+  await (await AttemptCounter.open(files.attempts)).reset();
+  for (const home of [o.gnupgHome, o.primaryHome]) {
+    await capture(["gpgconf", "--homedir", home, "--kill", "gpg-agent"]).catch(() => null);
+    for (const name of (await readPrivateKeys(home)).keys())
+      await destroyFile(`${home}/private-keys-v1.d/${name}`);
+  }
+  for (const k of [...served.values(), ...primary.values()]) k.fill(0);
+}
+
+/** Asks for the PIN: twice on a terminal, once from stdin otherwise. */
+async function askPin(): Promise<string> {
+  const read = (prompt: string) =>
+    readSecretLine(prompt).catch((e) => {
+      if (e instanceof SecretInputAborted) throw new ConfigError("no PIN given; nothing was changed", 1);
+      throw e;
+    });
+  const first = checkedPin(await read("New PIN for the key (4-128 characters): "));
+  if (process.stdin.isTTY) {
+    const again = await read("The same PIN again: ");
+    if (again !== first) throw new ConfigError("the two PINs differ; nothing was changed");
+  }
+  return first;
+}
+
+function checkedPin(s: string): string {
+  try {
+    return parsePin(new TextEncoder().encode(s));
+  } catch (e) {
+    if (e instanceof ProtocolError)
+      throw new ConfigError("the PIN must be 4 to 128 characters, no control characters");
+    throw e;
+  }
 }
 
 export const gpgSetupCommand: Command = {
   name: "gpg-setup",
   summary: "create or import the OpenPGP key split-GPG serves",
   help: `Usage: qubes-air-agent gpg-setup (--generate UID | --import FILE) [--config PATH | --home DIR]
-                                   [--primary-home DIR] [--export FILE]
+                                   [--primary-home DIR] [--export FILE] [--pin]
        qubes-air-agent gpg-setup --export FILE [--config PATH | --home DIR]
 
 Creates an OpenPGP key on the device (an ed25519 certify-only primary key with ed25519
@@ -206,10 +281,14 @@ Options:
                        <stateDir>/gnupg, or ${DEFAULT_GNUPG_HOME} without a config)
   --primary-home DIR   where the full key is kept (default <home>-primary)
   --export FILE        write the public key here instead of printing it
+  --pin                seal the secret keys under a PIN, asked here (twice on a terminal;
+                       the first line of stdin otherwise); the agent then serves the key only
+                       after \`qubes-air unlock NAME\` in sys-remote (docs/key-lock.md)
 
 Examples:
   qubes-air-agent gpg-setup --generate "Jane Doe <jane@example.org>" --export /media/usb/jane.asc
   qubes-air-agent gpg-setup --import /media/usb/secret.asc
+  qubes-air-agent gpg-setup --generate "Jane Doe <jane@example.org>" --pin
   qubes-air-agent gpg-setup --config ./agent.json --export ./device.asc`,
   async run(args) {
     const o = parseGpgSetupArgs(args, await configuredHome(args));
@@ -217,7 +296,7 @@ Examples:
       print(this.help);
       return 0;
     }
-    const r = await gpgSetup(o);
+    const r = await gpgSetup(o.askPin ? { ...o, pin: await askPin() } : o);
     if (o.exportFile) process.stderr.write(`qubes-air-agent: public key written to ${o.exportFile}\n`);
     else print(r.publicKey);
     return 0;
