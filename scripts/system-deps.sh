@@ -10,7 +10,8 @@
 #   rpm (rpmbuild), lintian, rpmlint: `bun run package` and its lint; mmdebstrap: the Debian 12
 #   root the packages are installed in (test/setup/debian12-root.sh); systemd: `systemctl --root`
 #   checks which units the packages enable; faketime (libfaketime): the chaos suite's device
-#   clock jumps (chaos/device-clock.ts).
+#   clock jumps (chaos/device-clock.ts); qemu-system-x86, qemu-system-arm, qemu-utils: the boot
+#   tests (test/boot/) start the images under full-system emulation on overlays (qemu-img).
 #   As root it also builds the GnuPG 2.4 root (test/setup/gnupg24-root.sh); otherwise the gpg
 #   matrix tests build it or, without root, fail saying so.
 # Must never: ask a question (apt runs non-interactive) or stop on a transient index error when
@@ -19,7 +20,7 @@ set -euo pipefail
 
 packages=(socat openssh-server openssh-client gnupg gpg-agent mtools dosfstools fdisk e2fsprogs
   qemu-user-static binfmt-support libc6:arm64 libc6:armhf cloud-init qrencode gpiod curl python3 python3-venv
-  rpm lintian rpmlint mmdebstrap systemd faketime)
+  rpm lintian rpmlint mmdebstrap systemd faketime qemu-system-x86 qemu-system-arm qemu-utils)
 
 if ! command -v dpkg-query >/dev/null; then
   echo "system-deps: not a Debian/Ubuntu machine; install the equivalents of: ${packages[*]}" >&2
