@@ -31,8 +31,7 @@ import {
 } from "../../fixtures/qubes-stubs/harness.ts";
 import { localQubeName } from "../../host/cli/common.ts";
 import { PATHS } from "../../images/device-files.ts";
-import * as imageHelpers from "../fixtures/images/helpers.ts";
-import { catIn, ensureDist, has, openDir, removeDirs, runImageCli } from "../fixtures/images/helpers.ts";
+import { agentDeb, catIn, has, openDir, removeDirs, runImageCli } from "../fixtures/images/helpers.ts";
 import { lacking } from "../helpers/requires.ts";
 
 const NAME = "cloud-boot";
@@ -103,15 +102,11 @@ function boot(): Guest {
 }
 
 /**
- * What `image cloud --agent` takes in this tree, as our own copy (the shared dist cache may be
- * rebuilt by another test process meanwhile, and the VM checks the sha256 of this file): the
- * amd64 agent package where the images install the package (agentDeb exists), else the binary.
+ * The amd64 agent package `image cloud --agent` takes, as our own copy (the shared dist cache may
+ * be rebuilt by another test process meanwhile, and the VM checks the sha256 of this file).
  */
 function cloudAgentArtefact(): string {
-  const agentDeb = (imageHelpers as unknown as Record<string, unknown>).agentDeb as
-    | ((arch: string) => string)
-    | undefined;
-  const source = agentDeb ? agentDeb("amd64") : join(ensureDist(["agent-x64"]), "qubes-air-agent-linux-x64");
+  const source = agentDeb("amd64");
   const copy = join(openDir("qa-boot-agent-"), basename(source));
   copyFileSync(source, copy);
   return copy;
@@ -151,9 +146,8 @@ beforeAll(async () => {
       agentFile,
       "--out",
       out,
-      // This test pairs by hand with the printed command; no enrolment is recorded where the
-      // command records one.
-      ...(runImageCli(["cloud", "--help"], dir).stdout.includes("--no-enrol") ? ["--no-enrol"] : []),
+      // This test pairs by hand with the printed command (enrol.test.ts covers enrolment).
+      "--no-enrol",
     ],
     dir,
   );
