@@ -125,9 +125,11 @@ describe("KeyLock", () => {
     while (!fs.existsSync(lockFilesOf(s.home).attempts) && Date.now() < deadline) await Bun.sleep(5);
     // The PIN has not been checked yet (the sealed bytes are not even read), and it is counted.
     expect(s.attempts()).toBe("failures=1 wiped=0\n");
-    const fd = fs.openSync(sealed, fs.constants.O_WRONLY);
-    fs.writeSync(fd, bytes);
-    fs.closeSync(fd);
+    // Opening a FIFO's write end waits for its reader: off the event loop (fs.promises), so the
+    // lock's own read can start (a synchronous open here deadlocked a loaded run).
+    const writer = await fs.promises.open(sealed, "w");
+    await writer.write(bytes);
+    await writer.close();
     expect(await pending).toEqual({ kind: "wrong-pin", attemptsLeft: 2 });
   });
 
