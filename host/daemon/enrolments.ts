@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import { ConfigError } from "../../core/errors.ts";
 import { isQubeLabel, isQubeName, QUBE_LABELS } from "../../core/qrexec/names.ts";
 import { platform } from "../../platform/index.ts";
+import { jsonObject, jsonString, jsonTime } from "./json-fields.ts";
 import { isUsbSerial, isZone, normalizeMac, parseTcpAddress } from "./registry.ts";
 
 export const ENROLMENTS_VERSION = 1;
@@ -57,7 +58,6 @@ export interface Enrolments {
 
 /** USB string descriptors as udev shows them in by-id names: printable ASCII, bounded. */
 const USB_STRING = /^[\x21-\x7e]([\x20-\x7e]{0,62}[\x21-\x7e])?$/;
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
 const HEX64 = /^[0-9a-f]{64}$/;
 
 export function tokenHash(token: Uint8Array): string {
@@ -68,23 +68,23 @@ export const isLabel = isQubeLabel;
 
 /** Checks an identity (from the file or the control socket); ConfigError naming `where`. */
 export function parseIdentity(value: unknown, where: string): Identity {
-  const o = object(value, where, ["usb", "mac", "tcp"]);
+  const o = jsonObject(value, where, ["usb", "mac", "tcp"]);
   if (o.usb !== undefined) {
     if (Object.keys(o).length !== 1) throw new ConfigError(`${where}: "usb" stands alone`);
-    const u = object(o.usb, `${where}.usb`, ["vendor", "product", "serial"]);
-    const vendor = str(u, "vendor", `${where}.usb`);
-    const product = str(u, "product", `${where}.usb`);
-    const serial = str(u, "serial", `${where}.usb`);
+    const u = jsonObject(o.usb, `${where}.usb`, ["vendor", "product", "serial"]);
+    const vendor = jsonString(u, "vendor", `${where}.usb`);
+    const product = jsonString(u, "product", `${where}.usb`);
+    const serial = jsonString(u, "serial", `${where}.usb`);
     if (!USB_STRING.test(vendor) || !USB_STRING.test(product))
       throw new ConfigError(`${where}.usb: vendor and product must be 1-64 printable ASCII characters`);
     if (!isUsbSerial(serial))
       throw new ConfigError(`${where}.usb: "serial" must be 1-64 of A-Z a-z 0-9 _ . : -`);
     return { usb: { vendor, product, serial } };
   }
-  const tcp = str(o, "tcp", where);
+  const tcp = jsonString(o, "tcp", where);
   if (!parseTcpAddress(tcp)) throw new ConfigError(`${where}: "tcp" must be HOST:PORT`);
   if (o.mac === undefined) return { tcp };
-  const mac = normalizeMac(str(o, "mac", where));
+  const mac = normalizeMac(jsonString(o, "mac", where));
   if (mac === null) throw new ConfigError(`${where}: "mac" must look like aa:bb:cc:dd:ee:ff`);
   return { mac, tcp };
 }
@@ -96,7 +96,7 @@ export function parseEnrolments(text: string, source: string): Enrolments {
   } catch {
     throw new ConfigError(`${source} is not valid JSON: remove it (pending enrolments are then lost)`);
   }
-  const top = object(value, source, ["version", "pending", "spent"]);
+  const top = jsonObject(value, source, ["version", "pending", "spent"]);
   if (top.version !== ENROLMENTS_VERSION)
     throw new ConfigError(`${source}: "version" must be ${ENROLMENTS_VERSION}`);
   if (!Array.isArray(top.pending) || !Array.isArray(top.spent))
@@ -117,14 +117,22 @@ export function parseEnrolments(text: string, source: string): Enrolments {
 }
 
 function parseEnrolment(value: unknown, where: string): Enrolment {
-  const o = object(value, where, ["name", "zone", "label", "token", "identity", "createdAt", "expiresAt"]);
-  const name = str(o, "name", where);
+  const o = jsonObject(value, where, [
+    "name",
+    "zone",
+    "label",
+    "token",
+    "identity",
+    "createdAt",
+    "expiresAt",
+  ]);
+  const name = jsonString(o, "name", where);
   if (!isQubeName(name)) throw new ConfigError(`${where}: "name" must be a qube name`);
-  const zone = str(o, "zone", where);
+  const zone = jsonString(o, "zone", where);
   if (!isZone(zone)) throw new ConfigError(`${where}: "zone" must be 1-32 of a-z 0-9 _ . -`);
-  const label = str(o, "label", where);
+  const label = jsonString(o, "label", where);
   if (!isLabel(label)) throw new ConfigError(`${where}: "label" must be one of ${LABELS.join(", ")}`);
-  const token = str(o, "token", where);
+  const token = jsonString(o, "token", where);
   if (!HEX64.test(token)) throw new ConfigError(`${where}: "token" must be 64 lower-case hex digits`);
   return {
     name,
@@ -132,8 +140,8 @@ function parseEnrolment(value: unknown, where: string): Enrolment {
     label,
     token: Uint8Array.from(Buffer.from(token, "hex")),
     identity: parseIdentity(o.identity, `${where}: "identity"`),
-    createdAt: time(o, "createdAt", where),
-    expiresAt: time(o, "expiresAt", where),
+    createdAt: jsonTime(o, "createdAt", where),
+    expiresAt: jsonTime(o, "expiresAt", where),
   };
 }
 
@@ -193,27 +201,4 @@ export function matchSerialEntry(name: string, identity: Identity): SerialMatch 
 /** Seconds left before `e` expires (negative once expired). */
 export function secondsLeft(e: Enrolment, nowMs = Date.now()): number {
   return (Date.parse(e.expiresAt) - nowMs) / 1000;
-}
-
-function object(value: unknown, where: string, allowed: readonly string[]): Record<string, unknown> {
-  if (value === null || typeof value !== "object" || Array.isArray(value))
-    throw new ConfigError(`${where} must be a JSON object`);
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key))
-      throw new ConfigError(`${where}: unknown field "${key.slice(0, 40)}" (allowed: ${allowed.join(", ")})`);
-  }
-  return value as Record<string, unknown>;
-}
-
-function str(o: Record<string, unknown>, key: string, where: string): string {
-  const v = o[key];
-  if (typeof v !== "string") throw new ConfigError(`${where}: "${key}" must be a string`);
-  return v;
-}
-
-function time(o: Record<string, unknown>, key: string, where: string): string {
-  const v = str(o, key, where);
-  if (!ISO_TIME.test(v) || Number.isNaN(Date.parse(v)))
-    throw new ConfigError(`${where}: "${key}" must be an ISO 8601 UTC time`);
-  return v;
 }

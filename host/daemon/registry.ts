@@ -23,6 +23,7 @@ import { ConfigError } from "../../core/errors.ts";
 import { isQubeName } from "../../core/qrexec/names.ts";
 import { formatPublicKey, parsePublicKey, type StaticPublicKey } from "../../core/session/key-text.ts";
 import { platform } from "../../platform/index.ts";
+import { jsonObject, jsonString, jsonTime } from "./json-fields.ts";
 
 export const REGISTRY_VERSION = 1;
 const REGISTRY_MAX_BYTES = 1024 * 1024;
@@ -51,7 +52,6 @@ const ZONE = /^[a-z0-9][a-z0-9_.-]{0,31}$/;
 const BY_ID = /^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,254}$/;
 const USB_SERIAL = /^[A-Za-z0-9_.:-]{1,64}$/;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
-const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
 const HOSTNAME =
   /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
@@ -103,7 +103,7 @@ export function parseRegistry(text: string, source: string): Registry {
       `${source} is not valid JSON: restore it from a backup, or remove it and pair again`,
     );
   }
-  const top = object(value, source, ["version", "remotes"]);
+  const top = jsonObject(value, source, ["version", "remotes"]);
   if (top.version !== REGISTRY_VERSION) {
     throw new ConfigError(
       `${source}: "version" must be ${REGISTRY_VERSION} (this qubes-air reads only that format)`,
@@ -123,15 +123,15 @@ export function parseRegistry(text: string, source: string): Registry {
 const ENTRY_FIELDS = ["name", "zone", "transport", "usbSerial", "mac", "agentKey", "pairedAt", "lastSeen"];
 
 function parseEntry(value: unknown, where: string): RemoteEntry {
-  const o = object(value, where, ENTRY_FIELDS);
-  const name = str(o, "name", where);
+  const o = jsonObject(value, where, ENTRY_FIELDS);
+  const name = jsonString(o, "name", where);
   if (!isQubeName(name)) {
     throw new ConfigError(
       `${where}: "name" must be a qube name (a letter, then letters, digits, _ . -; at most 31)`,
     );
   }
   const at = `${where} ("${name}")`;
-  const zone = str(o, "zone", at);
+  const zone = jsonString(o, "zone", at);
   if (!isZone(zone))
     throw new ConfigError(`${at}: "zone" must be 1-32 of a-z 0-9 _ . - (e.g. usb, lan, cloud)`);
   const transport = parseTransport(o.transport, `${at}: "transport"`);
@@ -139,18 +139,18 @@ function parseEntry(value: unknown, where: string): RemoteEntry {
     name,
     zone,
     transport,
-    agentKey: parsePublicKey(str(o, "agentKey", at), `${at}: "agentKey"`),
-    pairedAt: time(o, "pairedAt", at),
-    lastSeen: o.lastSeen === null ? null : time(o, "lastSeen", at),
+    agentKey: parsePublicKey(jsonString(o, "agentKey", at), `${at}: "agentKey"`),
+    pairedAt: jsonTime(o, "pairedAt", at),
+    lastSeen: o.lastSeen === null ? null : jsonTime(o, "lastSeen", at),
   };
   const extra: { usbSerial?: string; mac?: string } = {};
   if (o.usbSerial !== undefined) {
-    const s = str(o, "usbSerial", at);
+    const s = jsonString(o, "usbSerial", at);
     if (!isUsbSerial(s)) throw new ConfigError(`${at}: "usbSerial" must be 1-64 of A-Z a-z 0-9 _ . : -`);
     extra.usbSerial = s;
   }
   if (o.mac !== undefined) {
-    const mac = normalizeMac(str(o, "mac", at));
+    const mac = normalizeMac(jsonString(o, "mac", at));
     if (!mac) throw new ConfigError(`${at}: "mac" must look like aa:bb:cc:dd:ee:ff`);
     extra.mac = mac;
   }
@@ -158,19 +158,19 @@ function parseEntry(value: unknown, where: string): RemoteEntry {
 }
 
 export function parseTransport(value: unknown, where: string): TransportSpec {
-  const o = object(value, where, ["tcp", "serial"]);
+  const o = jsonObject(value, where, ["tcp", "serial"]);
   const kinds = Object.keys(o);
   if (kinds.length !== 1) throw new ConfigError(`${where} must have exactly one of "tcp" or "serial"`);
   if (kinds[0] === "tcp") {
-    const tcp = str(o, "tcp", where);
+    const tcp = jsonString(o, "tcp", where);
     if (!parseTcpAddress(tcp)) throw new ConfigError(`${where}: "tcp" must be HOST:PORT (or [IPv6]:PORT)`);
     return { tcp };
   }
-  const s = object(o.serial, `${where}.serial`, ["byId", "path"]);
+  const s = jsonObject(o.serial, `${where}.serial`, ["byId", "path"]);
   const keys = Object.keys(s);
   if (keys.length !== 1) throw new ConfigError(`${where}.serial must have exactly one of "byId" or "path"`);
   if (keys[0] === "byId") {
-    const byId = str(s, "byId", `${where}.serial`);
+    const byId = jsonString(s, "byId", `${where}.serial`);
     if (!isByIdName(byId)) {
       throw new ConfigError(
         `${where}.serial: "byId" must be a name in /dev/serial/by-id/ (no "/"), e.g. usb-...-if00`,
@@ -178,36 +178,10 @@ export function parseTransport(value: unknown, where: string): TransportSpec {
     }
     return { serial: { byId } };
   }
-  const path = str(s, "path", `${where}.serial`);
+  const path = jsonString(s, "path", `${where}.serial`);
   if (!isSerialPath(path))
     throw new ConfigError(`${where}.serial: "path" must be an absolute, normalised path`);
   return { serial: { path } };
-}
-
-function object(value: unknown, where: string, allowed: readonly string[]): Record<string, unknown> {
-  if (value === null || typeof value !== "object" || Array.isArray(value)) {
-    throw new ConfigError(`${where} must be a JSON object`);
-  }
-  for (const key of Object.keys(value)) {
-    if (!allowed.includes(key)) {
-      throw new ConfigError(`${where}: unknown field "${key.slice(0, 40)}" (allowed: ${allowed.join(", ")})`);
-    }
-  }
-  return value as Record<string, unknown>;
-}
-
-function str(o: Record<string, unknown>, key: string, where: string): string {
-  const v = o[key];
-  if (typeof v !== "string") throw new ConfigError(`${where}: "${key}" must be a string`);
-  return v;
-}
-
-function time(o: Record<string, unknown>, key: string, where: string): string {
-  const v = str(o, key, where);
-  if (!ISO_TIME.test(v) || Number.isNaN(Date.parse(v))) {
-    throw new ConfigError(`${where}: "${key}" must be an ISO 8601 UTC time such as 2026-01-02T03:04:05.000Z`);
-  }
-  return v;
 }
 
 export function formatRegistry(registry: Registry): string {
