@@ -17,7 +17,13 @@ test("chaos (quick): every TCP, serial, process and clock fault is survived with
   const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1e9);
   process.stderr.write(`chaos-quick: seed ${seed} (CHAOS_SEED=${seed} replays it)\n`);
   const lines: string[] = [];
-  const rows = await runSuite({ runs: 1, quick: true, seed, log: (l) => lines.push(l) });
+  // Each run's line goes to stderr as it happens too: a CI log then shows which fault failed
+  // even when the run is cut short.
+  const log = (l: string) => {
+    lines.push(l);
+    process.stderr.write(`chaos-quick: ${l}\n`);
+  };
+  const rows = await runSuite({ runs: 1, quick: true, seed, log });
   const table = markdownTable(rows);
   const context = `seed ${seed} (CHAOS_SEED=${seed} replays it)\n${lines.join("\n")}\n${table}`;
   expect(rows.length, context).toBeGreaterThanOrEqual(12);
