@@ -19,6 +19,9 @@ import { REGISTER_REMOTE_LIMITS, Service } from "../core/qrexec/services.ts";
 import { platform, SpawnError } from "../platform/index.ts";
 import type { ByteSource } from "../transport/transport.ts";
 
+/** The program a qube calls qrexec services with (the daemon's --qrexec-client replaces it). */
+export const DEFAULT_QREXEC_CLIENT = "qrexec-client-vm";
+
 /** qrexec-client-vm's exit status when the policy refused the call (or dom0 has no such service). */
 const QREXEC_REFUSED = 126;
 
@@ -27,27 +30,33 @@ export interface RemoteVmSpec {
   readonly label: string;
 }
 
+/** How dom0 is reached: the qrexec-client-vm program (the daemon's --qrexec-client) and its env. */
+export interface Dom0Caller {
+  readonly client?: string;
+  readonly env?: Record<string, string>;
+}
+
 /** dom0 refused or could not be asked; the message says why and what to do. */
 export class RegisterError extends ConfigError {}
 
 /** Creates the RemoteVM, or updates the one this qube registered before (a device paired again). */
 export async function registerRemoteVm(
   spec: RemoteVmSpec,
-  env?: Record<string, string>,
+  via: Dom0Caller = {},
 ): Promise<"created" | "updated"> {
   assert(
     isQubeName(spec.name) && isQubeLabel(spec.label),
     "names and labels are checked before registration",
   );
-  const answer = await call(spec.name, `register ${spec.label} ${spec.name}\n`, env);
+  const answer = await call(spec.name, `register ${spec.label} ${spec.name}\n`, via);
   if (answer === "created" || answer === "updated") return answer;
   throw refused(spec.name, "register", answer);
 }
 
 /** Removes the RemoteVM this qube registered (dom0 refuses any other). */
-export async function removeRemoteVm(name: string, env?: Record<string, string>): Promise<void> {
+export async function removeRemoteVm(name: string, via: Dom0Caller = {}): Promise<void> {
   assert(isQubeName(name), "names are checked before removal");
-  const answer = await call(name, "unregister\n", env);
+  const answer = await call(name, "unregister\n", via);
   if (answer !== "removed") throw refused(name, "remove", answer);
 }
 
@@ -56,16 +65,17 @@ function refused(name: string, what: string, answer: string): RegisterError {
 }
 
 /** One call to the dom0 service: its answer line (cleaned), or a RegisterError. */
-async function call(name: string, request: string, env?: Record<string, string>): Promise<string> {
+async function call(name: string, request: string, { client, env }: Dom0Caller): Promise<string> {
   assert(request.length <= REGISTER_REMOTE_LIMITS.maxRequestBytes, "the request fits dom0's limit");
-  const argv = ["qrexec-client-vm", "dom0", `${Service.RegisterRemote}+${name}`];
+  const program = client ?? DEFAULT_QREXEC_CLIENT;
+  const argv = [program, "dom0", `${Service.RegisterRemote}+${name}`];
   let child: Awaited<ReturnType<typeof platform.spawn>>;
   try {
     child = await platform.spawn(argv, { stdin: "pipe", stderr: "ignore", ...(env ? { env } : {}) });
   } catch (e) {
     if (e instanceof SpawnError) {
       throw new RegisterError(
-        "qrexec-client-vm is not installed in this qube: run sys-remote as a Qubes qube " +
+        `${program} is not installed in this qube: run sys-remote as a Qubes qube ` +
           "(qubes-core-agent), or turn registration off (--no-register)",
       );
     }

@@ -2,9 +2,9 @@
 import { EXIT } from "../../core/cli/exit-codes.ts";
 import { Daemon } from "../daemon/daemon.ts";
 import { DEFAULT_NET_DIR, HOTPLUG_INTERVAL_MS } from "../daemon/hotplug.ts";
-import { DEFAULT_QREXEC_CLIENT } from "../daemon/incoming.ts";
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS } from "../daemon/remote-link.ts";
 import { DEFAULT_BY_ID_DIR } from "../daemon/transport-open.ts";
+import { DEFAULT_QREXEC_CLIENT } from "../register-remote.ts";
 import {
   COMMON_HELP,
   type Command,
@@ -41,7 +41,7 @@ qrexec-client-vm --source-qube=<remote>. Logs go to stderr (the journal under sy
 Options:
   --serial-by-id-dir DIR    where USB serial devices appear (default ${DEFAULT_BY_ID_DIR})
   --net-dir DIR             network interfaces (default ${DEFAULT_NET_DIR})
-  --qrexec-client PROGRAM   for calls from devices (default ${DEFAULT_QREXEC_CLIENT})
+  --qrexec-client PROGRAM   for calls from devices and registration in dom0 (default ${DEFAULT_QREXEC_CLIENT})
   --keepalive-ms N          RTT ping period (default 10000)
   --backoff-min-ms N        first reconnect delay (default ${BACKOFF_MIN_MS})
   --backoff-max-ms N        longest reconnect delay (default ${BACKOFF_MAX_MS})

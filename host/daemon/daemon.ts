@@ -198,7 +198,7 @@ export class Daemon {
   private async registerInDom0(name: string, label: string): Promise<string | null> {
     if (!this.o.register) return "registration is off (--no-register)";
     try {
-      const done = await registerRemoteVm({ name, label });
+      const done = await registerRemoteVm({ name, label }, { client: this.o.qrexecClient });
       this.o.log(`${name}: RemoteVM ${done} in dom0 (relayvm ${this.o.selfName})`);
       return null;
     } catch (error) {
@@ -250,7 +250,7 @@ export class Daemon {
     unpair: async (name, removeQube) => {
       if (!this.entries.has(name)) throw new ConfigError(`no remote qube named ${name} is paired`);
       // The qube first: if dom0 refuses, nothing changed here and the command can be run again.
-      if (removeQube) await removeRemoteVm(name);
+      if (removeQube) await removeRemoteVm(name, { client: this.o.qrexecClient });
       const link = this.links.get(name);
       this.entries.delete(name);
       this.links.delete(name);

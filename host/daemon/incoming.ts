@@ -23,8 +23,6 @@ import { ResetReason } from "../../core/vchan/messages.ts";
 import { platform } from "../../platform/index.ts";
 import { receiveAnnouncement } from "./announcements.ts";
 
-export const DEFAULT_QREXEC_CLIENT = "qrexec-client-vm";
-
 export interface IncomingOptions {
   /** The qrexec-client-vm program (a name looked up in PATH, or a path). */
   readonly qrexecClient: string;

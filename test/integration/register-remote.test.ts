@@ -209,28 +209,42 @@ describe("host/register-remote.ts", () => {
   const env = (caller: string, path = dom0.path) => ({ ...dom0.env(caller), PATH: path });
 
   test("registers and removes through the service", async () => {
-    expect(await registerRemoteVm({ name: "ts-dev", label: "green" }, env(SR))).toBe("created");
-    expect(await registerRemoteVm({ name: "ts-dev", label: "blue" }, env(SR))).toBe("updated");
+    expect(await registerRemoteVm({ name: "ts-dev", label: "green" }, { env: env(SR) })).toBe("created");
+    expect(await registerRemoteVm({ name: "ts-dev", label: "blue" }, { env: env(SR) })).toBe("updated");
     expect(dom0.qubes()["ts-dev"]!.prefs).toMatchObject({ label: "blue", relayvm: SR });
-    await removeRemoteVm("ts-dev", env(SR));
+    await removeRemoteVm("ts-dev", { env: env(SR) });
     expect(dom0.qubes()["ts-dev"]).toBeUndefined();
   });
 
+  test("the program named as the qrexec client (the daemon's --qrexec-client) is the one run", async () => {
+    const standIns = dom0.path.split(":")[0]!;
+    const plain = process.env.PATH ?? "/usr/bin:/bin"; // no stand-in on it: only `client` reaches dom0
+    const via = { client: join(standIns, "qrexec-client-vm"), env: env(SR, plain) };
+    expect(await registerRemoteVm({ name: "cl-dev", label: "green" }, via)).toBe("created");
+    await removeRemoteVm("cl-dev", via);
+    expect(dom0.qubes()["cl-dev"]).toBeUndefined();
+    const missing = registerRemoteVm(
+      { name: "cl-dev", label: "green" },
+      { ...via, client: join(dir, "no-such-client") },
+    );
+    await expect(missing).rejects.toThrow(`${join(dir, "no-such-client")} is not installed in this qube`);
+  });
+
   test("dom0's refusal, the policy's refusal and a missing qrexec-client-vm are RegisterErrors that say why", async () => {
-    const taken = registerRemoteVm({ name: "vault", label: "red" }, env(SR));
+    const taken = registerRemoteVm({ name: "vault", label: "red" }, { env: env(SR) });
     await expect(taken).rejects.toBeInstanceOf(RegisterError);
     await expect(taken).rejects.toThrow(
       "dom0 would not register the RemoteVM vault: refused: vault is a qube sys-remote did not register",
     );
-    await expect(removeRemoteVm("by-hand", env(SR))).rejects.toThrow(
+    await expect(removeRemoteVm("by-hand", { env: env(SR) })).rejects.toThrow(
       "dom0 would not remove the RemoteVM by-hand: refused: sys-remote registered no RemoteVM named by-hand",
     );
-    const policy = registerRemoteVm({ name: "w-dev", label: "red" }, env("work"));
+    const policy = registerRemoteVm({ name: "w-dev", label: "red" }, { env: env("work") });
     await expect(policy).rejects.toBeInstanceOf(RegisterError);
     await expect(policy).rejects.toThrow(
       "dom0's qrexec policy refuses qubesair.RegisterRemote from this qube",
     );
-    const none = registerRemoteVm({ name: "x-dev", label: "red" }, env(SR, join(dir, "empty-path")));
+    const none = registerRemoteVm({ name: "x-dev", label: "red" }, { env: env(SR, join(dir, "empty-path")) });
     await expect(none).rejects.toThrow("qrexec-client-vm is not installed in this qube");
     expect(dom0.qubes()["w-dev"]).toBeUndefined();
     expect(dom0.qubes()["x-dev"]).toBeUndefined();
