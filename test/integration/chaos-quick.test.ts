@@ -9,9 +9,17 @@
  * 125 (or 0 with every byte intact) and a call succeeding again within the fault's bound (2 s
  * after the fault ends; plus the keepalive or ping deadline where a flipped, dropped or repeated
  * chunk can hit a TCP length field). The seed is printed; CHAOS_SEED=N replays a run.
+ * A fault that missed only on time (recovered, but past its bound, or a caller exit outside the
+ * expected codes) with every byte right and nothing hung, spinning or left over gets two more
+ * runs on a fresh rig, both of which must pass: CI machines are shared, and one late sample is
+ * not a finding, two more are. Wrong bytes, hangs, spins and leftovers fail at once.
  */
 import { expect, test } from "bun:test";
-import { markdownTable, runSuite } from "../../chaos/suite.ts";
+import { markdownTable, type Row, runSuite } from "../../chaos/suite.ts";
+
+const clean = (r: Row) =>
+  r.wrong === 0 && r.hung === 0 && r.spinning === 0 && r.leftovers === 0 && r.neverRecovered === 0;
+const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
 test("chaos (quick): every TCP, serial, process and clock fault is survived with no wrong byte, hang or leftover", async () => {
   const seed = Number(process.env.CHAOS_SEED ?? Date.now() % 1e9);
@@ -23,8 +31,22 @@ test("chaos (quick): every TCP, serial, process and clock fault is survived with
     lines.push(l);
     process.stderr.write(`chaos-quick: ${l}\n`);
   };
-  const rows = await runSuite({ runs: 1, quick: true, seed, log });
-  const table = markdownTable(rows);
+  const first = await runSuite({ runs: 1, quick: true, seed, log });
+  const late = first.filter((r) => r.verdict !== "pass" && clean(r));
+  const again =
+    late.length === 0
+      ? []
+      : await runSuite({
+          runs: 2,
+          quick: true,
+          seed: seed + 1,
+          only: new RegExp(`^(${late.map((r) => literal(r.fault)).join("|")})$`),
+          log: (l) => log(`second look: ${l}`),
+        });
+  const rows = first.map(
+    (r) => again.find((a) => a.fault === r.fault && a.workload === r.workload && late.includes(r)) ?? r,
+  );
+  const table = markdownTable([...first, ...again]);
   const context = `seed ${seed} (CHAOS_SEED=${seed} replays it)\n${lines.join("\n")}\n${table}`;
   expect(rows.length, context).toBeGreaterThanOrEqual(12);
   for (const r of rows) {
