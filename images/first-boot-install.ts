@@ -35,6 +35,11 @@ export function installScript(agentDeb: string): string {
 # The device's own /etc/qubes-air/agent.json is already in place: --force-confold keeps it.
 set -eu
 cd ${INSTALL.dir}
+if [ ! -f ./${agentDeb} ]; then
+  # The cloud path fetches it first; a failed or refused download leaves nothing to install.
+  echo "qubes-air: no agent package at ${INSTALL.dir}/${agentDeb} (its download failed, see above): nothing installed" >&2
+  exit 1
+fi
 set -- ./${agentDeb}
 # Runtime packages (Debian's Node on the armory): only those the system does not have yet.
 for deb in runtime/*.deb; do

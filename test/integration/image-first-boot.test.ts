@@ -30,7 +30,7 @@ import {
 import { dirname, join } from "node:path";
 import { parseConfig } from "../../agent/config.ts";
 import { BOARDS } from "../../hw/boards.ts";
-import { cloudUserData, FETCH_SCRIPT } from "../../images/cloud-files.ts";
+import { CLOUD_DEB, cloudUserData, FETCH_SCRIPT } from "../../images/cloud-files.ts";
 import { type DeviceSetup, devicePlan, PATHS } from "../../images/device-files.ts";
 import { INSTALL } from "../../images/first-boot-install.ts";
 import type { RootEntry } from "../../images/rootfs.ts";
@@ -173,20 +173,17 @@ describe.skipIf(lacking(why))("first boot: the agent package installed in a Debi
     rmSync(root, { recursive: true, force: true });
   }, 600_000);
 
-  test("cloud-init: the user-data's files and runcmd fetch, check and install the package", async () => {
-    const work = openDir("qa-firstboot-cloud-");
-    const root = join(work, "root");
-    mkdirSync(root);
-    ok("tar", ["-xf", tarball, "-C", root]);
+  /** What cloud-init does with the user-data in `root`: write_files, then each runcmd entry
+   * (cloud-init goes on to the next after a failure); returns the entries' exit codes and stderr. */
+  async function cloudInit(root: string, sha256: string): Promise<{ codes: number[]; err: string }> {
     const bytes = readFileSync(deb);
     const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response(bytes) });
     try {
-      const sum = createHash("sha256").update(bytes).digest("hex");
       const text = cloudUserData({
         name: "build1",
         port: 7443,
         token: "cd".repeat(32),
-        agent: { kind: "url", url: `http://127.0.0.1:${server.port}/pkg.deb`, sha256: sum },
+        agent: { kind: "url", url: `http://127.0.0.1:${server.port}/pkg.deb`, sha256 },
       });
       const ud = Bun.YAML.parse(text) as {
         write_files: { path: string; permissions: string; content: string }[];
@@ -197,20 +194,45 @@ describe.skipIf(lacking(why))("first boot: the agent package installed in a Debi
         mkdirSync(dirname(join(root, f.path)), { recursive: true });
         writeFileSync(join(root, f.path), f.content, { mode: Number.parseInt(f.permissions, 8) });
       }
+      const codes: number[] = [];
+      let err = "";
       for (const cmd of ud.runcmd) {
-        if (cmd[0] === FETCH_SCRIPT) {
-          // The root has no curl: the fetch runs here, into the root (the server is this process's).
-          const script = readFileSync(join(root, FETCH_SCRIPT), "utf8").replace(
-            `dest=${INSTALL.dir}/`,
-            `dest=${root}${INSTALL.dir}/`,
-          );
-          const p = Bun.spawn(["sh", "-c", script], { stderr: "pipe" });
-          expect({ status: await p.exited, err: await new Response(p.stderr).text() }).toEqual({
-            status: 0,
-            err: "",
-          });
-        } else ok("chroot", [root, ...cmd], "");
+        // The root has no curl: the fetch runs here, into the root (the server is this process's).
+        const argv =
+          cmd[0] === FETCH_SCRIPT
+            ? [
+                "sh",
+                "-c",
+                readFileSync(join(root, FETCH_SCRIPT), "utf8").replace(
+                  `dest=${INSTALL.dir}/`,
+                  `dest=${root}${INSTALL.dir}/`,
+                ),
+              ]
+            : ["chroot", root, ...cmd];
+        const p = Bun.spawn(argv, { stdout: "ignore", stderr: "pipe" });
+        codes.push(await p.exited);
+        err += await new Response(p.stderr).text();
       }
+      return { codes, err };
+    } finally {
+      server.stop(true);
+    }
+  }
+
+  function freshRoot(prefix: string): string {
+    const root = join(openDir(prefix), "root");
+    mkdirSync(root);
+    ok("tar", ["-xf", tarball, "-C", root]);
+    return root;
+  }
+
+  test("cloud-init: the user-data's files and runcmd fetch, check and install the package", async () => {
+    const root = freshRoot("qa-firstboot-cloud-");
+    try {
+      const sum = createHash("sha256").update(readFileSync(deb)).digest("hex");
+      const run = await cloudInit(root, sum);
+      expect(run.codes).toEqual(run.codes.map(() => 0));
+      expect(run.err).not.toContain("qubes-air:"); // neither the fetch nor the install complained
       const q = (args: string[]) => ok("chroot", [root, "dpkg-query", ...args]).trim();
       expect(q(["-W", "-f", STATUS, "qubes-air-agent"])).toBe("installed");
       const config = JSON.parse(readFileSync(join(root, PATHS.config), "utf8"));
@@ -220,7 +242,24 @@ describe.skipIf(lacking(why))("first boot: the agent package installed in a Debi
       expect(readlinkSync(join(root, PATHS.wants, AGENT_UNIT))).toBe(AGENT_PATHS.unit);
       expect(existsSync(join(root, INSTALL.dir))).toBe(false);
     } finally {
-      server.stop(true);
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 600_000);
+
+  test("cloud-init: a download that fails its sha256 installs and enables nothing, and says why", async () => {
+    const root = freshRoot("qa-firstboot-cloud-bad-");
+    try {
+      const run = await cloudInit(root, "00".repeat(32));
+      expect(run.codes.slice(-2)).toEqual([1, 1]); // the fetch refuses, then the install finds nothing
+      expect(run.err).toContain("has the wrong sha256");
+      expect(run.err).toContain("its download failed, see above): nothing installed");
+      const status = spawnSync("chroot", [root, "dpkg-query", "-W", "qubes-air-agent"]);
+      expect(status.status).not.toBe(0); // dpkg knows no such package
+      expect(existsSync(join(root, PATHS.wants, AGENT_UNIT))).toBe(false);
+      expect(existsSync(join(root, AGENT_PATHS.bin))).toBe(false);
+      for (const f of [CLOUD_DEB, `${CLOUD_DEB}.download`])
+        expect(existsSync(join(root, INSTALL.dir, f))).toBe(false);
+    } finally {
       rmSync(root, { recursive: true, force: true });
     }
   }, 600_000);
