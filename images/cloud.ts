@@ -53,8 +53,8 @@ Options:
   -h, --help           this text
 
 Examples:
-  qubes-air image cloud --name build1 --agent-url https://example.org/qubes-air-agent_1.0_amd64.deb \
-    --sys-remote 203.0.113.7
+  qubes-air image cloud --name build1 --sys-remote 203.0.113.7 \\
+    --agent-url https://example.org/qubes-air-agent_1.0_amd64.deb
   qubes-air image cloud --name build1 --embed-agent --out seed/`;
 
 export async function imageCloudCommand(argv: readonly string[], io: ImageIO): Promise<number> {

@@ -33,6 +33,9 @@ export type TofuProvider = (typeof TOFU_PROVIDERS)[number];
 
 interface ProviderTemplates {
   readonly title: string;
+  /** required_providers: the registry source, and a version constraint within one major release. */
+  readonly source: string;
+  readonly version: string;
   readonly main: string;
   readonly variables: string;
   readonly readme: string;
@@ -43,14 +46,27 @@ interface ProviderTemplates {
 const PROVIDERS: Readonly<Record<TofuProvider, ProviderTemplates>> = {
   proxmox: {
     title: "Proxmox VE",
+    // 0.x: each minor release may change attributes; ~> 0.111 still admits later 0.x fixes.
+    source: "bpg/proxmox",
+    version: "~> 0.111",
     main: proxmoxMain,
     variables: proxmoxVariables,
     readme: proxmoxReadme,
     required: " -var node=pve",
   },
-  aws: { title: "AWS EC2", main: awsMain, variables: awsVariables, readme: awsReadme, required: "" },
+  aws: {
+    title: "AWS EC2",
+    source: "hashicorp/aws",
+    version: "~> 6.0",
+    main: awsMain,
+    variables: awsVariables,
+    readme: awsReadme,
+    required: "",
+  },
   google: {
     title: "Google Cloud",
+    source: "hashicorp/google",
+    version: "~> 7.0",
     main: googleMain,
     variables: googleVariables,
     readme: googleReadme,
@@ -58,6 +74,8 @@ const PROVIDERS: Readonly<Record<TofuProvider, ProviderTemplates>> = {
   },
   hcloud: {
     title: "Hetzner Cloud",
+    source: "hetznercloud/hcloud",
+    version: "~> 1.45",
     main: hcloudMain,
     variables: hcloudVariables,
     readme: hcloudReadme,
@@ -105,6 +123,8 @@ export function tofuModule(provider: TofuProvider, s: TofuSetup): Map<string, st
     port: String(s.port),
     title: p.title,
     provider,
+    provider_source: p.source,
+    provider_version: p.version,
     min_prefix: String(MIN_PREFIX),
     cidr_regex: cidrRegex(),
     refused_octets: REFUSED_FIRST_OCTETS.join(", "),

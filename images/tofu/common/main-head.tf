@@ -3,6 +3,16 @@
 # That file holds the one-time pairing token, and so does this module's state: keep both private
 # until the VM is paired (after that the token is spent).
 
+terraform {
+  required_version = ">= 1.6.0"
+  required_providers {
+    {{provider}} = {
+      source  = "{{provider_source}}"
+      version = "{{provider_version}}"
+    }
+  }
+}
+
 locals {
   name       = "{{name}}"
   hostname   = "{{hostname}}"

@@ -1,14 +1,4 @@
 
-terraform {
-  required_version = ">= 1.6.0"
-  required_providers {
-    google = {
-      source  = "hashicorp/google"
-      version = "~> 7.0"
-    }
-  }
-}
-
 provider "google" {
   project = var.project
   region  = var.region

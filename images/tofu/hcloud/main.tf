@@ -1,14 +1,4 @@
 
-terraform {
-  required_version = ">= 1.6.0"
-  required_providers {
-    hcloud = {
-      source  = "hetznercloud/hcloud"
-      version = "~> 1.45"
-    }
-  }
-}
-
 # The API token comes from HCLOUD_TOKEN.
 provider "hcloud" {}
 

@@ -1,14 +1,4 @@
 
-terraform {
-  required_version = ">= 1.6.0"
-  required_providers {
-    proxmox = {
-      source  = "bpg/proxmox"
-      version = "~> 0.111"
-    }
-  }
-}
-
 # The endpoint and credentials come from PROXMOX_VE_ENDPOINT and PROXMOX_VE_API_TOKEN.
 provider "proxmox" {}
 
