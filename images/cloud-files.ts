@@ -3,13 +3,12 @@
  * amd64 agent package (qubes-air-agent_V_amd64.deb, the same package as everywhere else:
  * downloaded from a URL the user hosts and checked against its pinned sha256, or embedded base64
  * for NoCloud seeds), the VM's own config listening on TCP and a one-time pairing token (0600),
- * written before the package is installed (kept with --force-confold: first-boot-install.ts);
- * and an example Terraform file that passes the user-data to a VM (Hetzner Cloud or AWS).
+ * written before the package is installed (kept with --force-confold: first-boot-install.ts).
+ * The OpenTofu modules that hand this user-data to a VM are images/tofu-modules.ts.
  * Why a URL and not the package inside: clouds cap user-data (AWS 16 KiB, Hetzner 32 KiB) and the
  * package is tens of MB; the sha256 in the user-data pins exactly the bytes the user built.
  */
 
-import { hostnameFrom } from "./build-options.ts";
 import { PATHS } from "./device-files.ts";
 import { INSTALL, installScript } from "./first-boot-install.ts";
 import { Literal, toYaml, type YamlValue } from "./yaml.ts";
@@ -100,122 +99,4 @@ export function cloudUserData(s: CloudSetup): string {
     `# qubes-air agent "${s.name}" (written by qubes-air image cloud). It holds a one-time pairing`,
     "# token: keep this file private until the VM is paired.",
   ]);
-}
-
-const ident = (name: string) => name.replace(/[^A-Za-z0-9_-]/g, "_");
-
-export function terraformFile(provider: "hcloud" | "aws", name: string, port: number): string {
-  const id = ident(name);
-  const host = hostnameFrom(name);
-  const cidr = `variable "sys_remote_cidr" {
-  description = "The public address sys-remote connects from, as a CIDR (e.g. 203.0.113.7/32)"
-  type        = string
-}`;
-  const pair = (addr: string) => `output "pair_command" {
-  value = "qubes-air pair ${name} --tcp \${${addr}}:${port} --zone cloud --token <the token qubes-air image cloud printed>"
-}`;
-  if (provider === "hcloud") {
-    return `# Example: a Hetzner Cloud VM running the qubes-air agent "${name}" (written by qubes-air image cloud).
-# export HCLOUD_TOKEN=...; terraform init; terraform apply -var sys_remote_cidr=203.0.113.7/32
-terraform {
-  required_providers {
-    hcloud = {
-      source  = "hetznercloud/hcloud"
-      version = ">= 1.45"
-    }
-  }
-}
-
-${cidr}
-
-resource "hcloud_firewall" "${id}" {
-  name = "${host}-qubes-air"
-  rule {
-    direction  = "in"
-    protocol   = "tcp"
-    port       = "${port}"
-    source_ips = [var.sys_remote_cidr]
-  }
-}
-
-resource "hcloud_server" "${id}" {
-  name         = "${host}"
-  image        = "debian-12"
-  server_type  = "cx22"
-  location     = "nbg1"
-  user_data    = file("\${path.module}/user-data")
-  firewall_ids = [hcloud_firewall.${id}.id]
-}
-
-output "address" {
-  value = hcloud_server.${id}.ipv4_address
-}
-
-${pair(`hcloud_server.${id}.ipv4_address`)}
-`;
-  }
-  return `# Example: an AWS EC2 VM running the qubes-air agent "${name}" (written by qubes-air image cloud).
-# terraform init; terraform apply -var sys_remote_cidr=203.0.113.7/32
-terraform {
-  required_providers {
-    aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.0"
-    }
-  }
-}
-
-variable "region" {
-  type    = string
-  default = "eu-central-1"
-}
-
-${cidr}
-
-provider "aws" {
-  region = var.region
-}
-
-data "aws_ami" "debian" {
-  most_recent = true
-  owners      = ["136693071363"] # Debian
-  filter {
-    name   = "name"
-    values = ["debian-12-amd64-*"]
-  }
-}
-
-resource "aws_security_group" "${id}" {
-  name = "${host}-qubes-air"
-  ingress {
-    from_port   = ${port}
-    to_port     = ${port}
-    protocol    = "tcp"
-    cidr_blocks = [var.sys_remote_cidr]
-  }
-  egress {
-    from_port   = 0
-    to_port     = 0
-    protocol    = "-1"
-    cidr_blocks = ["0.0.0.0/0"]
-  }
-}
-
-resource "aws_instance" "${id}" {
-  ami                         = data.aws_ami.debian.id
-  instance_type               = "t3.small"
-  user_data                   = file("\${path.module}/user-data")
-  user_data_replace_on_change = true
-  vpc_security_group_ids      = [aws_security_group.${id}.id]
-  tags = {
-    Name = "${host}"
-  }
-}
-
-output "address" {
-  value = aws_instance.${id}.public_ip
-}
-
-${pair(`aws_instance.${id}.public_ip`)}
-`;
 }

@@ -1,29 +1,36 @@
 /**
  * `qubes-air image cloud --name NAME [--port P] [--out DIR]`: cloud-init user-data for a cloud VM
- * that installs the amd64 agent package and runs it on TCP, plus an example Terraform file
- * (main.tf) that hands it to a VM, and the one-time pairing token and `qubes-air pair` command.
+ * that installs the amd64 agent package and runs it on TCP, plus OpenTofu/Terraform modules
+ * (DIR/tofu/PROVIDER/, images/tofu-modules.ts) that hand exactly that file to a VM behind a
+ * firewall admitting only sys-remote (--sys-remote), and the one-time pairing token and
+ * `qubes-air pair` command.
  * Clouds cap user-data (AWS 16 KiB, Hetzner 32 KiB), so the package is normally downloaded from
  * --agent-url and checked against its sha256; --embed-agent puts it inside (tens of MB: for
  * NoCloud seeds, libvirt, Proxmox).
- * Must never: write the token where others can read it (user-data is 0600), or overwrite files.
+ * Must never: write the token where others can read it (user-data is 0600), overwrite files, or
+ * write a module whose firewall admits more than sys-remote (parseSysRemoteCidr refuses it).
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { parseConfig } from "../agent/config.ts";
 import { isQubeName } from "../core/qrexec/names.ts";
 import { findAgentPackage } from "./agent-package.ts";
 import { IMAGE_LABELS } from "./build-options.ts";
-import { type AgentSource, cloudAgentConfig, cloudUserData, terraformFile } from "./cloud-files.ts";
+import { type AgentSource, cloudAgentConfig, cloudUserData } from "./cloud-files.ts";
 import { formatBytes, ImageError, type ImageIO, requireTools, usageError } from "./common.ts";
 import { PATHS } from "./device-files.ts";
+import { parseSysRemoteCidr } from "./sys-remote-cidr.ts";
+import { TOFU_DIR, TOFU_PROVIDERS, tofuModules } from "./tofu-modules.ts";
 
 export const CLOUD_HELP = `Usage: qubes-air image cloud --name NAME (--agent-url URL | --embed-agent) [options]
 
 Writes DIR/user-data (cloud-init: installs the agent package qubes-air-agent_V_amd64.deb with
-the VM's config listening on TCP and a one-time pairing token, and starts it) and DIR/main.tf (an
-example Terraform VM that uses it), and prints the token and the "qubes-air pair" command.
+the VM's config listening on TCP and a one-time pairing token, and starts it) and OpenTofu/
+Terraform modules DIR/tofu/{proxmox,aws,google,hcloud}/ that start a VM with exactly that
+user-data behind a firewall admitting only sys-remote to the agent's port (no SSH), and prints
+the token and the "qubes-air pair" command.
 
 Options:
   --name NAME          the VM's qube name (its RemoteVM in dom0)
@@ -34,7 +41,9 @@ Options:
   --agent-sha256 HEX   its sha256 (default: that of --agent or the package in dist/pkg/)
   --embed-agent        put the package into user-data (large: for NoCloud/libvirt, not public clouds)
   --agent FILE         the local agent package (default: found in dist/pkg/)
-  --provider P         hcloud (default) or aws, for main.tf
+  --sys-remote ADDR    sys-remote's public IPv4 address (or a CIDR, at most a /16): the only
+                       source the modules' firewalls admit (written to terraform.tfvars; without
+                       it, tofu asks for sys_remote_cidr). 0.0.0.0/0 is refused.
   --force              replace existing files in DIR
   --address HOST       the VM's address, when known (a reserved IP): run in sys-remote, the
                        daemon then pairs with the VM by itself once it answers (enrolment)
@@ -44,7 +53,8 @@ Options:
   -h, --help           this text
 
 Examples:
-  qubes-air image cloud --name build1 --agent-url https://example.org/qubes-air-agent_1.0_amd64.deb
+  qubes-air image cloud --name build1 --sys-remote 203.0.113.7 \\
+    --agent-url https://example.org/qubes-air-agent_1.0_amd64.deb
   qubes-air image cloud --name build1 --embed-agent --out seed/`;
 
 export async function imageCloudCommand(argv: readonly string[], io: ImageIO): Promise<number> {
@@ -81,7 +91,7 @@ async function cloud(argv: readonly string[], io: ImageIO): Promise<number> {
         "agent-sha256": { type: "string" },
         "embed-agent": { type: "boolean" },
         agent: { type: "string" },
-        provider: { type: "string" },
+        "sys-remote": { type: "string" },
         force: { type: "boolean" },
         address: { type: "string" },
         label: { type: "string" },
@@ -103,8 +113,7 @@ async function cloud(argv: readonly string[], io: ImageIO): Promise<number> {
   const port = v.port === undefined ? 7441 : Number(v.port);
   if (!/^\d{1,5}$/.test(String(v.port ?? "7441")) || port < 1 || port > 65535)
     throw usageError("--port must be 1-65535");
-  const provider = (v.provider ?? "hcloud") as string;
-  if (provider !== "hcloud" && provider !== "aws") throw usageError("--provider must be hcloud or aws");
+  const sysRemote = typeof v["sys-remote"] === "string" ? parseSysRemoteCidr(v["sys-remote"]) : undefined;
   const url = v["agent-url"] as string | undefined;
   if ((url === undefined) === (v["embed-agent"] !== true)) {
     throw usageError(
@@ -140,25 +149,30 @@ async function cloud(argv: readonly string[], io: ImageIO): Promise<number> {
   const userData = cloudUserData({ name, port, token, agent });
   const dir = typeof v.out === "string" ? v.out : `${name}-cloud`;
   mkdirSync(dir, { recursive: true });
-  const files: [string, string, number][] = [
-    ["user-data", userData, 0o600],
-    ["main.tf", terraformFile(provider, name, port), 0o644],
-  ];
+  const files: [string, string, number][] = [["user-data", userData, 0o600]];
+  for (const [f, text] of tofuModules({ name, port, sysRemote })) files.push([f, text, 0o644]);
   for (const [f] of files) {
     if (existsSync(join(dir, f)) && v.force !== true) {
       throw new ImageError(`${join(dir, f)} exists: choose another --out, or add --force to replace it`);
     }
   }
+  // A replaced set of modules must not keep an older run's sys-remote address.
+  for (const p of TOFU_PROVIDERS) rmSync(join(dir, TOFU_DIR, p, "terraform.tfvars"), { force: true });
   for (const [f, text, mode] of files) {
-    const tmp = join(dir, `.${f}.tmp-${process.pid}`);
+    mkdirSync(dirname(join(dir, f)), { recursive: true });
+    const tmp = join(dirname(join(dir, f)), `.${basename(f)}.tmp-${process.pid}`);
     writeFileSync(tmp, text, { mode });
     renameSync(tmp, join(dir, f));
   }
   io.out(
     [
-      `Wrote ${join(dir, "user-data")} (${formatBytes(Buffer.byteLength(userData))}, mode 0600) and ${join(dir, "main.tf")} (${provider})`,
+      `Wrote ${join(dir, "user-data")} (${formatBytes(Buffer.byteLength(userData))}, mode 0600)`,
       `  agent      ${agentNote}`,
-      `  listens    0.0.0.0:${port} (TCP); open it only to sys-remote (main.tf: var.sys_remote_cidr)`,
+      `  listens    0.0.0.0:${port} (TCP); open it only to sys-remote`,
+      `  modules    ${join(dir, TOFU_DIR)}/{${TOFU_PROVIDERS.join(",")}}/ (OpenTofu/Terraform; README.md in each)`,
+      sysRemote === undefined
+        ? "  firewall   admits only var.sys_remote_cidr (give --sys-remote ADDR, or -var sys_remote_cidr=ADDR/32 to tofu)"
+        : `  firewall   admits only ${sysRemote} to port ${port} (terraform.tfvars); no SSH`,
       "",
       "One-time pairing token (secret until the VM is paired):",
       `  ${token}`,

@@ -66,8 +66,9 @@ export const imageCommandWith = (hooks: Pick<ImageIO, "enrol">): Command => ({
 build   writes a new image from the upstream Raspberry Pi OS Lite (64-bit) or USB armory
         Debian image with the agent, its config, a one-time pairing token and the USB gadget.
         Needs no root. Prints the token (and a QR code) and the "qubes-air pair" command.
-cloud   writes cloud-init user-data (and an example Terraform file) that installs the x64
-        agent on a cloud VM with its token, for the TCP zone.
+cloud   writes cloud-init user-data that installs the x64 agent on a cloud VM with its token,
+        for the TCP zone, and OpenTofu/Terraform modules (Proxmox VE, AWS, Google Cloud,
+        Hetzner) that start the VM with it behind a firewall admitting only sys-remote.
 
 Examples:
   qubes-air image build --board pi4 --base 2025-05-13-raspios-bookworm-arm64-lite.img \\
