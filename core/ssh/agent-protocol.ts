@@ -258,6 +258,21 @@ export function parseSignedData(data: Uint8Array): SignedData {
   }
 }
 
+/** SIGN_REQUEST flags (draft-miller-ssh-agent §5.3): which hash an RSA signature uses. */
+export const SIGN_FLAGS = { RSA_SHA2_256: 2, RSA_SHA2_512: 4 } as const;
+
+/**
+ * True when this request would get an RSA signature over SHA-1 ("ssh-rsa"): an RSA key with
+ * neither SHA-2 flag. The prompt shows the data's SHA-256, but such a signature is over its
+ * SHA-1, for which chosen-prefix collisions are practical: the press would approve whatever
+ * collides with what the prompt names. OpenSSH itself stopped accepting "ssh-rsa" in 8.8.
+ */
+export function wantsSha1Signature(keyBlob: Uint8Array, flags: number): boolean {
+  const type = keyTypeOf(keyBlob);
+  const rsa = type === "ssh-rsa" || type === "ssh-rsa-cert-v01@openssh.com";
+  return rsa && (flags & (SIGN_FLAGS.RSA_SHA2_256 | SIGN_FLAGS.RSA_SHA2_512)) === 0;
+}
+
 /** The key type a key (or signature) blob names first: "ssh-ed25519", "rsa-sha2-512", … */
 export function keyTypeOf(blob: Uint8Array): string {
   const name = new Reader(blob).text();

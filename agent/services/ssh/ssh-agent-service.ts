@@ -40,6 +40,7 @@ import {
   keyTypeOf,
   parseSignedData,
   SUCCESS_MESSAGE,
+  wantsSha1Signature,
 } from "../../../core/ssh/agent-protocol.ts";
 import { platform } from "../../../platform/index.ts";
 import type { ByteStream } from "../../../transport/transport.ts";
@@ -131,13 +132,17 @@ class Session {
         if (ok && this.binds.length < MAX_BINDS) this.binds.push({ sessionId: r.sessionId, host });
         return ok ? SUCCESS_MESSAGE : FAILURE_MESSAGE;
       }
-      case "refused": {
-        this.refusals++;
+      case "refused":
         this.log("ssh-agent-refused", { client: this.ctx.source, request: r.what });
-        if (this.refusals === 1) await this.auditRefused(r.what);
-        return this.refusals > this.limits.maxRefusals ? null : FAILURE_MESSAGE;
-      }
+        return this.refuse(r.what);
     }
+  }
+
+  /** FAILURE for a refused request (the first per connection audited), or null after too many. */
+  private async refuse(what: string): Promise<Uint8Array | null> {
+    this.refusals++;
+    if (this.refusals === 1) await this.auditRefused(what);
+    return this.refusals > this.limits.maxRefusals ? null : FAILURE_MESSAGE;
   }
 
   close(): void {
@@ -145,13 +150,19 @@ class Session {
     this.upstream = null;
   }
 
-  private async sign(r: Extract<AgentRequest, { kind: "sign" }>): Promise<Uint8Array> {
+  private async sign(r: Extract<AgentRequest, { kind: "sign" }>): Promise<Uint8Array | null> {
     const ids = this.identities ?? (await this.listIdentities());
     const id = ids.find((i) => equalBytes(i.keyBlob, r.keyBlob));
     if (!id) {
       // Not a key of this device: nothing to confirm, the device's agent could not sign anyway.
+      // It counts as a refusal: a stock client asks only for keys the device listed.
       this.log("ssh-sign-unknown-key", { client: this.ctx.source });
-      return FAILURE_MESSAGE;
+      return this.refuse("sign-unknown-key");
+    }
+    if (wantsSha1Signature(id.keyBlob, r.flags)) {
+      // Never a press for a SHA-1 signature: the prompt's SHA-256 would not be what is signed.
+      this.log("ssh-sign-sha1-refused", { client: this.ctx.source });
+      return this.refuse("sign-rsa-sha1");
     }
     const key = `${keyTypeOf(id.keyBlob)} ${fingerprintOf(id.keyBlob)}${id.comment ? ` ${id.comment}` : ""}`;
     const signed = parseSignedData(r.data);
