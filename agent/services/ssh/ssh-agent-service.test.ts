@@ -4,6 +4,7 @@
  * approval and an audit record on disk first; oversize and malformed frames end the connection.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,6 +18,7 @@ import {
   encodeRequestIdentities,
   encodeSessionBind,
   encodeSignRequest,
+  fingerprintOf,
   type Identity,
   keyTypeOf,
   SIGN_FLAGS,
@@ -276,6 +278,34 @@ describe("qubes.SshAgent: red-team attacks", () => {
     ]) {
       const x = await serve(bad, ["approve"]);
       expect([x.status, x.replies.length, x.prompts]).toEqual([1, 0, 0]);
+    }
+  });
+
+  test("S6: through a forwarded agent (a verified session-bind with is_forwarding) the prompt says -forwarded", async () => {
+    // A real host key signs the session id, as an SSH server does; the device's ssh-agent checks it.
+    const { publicKey, privateKey } = generateKeyPairSync("ed25519");
+    const raw = new Uint8Array(publicKey.export({ format: "der", type: "spki" }).subarray(-32));
+    const te = (t: string) => sshString(new TextEncoder().encode(t));
+    const hostKey = cat(te("ssh-ed25519"), sshString(raw));
+    const sessionId = randomBytes(32);
+    const signature = cat(te("ssh-ed25519"), sshString(new Uint8Array(sign(null, sessionId, privateKey))));
+    const userauth = cat(
+      sshString(sessionId),
+      Uint8Array.of(50),
+      te("git"),
+      te("ssh-connection"),
+      te("publickey"),
+      Uint8Array.of(1),
+      te("ssh-ed25519"),
+      sshString(key.keyBlob),
+    );
+    for (const forwarding of [false, true]) {
+      const bind = encodeSessionBind({ kind: "session-bind", hostKey, sessionId, signature, forwarding });
+      const r = await serve(cat(bind, encodeSignRequest(key.keyBlob, userauth, 0)), ["approve"]);
+      expect(r.replies.map((m) => m[0])).toEqual([6, 14]);
+      const e = r.audit.entries[0]!;
+      expect(e.operation).toBe(forwarding ? "ssh-auth-forwarded" : "ssh-auth");
+      expect(e.detail).toContain(`host=ssh-ed25519 ${fingerprintOf(hostKey)} `);
     }
   });
 });

@@ -103,6 +103,12 @@ class Session {
   private identities: Identity[] | null = null;
   private readonly binds: { sessionId: Uint8Array; host: string }[] = [];
   private refusals = 0;
+  /**
+   * The client's ssh bound this connection as a forwarded agent (a verified session-bind with
+   * is_forwarding): its requests come from the host the agent was forwarded to, not from the
+   * client qube's own ssh. The prompt says so (red team S6).
+   */
+  private forwarded = false;
 
   constructor(
     private readonly ctx: SshAgentContext,
@@ -130,6 +136,7 @@ class Session {
           forwarding: r.forwarding,
         });
         if (ok && this.binds.length < MAX_BINDS) this.binds.push({ sessionId: r.sessionId, host });
+        if (ok && r.forwarding) this.forwarded = true;
         return ok ? SUCCESS_MESSAGE : FAILURE_MESSAGE;
       }
       case "refused":
@@ -183,6 +190,7 @@ class Session {
       operation = "ssh-sign";
       what = "";
     }
+    if (this.forwarded) operation = `${operation}-forwarded`;
     const digest = createHash("sha256").update(r.data).digest("hex");
     const detail = `${what ? `${what} ` : ""}sha256 ${digest.slice(0, 8)}…${digest.slice(-8)}`;
     const d = await this.ctx.confirm.decide({
