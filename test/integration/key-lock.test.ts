@@ -31,6 +31,21 @@ const unlock = (stack: Stack, pin: string) =>
   cli(stack.host, ["unlock", "--source", "sys-remote", DEVICE], `${pin}\n`);
 
 /** Every file below dir, recursively (relative paths). */
+/** Processes of ours whose argv or environment holds `pin` (read from /proc). */
+function pinInProcesses(pin: string): string[] {
+  const hits: string[] = [];
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    for (const what of ["cmdline", "environ"]) {
+      try {
+        if (readFileSync(`/proc/${pid}/${what}`).includes(Buffer.from(pin))) hits.push(`${pid} ${what}`);
+      } catch {
+        // gone, or not ours
+      }
+    }
+  }
+  return hits;
+}
+
 function filesUnder(dir: string, prefix = ""): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory()
@@ -148,7 +163,7 @@ describe("a stolen card, a guesser, and the owner", () => {
   });
 
   test("a wrong PIN through the link counts down; the attempt is on disk", async () => {
-    const r = await unlock(stack, "000000");
+    const r = await unlock(stack, "731946");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("wrong PIN: 4 attempts left before the key is wiped");
     expect(readFileSync(join(stack.stateDir, "gnupg.pin-attempts"), "utf8")).toBe("failures=1 wiped=0\n");
@@ -159,7 +174,20 @@ describe("a stolen card, a guesser, and the owner", () => {
   });
 
   test("the right PIN unlocks into /dev/shm only; signing works through the stack with a press", async () => {
-    const r = await unlock(stack, PIN);
+    // Red team K3: while the unlock runs, no process shows the PIN in its argv or environment.
+    const seen = { scans: 0, found: [] as string[] };
+    const running = unlock(stack, PIN);
+    let done = false;
+    void running.finally(() => {
+      done = true;
+    });
+    while (!done || seen.scans === 0) {
+      seen.found.push(...pinInProcesses(PIN));
+      seen.scans++;
+      await Bun.sleep(0); // yield to the unlock's I/O between scans
+    }
+    expect(seen.found).toEqual([]);
+    const r = await running;
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${DEVICE}: unlocked\n`);
@@ -188,6 +216,15 @@ describe("a stolen card, a guesser, and the owner", () => {
       "sys-remote unlock wrong-pin",
       "sys-remote unlock ok",
     ]);
+    // Red team K3: neither PIN tried is in either journal or in any file on the card.
+    for (const pin of [PIN, "731946"]) {
+      expect(stack.agent.lines.filter((l) => l.includes(pin))).toEqual([]);
+      expect(stack.daemon.lines.filter((l) => l.includes(pin))).toEqual([]);
+      const onCard = filesUnder(stack.stateDir).filter((f) =>
+        readFileSync(join(stack.stateDir, f)).includes(Buffer.from(pin)),
+      );
+      expect([pin, onCard]).toEqual([pin, []]);
+    }
   });
   test("unplugged: the host gone for unplugGraceSeconds locks the key and removes the opened home", async () => {
     expect(existsSync(stack.unlockedHome)).toBe(true);
