@@ -230,7 +230,7 @@ describe("qubes.SshAgent: red-team attacks", () => {
     expect(r.prompts).toBe(0);
   });
 
-  test("S4: a session-bind with a forged host signature is refused by the device's agent and names no host", async () => {
+  test("S4, S7: a session-bind with a forged host signature is refused by the device's agent and names no host; a flood of them ends the connection", async () => {
     const hostKey = cat(
       sshString(new TextEncoder().encode("ssh-ed25519")),
       sshString(new Uint8Array(32).fill(3)),
@@ -259,7 +259,17 @@ describe("qubes.SshAgent: red-team attacks", () => {
     const r = await serve(cat(bind, encodeSignRequest(key.keyBlob, userauth, 0)), ["approve"]);
     expect([...r.replies[0]!]).toEqual(FAILURE);
     expect(decodeSignResponse(r.replies[1]!)).not.toBeNull();
-    expect(r.audit.entries[0]!.detail).toContain("host=unknown");
+    expect(r.audit.entries.map((e) => `${e.operation} ${e.result}`)).toEqual([
+      "session-bind-refused refused",
+      "ssh-auth requested",
+      "ssh-auth ok",
+    ]);
+    expect(r.audit.entries[1]!.detail).toContain("host=unknown");
+    // S7: a flood of forged binds (each a signature check on the device) ends the connection.
+    const n = SSH_AGENT_LIMITS.maxRefusals + 5;
+    const flood = await serve(cat(...Array.from({ length: n }, () => bind)));
+    expect(flood.status).toBe(1);
+    expect(flood.replies).toHaveLength(SSH_AGENT_LIMITS.maxRefusals);
   });
 
   test("S5: other extensions, zero-length and truncated fields: refused or the connection ends, never a prompt", async () => {

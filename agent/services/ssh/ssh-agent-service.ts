@@ -137,7 +137,9 @@ class Session {
         });
         if (ok && this.binds.length < MAX_BINDS) this.binds.push({ sessionId: r.sessionId, host });
         if (ok && r.forwarding) this.forwarded = true;
-        return ok ? SUCCESS_MESSAGE : FAILURE_MESSAGE;
+        // A bind the device's agent refused counts as a refusal: a stock client sends one per
+        // connection, and each costs the device a signature check (red team S7).
+        return ok ? SUCCESS_MESSAGE : this.refuse("session-bind-refused");
       }
       case "refused":
         this.log("ssh-agent-refused", { client: this.ctx.source, request: r.what });
