@@ -73,7 +73,7 @@ function button(verdicts: Verdict[]) {
 }
 
 /** Serves `input` (concatenated requests) on one connection; the replies and the exit status. */
-async function serve(input: Uint8Array, verdicts: Verdict[] = [], audit = new Writer()) {
+async function serve(input: Uint8Array, verdicts: Verdict[] = [], audit = new Writer(), log: Log = quiet) {
   const b = button(verdicts);
   const out: Uint8Array[] = [];
   let fed = false;
@@ -94,7 +94,7 @@ async function serve(input: Uint8Array, verdicts: Verdict[] = [], audit = new Wr
       } as never,
       stderr: { write: async () => {}, closeWrite: async () => {} } as never,
     },
-    { source: "work", device, confirm: b.manager, audit, log: quiet },
+    { source: "work", device, confirm: b.manager, audit, log },
   );
   const replies = new AgentFramer(1 << 20).push(Uint8Array.from(out.flatMap((c) => [...c])));
   return { status, replies, prompts: b.state.prompts, audit };
@@ -317,5 +317,18 @@ describe("qubes.SshAgent: red-team attacks", () => {
       expect(e.operation).toBe(forwarding ? "ssh-auth-forwarded" : "ssh-auth");
       expect(e.detail).toContain(`host=ssh-ed25519 ${fingerprintOf(hostKey)} `);
     }
+  });
+
+  test("S8: a thousand identity requests on one connection: all answered, one journal line", async () => {
+    const lines: string[] = [];
+    const r = await serve(
+      cat(...Array.from({ length: 1000 }, () => encodeRequestIdentities())),
+      [],
+      new Writer(),
+      (event) => lines.push(event),
+    );
+    expect(r.status).toBe(0);
+    expect(r.replies).toHaveLength(1000);
+    expect(lines.filter((l) => l === "ssh-identities")).toHaveLength(1);
   });
 });

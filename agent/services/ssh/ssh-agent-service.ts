@@ -120,8 +120,10 @@ class Session {
   async handle(r: AgentRequest): Promise<Uint8Array | null> {
     switch (r.kind) {
       case "identities": {
+        const first = this.identities === null;
         const ids = await this.listIdentities();
-        this.log("ssh-identities", { client: this.ctx.source, keys: ids.length });
+        // Once per connection: a client repeating the request cannot flood the journal (S8).
+        if (first) this.log("ssh-identities", { client: this.ctx.source, keys: ids.length });
         return encodeIdentitiesAnswer(ids);
       }
       case "sign":
