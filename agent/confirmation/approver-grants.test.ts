@@ -206,4 +206,30 @@ describe("approver grants", () => {
     expect(s.m.busy).toBe(true);
     expect((await other).decision).toBe("timeout");
   });
+
+  test("red team G2: a grant never covers an SSH signature, a key import or a pairing, whatever the operation is called", async () => {
+    const s = setup();
+    s.grants.grant("build-logs", "build-keys", { kind: "count", count: 5, seconds: 60 });
+    for (const r of [
+      { client: "build-keys", service: "qubes.SshAgent", operation: "ssh-auth", key: "k" },
+      { client: "build-keys", service: "qubes.SshAgent", operation: "sign", key: "k" },
+      { client: "build-keys", service: "qubes.GpgImportKey", operation: "import", key: "k" },
+      { client: "build-keys", service: "qubes.GpgImportKey", operation: "sign", key: "k" },
+    ])
+      expect([r.service, r.operation, (await s.m.decide(r)).decision]).toEqual([
+        r.service,
+        r.operation,
+        "timeout",
+      ]);
+    expect(s.input.waits).toBe(4);
+    expect(s.grants.remaining("build-keys")).toEqual([{ approver: "build-logs", count: 5, digests: 0 }]);
+  });
+
+  test("red team G3: a grant is not carried by a look-alike client name", async () => {
+    const s = setup();
+    s.grants.grant("build-logs", "build-keys", { kind: "count", count: 5, seconds: 60 });
+    for (const client of ["build-keys2", "Build-keys", "build-key", "build-keys "])
+      expect((await s.m.decide(sign(client))).decision).toBe("timeout");
+    expect(s.grants.remaining("build-keys")[0]!.count).toBe(5);
+  });
 });

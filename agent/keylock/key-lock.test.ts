@@ -195,4 +195,28 @@ describe("KeyLock", () => {
     await locked;
     expect(s.lines.some((l) => l.startsWith("key-locked") && l.includes("unplugged"))).toBe(true);
   });
+
+  test("K1: a connection held open does not keep the key open past idleSeconds (red team)", async () => {
+    // A client qube opens qubes.Gpg2 and sends nothing: before the fix, use() stopped the idle
+    // timer until release(), so the key stayed open for as long as the device stayed plugged in.
+    const s = await setup({ idleSeconds: 1 });
+    const lock = (await s.open())!;
+    const locked = new Promise<string>((res) => {
+      const append = s.audit.append.bind(s.audit);
+      s.audit.append = async (e) => {
+        const r = await append(e);
+        if (e.operation === "lock") res(e.detail ?? "");
+        return r;
+      };
+    });
+    expect(await lock.unlock("2468", "x")).toEqual({ kind: "unlocked" });
+    const held = lock.use()!; // never released while the idle time runs
+    const verdict = await Promise.race([locked, Bun.sleep(8000).then(() => "still unlocked")]);
+    expect(verdict).toBe("idle");
+    expect(lock.current).toBe("locked");
+    expect(fs.existsSync(s.config.unlockedHome)).toBe(false);
+    held.release(); // a late release neither throws nor restarts anything
+    expect(lock.use()).toBeNull();
+    await lock.close();
+  });
 });

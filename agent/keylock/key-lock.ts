@@ -3,9 +3,9 @@
  * only sealed under the PIN (sealed.ts). `unlock(pin)` counts the attempt on disk, opens the
  * sealed file and writes the served home, keys included, into a directory on a RAM filesystem
  * (config keyLock.unlockedHome, default under /run); the split-GPG services then serve that home.
- * It locks again (gpg-agent killed, the RAM copy overwritten and removed) after keyLock.idleSeconds
- * without a signing connection, when no host has been connected for keyLock.unplugGraceSeconds,
- * and when the agent stops. keyLock.maxAttempts wrong PINs in a row destroy the sealed files.
+ * It locks again (gpg-agent killed, the RAM copy overwritten and removed) keyLock.idleSeconds
+ * after the last split-GPG connection started or ended (one held open does not keep it open),
+ * when no host has been connected for keyLock.unplugGraceSeconds, and when the agent stops. keyLock.maxAttempts wrong PINs in a row destroy the sealed files.
  *
  * Checks run one at a time (a queue), so parallel guesses cannot race the counter.
  * Must never: write the opened key to a disk-backed directory, check a PIN whose attempt is not
@@ -49,7 +49,6 @@ export interface KeyUse {
 export class KeyLock {
   private state: LockState;
   private queue: Promise<unknown> = Promise.resolve();
-  private users = 0;
   private idleTimer: ReturnType<typeof setTimeout> | null = null;
   private unplugTimer: ReturnType<typeof setTimeout> | null = null;
   private readonly files: LockFiles;
@@ -94,19 +93,23 @@ export class KeyLock {
     return this.state;
   }
 
-  /** The opened home for one connection, or null while locked. */
+  /**
+   * The opened home for one connection, or null while locked. A connection's start and end
+   * restart the idle time; a connection held open does not stop it. It used to: a client qube
+   * that opened a qubes.Gpg2 connection and sent nothing kept the key open for as long as the
+   * device stayed plugged in (red team K1, docs/threat-model.md). A real request (one press)
+   * takes far less than keyLock.idleSeconds; one still open when it runs out loses its home.
+   */
   use(): KeyUse | null {
     if (this.state !== "unlocked") return null;
-    this.users++;
-    this.stopIdle();
+    this.startIdle();
     let released = false;
     return {
       home: this.d.config.unlockedHome,
       release: () => {
         if (released) return;
         released = true;
-        this.users--;
-        if (this.users === 0 && this.state === "unlocked") this.startIdle();
+        if (this.state === "unlocked") this.startIdle();
       },
     };
   }
@@ -167,7 +170,7 @@ export class KeyLock {
     this.state = "unlocked";
     await this.audit(source, "unlock", "allowed", "ok", "");
     log("key-unlocked", { home: config.unlockedHome, idle_s: config.idleSeconds });
-    if (this.users === 0) this.startIdle();
+    this.startIdle();
     return { kind: "unlocked" };
   }
 

@@ -49,6 +49,11 @@ beforeAll(() => {
   fpr = fprOf("one@example.invalid");
   fpr2 = fprOf("two@example.invalid");
   gpg(["--quick-add-key", fpr, "cv25519", "encr", "never"]);
+  gpg(["--quick-gen-key", "Three <three@example.invalid>", "nistp256", "sign", "never"]);
+  gpg(["--quick-add-key", fprOf("three@example.invalid"), "nistp256", "encr", "never"]);
+  gpg(["--quick-gen-key", "Four <four@example.invalid>", "dsa2048", "sign", "never"]);
+  bin.ec = gpg(["--export", "three@example.invalid"]);
+  bin.dsa = gpg(["--export", "four@example.invalid"]);
   bin.pub = gpg(["--export", fpr]);
   bin.pubArmor = gpg(["--export", "--armor", fpr]);
   bin.both = gpg(["--export", fpr, fpr2]);
@@ -172,5 +177,64 @@ describe("qubes.GpgImportKey data", () => {
       ),
       { numRuns: 1000 },
     );
+  });
+
+  test("red team I1: a key packet with bytes after its key material is refused (the prompt's fingerprint would not be gpg's)", () => {
+    // gpg reads a key's fields and ignores what follows, so it imported such a key under its
+    // real fingerprint while the prompt showed a hash over the padded body.
+    const withTrailing = (data: Uint8Array, packetIndex: number) => {
+      const packets: { tag: number; body: Uint8Array }[] = [];
+      let at = 0;
+      while (at < data.length) {
+        const h = data[at]!;
+        const tag = (h >> 2) & 0x0f;
+        const n = 1 << (h & 3);
+        let len = 0;
+        for (let i = 0; i < n; i++) len = len * 256 + data[at + 1 + i]!;
+        packets.push({ tag, body: data.subarray(at + 1 + n, at + 1 + n + len) });
+        at += 1 + n + len;
+      }
+      return cat(
+        ...packets.map((p, i) => {
+          const body = i === packetIndex ? cat(p.body, new Uint8Array(20).fill(0x41)) : p.body;
+          return cat(
+            Uint8Array.of(0x80 | (p.tag << 2) | 2),
+            Uint8Array.of(0, 0, body.length >> 8, body.length & 255),
+            body,
+          );
+        }),
+      );
+    };
+    // Unpadded, the same re-framing parses (so the padding is what is refused).
+    expect(parseKeyImport(withTrailing(bin.pub!, -1)).keys[0]!.fingerprint).toBe(fpr);
+    expect(refused(withTrailing(bin.pub!, 0))).toBe("malformed");
+    const subkeyAt = (() => {
+      let at = 0;
+      let i = 0;
+      while (at < bin.pub!.length) {
+        const h = bin.pub![at]!;
+        if (((h >> 2) & 0x0f) === 14) return i;
+        const n = 1 << (h & 3);
+        let len = 0;
+        for (let k = 0; k < n; k++) len = len * 256 + bin.pub![at + 1 + k]!;
+        at += 1 + n + len;
+        i++;
+      }
+      throw new Error("no subkey");
+    })();
+    expect(refused(withTrailing(bin.pub!, subkeyAt))).toBe("malformed");
+  });
+
+  test("red team I1: keys of every algorithm gpg makes here pass with gpg's own fingerprints", () => {
+    const listed = (data: Uint8Array) =>
+      [
+        ...new TextDecoder()
+          .decode(gpg(["--with-colons", "--import-options", "show-only", "--import"], data))
+          .matchAll(/^pub:.*\nfpr:+([0-9A-F]+):/gm),
+      ].map((m) => m[1]!);
+    for (const name of ["pub", "both", "ec", "dsa"]) {
+      const keys = parseKeyImport(bin[name]!).keys.map((k) => k.fingerprint);
+      expect([name, keys]).toEqual([name, listed(bin[name]!)]);
+    }
   });
 });

@@ -15,6 +15,7 @@ import { sha1 } from "@noble/hashes/legacy.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { ProtocolError } from "../errors.ts";
 import { GPG_IMPORT_LIMITS } from "../qrexec/services.ts";
+import { keyMaterialProblem } from "./openpgp-key-material.ts";
 
 export type ImportRefusal =
   | "secret-key"
@@ -108,6 +109,12 @@ export function parseKeyImport(data: Uint8Array): ParsedImport {
 
 function keyOf(body: Uint8Array): ImportedKey {
   const version = body[0];
+  if (version !== 4 && version !== 5 && version !== 6)
+    throw new KeyImportError("not-a-key", "only version 4, 5 and 6 keys are imported");
+  // The fingerprint below is over the whole body: it must hold the public key and nothing else,
+  // or gpg (which reads the fields) imports the key under another fingerprint than the prompt's.
+  const problem = keyMaterialProblem(body);
+  if (problem !== null) throw new KeyImportError("malformed", `key packet: ${problem}`);
   if (version === 4) {
     if (body.length > 0xffff) throw new KeyImportError("malformed", "key packet too large");
     const pre = new Uint8Array([0x99, body.length >> 8, body.length & 0xff]);

@@ -5,6 +5,7 @@ import { buildGpgArgv, SAFE_PREFIX, secretUse, signerSpecs } from "./v1-argv.ts"
 import {
   isPrintableUtf8,
   parseV1Args,
+  signatureHashIsSha2,
   V1OptionError,
   type V1OptionReason,
   type V1Request,
@@ -251,5 +252,25 @@ describe("canonical argv and secret use", () => {
     expect(secretUse(parse("--version"))).toBeNull();
     expect(signerSpecs(parse("-s", "--default-key", "A"))).toEqual(["A"]);
     expect(signerSpecs(parse("-s", "-u", "B", "--default-key", "A"))).toEqual(["B"]);
+  });
+});
+
+describe("signatureHashIsSha2 (red team G1: digest grants only where gpg cannot sign SHA-1)", () => {
+  test("SHA-2 or no digest option: yes; SHA-1, MD5, RIPEMD-160 or a legacy mode: no", () => {
+    expect(signatureHashIsSha2(parse("-b", "-a"))).toBe(true);
+    expect(signatureHashIsSha2(parse("--digest-algo", "SHA512", "-b"))).toBe(true);
+    expect(signatureHashIsSha2(parse("--personal-digest-preferences", "SHA256 SHA512", "-b"))).toBe(true);
+    for (const weak of [
+      ["--digest-algo", "SHA1"],
+      ["--digest-algo", "sha1"],
+      ["--digest-algo", "H2"],
+      ["--digest-algo", "MD5"],
+      ["--digest-algo", "RIPEMD160"],
+      ["--personal-digest-preferences", "SHA256 SHA1"],
+      ["--pgp6"],
+      ["--pgp7"],
+      ["--rfc2440"],
+    ])
+      expect([weak, signatureHashIsSha2(parse(...weak, "-b"))]).toEqual([weak, false]);
   });
 });

@@ -265,3 +265,28 @@ export function parseV1Args(rawArgs: readonly Uint8Array[]): V1Request {
     outputFds,
   };
 }
+
+/** Options that make gpg pick a signature's hash from a legacy mode (pgp6/7: MD5, SHA-1, RIPEMD-160). */
+const HASH_MODE_OPTIONS = new Set(["pgp6", "pgp7", "pgp8", "rfc2440", "rfc4880", "openpgp", "gnupg"]);
+const HASH_LIST_OPTIONS = new Set(["digest-algo", "personal-digest-preferences"]);
+const SHA2_NAMES = new Set(["SHA224", "SHA256", "SHA384", "SHA512", "H8", "H9", "H10", "H11"]);
+
+/**
+ * True when the request leaves gpg no way to sign with a hash weaker than SHA-2 that the client
+ * chose: every digest option names SHA-2 only, and no legacy mode option is given. A digest
+ * grant (agent/confirmation/approver-grants.ts) matches a v1 signature by its data's SHA-2
+ * digest; a signature over the data's SHA-1 would hold for any data that collides with it
+ * (red team G1, docs/threat-model.md).
+ */
+export function signatureHashIsSha2(req: V1Request): boolean {
+  for (const o of req.options) {
+    if (HASH_MODE_OPTIONS.has(o.id)) return false;
+    if (!HASH_LIST_OPTIONS.has(o.id)) continue;
+    const names = (o.value ?? "")
+      .toUpperCase()
+      .split(/[\s,]+/)
+      .filter(Boolean);
+    if (names.length === 0 || !names.every((n) => SHA2_NAMES.has(n))) return false;
+  }
+  return true;
+}

@@ -51,6 +51,8 @@ describe("qubesair.Approve request", () => {
       `digest sha256 ${H}0\n`,
       `digest sha256 ${H.slice(2)}zz\n`,
       `digest md5 ${"a".repeat(32)}\n`,
+      `digest sha1 ${"a".repeat(40)}\n`, // red team G1: SHA-1 digests are never granted
+      `digest rmd160 ${"a".repeat(40)}\n`,
       `digest sha256\n`,
       "revoke now\n",
       "please\n",

@@ -15,10 +15,13 @@
 import { ProtocolError } from "../errors.ts";
 import { APPROVE_LIMITS } from "./services.ts";
 
-/** Digest names and their hex lengths, as split-gpg2's SETHASH table has them. */
+/**
+ * Digest names and their hex lengths, as split-gpg2's SETHASH table has them, SHA-2 only: a
+ * grant for a SHA-1 or RIPEMD-160 digest would pass a signature that also holds for any data
+ * colliding with the data the approver checked (chosen-prefix SHA-1 collisions are practical;
+ * red team G1, docs/threat-model.md).
+ */
 export const APPROVE_DIGESTS: ReadonlyMap<string, number> = new Map([
-  ["sha1", 40],
-  ["rmd160", 40],
   ["sha224", 56],
   ["sha256", 64],
   ["sha384", 96],

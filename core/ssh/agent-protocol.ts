@@ -97,27 +97,51 @@ export type SignedData =
  * at most `maxBytes` long. A zero length or one over the limit is a ProtocolError at once.
  */
 export class AgentFramer {
-  private buffer: Uint8Array = new Uint8Array(0);
+  /**
+   * The bytes held are buf[start, end): a buffer that grows by doubling, so a message sent a
+   * byte at a time costs O(n). Joining the held bytes with each chunk (as this did) cost O(n²):
+   * 4.6 s of the agent's one thread per 256 KiB message (docs/threat-model.md "Red-team
+   * findings", S1).
+   */
+  private buf = new Uint8Array(0);
+  private start = 0;
+  private end = 0;
 
   constructor(private readonly maxBytes: number) {}
 
   push(chunk: Uint8Array): Uint8Array[] {
-    this.buffer = this.buffer.length === 0 ? chunk.slice() : concat(this.buffer, chunk);
+    this.append(chunk);
     const out: Uint8Array[] = [];
     for (;;) {
-      if (this.buffer.length < 4) return out;
-      const n = u32(this.buffer, 0);
+      if (this.end - this.start < 4) break;
+      const n = u32(this.buf, this.start);
       if (n === 0) throw new ProtocolError("frame-malformed", "empty ssh-agent message");
       if (n > this.maxBytes) throw new ProtocolError("frame-too-large", "ssh-agent message");
-      if (this.buffer.length < 4 + n) return out;
-      out.push(this.buffer.slice(4, 4 + n));
-      this.buffer = this.buffer.subarray(4 + n);
+      if (this.end - this.start < 4 + n) break;
+      out.push(this.buf.slice(this.start + 4, this.start + 4 + n));
+      this.start += 4 + n;
     }
+    if (this.start === this.end) this.start = this.end = 0;
+    return out;
   }
 
   /** True when bytes of an unfinished message are held (EOF now would cut a message). */
   get partial(): boolean {
-    return this.buffer.length > 0;
+    return this.end > this.start;
+  }
+
+  private append(chunk: Uint8Array): void {
+    const held = this.end - this.start;
+    if (this.end + chunk.length > this.buf.length) {
+      const size = Math.max(held + chunk.length, Math.min(2 * this.buf.length, this.maxBytes + 4), 64);
+      const next = size > this.buf.length ? new Uint8Array(size) : this.buf;
+      next.set(this.buf.subarray(this.start, this.end), 0);
+      this.buf = next;
+      this.start = 0;
+      this.end = held;
+    }
+    this.buf.set(chunk, this.end);
+    this.end += chunk.length;
   }
 }
 
@@ -234,6 +258,21 @@ export function parseSignedData(data: Uint8Array): SignedData {
   }
 }
 
+/** SIGN_REQUEST flags (draft-miller-ssh-agent §5.3): which hash an RSA signature uses. */
+export const SIGN_FLAGS = { RSA_SHA2_256: 2, RSA_SHA2_512: 4 } as const;
+
+/**
+ * True when this request would get an RSA signature over SHA-1 ("ssh-rsa"): an RSA key with
+ * neither SHA-2 flag. The prompt shows the data's SHA-256, but such a signature is over its
+ * SHA-1, for which chosen-prefix collisions are practical: the press would approve whatever
+ * collides with what the prompt names. OpenSSH itself stopped accepting "ssh-rsa" in 8.8.
+ */
+export function wantsSha1Signature(keyBlob: Uint8Array, flags: number): boolean {
+  const type = keyTypeOf(keyBlob);
+  const rsa = type === "ssh-rsa" || type === "ssh-rsa-cert-v01@openssh.com";
+  return rsa && (flags & (SIGN_FLAGS.RSA_SHA2_256 | SIGN_FLAGS.RSA_SHA2_512)) === 0;
+}
+
 /** The key type a key (or signature) blob names first: "ssh-ed25519", "rsa-sha2-512", … */
 export function keyTypeOf(blob: Uint8Array): string {
   const name = new Reader(blob).text();
@@ -316,13 +355,6 @@ function u32Bytes(n: number): Uint8Array {
 
 function u32(b: Uint8Array, at: number): number {
   return new DataView(b.buffer, b.byteOffset, b.length).getUint32(at, false);
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 function equalsText(bytes: Uint8Array, text: string): boolean {

@@ -220,6 +220,32 @@ describe("qubesair.Approve: another qube stands in for the press", () => {
     expect(prompts()).toBe(before + 2);
   });
 
+  test("red team G1: a v1 request for a SHA-1 signature is never matched by a digest grant; SHA-1 digests are never granted", async () => {
+    // gpg signs the data's SHA-1 when asked (--digest-algo SHA1): the signature would then hold
+    // for any data colliding with the artefact under SHA-1, which the approver never saw.
+    const v1 = (args: string[], data: Uint8Array) =>
+      v1Call((io) => callWithStreams(stack, "qubes.Gpg", "build-keys", io), { args, stdin: data });
+    const artefact = new TextEncoder().encode("build 44 artefact\n".repeat(100));
+    const sha = new Bun.CryptoHasher("sha512").update(artefact).digest("hex");
+    expect((await approve("build-logs", "build-keys", `digest sha512 ${sha} 600\n`)).code).toBe(0);
+    const before = prompts();
+    const weak = v1(["--digest-algo", "SHA1", "-b", "-a"], artefact);
+    const first = await Promise.race([
+      weak.then(() => "signed without a press"),
+      stack.answerNextPrompt("approve").then(() => "pressed"),
+    ]);
+    expect(first).toBe("pressed");
+    expect((await weak).exit).toBe(0);
+    expect(prompts()).toBe(before + 1);
+    // The grant is still there for the same data signed over SHA-2.
+    expect((await v1(["-b", "-a"], artefact)).exit).toBe(0);
+    expect(prompts()).toBe(before + 1);
+    for (const algo of ["sha1", "rmd160"]) {
+      const r = await approve("build-logs", "build-keys", `digest ${algo} ${"a".repeat(40)}\n`);
+      expect([algo, r.code]).toEqual([algo, 1]);
+    }
+  });
+
   test("malformed or oversized requests grant nothing", async () => {
     for (const line of [
       "count 0\n",

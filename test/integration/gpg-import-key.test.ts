@@ -11,7 +11,8 @@ import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import { tempDir } from "../fixtures/gpg/env.ts";
-import { run, type Stack, spawnCall, startStack } from "./gpg-e2e-stack.ts";
+import { v1Call } from "../fixtures/gpg/v1-client.ts";
+import { callWithStreams, run, type Stack, spawnCall, startStack, UID } from "./gpg-e2e-stack.ts";
 
 setDefaultTimeout(90_000);
 
@@ -73,6 +74,17 @@ beforeAll(async () => {
   hidden.set(data.secretSub, data.bob.length);
   data.hidden = hidden;
   data.compressed = await gpg(keys, ["--compress-algo", "zlib", "--store"], data.secretSub);
+  // Red team I1: Bob's key packet with bytes after its key material (gpg would import Bob under
+  // his real fingerprint while a hash over the padded body named another on the prompt).
+  const [head, ...rest] = packets(data.bob);
+  const first = head![1];
+  const hl = 1 + (1 << (first[0]! & 3));
+  const body = join2([first.subarray(hl), new Uint8Array(20).fill(0x41)]);
+  data.padded = join2([
+    Uint8Array.of(0x99, body.length >> 8, body.length & 255),
+    body,
+    ...rest.map(([, p]) => p),
+  ]);
 }, 120_000);
 
 afterAll(async () => {
@@ -136,6 +148,7 @@ describe("qubes.GpgImportKey: public keys only, confirmed, logged", () => {
     ["secret subkeys", "secretSub", "secret-key"],
     ["a secret subkey hidden after a public key", "hidden", "secret-key"],
     ["compressed data wrapping secret subkeys", "compressed", "packet-not-allowed"],
+    ["a key packet with bytes after its key material (red team I1)", "padded", "malformed"],
   ] as const) {
     test(`${name}: refused without a prompt; gpg never sees it`, async () => {
       const before = prompts();
@@ -148,4 +161,94 @@ describe("qubes.GpgImportKey: public keys only, confirmed, logged", () => {
       expect(audit().at(-1)).toMatchObject({ client: "mail", decision: "refused", result: reason });
     });
   }
+});
+
+/** Old-format packets of binary OpenPGP data: [tag, whole packet]. */
+function packets(d: Uint8Array): [number, Uint8Array][] {
+  const out: [number, Uint8Array][] = [];
+  let at = 0;
+  while (at < d.length) {
+    const h = d[at]!;
+    if ((h & 0xc0) !== 0x80) throw new Error("test expects old-format packets from gpg --export");
+    const n = 1 << (h & 3);
+    let len = 0;
+    for (let i = 0; i < n; i++) len = len * 256 + d[at + 1 + i]!;
+    out.push([(h >> 2) & 0x0f, d.subarray(at, at + 1 + n + len)]);
+    at += 1 + n + len;
+  }
+  return out;
+}
+
+const join2 = (parts: Uint8Array[]) => {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+describe("qubes.GpgImportKey: red-team attacks on the device's own key", () => {
+  const served = () => join(stack.stateDir, "gnupg");
+  const deviceFpr = async () => fprOf(served(), "device@example.invalid");
+
+  test("I2: the device's key with an attacker's subkey grafted on: the press shows the device's fingerprint, and gpg keeps the subkey out", async () => {
+    const device = await deviceFpr();
+    // The attacker's key with a signing subkey; its binding signature is by the attacker's primary.
+    await gpg(keys, ["--quick-gen-key", "Mallory <mallory@example.invalid>", "ed25519", "sign", "never"]);
+    const mallory = await fprOf(keys, "mallory@example.invalid");
+    await gpg(keys, ["--quick-add-key", mallory, "ed25519", "sign", "never"]);
+    const malloryPackets = packets(await gpg(keys, ["--export", mallory]));
+    const subkeyAt = malloryPackets.findIndex(([t]) => t === 14);
+    const graft = malloryPackets.slice(subkeyAt, subkeyAt + 2).map(([, p]) => p); // subkey + binding
+    const subFpr = /^sub:[^\n]*\nfpr:+([0-9A-F]+):/m.exec(
+      new TextDecoder().decode(await gpg(keys, ["--with-colons", "--list-keys", mallory])),
+    )![1]!;
+    const deviceKey = await gpg(served(), ["--export", device]);
+    const running = importKey(join2([deviceKey, ...graft]), "vault");
+    const line = await stack.answerNextPrompt("approve");
+    expect(line).toContain(device); // what the person sees: their own key
+    const r = await running;
+    expect(r.code).toBe(0);
+    const listed = new TextDecoder().decode(
+      await gpg(served(), ["--with-colons", "--with-subkey-fingerprints", "--list-keys", device]),
+    );
+    expect(listed).not.toContain(subFpr);
+    expect(await deviceFpr()).toBe(device);
+  });
+
+  test("I3: a key with the device's user ID does not take over its signatures", async () => {
+    const device = await deviceFpr();
+    const shadowHome = tempDir("shadow");
+    try {
+      await gpg(shadowHome, ["--quick-gen-key", UID, "ed25519", "sign", "never"]);
+      const shadow = await fprOf(shadowHome, "device@example.invalid");
+      const running = importKey(await gpg(shadowHome, ["--export", shadow]), "dev");
+      await stack.answerNextPrompt("approve");
+      expect((await running).code).toBe(0);
+      expect(await servedKeys()).toContain(shadow);
+      // A v1 signature asked for by that user ID is still made with the device's key.
+      const data = new TextEncoder().encode("release 1.0\n");
+      const signing = v1Call((io) => callWithStreams(stack, "qubes.Gpg", "dev", io), {
+        args: ["-u", "device@example.invalid", "-b", "-a"],
+        stdin: data,
+      });
+      await stack.answerNextPrompt("approve");
+      const sig = await signing;
+      expect(sig.exit).toBe(0);
+      const dir = tempDir("shadow-verify");
+      await Bun.write(join(dir, "data"), data);
+      await Bun.write(join(dir, "data.sig"), sig.outputs[0]!);
+      const status = new TextDecoder().decode(
+        await gpg(served(), ["--status-fd", "1", "--verify", join(dir, "data.sig"), join(dir, "data")]),
+      );
+      // VALIDSIG names the signing (sub)key, then its primary last: the device's.
+      expect(/^\[GNUPG:\] VALIDSIG .* ([0-9A-F]{40})$/m.exec(status)?.[1]).toBe(device);
+      rmSync(dir, { recursive: true, force: true });
+    } finally {
+      await run(["gpgconf", "--homedir", shadowHome, "--kill", "all"], env).catch(() => {});
+      rmSync(shadowHome, { recursive: true, force: true });
+    }
+  });
 });

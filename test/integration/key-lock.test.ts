@@ -7,7 +7,7 @@
  * with a press; idle re-locks it; maxAttempts wrong PINs through the link wipe the sealed files.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { cpSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { verifyAuditLog } from "../../core/audit/verify.ts";
 import type { ByteSink } from "../../transport/transport.ts";
@@ -17,8 +17,10 @@ import {
   clientHome,
   DEVICE,
   forwardAgentSocket,
+  gpgOk,
   gpgRun,
   type Stack,
+  spawnCall,
   startStack,
   UID,
   waitForNth,
@@ -31,6 +33,55 @@ const unlock = (stack: Stack, pin: string) =>
   cli(stack.host, ["unlock", "--source", "sys-remote", DEVICE], `${pin}\n`);
 
 /** Every file below dir, recursively (relative paths). */
+/**
+ * Imports a fresh public key (user ID `who`) through qubes.GpgImportKey from "mail", pressing
+ * approve; returns its fingerprint. (Red team I5: imports on a PIN-locked device.)
+ */
+async function importFreshKey(stack: Stack, who: string): Promise<string> {
+  const home = join(stack.dir, `import-${who}`);
+  mkdirSync(home, { mode: 0o700 });
+  stack.homes.push(home);
+  await gpgOk(home, [
+    "--passphrase",
+    "",
+    "--quick-gen-key",
+    `${who} <${who}@example.invalid>`,
+    "ed25519",
+    "sign",
+    "never",
+  ]);
+  const listed = await gpgOk(home, ["--with-colons", "--list-keys"]);
+  const fpr = /^fpr:+([0-9A-F]{40}):/m.exec(listed.stdout)![1]!;
+  const key = (await gpgOk(home, ["--armor", "--export", fpr])).stdout;
+  const p = spawnCall(stack, "qubes.GpgImportKey", "mail");
+  p.stdin.write(key);
+  await p.stdin.end();
+  await stack.answerNextPrompt("approve");
+  expect(await p.exited).toBe(0);
+  return fpr;
+}
+
+const listKeys = async (home: string) => (await gpgOk(home, ["--with-colons", "--list-keys"])).stdout;
+const fprOfHome = async (home: string, who: string) =>
+  /^fpr:+([0-9A-F]{40}):/m.exec(
+    (await gpgOk(home, ["--with-colons", "--list-keys", `${who}@example.invalid`])).stdout,
+  )![1]!;
+
+/** Processes of ours whose argv or environment holds `pin` (read from /proc). */
+function pinInProcesses(pin: string): string[] {
+  const hits: string[] = [];
+  for (const pid of readdirSync("/proc").filter((n) => /^\d+$/.test(n))) {
+    for (const what of ["cmdline", "environ"]) {
+      try {
+        if (readFileSync(`/proc/${pid}/${what}`).includes(Buffer.from(pin))) hits.push(`${pid} ${what}`);
+      } catch {
+        // gone, or not ours
+      }
+    }
+  }
+  return hits;
+}
+
 function filesUnder(dir: string, prefix = ""): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
     e.isDirectory()
@@ -147,8 +198,15 @@ describe("a stolen card, a guesser, and the owner", () => {
     expect(stack.logged(/confirm-request /)).toEqual([]);
   });
 
+  test("I5: a public key imported while locked goes to the card's public keyring; nothing secret reaches the card", async () => {
+    const fpr = await importFreshKey(stack, "locked");
+    expect(await listKeys(join(stack.stateDir, "gnupg"))).toContain(fpr);
+    expect(filesUnder(stack.stateDir).filter((f) => f.includes("private-keys-v1.d/"))).toEqual([]);
+    expect(readFileSync(join(stack.stateDir, "gnupg.pin-attempts"), "utf8")).toBe("failures=0 wiped=0\n");
+  });
+
   test("a wrong PIN through the link counts down; the attempt is on disk", async () => {
-    const r = await unlock(stack, "000000");
+    const r = await unlock(stack, "731946");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("wrong PIN: 4 attempts left before the key is wiped");
     expect(readFileSync(join(stack.stateDir, "gnupg.pin-attempts"), "utf8")).toBe("failures=1 wiped=0\n");
@@ -159,7 +217,20 @@ describe("a stolen card, a guesser, and the owner", () => {
   });
 
   test("the right PIN unlocks into /dev/shm only; signing works through the stack with a press", async () => {
-    const r = await unlock(stack, PIN);
+    // Red team K3: while the unlock runs, no process shows the PIN in its argv or environment.
+    const seen = { scans: 0, found: [] as string[] };
+    const running = unlock(stack, PIN);
+    let done = false;
+    void running.finally(() => {
+      done = true;
+    });
+    while (!done || seen.scans === 0) {
+      seen.found.push(...pinInProcesses(PIN));
+      seen.scans++;
+      await Bun.sleep(0); // yield to the unlock's I/O between scans
+    }
+    expect(seen.found).toEqual([]);
+    const r = await running;
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(`${DEVICE}: unlocked\n`);
@@ -188,7 +259,29 @@ describe("a stolen card, a guesser, and the owner", () => {
       "sys-remote unlock wrong-pin",
       "sys-remote unlock ok",
     ]);
+    // Red team K3: neither PIN tried is in either journal or in any file on the card.
+    for (const pin of [PIN, "731946"]) {
+      expect(stack.agent.lines.filter((l) => l.includes(pin))).toEqual([]);
+      expect(stack.daemon.lines.filter((l) => l.includes(pin))).toEqual([]);
+      const onCard = filesUnder(stack.stateDir).filter((f) =>
+        readFileSync(join(stack.stateDir, f)).includes(Buffer.from(pin)),
+      );
+      expect([pin, onCard]).toEqual([pin, []]);
+    }
   });
+  test("I5: while unlocked, an import still goes to the card's public keyring, and the opened home's keys are untouched", async () => {
+    const opened = join(stack.unlockedHome, "private-keys-v1.d");
+    const before = filesUnder(opened).map((f) => `${f} ${readFileSync(join(opened, f)).length}`);
+    // The key imported while locked was copied into the opened home at unlock.
+    expect(await listKeys(stack.unlockedHome)).toContain(
+      await fprOfHome(join(stack.stateDir, "gnupg"), "locked"),
+    );
+    const fpr = await importFreshKey(stack, "unlocked");
+    expect(await listKeys(join(stack.stateDir, "gnupg"))).toContain(fpr);
+    expect(filesUnder(stack.stateDir).filter((f) => f.includes("private-keys-v1.d/"))).toEqual([]);
+    expect(filesUnder(opened).map((f) => `${f} ${readFileSync(join(opened, f)).length}`)).toEqual(before);
+  });
+
   test("unplugged: the host gone for unplugGraceSeconds locks the key and removes the opened home", async () => {
     expect(existsSync(stack.unlockedHome)).toBe(true);
     stack.daemon.proc.kill("SIGKILL"); // sys-remote (or the cable) gone: the session ends

@@ -19,7 +19,12 @@
  */
 import { describeKey, type KeyEntry, parseSecretKeyListing } from "../../../core/gpg/keyring.ts";
 import { buildGpgArgv, secretUse, signerSpecs } from "../../../core/gpg/v1-argv.ts";
-import { parseV1Args, V1OptionError, type V1Request } from "../../../core/gpg/v1-options.ts";
+import {
+  parseV1Args,
+  signatureHashIsSha2,
+  V1OptionError,
+  type V1Request,
+} from "../../../core/gpg/v1-options.ts";
 import {
   decodeHeader,
   encodeExitFrame,
@@ -105,7 +110,9 @@ export async function serveGpg1(io: GpgServiceIo, ctx: Gpg1Context): Promise<num
     if (signer === null) return refuse("unknown-signer", "the signing key is not on this device");
     keyText = signer;
     // A digest grant for this client matches a signature by its data: read the data first.
-    const algos = use === "decrypt" ? [] : ctx.confirm.grantDigestAlgos(ctx.source);
+    // Only when gpg cannot be told to sign a weaker hash than the digest the grant names.
+    const algos =
+      use === "decrypt" || !signatureHashIsSha2(req) ? [] : ctx.confirm.grantDigestAlgos(ctx.source);
     let dataDigests: ReadonlyMap<string, string> | undefined;
     if (algos.length > 0) {
       const pre = await prereadData(

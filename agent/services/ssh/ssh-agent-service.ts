@@ -40,6 +40,7 @@ import {
   keyTypeOf,
   parseSignedData,
   SUCCESS_MESSAGE,
+  wantsSha1Signature,
 } from "../../../core/ssh/agent-protocol.ts";
 import { platform } from "../../../platform/index.ts";
 import type { ByteStream } from "../../../transport/transport.ts";
@@ -102,6 +103,12 @@ class Session {
   private identities: Identity[] | null = null;
   private readonly binds: { sessionId: Uint8Array; host: string }[] = [];
   private refusals = 0;
+  /**
+   * The client's ssh bound this connection as a forwarded agent (a verified session-bind with
+   * is_forwarding): its requests come from the host the agent was forwarded to, not from the
+   * client qube's own ssh. The prompt says so (red team S6).
+   */
+  private forwarded = false;
 
   constructor(
     private readonly ctx: SshAgentContext,
@@ -113,8 +120,10 @@ class Session {
   async handle(r: AgentRequest): Promise<Uint8Array | null> {
     switch (r.kind) {
       case "identities": {
+        const first = this.identities === null;
         const ids = await this.listIdentities();
-        this.log("ssh-identities", { client: this.ctx.source, keys: ids.length });
+        // Once per connection: a client repeating the request cannot flood the journal (S8).
+        if (first) this.log("ssh-identities", { client: this.ctx.source, keys: ids.length });
         return encodeIdentitiesAnswer(ids);
       }
       case "sign":
@@ -129,15 +138,22 @@ class Session {
           forwarding: r.forwarding,
         });
         if (ok && this.binds.length < MAX_BINDS) this.binds.push({ sessionId: r.sessionId, host });
-        return ok ? SUCCESS_MESSAGE : FAILURE_MESSAGE;
+        if (ok && r.forwarding) this.forwarded = true;
+        // A bind the device's agent refused counts as a refusal: a stock client sends one per
+        // connection, and each costs the device a signature check (red team S7).
+        return ok ? SUCCESS_MESSAGE : this.refuse("session-bind-refused");
       }
-      case "refused": {
-        this.refusals++;
+      case "refused":
         this.log("ssh-agent-refused", { client: this.ctx.source, request: r.what });
-        if (this.refusals === 1) await this.auditRefused(r.what);
-        return this.refusals > this.limits.maxRefusals ? null : FAILURE_MESSAGE;
-      }
+        return this.refuse(r.what);
     }
+  }
+
+  /** FAILURE for a refused request (the first per connection audited), or null after too many. */
+  private async refuse(what: string): Promise<Uint8Array | null> {
+    this.refusals++;
+    if (this.refusals === 1) await this.auditRefused(what);
+    return this.refusals > this.limits.maxRefusals ? null : FAILURE_MESSAGE;
   }
 
   close(): void {
@@ -145,13 +161,19 @@ class Session {
     this.upstream = null;
   }
 
-  private async sign(r: Extract<AgentRequest, { kind: "sign" }>): Promise<Uint8Array> {
+  private async sign(r: Extract<AgentRequest, { kind: "sign" }>): Promise<Uint8Array | null> {
     const ids = this.identities ?? (await this.listIdentities());
     const id = ids.find((i) => equalBytes(i.keyBlob, r.keyBlob));
     if (!id) {
       // Not a key of this device: nothing to confirm, the device's agent could not sign anyway.
+      // It counts as a refusal: a stock client asks only for keys the device listed.
       this.log("ssh-sign-unknown-key", { client: this.ctx.source });
-      return FAILURE_MESSAGE;
+      return this.refuse("sign-unknown-key");
+    }
+    if (wantsSha1Signature(id.keyBlob, r.flags)) {
+      // Never a press for a SHA-1 signature: the prompt's SHA-256 would not be what is signed.
+      this.log("ssh-sign-sha1-refused", { client: this.ctx.source });
+      return this.refuse("sign-rsa-sha1");
     }
     const key = `${keyTypeOf(id.keyBlob)} ${fingerprintOf(id.keyBlob)}${id.comment ? ` ${id.comment}` : ""}`;
     const signed = parseSignedData(r.data);
@@ -172,6 +194,7 @@ class Session {
       operation = "ssh-sign";
       what = "";
     }
+    if (this.forwarded) operation = `${operation}-forwarded`;
     const digest = createHash("sha256").update(r.data).digest("hex");
     const detail = `${what ? `${what} ` : ""}sha256 ${digest.slice(0, 8)}…${digest.slice(-8)}`;
     const d = await this.ctx.confirm.decide({
