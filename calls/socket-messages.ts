@@ -10,6 +10,7 @@
  * The reader keeps whatever arrived after a message, so the raw phase of a call loses no byte.
  * Must never: allocate for a length before checking it, or accept a non-map or non-strict CBOR.
  */
+import { ByteQueue } from "../core/byte-queue.ts";
 import { ProtocolError } from "../core/errors.ts";
 import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../core/wire/cbor.ts";
 import type { ByteSource } from "../transport/transport.ts";
@@ -35,7 +36,7 @@ export function encodeMessage(direction: Direction, message: CborMap): Uint8Arra
 }
 
 export class MessageReader {
-  private buffer: Uint8Array = new Uint8Array(0);
+  private readonly held = new ByteQueue();
 
   constructor(
     private readonly source: Pick<ByteSource, "read">,
@@ -46,31 +47,29 @@ export class MessageReader {
   async next(): Promise<CborMap | null> {
     const n = prefixOf(this.direction);
     for (;;) {
-      if (this.buffer.length >= n) {
-        const view = new DataView(this.buffer.buffer, this.buffer.byteOffset, n);
+      if (this.held.length >= n) {
+        const head = this.held.peek();
+        const view = new DataView(head.buffer, head.byteOffset, n);
         const length = n === 2 ? view.getUint16(0, false) : view.getUint32(0, false);
         if (length === 0) throw new ProtocolError("frame-malformed", "empty socket message");
         if (length > maxOf(this.direction)) throw new ProtocolError("frame-too-large", "socket message");
-        if (this.buffer.length >= n + length) {
-          const body = this.buffer.subarray(n, n + length);
-          this.buffer = this.buffer.subarray(n + length);
+        if (this.held.length >= n + length) {
+          const body = this.held.take(n + length).subarray(n);
           return asMap(decodeCbor(body, { maxBytes: maxOf(this.direction), maxItems: ANSWER_MAX_ITEMS }));
         }
       }
       const chunk = await this.source.read();
       if (chunk === null) {
-        if (this.buffer.length === 0) return null;
+        if (this.held.length === 0) return null;
         throw new ProtocolError("frame-truncated", "socket message");
       }
-      this.buffer = concat(this.buffer, chunk);
+      this.held.push(chunk);
     }
   }
 
   /** Bytes received after the last message (the start of a call's raw stdin). */
   takeRest(): Uint8Array {
-    const rest = this.buffer;
-    this.buffer = new Uint8Array(0);
-    return rest;
+    return this.held.take(this.held.length);
   }
 }
 
@@ -79,14 +78,6 @@ function asMap(value: CborValue): CborMap {
     throw new ProtocolError("schema", "socket message is not a map");
   }
   return value;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  if (a.length === 0) return b;
-  const out = new Uint8Array(a.length + b.length);
-  out.set(a);
-  out.set(b, a.length);
-  return out;
 }
 
 /** Field readers for request validation: each throws ProtocolError("schema") naming the field. */

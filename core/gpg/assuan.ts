@@ -4,6 +4,7 @@
  * and the fixed error lines we send.
  * Must never: buffer more than one line's limit of a peer's bytes without a newline.
  */
+import { ByteQueue } from "../byte-queue.ts";
 
 /** From assuan.h: a line (without its LF) longer than this is filtered. */
 export const ASSUAN_LINELENGTH = 1002;
@@ -57,41 +58,38 @@ export type SplitResult = Uint8Array | "need-more" | "too-long";
  * splitter stays failed. Bytes pushed after complete lines wait until those lines are taken.
  */
 export class LineSplitter {
-  private buf: Uint8Array = new Uint8Array(0);
-  private start = 0;
+  private readonly held = new ByteQueue();
+  /** Held bytes already searched for LF (none there): a line arriving a byte at a time is O(n). */
+  private searched = 0;
   private failed = false;
 
   constructor(private readonly max: number) {}
 
   push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    const rest = this.buf.subarray(this.start);
-    const next = new Uint8Array(rest.length + chunk.length);
-    next.set(rest, 0);
-    next.set(chunk, rest.length);
-    this.buf = next;
-    this.start = 0;
+    this.held.push(chunk);
   }
 
   /** Bytes pushed and not yet returned as a line. */
   get buffered(): number {
-    return this.buf.length - this.start;
+    return this.held.length;
   }
 
   next(): SplitResult {
     if (this.failed) return "too-long";
-    const rest = this.buf.subarray(this.start);
+    const rest = this.held.peek();
     const limit = Math.min(rest.length, this.max + 1);
-    const lf = rest.subarray(0, limit).indexOf(10);
-    if (lf < 0) {
+    const found = rest.subarray(this.searched, limit).indexOf(10);
+    if (found < 0) {
       if (rest.length > this.max) {
         this.failed = true;
         return "too-long";
       }
+      this.searched = limit;
       return "need-more";
     }
-    this.start += lf + 1;
-    return rest.slice(0, lf);
+    const lf = this.searched + found;
+    this.searched = 0;
+    return this.held.take(lf + 1).subarray(0, lf);
   }
 }
 

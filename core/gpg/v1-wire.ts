@@ -11,6 +11,7 @@
  * Must never: allocate from a length before checking it, or accept a header that is not exactly
  * 1028 bytes.
  */
+import { ByteQueue } from "../byte-queue.ts";
 import { ProtocolError } from "../errors.ts";
 
 export const HEADER_SIZE = 1028;
@@ -114,8 +115,7 @@ export type Frame =
  * frame (8 + 4096 bytes) beyond what the caller has taken.
  */
 export class FrameReader {
-  private buf = new Uint8Array(0);
-  private pos = 0;
+  private readonly held = new ByteQueue();
   private failed: V1WireError | null = null;
 
   constructor(
@@ -124,18 +124,12 @@ export class FrameReader {
   ) {}
 
   push(chunk: Uint8Array): void {
-    if (chunk.length === 0) return;
-    const rest = this.buf.subarray(this.pos);
-    const next = new Uint8Array(rest.length + chunk.length);
-    next.set(rest);
-    next.set(chunk, rest.length);
-    this.buf = next;
-    this.pos = 0;
+    this.held.push(chunk);
   }
 
   /** Bytes held and not yet returned in a frame. */
   get buffered(): number {
-    return this.buf.length - this.pos;
+    return this.held.length;
   }
 
   /**
@@ -144,25 +138,23 @@ export class FrameReader {
    */
   next(): Frame | null {
     if (this.failed) throw this.failed;
-    const avail = this.buf.length - this.pos;
+    const avail = this.held.length;
     if (avail < FRAME_HEADER_SIZE) return null;
-    const v = new DataView(this.buf.buffer, this.buf.byteOffset + this.pos, FRAME_HEADER_SIZE);
+    const head = this.held.peek();
+    const v = new DataView(head.buffer, head.byteOffset, FRAME_HEADER_SIZE);
     const fd = v.getInt32(0, true);
     const len = v.getUint32(4, true);
     if (len > FRAME_MAX_DATA) return this.fail("frame-too-large");
     if (fd < 0) {
       // -(status+1) for status 0..255; anything else cannot come from a real server.
       if (!this.allowExit || len !== 0 || fd < -256) return this.fail("frame-bad-fd");
-      this.pos += FRAME_HEADER_SIZE;
+      this.held.skip(FRAME_HEADER_SIZE);
       return { kind: "exit", status: -fd - 1 };
     }
     if (fd >= this.fdCount) return this.fail("frame-bad-fd");
     if (avail < FRAME_HEADER_SIZE + len) return null;
-    const start = this.pos + FRAME_HEADER_SIZE;
-    this.pos = start + len;
-    return len === 0
-      ? { kind: "eof", fd }
-      : { kind: "data", fd, data: this.buf.subarray(start, start + len) };
+    const frame = this.held.take(FRAME_HEADER_SIZE + len);
+    return len === 0 ? { kind: "eof", fd } : { kind: "data", fd, data: frame.subarray(FRAME_HEADER_SIZE) };
   }
 
   /** The stream ended: fine between frames, a fault inside one. */

@@ -13,6 +13,8 @@
  * Must never: accept an EXIT before both output streams ended, a second EXIT, data after EOF,
  * or a payload above MAX_OUTPUT_CHUNK.
  */
+
+import { ByteQueue } from "../byte-queue.ts";
 import { EXIT } from "../cli/exit-codes.ts";
 import { ProtocolError } from "../errors.ts";
 import { type CborValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
@@ -104,30 +106,24 @@ export type OutputEvent =
  * events with next() until undefined; end() at the channel's EOF checks that the call finished.
  */
 export class OutputReader {
-  private buffer: Uint8Array = new Uint8Array(0);
+  private readonly held = new ByteQueue();
   private stdoutOpen = true;
   private stderrOpen = true;
   private exited = false;
 
   push(chunk: Uint8Array): void {
-    if (this.buffer.length === 0) this.buffer = chunk;
-    else {
-      const joined = new Uint8Array(this.buffer.length + chunk.length);
-      joined.set(this.buffer);
-      joined.set(chunk, this.buffer.length);
-      this.buffer = joined;
-    }
+    this.held.push(chunk);
   }
 
   next(): OutputEvent | undefined {
-    if (this.buffer.length < OUTPUT_HEADER_BYTES) return undefined;
-    const type = this.buffer[0];
-    const length = new DataView(this.buffer.buffer, this.buffer.byteOffset, 5).getUint32(1, false);
+    if (this.held.length < OUTPUT_HEADER_BYTES) return undefined;
+    const head = this.held.peek();
+    const type = head[0];
+    const length = new DataView(head.buffer, head.byteOffset, 5).getUint32(1, false);
     if (length > MAX_OUTPUT_CHUNK) throw new ProtocolError("frame-too-large", "call output");
     if (this.exited) throw new ProtocolError("unexpected-message", "output after exit");
-    if (this.buffer.length < OUTPUT_HEADER_BYTES + length) return undefined;
-    const payload = this.buffer.subarray(OUTPUT_HEADER_BYTES, OUTPUT_HEADER_BYTES + length);
-    this.buffer = this.buffer.subarray(OUTPUT_HEADER_BYTES + length);
+    if (this.held.length < OUTPUT_HEADER_BYTES + length) return undefined;
+    const payload = this.held.take(OUTPUT_HEADER_BYTES + length).subarray(OUTPUT_HEADER_BYTES);
     switch (type) {
       case OutputType.STDOUT:
       case OutputType.STDERR: {
@@ -152,6 +148,6 @@ export class OutputReader {
 
   /** At the channel's EOF: true when an exit status arrived (else the call ended abnormally). */
   get finished(): boolean {
-    return this.exited && this.buffer.length === 0;
+    return this.exited && this.held.length === 0;
   }
 }

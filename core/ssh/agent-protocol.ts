@@ -12,6 +12,7 @@
  * holds more than the frame did, or throw anything but ProtocolError on peer bytes.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
+import { ByteQueue } from "../byte-queue.ts";
 import { ProtocolError } from "../errors.ts";
 
 export const SSH_AGENT = {
@@ -97,51 +98,27 @@ export type SignedData =
  * at most `maxBytes` long. A zero length or one over the limit is a ProtocolError at once.
  */
 export class AgentFramer {
-  /**
-   * The bytes held are buf[start, end): a buffer that grows by doubling, so a message sent a
-   * byte at a time costs O(n). Joining the held bytes with each chunk (as this did) cost O(n²):
-   * 4.6 s of the agent's one thread per 256 KiB message (docs/threat-model.md "Red-team
-   * findings", S1).
-   */
-  private buf = new Uint8Array(0);
-  private start = 0;
-  private end = 0;
+  /** Held in a ByteQueue: a message sent a byte at a time costs O(n), not O(n²) (S1). */
+  private readonly held = new ByteQueue();
 
   constructor(private readonly maxBytes: number) {}
 
   push(chunk: Uint8Array): Uint8Array[] {
-    this.append(chunk);
+    this.held.push(chunk);
     const out: Uint8Array[] = [];
-    for (;;) {
-      if (this.end - this.start < 4) break;
-      const n = u32(this.buf, this.start);
+    while (this.held.length >= 4) {
+      const n = u32(this.held.peek(), 0);
       if (n === 0) throw new ProtocolError("frame-malformed", "empty ssh-agent message");
       if (n > this.maxBytes) throw new ProtocolError("frame-too-large", "ssh-agent message");
-      if (this.end - this.start < 4 + n) break;
-      out.push(this.buf.slice(this.start + 4, this.start + 4 + n));
-      this.start += 4 + n;
+      if (this.held.length < 4 + n) break;
+      out.push(this.held.take(4 + n).subarray(4));
     }
-    if (this.start === this.end) this.start = this.end = 0;
     return out;
   }
 
   /** True when bytes of an unfinished message are held (EOF now would cut a message). */
   get partial(): boolean {
-    return this.end > this.start;
-  }
-
-  private append(chunk: Uint8Array): void {
-    const held = this.end - this.start;
-    if (this.end + chunk.length > this.buf.length) {
-      const size = Math.max(held + chunk.length, Math.min(2 * this.buf.length, this.maxBytes + 4), 64);
-      const next = size > this.buf.length ? new Uint8Array(size) : this.buf;
-      next.set(this.buf.subarray(this.start, this.end), 0);
-      this.buf = next;
-      this.start = 0;
-      this.end = held;
-    }
-    this.buf.set(chunk, this.end);
-    this.end += chunk.length;
+    return this.held.length > 0;
   }
 }
 
