@@ -213,4 +213,5 @@ export const bunPlatform: Platform = {
   spawn: bunSpawn,
   openTtyReader,
   releaseGarbage,
+  collectGarbage: () => Bun.gc(true),
 };

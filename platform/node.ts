@@ -227,6 +227,7 @@ export const nodePlatform: Platform = {
   randomBytes,
   // Node exposes gc() only with --expose-gc; V8 collects on its own schedule otherwise.
   releaseGarbage: () => (globalThis as { gc?: () => void }).gc?.(),
+  collectGarbage: () => (globalThis as { gc?: () => void }).gc?.(),
   unixListen,
   unixConnect,
   openTtyReader,

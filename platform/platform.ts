@@ -120,6 +120,9 @@ export interface Platform {
    */
   releaseGarbage(): void;
 
+  /** A full garbage collection now, pages kept for reuse (Bun); a no-op where it cannot (Node). */
+  collectGarbage(): void;
+
   /**
    * Listens on a unix socket path. A stale socket file with no listener is replaced; a live one is
    * a ConfigError (another daemon runs). The file is removed again by close().
