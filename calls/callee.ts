@@ -45,9 +45,9 @@ export class CallOutput {
 
   /** One output message; header and payload go into the channel's record without a join copy. */
   private sendOutput(type: OutputType, payload: Uint8Array): Promise<void> {
-    const channel = this.channel;
-    if (!channel.writeJoined) return this.out.send(encodeOutput(type, payload));
-    return this.out.run(() => channel.writeJoined!(encodeOutputHeader(type, payload.length), payload));
+    const joined = this.channel.writeJoined?.bind(this.channel);
+    if (!joined) return this.out.send(encodeOutput(type, payload));
+    return this.out.run(() => joined(encodeOutputHeader(type, payload.length), payload));
   }
 
   private sink(type: OutputType, name: string): ByteSink {
