@@ -23,7 +23,7 @@ import { collector, once, pairHost } from "../helpers/agent/host-side.ts";
 const AGENT_IDLE_RSS_KIB = 76 * 1024;
 /**
  * 256 calls of 64 KB through `cat`, all in flight at once, peak RSS. Issue 14 asks <= 96 MiB.
- * Measured peak: 181-222 MiB before agent/link/gc-pacing.ts, 142-175 MiB with it (108-165 MiB
+ * Measured peak: 181-222 MiB before agent/link/gc-pacing.ts, 142-196 MiB with it (108-192 MiB
  * at the moment all calls produce). Bun's own cost per spawned process with 64 KB through its
  * pipes is ~210 KiB (160 stdout + 51 stdin, measured outside the agent): 53 MiB for 256 on top of
  * the idle agent before any buffer of ours, so 96 MiB is below this runtime's floor here.
