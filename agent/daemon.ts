@@ -152,6 +152,8 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   log("incoming-cleanup", { dir: incoming, removed: swept.removed, failed: swept.failed || undefined });
 
   const token = await state.readToken().catch(() => undefined);
+  // Start-up garbage (config parsing, the suite ranking's sealed samples) is not kept resident.
+  platform.releaseGarbage();
   log("starting", {
     version: VERSION,
     name: config.name,

@@ -28,6 +28,10 @@ test("bun bench/run.ts --quick --json gives every figure", async () => {
     positive(r.ours.tcp[suite].mbPerSecond, `ours ${suite}`);
   }
   positive(r.ours.best.mbPerSecond, "ours best");
+  if (Bun.which("node") === null) expect(r.ours.tcpAgentOnNode).toBeNull();
+  else
+    for (const suite of ["25519_ChaChaPoly_BLAKE2s", "25519_AESGCM_BLAKE2s"])
+      positive(r.ours.tcpAgentOnNode.suites[suite].mbPerSecond, `ours ${suite}, agent on Node`);
   positive(r.rawTcp.mbPerSecond, "raw tcp");
   positive(r.ratios.oursBestOverRawTcp, "ours/raw tcp");
   positive(r.handshake.ikColdProcessMedianMs, "cold handshake");

@@ -3,7 +3,8 @@
  * measured side by side in one run on this machine, each sender and receiver a real process:
  *
  *   1. one vchan channel one way over TCP loopback through our link, for both suites
- *      (fixtures/link-peer.ts --sink);
+ *      (fixtures/link-peer.ts --sink); again with the agent end as the Node bundle
+ *      (bench/node-link.ts: the USB Armory's runtime, native ChaCha20-Poly1305);
  *   2. OpenSSH into `cat > /dev/null` over loopback, per fast cipher (bench/ssh.ts);
  *   3. raw TCP loopback, node:net with no crypto and no framing (bench/raw-tcp-peer.ts);
  *   4. our serial link over a socat pty pair, raw bytes over the same kind of pair with plain
@@ -24,6 +25,7 @@ import { ptyPair as socatPtyPair } from "../fixtures/pty.ts";
 import { cleanup as cleanupCallHarness } from "../fixtures/qubes-stubs/processes.ts";
 import { measureCallLatency } from "./call-latency.ts";
 import { warmHandshakes } from "./handshake.ts";
+import { nodeLink } from "./node-link.ts";
 import { findSshd, SSH_CIPHERS, type Sshd, sshTransfer, startSshd } from "./ssh.ts";
 
 const { values: opts } = parseArgs({
@@ -36,6 +38,7 @@ const { values: opts } = parseArgs({
     "no-ssh": { type: "boolean" },
     "no-serial": { type: "boolean" },
     "no-calls": { type: "boolean" },
+    "no-node": { type: "boolean" },
   },
 });
 const quick = opts.quick === true;
@@ -347,6 +350,17 @@ async function main(): Promise<void> {
   log("  raw tcp...");
   const rawTcpFig = await rawTcp();
   const ours = await oursTcp();
+  const nodeFig = opts["no-node"]
+    ? { skipped: "--no-node" }
+    : await nodeLink({
+        linkPeer: LINK_PEER,
+        agentArgs,
+        hostArgs,
+        seconds: SECONDS,
+        warmupSeconds: WARMUP_SECONDS,
+        reps: REPS,
+        log,
+      });
   const sshFig = opts["no-ssh"] ? { skipped: "--no-ssh" } : await ssh();
   const serialFig = opts["no-serial"] ? { skipped: "--no-serial" } : await serial();
   log("  warm handshakes in one process...");
@@ -394,6 +408,9 @@ async function main(): Promise<void> {
         Object.entries(ours.suites).map(([s, f]) => [s, { mbPerSecond: f.mbPerSecond, runs: f.runs }]),
       ),
       best: { suite: bestSuite, mbPerSecond: bestFig.mbPerSecond },
+      /** The agent end as the Node bundle (USB Armory), the host end on Bun. */
+      tcpAgentOnNode: "suites" in nodeFig ? nodeFig : null,
+      tcpAgentOnNodeSkipped: "skipped" in nodeFig ? nodeFig.skipped : null,
     },
     ssh: "best" in sshFig ? { version: sshFig.version, ciphers: sshFig.ciphers, best: sshFig.best } : null,
     sshSkipped: "skipped" in sshFig ? sshFig.skipped : null,
@@ -426,6 +443,10 @@ async function main(): Promise<void> {
   if ("ciphers" in sshFig)
     for (const [c, f] of Object.entries(sshFig.ciphers)) rows.push([`  ssh ${c}`, mb(f)]);
   else rows.push(["  ssh", `     n/a (${sshFig.skipped})`]);
+  if ("suites" in nodeFig)
+    for (const [s, f] of Object.entries(nodeFig.suites))
+      rows.push([`  ours ${s}, agent on ${nodeFig.node}`, mb(f)]);
+  else rows.push(["  ours, agent on Node", `     n/a (${nodeFig.skipped})`]);
   rows.push(["  raw TCP (node:net, no crypto)", mb(rawTcpFig)]);
   rows.push(["Serial over a socat pty pair", ""]);
   if (serialOk) {

@@ -8,7 +8,13 @@
  * Must never: send an EXIT before both output EOFs, or anything after it.
  */
 import { assert } from "../core/errors.ts";
-import { encodeExit, encodeOutput, MAX_OUTPUT_CHUNK, OutputType } from "../core/qrexec/call-protocol.ts";
+import {
+  encodeExit,
+  encodeOutput,
+  encodeOutputHeader,
+  MAX_OUTPUT_CHUNK,
+  OutputType,
+} from "../core/qrexec/call-protocol.ts";
 import { type ByteSink, TransportError } from "../transport/transport.ts";
 import { type CallChannel, drain } from "./channel.ts";
 import { OrderedWriter } from "./ordered-writer.ts";
@@ -37,6 +43,13 @@ export class CallOutput {
     await this.channel.closeWrite();
   }
 
+  /** One output message; header and payload go into the channel's record without a join copy. */
+  private sendOutput(type: OutputType, payload: Uint8Array): Promise<void> {
+    const joined = this.channel.writeJoined?.bind(this.channel);
+    if (!joined) return this.out.send(encodeOutput(type, payload));
+    return this.out.run(() => joined(encodeOutputHeader(type, payload.length), payload));
+  }
+
   private sink(type: OutputType, name: string): ByteSink {
     let open = true;
     let resolveClosed!: () => void;
@@ -50,7 +63,7 @@ export class CallOutput {
       write: async (data) => {
         if (!open) throw new TransportError(`${description}: write after close`, "write-closed");
         for (let i = 0; i < data.length; i += MAX_OUTPUT_CHUNK) {
-          await this.out.send(encodeOutput(type, data.subarray(i, i + MAX_OUTPUT_CHUNK)));
+          await this.sendOutput(type, data.subarray(i, i + MAX_OUTPUT_CHUNK));
         }
       },
       closeWrite: async () => {

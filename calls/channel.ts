@@ -7,7 +7,10 @@
  */
 import type { ByteSource, ByteStream } from "../transport/transport.ts";
 
-export type CallChannel = Pick<ByteStream, "read" | "write" | "closeWrite" | "close">;
+export type CallChannel = Pick<ByteStream, "read" | "write" | "closeWrite" | "close"> & {
+  /** write(prefix + data) without joining them first (a vchan channel has it: one copy fewer). */
+  writeJoined?(prefix: Uint8Array, data: Uint8Array): Promise<void>;
+};
 
 /** Reads and drops what the other side still sends, so its writes complete. */
 export async function drain(source: Pick<ByteSource, "read">): Promise<void> {

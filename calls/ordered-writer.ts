@@ -10,7 +10,12 @@ export class OrderedWriter {
   constructor(private readonly write: (data: Uint8Array) => Promise<void>) {}
 
   send(message: Uint8Array): Promise<void> {
-    const next = this.tail.then(() => this.write(message));
+    return this.run(() => this.write(message));
+  }
+
+  /** Runs `task` (which writes one whole message its own way) in turn with the sends. */
+  run(task: () => Promise<void>): Promise<void> {
+    const next = this.tail.then(task);
     this.tail = next.catch(() => {});
     return next;
   }

@@ -201,4 +201,17 @@ async function openTtyReader(p: string): Promise<ByteSource> {
   });
 }
 
-export const bunPlatform: Platform = { ...nodePlatform, name: "bun", spawn: bunSpawn, openTtyReader };
+/** Bun.gc(true) frees; Bun.shrink() returns the freed pages (measured: -4 MiB idle agent RSS). */
+function releaseGarbage(): void {
+  Bun.gc(true);
+  Bun.shrink();
+}
+
+export const bunPlatform: Platform = {
+  ...nodePlatform,
+  name: "bun",
+  spawn: bunSpawn,
+  openTtyReader,
+  releaseGarbage,
+  collectGarbage: () => Bun.gc(true),
+};

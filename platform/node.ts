@@ -225,6 +225,9 @@ export const nodePlatform: Platform = {
   now: () => Date.now(),
   monotonicMs: () => performance.now(),
   randomBytes,
+  // Node exposes gc() only with --expose-gc; V8 collects on its own schedule otherwise.
+  releaseGarbage: () => (globalThis as { gc?: () => void }).gc?.(),
+  collectGarbage: () => (globalThis as { gc?: () => void }).gc?.(),
   unixListen,
   unixConnect,
   openTtyReader,

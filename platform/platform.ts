@@ -114,6 +114,16 @@ export interface Platform {
   randomBytes(n: number): Uint8Array;
 
   /**
+   * A full garbage collection now, and the freed pages handed back to the OS where the runtime
+   * can (Bun); a no-op where it cannot (Node without --expose-gc). For a daemon at the end of its
+   * start-up, whose garbage would otherwise stay resident until allocation triggers a collection.
+   */
+  releaseGarbage(): void;
+
+  /** A full garbage collection now, pages kept for reuse (Bun); a no-op where it cannot (Node). */
+  collectGarbage(): void;
+
+  /**
    * Listens on a unix socket path. A stale socket file with no listener is replaced; a live one is
    * a ConfigError (another daemon runs). The file is removed again by close().
    */

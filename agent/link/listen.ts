@@ -31,6 +31,7 @@ import { openSerial } from "../../transport/serial.ts";
 import { type TcpListener, tcpListen } from "../../transport/tcp.ts";
 import type { TcpAddress } from "../config.ts";
 import type { Log } from "../log.ts";
+import { gcPaced } from "./gc-pacing.ts";
 import { HalfOpenTable } from "./half-open.ts";
 import { HalfOpenLink } from "./half-open-link.ts";
 import type { SessionManager } from "./sessions.ts";
@@ -70,7 +71,7 @@ export async function listenTcp(
       stream.close();
       return;
     }
-    const link = new HalfOpenLink(new TcpRecordLink(stream));
+    const link = new HalfOpenLink(new TcpRecordLink(gcPaced(stream)));
     const slot = table.admit(source, (reason) => link.kill(reason));
     if (!slot) {
       log("refused", { via, code: "handshake-rate", why: "too-many-handshakes" });
@@ -136,7 +137,7 @@ export function listenTty(path: string, sessions: SessionManager, log: Log): Sto
         const first = carried.length > 0 ? null : await stream.read();
         if (carried.length > 0 || first !== null) {
           heard = true;
-          const link = new SerialRecordLink(withFirst(stream, first), undefined, carried);
+          const link = new SerialRecordLink(gcPaced(withFirst(stream, first)), undefined, carried);
           closeCurrent = () => link.close();
           ok = await sessions.serve(link, `serial ${path}`);
           carried = link.carryOver();

@@ -86,10 +86,17 @@ export function decodeCallRequest(meta: Uint8Array): CallRequest {
 
 export function encodeOutput(type: OutputType, payload: Uint8Array): Uint8Array {
   const out = new Uint8Array(OUTPUT_HEADER_BYTES + payload.length);
-  out[0] = type;
-  new DataView(out.buffer).setUint32(1, payload.length, false);
+  out.set(encodeOutputHeader(type, payload.length), 0);
   out.set(payload, OUTPUT_HEADER_BYTES);
   return out;
+}
+
+/** The header alone of encodeOutput(type, payload of `length` bytes), for a writer that joins it. */
+export function encodeOutputHeader(type: OutputType, length: number): Uint8Array {
+  const header = new Uint8Array(OUTPUT_HEADER_BYTES);
+  header[0] = type;
+  new DataView(header.buffer).setUint32(1, length, false);
+  return header;
 }
 
 export function encodeExit(status: number): Uint8Array {

@@ -3,7 +3,7 @@
  * accounting in both directions, EOF per direction, reset, and the end of the session.
  */
 import { describe, expect, test } from "bun:test";
-import { AssertionError } from "../errors.ts";
+import { AssertionError, ProtocolError } from "../errors.ts";
 import { VCHAN_WINDOW_BYTES } from "../wire/limits.ts";
 import { Channel, type ChannelHost, ChannelResetError } from "./channel.ts";
 import { ResetReason, VchanType } from "./messages.ts";
@@ -16,8 +16,10 @@ class FakeHost implements ChannelHost {
   readonly control: [type: number, value: number][] = [];
   released = 0;
   constructor(readonly maxChunk = 1 << 20) {}
-  async sendData(_id: number, data: Uint8Array): Promise<void> {
-    this.data.push(data.length);
+  readonly bytes: Uint8Array[] = [];
+  async sendData(_id: number, data: Uint8Array, prefix = new Uint8Array(0)): Promise<void> {
+    this.data.push(prefix.length + data.length);
+    this.bytes.push(Buffer.concat([prefix, data]));
   }
   async sendControl(_id: number, type: number, value = 0): Promise<void> {
     this.control.push([type, value]);
@@ -177,5 +179,42 @@ describe("end states", () => {
     ch.onSessionEnd(error);
     expect(await reading).toBe(error);
     await expect(ch.write(Uint8Array.of(1))).rejects.toBe(error);
+  });
+});
+
+describe("writeJoined (a call's output message: header + payload)", () => {
+  const header = Uint8Array.of(1, 0, 0, 0, 4);
+  const payload = Uint8Array.of(9, 8, 7, 6);
+
+  test("with credit: one DATA record of header then payload, credit charged for both", async () => {
+    const [ch, host] = channel(1000);
+    await ch.writeJoined(header, payload);
+    expect(host.bytes).toEqual([Uint8Array.of(1, 0, 0, 0, 4, 9, 8, 7, 6)]);
+    await ch.write(new Uint8Array(VCHAN_WINDOW_BYTES - 9));
+    expect(host.sentBytes).toBe(VCHAN_WINDOW_BYTES); // the 9 bytes counted against the window
+  });
+
+  test("short of credit or over the chunk size: the same bytes, split as write() splits them", async () => {
+    const [ch, host] = channel(6);
+    await ch.writeJoined(header, payload);
+    expect(host.data).toEqual([6, 3]);
+    expect(Buffer.concat(host.bytes)).toEqual(Buffer.from([1, 0, 0, 0, 4, 9, 8, 7, 6]));
+    const [full, fullHost] = channel();
+    await full.write(new Uint8Array(VCHAN_WINDOW_BYTES - 4));
+    const pending = full.writeJoined(header, payload); // 4 bytes of credit left, 9 needed
+    await flush();
+    expect(fullHost.sentBytes).toBe(VCHAN_WINDOW_BYTES);
+    full.onCredit(QUARTER);
+    await pending;
+    expect(Buffer.concat(fullHost.bytes).subarray(-9)).toEqual(Buffer.from([1, 0, 0, 0, 4, 9, 8, 7, 6]));
+  });
+
+  test("after EOF or a reset it throws like write()", async () => {
+    const [ch] = channel();
+    await ch.closeWrite();
+    await expect(ch.writeJoined(header, payload)).rejects.toBeInstanceOf(ProtocolError);
+    const [reset] = channel();
+    reset.onReset(ResetReason.CANCELLED);
+    await expect(reset.writeJoined(header, payload)).rejects.toBeInstanceOf(ChannelResetError);
   });
 });

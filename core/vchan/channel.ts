@@ -15,7 +15,8 @@ import { ResetReason, VchanType } from "./messages.ts";
 /** What a channel needs from its multiplexer. */
 export interface ChannelHost {
   readonly maxChunk: number;
-  sendData(id: number, data: Uint8Array): Promise<void>;
+  /** One DATA record whose body is `prefix` (if any) followed by `data`. */
+  sendData(id: number, data: Uint8Array, prefix?: Uint8Array): Promise<void>;
   sendControl(id: number, type: number, value?: number): Promise<void>;
   release(id: number): void;
 }
@@ -78,6 +79,25 @@ export class Channel {
       await this.host.sendData(this.id, data.subarray(offset, offset + n));
       offset += n;
     }
+  }
+
+  /**
+   * write(prefix + data) without joining them first: one DATA record built from both when the
+   * credit and the chunk size allow (the usual case for a call's output message: one copy of the
+   * bytes fewer per record), else the joined bytes through write().
+   */
+  async writeJoined(prefix: Uint8Array, data: Uint8Array): Promise<void> {
+    const n = prefix.length + data.length;
+    if (this.failure) throw this.failure;
+    if (this.sendEof) throw new ProtocolError("channel-state", "write after EOF");
+    if (n > 0 && n <= this.sendCredit && n <= this.host.maxChunk) {
+      this.sendCredit -= n;
+      return this.host.sendData(this.id, data, prefix);
+    }
+    const joined = new Uint8Array(n);
+    joined.set(prefix, 0);
+    joined.set(data, prefix.length);
+    return this.write(joined);
   }
 
   async closeWrite(): Promise<void> {

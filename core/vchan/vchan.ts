@@ -106,9 +106,11 @@ export class Vchan implements ChannelHost {
     return Math.min(this.o.maxChunk ?? VCHAN_MAX_CHUNK, VCHAN_MAX_CHUNK);
   }
 
-  sendData(id: number, data: Uint8Array): Promise<void> {
-    const record = vchanRecord(VchanType.DATA, id, data.length);
-    record.set(data, VCHAN_DATA_HEADER_BYTES);
+  sendData(id: number, data: Uint8Array, prefix?: Uint8Array): Promise<void> {
+    const before = prefix?.length ?? 0;
+    const record = vchanRecord(VchanType.DATA, id, before + data.length);
+    if (prefix) record.set(prefix, VCHAN_DATA_HEADER_BYTES);
+    record.set(data, VCHAN_DATA_HEADER_BYTES + before);
     return this.o.send(record);
   }
 
