@@ -138,7 +138,7 @@ export class SessionManager {
       if (e.mode === "pair-psk") {
         if (!usedToken || !state.consumeToken(usedToken))
           throw new ProtocolError("handshake-psk", "token already used");
-        await state.pin(e.peerKey);
+        await state.pin(e.peerKey, e.pairingId);
         await state.deleteTokenFile();
       } else if (e.mode === "pair-code") {
         log("pairing-code", {
@@ -154,7 +154,7 @@ export class SessionManager {
           attempt: codeAttempt,
         });
         await c.session.confirmPairing(approved);
-        await state.pin(e.peerKey);
+        await state.pin(e.peerKey, e.pairingId);
         await guard.succeeded();
       }
     } catch (error) {

@@ -132,6 +132,13 @@ export const SENDS_IN_FLIGHT_MAX = 4 * VCHAN_MAX_CHANNELS;
 // --- Pairing by 6-digit code (core/session/pairing-code.ts; docs/threat-model-pairing.md) ---
 /** Each side's pairing nonce: 256 random bits, so the commitment BLAKE2s(nonce) hides it. */
 export const PAIR_NONCE_BYTES = 32;
+/**
+ * The pairing id: BLAKE2s of the pairing handshake's hash, cut to 128 bits. Both ends store it
+ * with the pinned key and every IK message 1 carries it (encrypted), so a message 1 recorded
+ * under an earlier pairing of the same keys is refused after a re-pairing. 128 bits: ids of
+ * independent pairings never collide (2^-64 after 2^32 pairings of one key pair).
+ */
+export const PAIRING_ID_BYTES = 16;
 /** The code shown on both ends: 6 decimal digits, so one guess in 10^6 per attempt. */
 export const PAIR_CODE_DIGITS = 6;
 /**
