@@ -41,6 +41,13 @@ import { commitTo, freshNonce, pairingCode } from "./pairing-code.ts";
 import { LEGACY_PAIRING_ID, pairingIdOf } from "./pairing-id.ts";
 import type { RecordLink } from "./record-link.ts";
 
+/**
+ * X25519 operations the responder runs for a peer before it proved a pinned key (if ever): IK
+ * message 1 is es and ss; XX(psk3) message 2 is a key generation, ee and es, message 3 se. An
+ * authenticated reconnect's message 2 (3 more) is not counted: only pinned hosts get there.
+ */
+export const RESPONDER_DH_OPS = { ik: 2, xx: 4 } as const;
+
 export interface Established {
   readonly mode: HandshakeMode;
   readonly suite: LinkSuiteName;
@@ -226,7 +233,9 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
   let pairingId: Uint8Array | undefined;
   if (offer.mode === "reconnect") {
     // -> e, es, s, ss
-    const msg1 = decodeTimestampPayload(hs.readMessage(await o.link.recvHandshake()));
+    const bytes = await o.link.recvHandshake();
+    o.link.beforeDh?.(RESPONDER_DH_OPS.ik);
+    const msg1 = decodeTimestampPayload(hs.readMessage(bytes));
     const initiatorKey = publicKeyFromBytes(hs.remoteStatic!);
     if (!o.peers.isPinned(initiatorKey)) throw new ProtocolError("handshake-unknown-key");
     o.link.peerAuthenticated?.();
@@ -240,6 +249,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
   } else if (offer.mode === "pair-code") {
     // -> e
     hs.readMessage(await o.link.recvHandshake());
+    o.link.beforeDh?.(RESPONDER_DH_OPS.xx);
     // <- e, ee, s, es   (payload: our commitment, before we know anything the host will send)
     const nonce = freshNonce();
     await o.link.sendHandshake(hs.writeMessage(encodePairingPayload(o.version, "commit", commitTo(nonce))));
@@ -252,6 +262,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
   } else {
     // -> e
     hs.readMessage(await o.link.recvHandshake());
+    o.link.beforeDh?.(RESPONDER_DH_OPS.xx);
     // <- e, ee, s, es
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
     // -> s, se [, psk]   (a wrong token fails here, at the psk's MixKeyAndHash)

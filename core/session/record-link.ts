@@ -36,6 +36,13 @@ export interface RecordLink {
    */
   peerAuthenticated?(): void;
   /**
+   * Optional: the responder calls this before X25519 work for a peer that has not proved a
+   * pinned key; `ops` is how many DH operations follow (RESPONDER_DH_OPS). A listener with a
+   * CPU budget refuses by throwing ProtocolError "handshake-rate" (agent/link/dh-budget.ts), so
+   * a refused attempt costs no DH at all.
+   */
+  beforeDh?(ops: number): void;
+  /**
    * Timing this kind of line asks for (serial: a fast keepalive and a short handshake, see
    * core/wire/limits.ts); each is a ceiling on what the session's options say. Absent: defaults.
    */

@@ -79,6 +79,37 @@ export const HALF_OPEN_PER_ADDRESS = 2;
  * 64 new connections within the host's own handshake time.
  */
 export const HALF_OPEN_MAX = 64;
+/**
+ * X25519 operations per second the device spends on handshakes from peers that have not proved
+ * a pinned key, all addresses together (agent/link/dh-budget.ts): an IK message 1 costs 2 (es,
+ * ss), an XX message 2 and 3 cost 4. Native X25519 takes ~60 µs on a desktop core and ~1 ms on
+ * the slowest device we ship to, so 200/s is at most ~20% of one core there, whatever the number
+ * of source addresses; it still answers 100 stranger IK attempts a second. Beyond it an attempt
+ * is refused (handshake-rate) before any DH runs.
+ */
+export const HANDSHAKE_DH_PER_SECOND = 200;
+/** The budget's bucket: a burst of 25 IK attempts at once (hosts reconnecting after a reboot). */
+export const HANDSHAKE_DH_BURST = 50;
+/**
+ * A second bucket only addresses from which a pinned host completed a reconnect may draw on (a
+ * flood from other addresses cannot empty it): 10 IK attempts at once, 5 a second after. An
+ * off-path attacker cannot use such an address: TCP needs it to see the SYN-ACK.
+ */
+export const HANDSHAKE_DH_RESERVED_PER_SECOND = 10;
+export const HANDSHAKE_DH_RESERVED_BURST = 20;
+/**
+ * Addresses remembered as a pinned host's (in memory, most recent first): their connections get
+ * the reserved DH bucket and are evicted from a full half-open table last. A device has a few
+ * hosts; 16 covers each on a few networks without letting the list grow.
+ */
+export const KNOWN_HOST_ADDRESSES_MAX = 16;
+/**
+ * Refused handshakes logged one line each per REFUSALS_REPORT_MS (enough to diagnose a broken
+ * host); the rest are counted, and one summary line per window gives the counts: a flood must
+ * not fill the log (one line per attempt would be a disk-filling attack of its own).
+ */
+export const REFUSALS_LOGGED_PER_WINDOW = 8;
+export const REFUSALS_REPORT_MS = 10_000;
 /** Fresh handshake after this much time on one key... */
 export const REKEY_AFTER_MS = 10 * 60_000;
 /** ...or after this many messages in either direction, whichever comes first. */
