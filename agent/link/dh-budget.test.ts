@@ -82,9 +82,14 @@ describe("refusal log", () => {
     return {
       setTimer: (_ms: number, fn: () => void) => {
         pending.push(fn);
-        return () => pending.splice(pending.indexOf(fn), 1);
+        return () => {
+          const i = pending.indexOf(fn);
+          if (i >= 0) pending.splice(i, 1);
+        };
       },
-      fire: () => pending.splice(0).forEach((fn) => fn()),
+      fire: () => {
+        for (const fn of pending.splice(0)) fn();
+      },
     };
   }
 
@@ -134,7 +139,7 @@ describe("half-open link pays for DH work", () => {
         asked.push(ops);
         return spend(ops);
       },
-      reconnected: () => reconnected.push("yes"),
+      hostConnected: () => reconnected.push("yes"),
     });
     const tuning = { clock: systemClock, onOpen: () => {} };
     const peers = { isPinned: () => pinned, acceptTimestamp: () => true };

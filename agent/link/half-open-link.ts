@@ -5,8 +5,9 @@
  * for a late offer, handshake-rate for an eviction) and closes the connection.
  * It also pays for the handshake's DH work from the global budget (agent/link/dh-budget.ts): an
  * unpaid attempt fails with handshake-rate before any DH runs. Once a pinned host's reconnect is
- * complete (its keys installed after the timestamp was accepted) it reports the address as a
- * known host's; a peer that only proved the key (a replayed message 1) never does.
+ * complete (its keys installed after the timestamp was accepted), or a token pairing is, it
+ * reports the address as a known host's; a peer that only proved the key (a replayed message 1)
+ * never does, nor a code pairing (anyone can complete its handshake).
  * Must never: report progress the handshake has not made, let DH work run unpaid, or outlive a
  * kill (every handshake call after kill() throws).
  */
@@ -21,8 +22,8 @@ type Progress = Pick<HalfOpen, "offered" | "authenticated">;
 export interface Admission {
   /** Pays for `ops` DH operations; false when the budget is spent. */
   spend(ops: number): boolean;
-  /** A pinned host completed a reconnect from this address. */
-  reconnected(): void;
+  /** A pinned host completed a reconnect, or a token pairing, from this address. */
+  hostConnected(): void;
 }
 
 export class HalfOpenLink implements RecordLink {
@@ -106,7 +107,7 @@ export class HalfOpenLink implements RecordLink {
     // timestamp (and pairing id) was accepted, so only the real host's address is remembered.
     if (this.peerProved) {
       this.peerProved = false;
-      this.admission?.reconnected();
+      this.admission?.hostConnected();
     }
     this.inner.setRecvKey(cs);
   }

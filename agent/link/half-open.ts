@@ -15,8 +15,9 @@
  *     a reconnect): when the table is full, entries from other addresses go first; a known
  *     address's entry is chosen only when every unauthenticated entry is from a known address.
  *     So a flood from any number of other addresses never evicts the returning host.
- *   - authenticated: an entry whose peer proved a pinned key (IK message 1) is never evicted; if
- *     the table is full of those, the new connection is refused.
+ *   - authenticated: an entry whose peer proved a pinned key (IK message 1) or the pairing token
+ *     (XXpsk3 message 3) is never evicted; if the table is full of those, the new connection is
+ *     refused.
  * Nothing an unauthenticated peer sends is trusted for ordering: a valid offer is public, so
  * stage does not buy priority; only age, the address's share, and the pinned key do.
  * Must never: evict an authenticated entry, let one address hold more than `perAddress`

@@ -90,7 +90,7 @@ export async function listenTcp(
     }
     const link = new HalfOpenLink(new TcpRecordLink(stream), {
       spend: (ops) => budget.spend(source, ops),
-      reconnected: () => budget.known.add(source),
+      hostConnected: () => budget.known.add(source),
     });
     const slot = table.admit(source, (reason) => link.kill(reason));
     if (!slot) {

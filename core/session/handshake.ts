@@ -274,6 +274,8 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
       }
       throw error;
     }
+    // A message 3 that decrypted under the token proves the initiator holds it.
+    if (offer.mode === "pair-psk") o.link.peerAuthenticated?.();
   }
   return established(offer.mode, suite, hs, peerVersion, codePairing, pairingId);
 }

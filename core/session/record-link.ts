@@ -31,8 +31,10 @@ export interface RecordLink {
   close(): void;
   /**
    * Optional: the responder calls this once the initiator proved a pinned static key (IK
-   * message 1), before the timestamp is persisted. A listener uses it to stop treating the
-   * connection as an anonymous one that may be evicted (agent/link/half-open.ts).
+   * message 1, before the timestamp is persisted) or the pairing token (XXpsk3 message 3). A
+   * listener uses it to stop treating the connection as an anonymous one that may be evicted
+   * (agent/link/half-open.ts), and once the handshake completed, to remember the address as a
+   * host's (agent/link/dh-budget.ts).
    */
   peerAuthenticated?(): void;
   /**

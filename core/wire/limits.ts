@@ -82,9 +82,9 @@ export const HALF_OPEN_MAX = 64;
 /**
  * X25519 operations per second the device spends on handshakes from peers that have not proved
  * a pinned key, all addresses together (agent/link/dh-budget.ts): an IK message 1 costs 2 (es,
- * ss), an XX message 2 and 3 cost 4. Native X25519 takes ~60 µs on a desktop core and ~1 ms on
- * the slowest device we ship to, so 200/s is at most ~20% of one core there, whatever the number
- * of source addresses; it still answers 100 stranger IK attempts a second. Beyond it an attempt
+ * ss), an XX message 2 and 3 cost 4. Native X25519 took ~60 µs on a (busy) desktop core here;
+ * even at 1 ms (a slow ARM core, not measured) 200/s is 20% of one core, whatever the number of
+ * source addresses, and it still answers 100 stranger IK attempts a second. Beyond it an attempt
  * is refused (handshake-rate) before any DH runs.
  */
 export const HANDSHAKE_DH_PER_SECOND = 200;
