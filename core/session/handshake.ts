@@ -11,9 +11,11 @@
  *                           device reveals after the handshake (Session, PAIR_REVEAL)
  *
  * Must never: accept a static key that is not pinned (reconnect), accept a replayed or
- * non-increasing msg-1 timestamp or one made for an earlier pairing of the key, let the peer pick the pattern, start a code pairing while the
- * responder's code pairing is locked, let the device's nonce out before the attempt is counted
- * (PairingState.codeAttempt), or complete a pairing whose code the local user has not confirmed.
+ * non-increasing msg-1 timestamp or a msg 1 made for an earlier pairing of the key, run DH work
+ * for an unauthenticated peer before the link allowed it (RecordLink.beforeDh), let the peer
+ * pick the pattern, start a code pairing while the responder's code pairing is locked, let the
+ * device's nonce out before the attempt is counted (PairingState.codeAttempt), or complete a
+ * pairing whose code the local user has not confirmed.
  * Errors are ProtocolError with fixed codes.
  */
 import { assert, ProtocolError } from "../errors.ts";

@@ -75,8 +75,8 @@ export const HALF_OPEN_PER_ADDRESS = 2;
  * Handshakes not yet authenticated, all addresses together. Each holds a socket and a few KB,
  * and no crypto runs before IK message 1; 64 stays far below the usual 1024-descriptor limit.
  * When full, a new connection evicts the oldest entry of the address holding the most, so
- * filling the table takes 32 addresses, and evicting a host (one entry) takes 63 addresses and
- * 64 new connections within the host's own handshake time.
+ * filling the table takes 32 addresses; entries from known host addresses go last, so a host
+ * reconnecting from its address is never evicted by a flood from others (agent/link/half-open.ts).
  */
 export const HALF_OPEN_MAX = 64;
 /**
