@@ -138,7 +138,8 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   const suites = rankLinkSuites(resolver);
   const callDeps = { config, policy, confirmer, builtins, log };
   // One handshake budget and one refusal count for the whole agent (agent/link/dh-budget.ts).
-  const budget = new DhBudget(new KnownAddresses(), () => platform.monotonicMs());
+  const known = new KnownAddresses(undefined, state.hostAddresses, (a) => state.rememberHostAddress(a));
+  const budget = new DhBudget(known, () => platform.monotonicMs());
   const refusals = new RefusalLog(log, { clock: systemClock, budget });
   const sessions = new SessionManager({
     config,

@@ -49,11 +49,14 @@ describe("DH budget", () => {
     expect(b.spend("192.0.2.1", 2)).toBe(false); // reserved burst 4 spent
   });
 
-  test("known addresses are bounded, most recent kept", () => {
-    const known = new KnownAddresses(3);
+  test("known addresses are bounded, most recent kept; only new ones are reported (to be saved)", () => {
+    const saved: string[] = [];
+    const known = new KnownAddresses(3, ["z"], (a) => saved.push(a));
+    expect(known.has("z")).toBe(true);
     for (const a of ["a", "b", "c", "a", "d"]) known.add(a);
     expect(known.size).toBe(3);
-    expect(["a", "b", "c", "d"].map((x) => known.has(x))).toEqual([true, false, true, true]);
+    expect(["a", "b", "c", "d", "z"].map((x) => known.has(x))).toEqual([true, false, true, true, false]);
+    expect(saved).toEqual(["a", "b", "c", "d"]);
   });
 });
 

@@ -43,11 +43,20 @@ class Bucket {
   }
 }
 
-/** Source addresses of pinned hosts' completed reconnects, most recent last; bounded. */
+/**
+ * Source addresses of pinned hosts' completed reconnects (and token pairings), most recent last;
+ * bounded. `initial` and `onNew` let the agent keep them across a restart (AgentState).
+ */
 export class KnownAddresses {
-  private readonly addresses = new Set<string>();
+  private readonly addresses: Set<string>;
 
-  constructor(private readonly max: number = KNOWN_HOST_ADDRESSES_MAX) {}
+  constructor(
+    private readonly max: number = KNOWN_HOST_ADDRESSES_MAX,
+    initial: readonly string[] = [],
+    private readonly onNew: (address: string) => void = () => {},
+  ) {
+    this.addresses = new Set(initial.slice(-max));
+  }
 
   has(address: string): boolean {
     return this.addresses.has(address);
@@ -55,7 +64,7 @@ export class KnownAddresses {
 
   /** A pinned host completed a reconnect from `address` (never called for an unauthenticated one). */
   add(address: string): void {
-    this.addresses.delete(address);
+    if (!this.addresses.delete(address)) this.onNew(address);
     this.addresses.add(address);
     if (this.addresses.size > this.max) this.addresses.delete(this.addresses.values().next().value!);
   }

@@ -188,6 +188,25 @@ describe("hosts.json pairing ids", () => {
     expect(Object.keys(saved).sort()).toEqual(["key", "lastTimestamp", "pairedAt"]);
   });
 
+  test("pinned hosts' source addresses survive a restart; a bad list is a ConfigError", async () => {
+    const state = await openState();
+    state.rememberHostAddress("192.0.2.7");
+    state.rememberHostAddress("192.0.2.7"); // known: no second entry
+    state.rememberHostAddress("not an address");
+    for (let i = 0; i < 20; i++) state.rememberHostAddress(`198.51.100.${i}`);
+    await state.persisted();
+    const reopened = await AgentState.open(state.dir);
+    expect(reopened.hostAddresses).toHaveLength(16); // KNOWN_HOST_ADDRESSES_MAX, newest kept
+    expect(reopened.hostAddresses.at(-1)).toBe("198.51.100.19");
+    expect(reopened.hostAddresses).not.toContain("192.0.2.7");
+    for (const bad of [["x"], "192.0.2.1", [1], Array.from({ length: 17 }, (_, i) => `10.0.0.${i}`)]) {
+      writeFileSync(state.hostsPath, JSON.stringify({ version: 1, hosts: [], hostAddresses: bad }), {
+        mode: 0o600,
+      });
+      expect(await AgentState.open(state.dir).catch((e: unknown) => e)).toBeInstanceOf(ConfigError);
+    }
+  });
+
   test("a malformed pairing id is a ConfigError", async () => {
     const state = await openState();
     const key = formatPublicKey(generateStaticKeyPair().publicKey);

@@ -5,7 +5,9 @@
  *   pairing-token  64 hex digits; one-time: pair-psk is open only while it exists, and it is
  *                  deleted right after a successful pairing
  *   hosts.json     pinned host keys, each with its pairing id (core/session/pairing-id.ts) and
- *                  the last accepted IK timestamp
+ *                  the last accepted IK timestamp; and hostAddresses, the source addresses
+ *                  pinned hosts connected from (agent/link/dh-budget.ts KnownAddresses), so
+ *                  the reserved handshake budget holds across a restart
  *   code-pairing.json  failed code pairing attempts and the lock (code-pairing-guard.ts)
  *
  * The IK timestamp is recorded in memory at once (so a concurrent replay is refused) and the
@@ -20,6 +22,7 @@
  * than the last, or keep accepting a token after it was used once.
  */
 import { unlink } from "node:fs/promises";
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { equalBytes } from "../../core/bytes.ts";
 import { ConfigError } from "../../core/errors.ts";
@@ -31,6 +34,7 @@ import {
   type StaticPublicKey,
 } from "../../core/session/key-text.ts";
 import { formatPairingId, LEGACY_PAIRING_ID, parsePairingId } from "../../core/session/pairing-id.ts";
+import { KNOWN_HOST_ADDRESSES_MAX } from "../../core/wire/limits.ts";
 import { platform } from "../../platform/index.ts";
 import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
 import { CodePairingGuard } from "./code-pairing-guard.ts";
@@ -48,6 +52,7 @@ interface HostEntry {
 
 export class AgentState {
   private hosts = new Map<string, HostEntry>();
+  private addresses: string[] = [];
   private writing: Promise<void> = Promise.resolve();
   private usedTokens = new Set<string>();
 
@@ -100,6 +105,19 @@ export class AgentState {
       return true;
     },
   };
+
+  /** Source addresses pinned hosts connected from, oldest first (at most KNOWN_HOST_ADDRESSES_MAX). */
+  get hostAddresses(): readonly string[] {
+    return this.addresses;
+  }
+
+  /** Remembers a pinned host's source address (a write only when it is new). */
+  rememberHostAddress(address: string): void {
+    if (this.addresses.includes(address) || isIP(address) === 0) return;
+    this.addresses = [...this.addresses, address].slice(-KNOWN_HOST_ADDRESSES_MAX);
+    this.scheduleWrite();
+    this.writing.catch(() => {}); // a failed write shows at the next reconnect's persisted()
+  }
 
   /** Resolves once every change made so far is on disk; rejects if writing failed. */
   persisted(): Promise<void> {
@@ -183,7 +201,8 @@ export class AgentState {
       ...(equalBytes(h.pairing, LEGACY_PAIRING_ID) ? {} : { pairing: formatPairingId(h.pairing) }),
       lastTimestamp: h.lastTimestamp === null ? null : h.lastTimestamp.toString(),
     }));
-    return `${JSON.stringify({ version: 1, hosts }, null, 2)}\n`;
+    const extra = this.addresses.length > 0 ? { hostAddresses: this.addresses } : {};
+    return `${JSON.stringify({ version: 1, hosts, ...extra }, null, 2)}\n`;
   }
 
   private async loadHosts(): Promise<void> {
@@ -204,9 +223,19 @@ export class AgentState {
     } catch {
       throw broken("not JSON");
     }
-    const d = doc as { version?: unknown; hosts?: unknown };
+    const d = doc as { version?: unknown; hosts?: unknown; hostAddresses?: unknown };
     if (!d || typeof d !== "object" || d.version !== 1 || !Array.isArray(d.hosts))
       throw broken("no version 1 hosts list");
+    if (d.hostAddresses !== undefined) {
+      const list = d.hostAddresses;
+      if (
+        !Array.isArray(list) ||
+        list.length > KNOWN_HOST_ADDRESSES_MAX ||
+        !list.every((a) => typeof a === "string" && isIP(a) !== 0)
+      )
+        throw broken("hostAddresses is not a list of IP addresses");
+      this.addresses = [...new Set(list as string[])];
+    }
     for (const h of d.hosts as Record<string, unknown>[]) {
       const keys = h && typeof h === "object" ? Object.keys(h).sort().join(",") : "";
       if (

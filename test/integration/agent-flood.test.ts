@@ -64,6 +64,9 @@ describe("agent under a connection flood from many addresses (issue 16.3)", () =
     const before = await connectHost(agent.port, { mode: "reconnect", hostKey, deviceKey });
     before.session.close();
     await agent.waitLine(/session-down/);
+    // The agent keeps that address (hosts.json), so its priority also holds after a restart.
+    const hosts = JSON.parse(readFileSync(join(agent.dir, "state", "hosts.json"), "utf8"));
+    expect(hosts.hostAddresses).toEqual(["127.0.0.1"]);
 
     attacker = await platform.spawn(
       [
