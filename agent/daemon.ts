@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { ConfigError } from "../core/errors.ts";
 import { makeResolver } from "../core/noise/suites.ts";
 import { Service } from "../core/qrexec/services.ts";
+import { systemClock } from "../core/session/duplex.ts";
 import { formatPublicKey } from "../core/session/key-text.ts";
 import { platform } from "../platform/index.ts";
 import { nativeCiphers } from "../platform/native-aead.ts";
@@ -26,8 +27,10 @@ import { openConfirmation } from "./confirmation/inputs.ts";
 import { ConfirmationManager } from "./confirmation/manager.ts";
 import { openScreens } from "./confirmation/screen.ts";
 import { KeyLock } from "./keylock/key-lock.ts";
+import { DhBudget, KnownAddresses } from "./link/dh-budget.ts";
 import { listenTcp, listenTty, type Stoppable } from "./link/listen.ts";
 import { serveLocalSocket } from "./link/outgoing-calls.ts";
+import { RefusalLog } from "./link/refusal-log.ts";
 import { SessionManager } from "./link/sessions.ts";
 import { AgentState } from "./link/state.ts";
 import type { Log } from "./log.ts";
@@ -134,6 +137,10 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
   const resolver = makeResolver(nativeCiphers(), nativeDh());
   const suites = rankLinkSuites(resolver);
   const callDeps = { config, policy, confirmer, builtins, log };
+  // One handshake budget and one refusal count for the whole agent (agent/link/dh-budget.ts).
+  const known = new KnownAddresses(undefined, state.hostAddresses, (a) => state.rememberHostAddress(a));
+  const budget = new DhBudget(known, () => platform.monotonicMs());
+  const refusals = new RefusalLog(log, { clock: systemClock, budget });
   const sessions = new SessionManager({
     config,
     state,
@@ -141,6 +148,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     log,
     resolver,
     suites,
+    refusals,
     onOpen: (channel, meta, session) => serveCall(callDeps, channel, meta, session),
     onLinkChange: (anyUp) => keyLock?.linkChanged(anyUp),
   });
@@ -174,6 +182,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
         sessions,
         log,
         config.handshakeMinIntervalMs,
+        { budget, refusals },
       );
       stops.push(() => tcp.close());
     }
@@ -191,6 +200,7 @@ export async function startDaemon(config: Config, log: Log): Promise<Daemon> {
     async stop() {
       sessions.closeAll();
       for (const stop of stops.reverse()) await stop().catch(() => {});
+      refusals.flush();
       await state.persisted().catch(() => {});
       log("stopped");
     },

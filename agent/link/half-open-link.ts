@@ -3,8 +3,13 @@
  * arrived; the peer proved a pinned key) and that the table can kill: a killed link fails its
  * pending and later handshake reads and writes with a fixed ProtocolError (handshake-timeout
  * for a late offer, handshake-rate for an eviction) and closes the connection.
- * Must never: report progress the handshake has not made, or outlive a kill (every handshake
- * call after kill() throws).
+ * It also pays for the handshake's DH work from the global budget (agent/link/dh-budget.ts): an
+ * unpaid attempt fails with handshake-rate before any DH runs. Once a pinned host's reconnect is
+ * complete (its keys installed after the timestamp was accepted), or a token pairing is, it
+ * reports the address as a known host's; a peer that only proved the key (a replayed message 1)
+ * never does, nor a code pairing (anyone can complete its handshake).
+ * Must never: report progress the handshake has not made, let DH work run unpaid, or outlive a
+ * kill (every handshake call after kill() throws).
  */
 import { ProtocolError } from "../../core/errors.ts";
 import type { CipherState } from "../../core/noise/cipher-state.ts";
@@ -12,6 +17,14 @@ import type { RecordLink } from "../../core/session/record-link.ts";
 import type { EvictReason, HalfOpen } from "./half-open.ts";
 
 type Progress = Pick<HalfOpen, "offered" | "authenticated">;
+
+/** The listener's view of one connection's source address. */
+export interface Admission {
+  /** Pays for `ops` DH operations; false when the budget is spent. */
+  spend(ops: number): boolean;
+  /** A pinned host completed a reconnect, or a token pairing, from this address. */
+  hostConnected(): void;
+}
 
 export class HalfOpenLink implements RecordLink {
   private slot: Progress | null = null;
@@ -21,8 +34,12 @@ export class HalfOpenLink implements RecordLink {
     this.rejectKilled = reject;
   });
   private offerSeen = false;
+  private peerProved = false;
 
-  constructor(private readonly inner: RecordLink) {
+  constructor(
+    private readonly inner: RecordLink,
+    private readonly admission?: Admission,
+  ) {
     this.whenKilled.catch(() => {}); // observed through the races below
   }
 
@@ -71,7 +88,14 @@ export class HalfOpenLink implements RecordLink {
   }
 
   peerAuthenticated(): void {
+    this.peerProved = true;
     this.slot?.authenticated();
+  }
+
+  beforeDh(ops: number): void {
+    if (this.admission && !this.admission.spend(ops)) {
+      throw new ProtocolError("handshake-rate", "handshake work budget spent");
+    }
   }
 
   setSendKey(cs: CipherState): void {
@@ -79,6 +103,12 @@ export class HalfOpenLink implements RecordLink {
   }
 
   setRecvKey(cs: CipherState): void {
+    // Keys are installed once the handshake succeeded; for a reconnect that is after the
+    // timestamp (and pairing id) was accepted, so only the real host's address is remembered.
+    if (this.peerProved) {
+      this.peerProved = false;
+      this.admission?.hostConnected();
+    }
     this.inner.setRecvKey(cs);
   }
 

@@ -11,8 +11,13 @@
  *     so it is chosen only when every entry is the only one of its address (the attacker needs
  *     `max - 1` addresses at once), and then only after `max` newer connections arrived before
  *     its IK message 1 did.
- *   - authenticated: an entry whose peer proved a pinned key (IK message 1) is never evicted; if
- *     the table is full of those, the new connection is refused.
+ *   - known host addresses (agent/link/dh-budget.ts KnownAddresses: where a pinned host completed
+ *     a reconnect): when the table is full, entries from other addresses go first; a known
+ *     address's entry is chosen only when every unauthenticated entry is from a known address.
+ *     So a flood from any number of other addresses never evicts the returning host.
+ *   - authenticated: an entry whose peer proved a pinned key (IK message 1) or the pairing token
+ *     (XXpsk3 message 3) is never evicted; if the table is full of those, the new connection is
+ *     refused.
  * Nothing an unauthenticated peer sends is trusted for ordering: a valid offer is public, so
  * stage does not buy priority; only age, the address's share, and the pinned key do.
  * Must never: evict an authenticated entry, let one address hold more than `perAddress`
@@ -52,6 +57,8 @@ export class HalfOpenTable {
   constructor(
     private readonly limits: HalfOpenLimits,
     private readonly clock: Pick<Clock, "setTimer">,
+    /** Addresses whose entries are evicted last (a pinned host's). */
+    private readonly isKnown: (address: string) => boolean = () => false,
   ) {}
 
   get size(): number {
@@ -106,18 +113,22 @@ export class HalfOpenTable {
     return undefined;
   }
 
-  /** The oldest unauthenticated entry of the address holding the most of them. */
+  /**
+   * The oldest unauthenticated entry of the address holding the most of them, among addresses
+   * that are not known hosts' if there are any such entries.
+   */
   private victim(): Entry | undefined {
+    const candidates = [...this.entries].filter((e) => !e.authenticated);
+    const strangers = candidates.filter((e) => !this.isKnown(e.address));
+    const pool = strangers.length > 0 ? strangers : candidates;
     const held = new Map<string, number>();
     let most = 0;
-    for (const e of this.entries) {
-      if (e.authenticated) continue;
+    for (const e of pool) {
       const n = (held.get(e.address) ?? 0) + 1;
       held.set(e.address, n);
       if (n > most) most = n;
     }
-    for (const e of this.entries) if (!e.authenticated && held.get(e.address) === most) return e;
-    return undefined;
+    return pool.find((e) => held.get(e.address) === most);
   }
 
   private evict(entry: Entry, reason: EvictReason): void {

@@ -2,12 +2,18 @@
  * Where hosts reach the agent: a TCP listener and/or a tty (USB gadget serial).
  *
  * TCP: every connection is a handshake attempt. One source address may start one every
- * handshakeMinIntervalMs (a faster one is closed at once, logged as refused, code
- * handshake-rate, why=too-frequent), before any crypto runs. Admitted connections go into the
- * half-open table (half-open.ts): the offer must arrive within OFFER_TIMEOUT_MS, one address
- * holds at most HALF_OPEN_PER_ADDRESS unauthenticated handshakes, and a full table evicts the
- * oldest of the address holding the most; a host that proved its pinned key is never evicted.
- * An evicted handshake ends with handshake-rate, a late offer with handshake-timeout.
+ * handshakeMinIntervalMs (a faster one is closed at once, refused with code handshake-rate,
+ * why=too-frequent), before any crypto runs; the table of last starts is bounded
+ * (RATE_TABLE_MAX). Admitted connections go into the half-open table (half-open.ts): the offer
+ * must arrive within OFFER_TIMEOUT_MS, one address holds at most HALF_OPEN_PER_ADDRESS
+ * unauthenticated handshakes, and a full table evicts the oldest of the address holding the
+ * most, strangers' before known hosts' addresses; a host that proved its pinned key is never
+ * evicted. An evicted handshake ends with handshake-rate, a late offer with handshake-timeout.
+ * Limits that hold for all addresses together, so that a flood from many addresses (or rotated
+ * ports) neither exhausts memory nor CPU nor keeps the paired host out: at most HALF_OPEN_MAX
+ * half-open handshakes, and DH work paid from the global budget (dh-budget.ts) with a reserved
+ * share for known host addresses. Refusals are counted, not logged one line each
+ * (refusal-log.ts).
  * tty: one session at a time on the line; the handshake starts when the first bytes arrive (an
  * idle line never times out). When a session ends the line is reopened and the handshake
  * frames the old link received but did not use are carried over (a host that restarted its
@@ -31,11 +37,14 @@ import { openSerial } from "../../transport/serial.ts";
 import { type TcpListener, tcpListen } from "../../transport/tcp.ts";
 import type { TcpAddress } from "../config.ts";
 import type { Log } from "../log.ts";
+import type { DhBudget } from "./dh-budget.ts";
 import { gcPaced } from "./gc-pacing.ts";
 import { HalfOpenTable } from "./half-open.ts";
 import { HalfOpenLink } from "./half-open-link.ts";
+import type { RefusalLog } from "./refusal-log.ts";
 import type { SessionManager } from "./sessions.ts";
 
+/** Source addresses whose last handshake start is remembered (handshakeMinIntervalMs). */
 const RATE_TABLE_MAX = 1024;
 const TTY_BACKOFF_MIN_MS = 100;
 const TTY_BACKOFF_MAX_MS = 5000;
@@ -50,16 +59,25 @@ export interface Stoppable {
   stop(): Promise<void>;
 }
 
+/** What the TCP listener shares with the rest of the agent: the DH budget and the refusal counts. */
+export interface TcpAdmission {
+  readonly budget: DhBudget;
+  readonly refusals: RefusalLog;
+}
+
 export async function listenTcp(
   addr: TcpAddress,
   sessions: SessionManager,
   log: Log,
   minIntervalMs: number,
+  admission: TcpAdmission,
 ): Promise<TcpListener> {
+  const { budget, refusals } = admission;
   const lastStart = new Map<string, number>();
   const table = new HalfOpenTable(
     { max: HALF_OPEN_MAX, perAddress: HALF_OPEN_PER_ADDRESS, offerTimeoutMs: OFFER_TIMEOUT_MS },
     systemClock,
+    (address) => budget.known.has(address),
   );
   const listener = await tcpListen(addr.host, addr.port, (stream, peer) => {
     const via = stream.description;
@@ -67,21 +85,31 @@ export async function listenTcp(
     const now = platform.monotonicMs();
     const last = lastStart.get(source);
     if (last !== undefined && now - last < minIntervalMs) {
-      log("refused", { via, code: "handshake-rate", why: "too-frequent" });
+      refusals.refused({ via, code: "handshake-rate", why: "too-frequent" });
       stream.close();
       return;
     }
-    const link = new HalfOpenLink(new TcpRecordLink(gcPaced(stream)));
+    const link = new HalfOpenLink(new TcpRecordLink(gcPaced(stream)), {
+      spend: (ops) => budget.spend(source, ops),
+      hostConnected: () => budget.known.add(source),
+    });
     const slot = table.admit(source, (reason) => link.kill(reason));
     if (!slot) {
-      log("refused", { via, code: "handshake-rate", why: "too-many-handshakes" });
+      refusals.refused({ via, code: "handshake-rate", why: "too-many-handshakes" });
       stream.close();
       return;
     }
     link.attach(slot);
     if (lastStart.size >= RATE_TABLE_MAX) {
       for (const [k, t] of lastStart) if (now - t >= minIntervalMs) lastStart.delete(k);
+      // Still full (more fresh addresses than the table holds): forget the oldest starts. The
+      // per-address spacing is a courtesy limit; the global ones above still hold.
+      for (const k of lastStart.keys()) {
+        if (lastStart.size < RATE_TABLE_MAX) break;
+        lastStart.delete(k);
+      }
     }
+    lastStart.delete(source); // re-inserted last: the Map's order is the order of starts
     lastStart.set(source, now);
     void sessions
       .serve(link, via, () => slot.done())

@@ -24,6 +24,7 @@ import type { Config } from "../config.ts";
 import type { Confirmer } from "../confirmation/confirmer.ts";
 import { errorCode, keyPrefix, type Log } from "../log.ts";
 import { AGENT_VERSION } from "../version.ts";
+import { RefusalLog } from "./refusal-log.ts";
 import type { AgentState } from "./state.ts";
 
 export interface SessionDeps {
@@ -37,6 +38,8 @@ export interface SessionDeps {
   readonly onOpen: (channel: Channel, meta: Uint8Array, session: SessionRefusals) => void;
   /** A session came up or ended; `anyUp`: some host is still connected (the key lock's unplug). */
   readonly onLinkChange?: (anyUp: boolean) => void;
+  /** Where refused handshakes are counted (default: its own, without DH figures). */
+  readonly refusals?: RefusalLog;
 }
 
 /**
@@ -55,8 +58,12 @@ export class SessionManager {
   /** Live sessions, oldest first: the last is the one device calls use. */
   private order: Connected[] = [];
   private stopped = false;
+  /** Refused handshakes: counted, the first few per window logged (refusal-log.ts). */
+  readonly refusals: RefusalLog;
 
-  constructor(private readonly d: SessionDeps) {}
+  constructor(private readonly d: SessionDeps) {
+    this.refusals = d.refusals ?? new RefusalLog(d.log, { clock: systemClock });
+  }
 
   /** The newest live session, or null when no host is connected. */
   current(): Connected | null {
@@ -123,7 +130,7 @@ export class SessionManager {
       );
     } catch (error) {
       const locked = error instanceof PairingLockedError ? lockedText(error.minutes) : undefined;
-      log("refused", { via, code: errorCode(error), why: locked });
+      this.refusals.refused({ via, code: errorCode(error), why: locked });
       // A pair-code attempt whose reveal may have left and that ended here (e.g. the handshake
       // deadline) stays a failure: it may lock code pairing now.
       if (codeAttempt > 0) await this.codeFailed(via);
@@ -138,7 +145,7 @@ export class SessionManager {
       if (e.mode === "pair-psk") {
         if (!usedToken || !state.consumeToken(usedToken))
           throw new ProtocolError("handshake-psk", "token already used");
-        await state.pin(e.peerKey);
+        await state.pin(e.peerKey, e.pairingId);
         await state.deleteTokenFile();
       } else if (e.mode === "pair-code") {
         log("pairing-code", {
@@ -154,7 +161,7 @@ export class SessionManager {
           attempt: codeAttempt,
         });
         await c.session.confirmPairing(approved);
-        await state.pin(e.peerKey);
+        await state.pin(e.peerKey, e.pairingId);
         await guard.succeeded();
       }
     } catch (error) {

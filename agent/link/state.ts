@@ -4,19 +4,27 @@
  *   device.key     this device's static key (created on first start if missing)
  *   pairing-token  64 hex digits; one-time: pair-psk is open only while it exists, and it is
  *                  deleted right after a successful pairing
- *   hosts.json     pinned host keys, each with the last accepted IK timestamp
+ *   hosts.json     pinned host keys, each with its pairing id (core/session/pairing-id.ts) and
+ *                  the last accepted IK timestamp; and hostAddresses, the source addresses
+ *                  pinned hosts connected from (agent/link/dh-budget.ts KnownAddresses), so
+ *                  the reserved handshake budget holds across a restart
  *   code-pairing.json  failed code pairing attempts and the lock (code-pairing-guard.ts)
  *
  * The IK timestamp is recorded in memory at once (so a concurrent replay is refused) and the
  * handshake's reply waits for that write (PeerStore.acceptTimestamp), so a replay of message 1
  * after an agent restart is refused too.
  * A fresh pairing of a host key starts its IK timestamps again (issue 9: a host that lost its
- * timestamp state while its clock was behind recovers by unpairing and pairing again).
- * Must never: answer a reconnect before its timestamp is on disk, or keep accepting a token
- * after it was used once.
+ * timestamp state while its clock was behind recovers by unpairing and pairing again), under a
+ * new pairing id: an IK message 1 made for the earlier pairing names the old id and is refused,
+ * whatever its timestamp. An entry written before pairing ids (no "pairing" field) has
+ * LEGACY_PAIRING_ID, as the host's registry entry of that pairing does.
+ * Must never: answer a reconnect before its timestamp is on disk, accept one for another pairing
+ * than the last, or keep accepting a token after it was used once.
  */
 import { unlink } from "node:fs/promises";
+import { isIP } from "node:net";
 import { join } from "node:path";
+import { equalBytes } from "../../core/bytes.ts";
 import { ConfigError } from "../../core/errors.ts";
 import type { PeerStore } from "../../core/session/handshake.ts";
 import {
@@ -25,6 +33,8 @@ import {
   type StaticKeyPair,
   type StaticPublicKey,
 } from "../../core/session/key-text.ts";
+import { formatPairingId, LEGACY_PAIRING_ID, parsePairingId } from "../../core/session/pairing-id.ts";
+import { KNOWN_HOST_ADDRESSES_MAX } from "../../core/wire/limits.ts";
 import { platform } from "../../platform/index.ts";
 import { generateKeyFile, loadKeyPair } from "../../platform/key-file.ts";
 import { CodePairingGuard } from "./code-pairing-guard.ts";
@@ -35,11 +45,14 @@ const KEYGEN = "qubes-air-agent keygen --out";
 interface HostEntry {
   key: string;
   pairedAt: string;
+  /** The pairing's id; LEGACY_PAIRING_ID for a pairing made before ids (no field in the file). */
+  pairing: Uint8Array;
   lastTimestamp: bigint | null;
 }
 
 export class AgentState {
   private hosts = new Map<string, HostEntry>();
+  private addresses: string[] = [];
   private writing: Promise<void> = Promise.resolve();
   private usedTokens = new Set<string>();
 
@@ -82,9 +95,10 @@ export class AgentState {
    */
   readonly peers: PeerStore = {
     isPinned: (key) => this.hosts.has(formatPublicKey(key)),
-    acceptTimestamp: async (key, ts) => {
+    acceptTimestamp: async (key, ts, pairing) => {
       const entry = this.hosts.get(formatPublicKey(key));
-      if (!entry || (entry.lastTimestamp !== null && ts <= entry.lastTimestamp)) return false;
+      if (!entry || !equalBytes(pairing, entry.pairing)) return false;
+      if (entry.lastTimestamp !== null && ts <= entry.lastTimestamp) return false;
       entry.lastTimestamp = ts;
       this.scheduleWrite();
       await this.writing;
@@ -92,23 +106,36 @@ export class AgentState {
     },
   };
 
+  /** Source addresses pinned hosts connected from, oldest first (at most KNOWN_HOST_ADDRESSES_MAX). */
+  get hostAddresses(): readonly string[] {
+    return this.addresses;
+  }
+
+  /** Remembers a pinned host's source address (a write only when it is new). */
+  rememberHostAddress(address: string): void {
+    if (this.addresses.includes(address) || isIP(address) === 0) return;
+    this.addresses = [...this.addresses, address].slice(-KNOWN_HOST_ADDRESSES_MAX);
+    this.scheduleWrite();
+    this.writing.catch(() => {}); // a failed write shows at the next reconnect's persisted()
+  }
+
   /** Resolves once every change made so far is on disk; rejects if writing failed. */
   persisted(): Promise<void> {
     return this.writing;
   }
 
   /**
-   * Pins a host key learned by a pairing the device accepted (token or confirmed code), with no
-   * IK timestamp yet: a fresh pairing resets the replay state for that key, so a host that lost
-   * its timestamps can recover by pairing again. (An IK message 1 recorded before the re-pairing
-   * whose timestamp is above the host's new ones is replayable until the host's timestamps pass
-   * it: docs/threat-model-pairing.md.)
+   * Pins a host key learned by a pairing the device accepted (token or confirmed code) under that
+   * pairing's id, with no IK timestamp yet: a host that lost its timestamps can recover by pairing
+   * again. The timestamps start again, but only for message 1s naming the new id: one recorded
+   * before the re-pairing names the old id and is refused (docs/threat-model.md).
    */
-  async pin(key: StaticPublicKey): Promise<void> {
+  async pin(key: StaticPublicKey, pairing: Uint8Array): Promise<void> {
     const text = formatPublicKey(key);
     this.hosts.set(text, {
       key: text,
       pairedAt: new Date(platform.now()).toISOString(),
+      pairing: pairing.slice(),
       lastTimestamp: null,
     });
     this.scheduleWrite();
@@ -171,9 +198,11 @@ export class AgentState {
     const hosts = [...this.hosts.values()].map((h) => ({
       key: h.key,
       pairedAt: h.pairedAt,
+      ...(equalBytes(h.pairing, LEGACY_PAIRING_ID) ? {} : { pairing: formatPairingId(h.pairing) }),
       lastTimestamp: h.lastTimestamp === null ? null : h.lastTimestamp.toString(),
     }));
-    return `${JSON.stringify({ version: 1, hosts }, null, 2)}\n`;
+    const extra = this.addresses.length > 0 ? { hostAddresses: this.addresses } : {};
+    return `${JSON.stringify({ version: 1, hosts, ...extra }, null, 2)}\n`;
   }
 
   private async loadHosts(): Promise<void> {
@@ -194,18 +223,31 @@ export class AgentState {
     } catch {
       throw broken("not JSON");
     }
-    const d = doc as { version?: unknown; hosts?: unknown };
+    const d = doc as { version?: unknown; hosts?: unknown; hostAddresses?: unknown };
     if (!d || typeof d !== "object" || d.version !== 1 || !Array.isArray(d.hosts))
       throw broken("no version 1 hosts list");
+    if (d.hostAddresses !== undefined) {
+      const list = d.hostAddresses;
+      if (
+        !Array.isArray(list) ||
+        list.length > KNOWN_HOST_ADDRESSES_MAX ||
+        !list.every((a) => typeof a === "string" && isIP(a) !== 0)
+      )
+        throw broken("hostAddresses is not a list of IP addresses");
+      this.addresses = [...new Set(list as string[])];
+    }
     for (const h of d.hosts as Record<string, unknown>[]) {
       const keys = h && typeof h === "object" ? Object.keys(h).sort().join(",") : "";
       if (
-        keys !== "key,lastTimestamp,pairedAt" ||
+        (keys !== "key,lastTimestamp,pairedAt" && keys !== "key,lastTimestamp,pairedAt,pairing") ||
         typeof h.key !== "string" ||
         typeof h.pairedAt !== "string"
       ) {
         throw broken("a host entry has the wrong fields");
       }
+      const pairing = h.pairing === undefined ? LEGACY_PAIRING_ID : parsePairingId(String(h.pairing));
+      if (pairing === null || (h.pairing !== undefined && typeof h.pairing !== "string"))
+        throw broken("a bad pairing id");
       const key = formatPublicKey(parsePublicKey(h.key, `${path} (a host key)`));
       const ts = h.lastTimestamp;
       if (ts !== null && (typeof ts !== "string" || !/^\d{1,30}$/.test(ts)))
@@ -213,6 +255,7 @@ export class AgentState {
       this.hosts.set(key, {
         key,
         pairedAt: h.pairedAt,
+        pairing,
         lastTimestamp: ts === null ? null : BigInt(ts as string),
       });
     }

@@ -1,13 +1,16 @@
 import { describe, expect, test } from "bun:test";
 import { duplexPair } from "../../test/helpers/duplex-pair.ts";
+import { equalBytes } from "../bytes.ts";
 import { ProtocolError } from "../errors.ts";
 import { LINK_SUITES, type LinkSuiteName, makeResolver } from "../noise/suites.ts";
 import type { Channel } from "../vchan/channel.ts";
+import { PAIRING_ID_BYTES } from "../wire/limits.ts";
 import { systemClock } from "./duplex.ts";
 import { type Connected, connectAsInitiator, connectAsResponder } from "./establish.ts";
 import type { PeerStore } from "./handshake.ts";
 import { generateStaticKeyPair } from "./key-text.ts";
 import type { HandshakeMode } from "./messages.ts";
+import { LEGACY_PAIRING_ID } from "./pairing-id.ts";
 import { SerialRecordLink } from "./serial-record-link.ts";
 import { TcpRecordLink } from "./tcp-record-link.ts";
 
@@ -16,12 +19,13 @@ const hostKey = generateStaticKeyPair();
 const agentKey = generateStaticKeyPair();
 const token = new Uint8Array(32).fill(3);
 
-function store(pinned: Uint8Array[]): PeerStore & { last: bigint } {
+/** A PeerStore as the agent's: one pairing id for every pinned key (the legacy one by default). */
+function store(pinned: Uint8Array[], pairing = LEGACY_PAIRING_ID): PeerStore & { last: bigint } {
   const s = {
     last: -1n,
     isPinned: (k: Uint8Array) => pinned.some((p) => Buffer.from(p).equals(Buffer.from(k))),
-    acceptTimestamp(_k: Uint8Array, ts: bigint) {
-      if (ts <= s.last) return false;
+    acceptTimestamp(_k: Uint8Array, ts: bigint, id: Uint8Array) {
+      if (!equalBytes(id, pairing) || ts <= s.last) return false;
       s.last = ts;
       return true;
     },
@@ -37,6 +41,7 @@ interface Opts {
   hostToken?: Uint8Array;
   agentToken?: Uint8Array;
   ts?: bigint;
+  pairingId?: Uint8Array;
   onOpen?: (c: Channel, meta: Uint8Array) => void;
   serial?: boolean;
 }
@@ -55,6 +60,7 @@ async function connect(o: Opts): Promise<[Connected, Connected]> {
         mode: o.mode,
         responderKey: agentKey.publicKey,
         token: o.hostToken ?? token,
+        pairingId: o.pairingId,
         timestamp: () => o.ts ?? BigInt(Date.now()) * 1000n,
       },
       tuning,
@@ -114,6 +120,30 @@ describe("handshakes", () => {
     first.session.close();
     await expect(connect({ mode: "reconnect", peers, ts: 100n })).rejects.toThrow("handshake-replay");
     await expect(connect({ mode: "reconnect", peers, ts: 99n })).rejects.toThrow("handshake-replay");
+  });
+
+  test("both ends of a pairing learn the same pairing id, a fresh one per pairing; reconnect carries it", async () => {
+    const [host, agent] = await connect({ mode: "pair-psk", peers: store([]) });
+    const [host2] = await connect({ mode: "pair-psk", peers: store([]) });
+    host.session.close();
+    host2.session.close();
+    expect(host.established.pairingId).toEqual(agent.established.pairingId);
+    expect(host.established.pairingId).toHaveLength(PAIRING_ID_BYTES);
+    expect(host2.established.pairingId).not.toEqual(host.established.pairingId);
+    const peers = store([hostKey.publicKey], host.established.pairingId);
+    const [back, device] = await connect({ mode: "reconnect", peers, pairingId: host.established.pairingId });
+    back.session.close();
+    expect(device.established.pairingId).toEqual(host.established.pairingId);
+    // Another pairing's id (the earlier or a later pairing of the same keys) is refused, unrecorded.
+    const last = peers.last;
+    const other = connect({
+      mode: "reconnect",
+      peers,
+      ts: last + 1_000_000n,
+      pairingId: host2.established.pairingId,
+    });
+    await expect(other).rejects.toThrow("handshake-replay");
+    expect(peers.last).toBe(last);
   });
 
   test("pair-psk succeeds with the token and fails with another", async () => {

@@ -3,16 +3,19 @@
  *   offer  ->                      (cleartext: mode and the initiator's suites)
  *   choice <-                      (cleartext: the responder's pick, or a refusal)
  *   then, with both bound into the prologue:
- *   reconnect  Noise_IK     host initiates; msg 1 carries a strictly increasing timestamp
+ *   reconnect  Noise_IK     host initiates; msg 1 carries a strictly increasing timestamp and
+ *                           the pairing id (core/session/pairing-id.ts) of the pairing it is for
  *   pair-psk   Noise_XXpsk3 32-byte one-time token from the image builder
  *   pair-code  Noise_XX     6-digit code by commit, then reveal (core/session/pairing-code.ts):
  *                           msg 2 commits to the device's nonce, msg 3 carries the host's, the
  *                           device reveals after the handshake (Session, PAIR_REVEAL)
  *
  * Must never: accept a static key that is not pinned (reconnect), accept a replayed or
- * non-increasing msg-1 timestamp, let the peer pick the pattern, start a code pairing while the
- * responder's code pairing is locked, let the device's nonce out before the attempt is counted
- * (PairingState.codeAttempt), or complete a pairing whose code the local user has not confirmed.
+ * non-increasing msg-1 timestamp or a msg 1 made for an earlier pairing of the key, run DH work
+ * for an unauthenticated peer before the link allowed it (RecordLink.beforeDh), let the peer
+ * pick the pattern, start a code pairing while the responder's code pairing is locked, let the
+ * device's nonce out before the attempt is counted (PairingState.codeAttempt), or complete a
+ * pairing whose code the local user has not confirmed.
  * Errors are ProtocolError with fixed codes.
  */
 import { assert, ProtocolError } from "../errors.ts";
@@ -37,7 +40,15 @@ import {
   PATTERN_OF_MODE,
 } from "./messages.ts";
 import { commitTo, freshNonce, pairingCode } from "./pairing-code.ts";
+import { LEGACY_PAIRING_ID, pairingIdOf } from "./pairing-id.ts";
 import type { RecordLink } from "./record-link.ts";
+
+/**
+ * X25519 operations the responder runs for a peer before it proved a pinned key (if ever): IK
+ * message 1 is es and ss; XX(psk3) message 2 is a key generation, ee and es, message 3 se. An
+ * authenticated reconnect's message 2 (3 more) is not counted: only pinned hosts get there.
+ */
+export const RESPONDER_DH_OPS = { ik: 2, xx: 4 } as const;
 
 export interface Established {
   readonly mode: HandshakeMode;
@@ -53,6 +64,11 @@ export interface Established {
   readonly pairingCode?: string;
   /** Pair-code mode: what the Session needs for the reveal. */
   readonly codePairing?: CodePairing;
+  /**
+   * Pairing modes: the new pairing's id, for both ends to store with the pinned key.
+   * Reconnect: the id message 1 carried (the device accepted it as the current pairing's).
+   */
+  readonly pairingId: Uint8Array;
 }
 
 /** Pair-code material for the transport phase (core/session/pairing-code.ts). */
@@ -83,17 +99,24 @@ export interface InitiatorOptions {
   readonly token?: Uint8Array;
   /** reconnect: a value greater than any sent before with this key (e.g. time in µs, persisted). */
   readonly timestamp?: () => bigint;
+  /**
+   * reconnect: the id of the pairing with the responder (Established.pairingId when we paired);
+   * LEGACY_PAIRING_ID when the pairing predates pairing ids.
+   */
+  readonly pairingId?: Uint8Array;
 }
 
 /** What the responder knows about initiators it has paired with. */
 export interface PeerStore {
   isPinned(key: StaticPublicKey): boolean;
   /**
-   * Accepts and records ts only if strictly greater than the last accepted for this key. May
-   * return a promise: the reply is sent only after it resolves, so a store that persists the
-   * timestamp refuses a replay even after a restart.
+   * Accepts and records ts only if `pairing` is the id recorded when key was last pinned (an IK
+   * message 1 made for an earlier pairing is a replay, even with a timestamp above the new
+   * pairing's) and ts is strictly greater than the last accepted for this key and pairing; a
+   * refusal changes nothing. May return a promise: the reply is sent only after it resolves, so a
+   * store that persists the timestamp refuses a replay even after a restart.
    */
-  acceptTimestamp(key: StaticPublicKey, ts: bigint): boolean | Promise<boolean>;
+  acceptTimestamp(key: StaticPublicKey, ts: bigint, pairing: Uint8Array): boolean | Promise<boolean>;
 }
 
 export interface PairingState {
@@ -148,10 +171,14 @@ export async function initiateHandshake(o: InitiatorOptions): Promise<Establishe
   });
   let peerVersion: string;
   let codePairing: CodePairing | undefined;
+  let pairingId: Uint8Array | undefined;
   if (o.mode === "reconnect") {
     // -> e, es, s, ss   (payload: timestamp against replay of this message)
     const ts = required(o.timestamp, "timestamp")();
-    await o.link.sendHandshake(hs.writeMessage(encodeTimestampPayload(ts, o.version)));
+    pairingId = o.pairingId ?? LEGACY_PAIRING_ID;
+    await o.link.sendHandshake(
+      hs.writeMessage(encodeTimestampPayload({ ts, pairing: pairingId, version: o.version })),
+    );
     // <- e, ee, se
     peerVersion = decodeVersionPayload(hs.readMessage(await o.link.recvHandshake()));
   } else if (o.mode === "pair-code") {
@@ -172,7 +199,7 @@ export async function initiateHandshake(o: InitiatorOptions): Promise<Establishe
     // -> s, se [, psk]
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
   }
-  return established(o.mode, choice.suite, hs, peerVersion, codePairing);
+  return established(o.mode, choice.suite, hs, peerVersion, codePairing, pairingId);
 }
 
 export async function respondHandshake(o: ResponderOptions): Promise<Established> {
@@ -205,19 +232,26 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
   });
   let peerVersion: string;
   let codePairing: CodePairing | undefined;
+  let pairingId: Uint8Array | undefined;
   if (offer.mode === "reconnect") {
     // -> e, es, s, ss
-    const msg1 = decodeTimestampPayload(hs.readMessage(await o.link.recvHandshake()));
+    const bytes = await o.link.recvHandshake();
+    o.link.beforeDh?.(RESPONDER_DH_OPS.ik);
+    const msg1 = decodeTimestampPayload(hs.readMessage(bytes));
     const initiatorKey = publicKeyFromBytes(hs.remoteStatic!);
     if (!o.peers.isPinned(initiatorKey)) throw new ProtocolError("handshake-unknown-key");
     o.link.peerAuthenticated?.();
-    if (!(await o.peers.acceptTimestamp(initiatorKey, msg1.ts))) throw new ProtocolError("handshake-replay");
+    if (!(await o.peers.acceptTimestamp(initiatorKey, msg1.ts, msg1.pairing))) {
+      throw new ProtocolError("handshake-replay");
+    }
+    pairingId = msg1.pairing;
     // <- e, ee, se
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
     peerVersion = msg1.version;
   } else if (offer.mode === "pair-code") {
     // -> e
     hs.readMessage(await o.link.recvHandshake());
+    o.link.beforeDh?.(RESPONDER_DH_OPS.xx);
     // <- e, ee, s, es   (payload: our commitment, before we know anything the host will send)
     const nonce = freshNonce();
     await o.link.sendHandshake(hs.writeMessage(encodePairingPayload(o.version, "commit", commitTo(nonce))));
@@ -230,6 +264,7 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
   } else {
     // -> e
     hs.readMessage(await o.link.recvHandshake());
+    o.link.beforeDh?.(RESPONDER_DH_OPS.xx);
     // <- e, ee, s, es
     await o.link.sendHandshake(hs.writeMessage(encodeVersionPayload(o.version)));
     // -> s, se [, psk]   (a wrong token fails here, at the psk's MixKeyAndHash)
@@ -241,8 +276,10 @@ export async function respondHandshake(o: ResponderOptions): Promise<Established
       }
       throw error;
     }
+    // A message 3 that decrypted under the token proves the initiator holds it.
+    if (offer.mode === "pair-psk") o.link.peerAuthenticated?.();
   }
-  return established(offer.mode, suite, hs, peerVersion, codePairing);
+  return established(offer.mode, suite, hs, peerVersion, codePairing, pairingId);
 }
 
 function established(
@@ -251,8 +288,13 @@ function established(
   hs: HandshakeState,
   peerVersion: string,
   codePairing: CodePairing | undefined,
+  reconnectPairing: Uint8Array | undefined,
 ): Established {
   const result = hs.completed;
+  assert(
+    (mode === "reconnect") === (reconnectPairing !== undefined),
+    "reconnect and only it names a pairing",
+  );
   assert(result.remoteStatic !== null, "link patterns always authenticate the peer");
   assert((mode === "pair-code") === (codePairing !== undefined), "pair-code and only it has nonces");
   return {
@@ -261,6 +303,7 @@ function established(
     result,
     peerKey: publicKeyFromBytes(result.remoteStatic),
     peerVersion,
+    pairingId: reconnectPairing ?? pairingIdOf(result.handshakeHash),
     ...(codePairing ? { codePairing } : {}),
     ...(codePairing?.role === "committer"
       ? { pairingCode: pairingCode(result.handshakeHash, codePairing.nonce, codePairing.peerNonce) }

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { filled, outcome } from "../../test/helpers/outcome.ts";
 import { LINK_SUITES } from "../noise/suites.ts";
 import { type CborValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
-import { HANDSHAKE_PAYLOAD_MAX, NOISE_MAX_MESSAGE } from "../wire/limits.ts";
+import { HANDSHAKE_PAYLOAD_MAX, NOISE_MAX_MESSAGE, PAIRING_ID_BYTES } from "../wire/limits.ts";
 import {
   buildPrologue,
   decodeChoice,
@@ -52,17 +52,28 @@ describe("offer and choice", () => {
     expect(outcome(() => decodeChoice(encodeCbor({ suite: LINK_SUITES[0], refuse: "busy" })))).toHaveProperty(
       "code",
     );
-    expect(outcome(() => decodeTimestampPayload(encodeCbor({ ts: -1, version: "a" })))).toHaveProperty(
-      "code",
-    );
+    const pairing = new Uint8Array(PAIRING_ID_BYTES);
+    const badTimestamps: CborValue[] = [
+      { ts: -1, pairing, version: "a" },
+      { ts: 1, version: "a" }, // no pairing id (a message 1 from before pairing ids)
+      { ts: 1, pairing: pairing.subarray(1), version: "a" },
+      { ts: 1, pairing: new Uint8Array(PAIRING_ID_BYTES + 1), version: "a" },
+      { ts: 1, pairing: "00".repeat(PAIRING_ID_BYTES), version: "a" },
+      { ts: 1, pairing, version: "a", x: 0 },
+    ];
+    for (const v of badTimestamps) {
+      expect(outcome(() => decodeTimestampPayload(encodeCbor(v)))).toEqual({ code: "handshake-malformed" });
+    }
   });
 });
 
 describe("handshake payloads", () => {
   test("a timestamp is a u64, small ones as numbers and large ones as bigints", () => {
-    expect(decodeTimestampPayload(encodeTimestampPayload(5n, "v1"))).toEqual({ ts: 5n, version: "v1" });
-    const max = 2n ** 64n - 1n;
-    expect(decodeTimestampPayload(encodeTimestampPayload(max, "v1"))).toEqual({ ts: max, version: "v1" });
+    const pairing = new Uint8Array(PAIRING_ID_BYTES).fill(3);
+    const small = { ts: 5n, pairing, version: "v1" };
+    expect(decodeTimestampPayload(encodeTimestampPayload(small))).toEqual(small);
+    const max = { ts: 2n ** 64n - 1n, pairing, version: "v1" };
+    expect(decodeTimestampPayload(encodeTimestampPayload(max))).toEqual(max);
     expect(decodeVersionPayload(encodeVersionPayload("1.2.3+git-abc_x"))).toBe("1.2.3+git-abc_x");
   });
 

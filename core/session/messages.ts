@@ -6,7 +6,10 @@
  *   offer   {v: 1, mode: "reconnect"|"pair-psk"|"pair-code", suites: [name...]}   initiator -> responder
  *   choice  {suite: name}  |  {refuse: code}  |  {refuse: "locked", minutes: 1..15}
  *                                                                              responder -> initiator
- *   IK msg1 payload {ts: u64, version}        (strictly increasing per initiator key; replay defence)
+ *   IK msg1 payload {ts: u64, pairing: 16 bytes, version}
+ *                                        ts strictly increasing per initiator key, pairing the id
+ *                                        of the pairing it belongs to (replay defence, also across
+ *                                        a re-pairing: handshake.ts)
  *   pair-code XX msg2 payload {version, commit: 32 bytes}   (BLAKE2s of the device's nonce)
  *   pair-code XX msg3 payload {version, nonce: 32 bytes}    (the host's nonce)
  *   other handshake payloads {version: string}
@@ -19,7 +22,12 @@
 import { ProtocolError } from "../errors.ts";
 import { LINK_SUITES, type LinkSuiteName } from "../noise/suites.ts";
 import { type CborMap, type CborValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
-import { HANDSHAKE_PAYLOAD_MAX, PAIR_CODE_LOCK_MS, PAIR_NONCE_BYTES } from "../wire/limits.ts";
+import {
+  HANDSHAKE_PAYLOAD_MAX,
+  PAIR_CODE_LOCK_MS,
+  PAIR_NONCE_BYTES,
+  PAIRING_ID_BYTES,
+} from "../wire/limits.ts";
 
 export const PROTOCOL_VERSION = 1;
 export const PROLOGUE_LABEL = "qubes-air/1";
@@ -146,17 +154,28 @@ export function decodeChoice(bytes: Uint8Array): Choice {
   return { refuse };
 }
 
-export function encodeTimestampPayload(ts: bigint, version: string): Uint8Array {
-  return encodeCbor({ ts, version });
+export interface TimestampPayload {
+  readonly ts: bigint;
+  /** The pairing id (PAIRING_ID_BYTES) both ends learnt when they paired (pairingIdOf). */
+  readonly pairing: Uint8Array;
+  readonly version: string;
 }
 
-export function decodeTimestampPayload(bytes: Uint8Array): { ts: bigint; version: string } {
+export function encodeTimestampPayload(p: TimestampPayload): Uint8Array {
+  return encodeCbor({ ts: p.ts, pairing: p.pairing, version: p.version });
+}
+
+export function decodeTimestampPayload(bytes: Uint8Array): TimestampPayload {
   const map = decodeMap(bytes);
-  exactKeys(map, ["ts", "version"]);
-  const ts = map.ts;
+  exactKeys(map, ["ts", "pairing", "version"]);
+  const { ts, pairing } = map;
   const version = checkVersion(map.version);
-  if (typeof ts === "number" && Number.isSafeInteger(ts) && ts >= 0) return { ts: BigInt(ts), version };
-  if (typeof ts === "bigint" && ts >= 0n) return { ts, version };
+  if (!(pairing instanceof Uint8Array) || pairing.length !== PAIRING_ID_BYTES) {
+    throw new ProtocolError("handshake-malformed", "pairing");
+  }
+  if (typeof ts === "number" && Number.isSafeInteger(ts) && ts >= 0)
+    return { ts: BigInt(ts), pairing, version };
+  if (typeof ts === "bigint" && ts >= 0n) return { ts, pairing, version };
   throw new ProtocolError("handshake-malformed", "timestamp");
 }
 

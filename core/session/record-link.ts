@@ -31,10 +31,19 @@ export interface RecordLink {
   close(): void;
   /**
    * Optional: the responder calls this once the initiator proved a pinned static key (IK
-   * message 1), before the timestamp is persisted. A listener uses it to stop treating the
-   * connection as an anonymous one that may be evicted (agent/link/half-open.ts).
+   * message 1, before the timestamp is persisted) or the pairing token (XXpsk3 message 3). A
+   * listener uses it to stop treating the connection as an anonymous one that may be evicted
+   * (agent/link/half-open.ts), and once the handshake completed, to remember the address as a
+   * host's (agent/link/dh-budget.ts).
    */
   peerAuthenticated?(): void;
+  /**
+   * Optional: the responder calls this before X25519 work for a peer that has not proved a
+   * pinned key; `ops` is how many DH operations follow (RESPONDER_DH_OPS). A listener with a
+   * CPU budget refuses by throwing ProtocolError "handshake-rate" (agent/link/dh-budget.ts), so
+   * a refused attempt costs no DH at all.
+   */
+  beforeDh?(ops: number): void;
   /**
    * Timing this kind of line asks for (serial: a fast keepalive and a short handshake, see
    * core/wire/limits.ts); each is a ceiling on what the session's options say. Absent: defaults.

@@ -169,6 +169,7 @@ function side(
       },
       peerKey: peer!.publicKey,
       peerVersion: "peer-1",
+      pairingId: new Uint8Array(16).fill(7),
       ...(mode === "pair-code"
         ? {
             codePairing: initiator

@@ -75,10 +75,41 @@ export const HALF_OPEN_PER_ADDRESS = 2;
  * Handshakes not yet authenticated, all addresses together. Each holds a socket and a few KB,
  * and no crypto runs before IK message 1; 64 stays far below the usual 1024-descriptor limit.
  * When full, a new connection evicts the oldest entry of the address holding the most, so
- * filling the table takes 32 addresses, and evicting a host (one entry) takes 63 addresses and
- * 64 new connections within the host's own handshake time.
+ * filling the table takes 32 addresses; entries from known host addresses go last, so a host
+ * reconnecting from its address is never evicted by a flood from others (agent/link/half-open.ts).
  */
 export const HALF_OPEN_MAX = 64;
+/**
+ * X25519 operations per second the device spends on handshakes from peers that have not proved
+ * a pinned key, all addresses together (agent/link/dh-budget.ts): an IK message 1 costs 2 (es,
+ * ss), an XX message 2 and 3 cost 4. Native X25519 took ~60 µs on a (busy) desktop core here;
+ * even at 1 ms (a slow ARM core, not measured) 200/s is 20% of one core, whatever the number of
+ * source addresses, and it still answers 100 stranger IK attempts a second. Beyond it an attempt
+ * is refused (handshake-rate) before any DH runs.
+ */
+export const HANDSHAKE_DH_PER_SECOND = 200;
+/** The budget's bucket: a burst of 25 IK attempts at once (hosts reconnecting after a reboot). */
+export const HANDSHAKE_DH_BURST = 50;
+/**
+ * A second bucket only addresses from which a pinned host completed a reconnect may draw on (a
+ * flood from other addresses cannot empty it): 10 IK attempts at once, 5 a second after. An
+ * off-path attacker cannot use such an address: TCP needs it to see the SYN-ACK.
+ */
+export const HANDSHAKE_DH_RESERVED_PER_SECOND = 10;
+export const HANDSHAKE_DH_RESERVED_BURST = 20;
+/**
+ * Addresses remembered as a pinned host's (in memory, most recent first): their connections get
+ * the reserved DH bucket and are evicted from a full half-open table last. A device has a few
+ * hosts; 16 covers each on a few networks without letting the list grow.
+ */
+export const KNOWN_HOST_ADDRESSES_MAX = 16;
+/**
+ * Refused handshakes logged one line each per REFUSALS_REPORT_MS (enough to diagnose a broken
+ * host); the rest are counted, and one summary line per window gives the counts: a flood must
+ * not fill the log (one line per attempt would be a disk-filling attack of its own).
+ */
+export const REFUSALS_LOGGED_PER_WINDOW = 8;
+export const REFUSALS_REPORT_MS = 10_000;
 /** Fresh handshake after this much time on one key... */
 export const REKEY_AFTER_MS = 10 * 60_000;
 /** ...or after this many messages in either direction, whichever comes first. */
@@ -132,6 +163,13 @@ export const SENDS_IN_FLIGHT_MAX = 4 * VCHAN_MAX_CHANNELS;
 // --- Pairing by 6-digit code (core/session/pairing-code.ts; docs/threat-model-pairing.md) ---
 /** Each side's pairing nonce: 256 random bits, so the commitment BLAKE2s(nonce) hides it. */
 export const PAIR_NONCE_BYTES = 32;
+/**
+ * The pairing id: BLAKE2s of the pairing handshake's hash, cut to 128 bits. Both ends store it
+ * with the pinned key and every IK message 1 carries it (encrypted), so a message 1 recorded
+ * under an earlier pairing of the same keys is refused after a re-pairing. 128 bits: ids of
+ * independent pairings never collide (2^-64 after 2^32 pairings of one key pair).
+ */
+export const PAIRING_ID_BYTES = 16;
 /** The code shown on both ends: 6 decimal digits, so one guess in 10^6 per attempt. */
 export const PAIR_CODE_DIGITS = 6;
 /**

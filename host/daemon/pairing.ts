@@ -156,6 +156,7 @@ export async function pair(ctx: LinkContext, req: PairRequest, talk: PairConvers
   const entry: RemoteEntry = {
     ...draft,
     agentKey: connected.established.peerKey,
+    pairingId: connected.established.pairingId,
     pairedAt: now,
     lastSeen: now,
   };

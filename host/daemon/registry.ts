@@ -10,6 +10,9 @@
  *     "usbSerial": "E661...",           optional: hotplug match on the by-id name
  *     "mac": "aa:bb:cc:dd:ee:ff",       optional: hotplug match on a network interface
  *     "agentKey": "qa-pub:<64 hex>",    the agent's pinned static key
+ *     "pairing": "<32 hex>",            the pairing's id, sent in every IK message 1
+ *                                       (core/session/pairing-id.ts); absent for a pairing made
+ *                                       before pairing ids (LEGACY_PAIRING_ID is sent then)
  *     "pairedAt": "2026-01-02T03:04:05.678Z", "lastSeen": "..." | null }]}
  *
  * Parsing is strict: unknown fields, wrong types and duplicate names are ConfigErrors that say
@@ -22,6 +25,7 @@ import { isAbsolute, normalize } from "node:path";
 import { ConfigError } from "../../core/errors.ts";
 import { isQubeName } from "../../core/qrexec/names.ts";
 import { formatPublicKey, parsePublicKey, type StaticPublicKey } from "../../core/session/key-text.ts";
+import { formatPairingId, parsePairingId } from "../../core/session/pairing-id.ts";
 import { platform } from "../../platform/index.ts";
 import { jsonObject, jsonString, jsonTime } from "./json-fields.ts";
 
@@ -40,6 +44,8 @@ export interface RemoteEntry {
   readonly mac?: string;
   /** The agent's pinned static key; `qa-pub:<hex>` in the file. */
   readonly agentKey: StaticPublicKey;
+  /** The pairing's id (hex in the file); absent for a pairing made before pairing ids. */
+  readonly pairingId?: Uint8Array;
   readonly pairedAt: string;
   readonly lastSeen: string | null;
 }
@@ -120,7 +126,17 @@ export function parseRegistry(text: string, source: string): Registry {
   return { remotes };
 }
 
-const ENTRY_FIELDS = ["name", "zone", "transport", "usbSerial", "mac", "agentKey", "pairedAt", "lastSeen"];
+const ENTRY_FIELDS = [
+  "name",
+  "zone",
+  "transport",
+  "usbSerial",
+  "mac",
+  "agentKey",
+  "pairing",
+  "pairedAt",
+  "lastSeen",
+];
 
 function parseEntry(value: unknown, where: string): RemoteEntry {
   const o = jsonObject(value, where, ENTRY_FIELDS);
@@ -143,7 +159,12 @@ function parseEntry(value: unknown, where: string): RemoteEntry {
     pairedAt: jsonTime(o, "pairedAt", at),
     lastSeen: o.lastSeen === null ? null : jsonTime(o, "lastSeen", at),
   };
-  const extra: { usbSerial?: string; mac?: string } = {};
+  const extra: { usbSerial?: string; mac?: string; pairingId?: Uint8Array } = {};
+  if (o.pairing !== undefined) {
+    const id = parsePairingId(jsonString(o, "pairing", at));
+    if (!id) throw new ConfigError(`${at}: "pairing" must be 32 lowercase hex digits (or pair again)`);
+    extra.pairingId = id;
+  }
   if (o.usbSerial !== undefined) {
     const s = jsonString(o, "usbSerial", at);
     if (!isUsbSerial(s)) throw new ConfigError(`${at}: "usbSerial" must be 1-64 of A-Z a-z 0-9 _ . : -`);
@@ -185,7 +206,11 @@ export function parseTransport(value: unknown, where: string): TransportSpec {
 }
 
 export function formatRegistry(registry: Registry): string {
-  const remotes = registry.remotes.map((r) => ({ ...r, agentKey: formatPublicKey(r.agentKey) }));
+  const remotes = registry.remotes.map(({ pairingId, ...r }) => ({
+    ...r,
+    agentKey: formatPublicKey(r.agentKey),
+    ...(pairingId ? { pairing: formatPairingId(pairingId) } : {}),
+  }));
   return `${JSON.stringify({ version: REGISTRY_VERSION, remotes }, null, 2)}\n`;
 }
 

@@ -150,6 +150,7 @@ export class RemoteLink {
         suites: this.ctx.suites,
         mode: "reconnect",
         responderKey: this.entry.agentKey,
+        ...(this.entry.pairingId ? { pairingId: this.entry.pairingId } : {}),
         timestamp: () => ts,
       },
       this.tuning(),

@@ -36,7 +36,9 @@ import {
   MODES,
   REFUSALS,
 } from "../../core/session/messages.ts";
+import { LEGACY_PAIRING_ID } from "../../core/session/pairing-id.ts";
 import { type CborValue, encodeCbor } from "../../core/wire/cbor.ts";
+import { PAIRING_ID_BYTES } from "../../core/wire/limits.ts";
 import {
   authenticated,
   checkRead,
@@ -104,7 +106,7 @@ function mutate(valid: Uint8Array, m: Mutation): Uint8Array {
 
 // --- Negotiation and payload decoders ---
 
-const keyArb = fc.constantFrom("v", "mode", "suites", "suite", "refuse", "ts", "version", "x", "");
+const keyArb = fc.constantFrom("v", "mode", "suites", "suite", "refuse", "ts", "pairing", "version", "x", "");
 const scalarArb: fc.Arbitrary<CborValue> = fc.oneof(
   fc.constantFrom<CborValue>(
     0,
@@ -134,6 +136,7 @@ const scalarArb: fc.Arbitrary<CborValue> = fc.oneof(
   fc.integer(),
   fc.bigInt({ min: -(2n ** 64n), max: 2n ** 64n - 1n }),
   fc.uint8Array({ maxLength: 8 }),
+  fc.uint8Array({ minLength: PAIRING_ID_BYTES - 1, maxLength: PAIRING_ID_BYTES + 1 }),
 );
 const valueArb: fc.Arbitrary<CborValue> = fc.oneof(
   { weight: 4, arbitrary: scalarArb },
@@ -151,8 +154,12 @@ const validEncodings: Uint8Array[] = [
   encodeOffer({ mode: "pair-code", suites: ["25519_AESGCM_BLAKE2s"] }),
   encodeChoice({ suite: "25519_ChaChaPoly_BLAKE2s" }),
   encodeChoice({ refuse: "busy" }),
-  encodeTimestampPayload(2n ** 64n - 1n, "host-1"),
-  encodeTimestampPayload(0n, "a"),
+  encodeTimestampPayload({
+    ts: 2n ** 64n - 1n,
+    pairing: new Uint8Array(PAIRING_ID_BYTES).fill(0xff),
+    version: "host-1",
+  }),
+  encodeTimestampPayload({ ts: 0n, pairing: LEGACY_PAIRING_ID, version: "a" }),
   encodeVersionPayload("agent-1.0"),
 ];
 
@@ -205,7 +212,7 @@ describe("negotiation and payload decoders", () => {
   );
 
   test(
-    "decodeTimestampPayload: a u64 bigint and a short printable version, or ProtocolError",
+    "decodeTimestampPayload: a u64 bigint, a 16-byte pairing id and a short printable version, or ProtocolError",
     () => {
       fc.assert(
         fc.property(decoderInputArb, (bytes) => {
@@ -213,8 +220,10 @@ describe("negotiation and payload decoders", () => {
           if ("code" in r) return;
           expect(typeof r.ok.ts).toBe("bigint");
           expect(r.ok.ts >= 0n && r.ok.ts < 2n ** 64n).toBe(true);
+          expect(r.ok.pairing).toBeInstanceOf(Uint8Array);
+          expect(r.ok.pairing.length).toBe(PAIRING_ID_BYTES);
           expect(r.ok.version).toMatch(VERSION);
-          expect(decodeTimestampPayload(encodeTimestampPayload(r.ok.ts, r.ok.version))).toEqual(r.ok);
+          expect(decodeTimestampPayload(encodeTimestampPayload(r.ok))).toEqual(r.ok);
         }),
         params,
       );
@@ -343,6 +352,81 @@ describe("handshake drivers on a scripted link", () => {
           if ("ok" in r) checkEstablished(r.ok);
         }),
         params,
+      );
+    },
+    TIMEOUT,
+  );
+});
+
+// --- The pairing id in IK message 1 (core/session/pairing-id.ts) ---
+
+describe("IK message 1 and the pairing id", () => {
+  /** A real offer and IK message 1 from I_STATIC naming `pairing`, as captured off the wire. */
+  async function capture(suite: (typeof LINK_SUITES)[number], pairing: Uint8Array, ts: bigint) {
+    const link = new ScriptedLink([encodeChoice({ suite })]);
+    await outcomeAsync(() =>
+      initiateHandshake({
+        link,
+        resolver,
+        staticKey: I_STATIC,
+        version: "host-1",
+        suites: [suite],
+        mode: "reconnect",
+        responderKey: R_STATIC.publicKey,
+        pairingId: pairing,
+        timestamp: () => ts,
+      }),
+    );
+    return link.sent;
+  }
+
+  test(
+    "a message 1 naming another pairing than the pinned one is refused with handshake-replay and records nothing",
+    async () => {
+      const idArb = fc.uint8Array({ minLength: PAIRING_ID_BYTES, maxLength: PAIRING_ID_BYTES });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...LINK_SUITES),
+          idArb,
+          idArb,
+          fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+          fc.boolean(),
+          async (suite, pinnedId, otherId, ts, same) => {
+            const sentId = same ? pinnedId : otherId;
+            const recorded: bigint[] = [];
+            const store: PeerStore = {
+              isPinned: (k) => equalBytes(k, I_STATIC.publicKey),
+              acceptTimestamp: (_k, t, id) => {
+                if (!equalBytes(id, pinnedId)) return false;
+                recorded.push(t);
+                return true;
+              },
+            };
+            const wire = await capture(suite, sentId, ts);
+            expect(wire).toHaveLength(2);
+            const link = new ScriptedLink(wire);
+            const r = await outcomeAsync(() =>
+              respondHandshake({
+                link,
+                resolver,
+                staticKey: R_STATIC,
+                version: "agent-1",
+                suites: [suite],
+                peers: store,
+                pairing: {},
+              }),
+            );
+            if (equalBytes(sentId, pinnedId)) {
+              expect(r).toHaveProperty("ok");
+              expect(recorded).toEqual([ts]);
+            } else {
+              expect(r).toEqual({ code: "handshake-replay" });
+              expect(recorded).toEqual([]);
+              expect(link.sent).toHaveLength(1); // the choice; no message 2
+            }
+          },
+        ),
+        { numRuns: Math.max(20, Math.floor(RUNS / 10)) },
       );
     },
     TIMEOUT,

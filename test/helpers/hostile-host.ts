@@ -21,7 +21,7 @@ import { nativeCiphers } from "../../platform/native-aead.ts";
 import { rankLinkSuites } from "../../platform/suite-ranking.ts";
 import { tcpConnect } from "../../transport/tcp.ts";
 import { type AgentOptions, DEVICE, startAgent } from "./agent/harness.ts";
-import { hostCall, nextTimestamp, pairHost, text } from "./agent/host-side.ts";
+import { hostCall, nextTimestamp, pairHost, pairingIdFor, text } from "./agent/host-side.ts";
 
 const resolver = makeResolver(nativeCiphers());
 
@@ -91,6 +91,7 @@ export async function connectHostile(port: number, o: HostileOptions): Promise<H
       mode: o.mode,
       responderKey: o.deviceKey,
       token: o.token,
+      pairingId: pairingIdFor(o.hostKey),
       timestamp: o.timestamp ?? nextTimestamp,
     },
     { clock: systemClock, onOpen: (ch) => ch.close(), maxChannels: o.maxChannels },

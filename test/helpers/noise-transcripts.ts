@@ -41,7 +41,8 @@ export const TARGETS: [PatternName, number][] = [
 
 /** The payloads the link sends at each message (core/session/handshake.ts). */
 export function payloadFor(pattern: PatternName, index: number): Uint8Array {
-  if (pattern === "IK" && index === 0) return encodeTimestampPayload(1n, "host-1");
+  if (pattern === "IK" && index === 0)
+    return encodeTimestampPayload({ ts: 1n, pairing: new Uint8Array(16).fill(1), version: "host-1" });
   if (pattern !== "IK" && index === 0) return new Uint8Array(0);
   return encodeVersionPayload(index % 2 ? "agent-1" : "host-1");
 }

@@ -205,6 +205,7 @@ export async function runSession(
     },
     peerKey: PEER.publicKey,
     peerVersion: "peer-1",
+    pairingId: new Uint8Array(16).fill(7),
     ...(mode === "pair-code"
       ? {
           codePairing: initiator

@@ -1,29 +1,40 @@
 /**
  * The attacker of test/integration/agent-flood.test.ts, run as its own process (a real attacker
  * is another machine; in the test process it would also slow the host side being measured):
- *   bun agent-flood-peer.ts PORT MAX_MS
- * keeps 64 idle connections to 127.0.0.1:PORT from 32 source addresses (127.0.0.10..41, two
- * each; the odd ones send a valid offer and then stall, the even ones send nothing), each
- * reconnecting as soon as the agent drops it, and floods garbage handshakes from 8 more
- * (127.0.0.50..57): random bytes, a length prefix with nothing after it, or a valid offer with an
- * IK message 1 that cannot decrypt; each ends with FIN at once. Only 127.0.0.0/8 is used (Linux
- * routes it to lo). Stops by itself after MAX_MS or MAX_CONNECTIONS, or on SIGTERM.
+ *   bun agent-flood-peer.ts PORT MAX_MS DEVICE_KEY_HEX
+ * From many source addresses at once, all in 127.0.0.0/8 (Linux routes it to lo):
+ *   - holders: 64 idle connections, one per address (127.0.1.1..64), so that a half-open table
+ *     that evicts the oldest entry overall sees no address holding more than another; the odd
+ *     ones send a valid offer and stall, the even ones send nothing; each reconnects at once
+ *     when dropped.
+ *   - flooders: 32 workers, every connection from the next of FLOOD_ADDRESSES addresses
+ *     (127.0.2.1 onwards, ~8 per /24, so per-address limits never bite), each sending a valid
+ *     offer and then the costliest thing it can without doing DH itself: a real IK message 1
+ *     from an unpinned key (precomputed once, replayed: 2 X25519 for the agent before it can
+ *     refuse it), a message 1 of random bytes after a real ephemeral (1 X25519), or garbage.
+ * Only 127.0.0.0/8 is used. Stops by itself after MAX_MS or MAX_CONNECTIONS, or on SIGTERM;
+ * prints the number of connections made.
  */
 import * as net from "node:net";
-import { encodeOffer } from "../../core/session/messages.ts";
+import { LINK_SUITES, makeResolver } from "../../core/noise/suites.ts";
+import { initiateHandshake } from "../../core/session/handshake.ts";
+import { generateStaticKeyPair, publicKeyFromBytes } from "../../core/session/key-text.ts";
+import { encodeChoice, encodeOffer } from "../../core/session/messages.ts";
 import { encodeTcpFrame } from "../../core/wire/tcp-frame.ts";
 import { platform } from "../../platform/index.ts";
+import { ScriptedLink } from "../helpers/scripted-link.ts";
 
-const IDLE = 64;
-const PER_ADDRESS = 2;
-const FLOOD_ADDRESSES = 8;
+const HOLDERS = 64;
 const FLOOD_WORKERS = 32;
+const FLOOD_ADDRESSES = 2000;
 const MAX_CONNECTIONS = 500_000;
+const SUITE = LINK_SUITES[0];
 
 const port = Number(process.argv[2]);
 const maxMs = Number(process.argv[3]);
-if (!Number.isInteger(port) || !(maxMs > 0)) {
-  process.stderr.write("usage: agent-flood-peer.ts PORT MAX_MS\n");
+const deviceKeyHex = process.argv[4] ?? "";
+if (!Number.isInteger(port) || !(maxMs > 0) || !/^[0-9a-f]{64}$/.test(deviceKeyHex)) {
+  process.stderr.write("usage: agent-flood-peer.ts PORT MAX_MS DEVICE_KEY_HEX\n");
   process.exit(2);
 }
 
@@ -36,6 +47,34 @@ const stop = () => {
 };
 process.on("SIGTERM", stop);
 setTimeout(stop, maxMs).unref();
+
+/** Real IK message 1s from strangers' keys, for the offer below (the agent picks SUITE). */
+const offer = encodeOffer({ mode: "reconnect", suites: [SUITE] });
+const resolver = makeResolver();
+const realMsg1: Uint8Array[] = [];
+for (let i = 0; i < 8; i++) {
+  const link = new ScriptedLink([encodeChoice({ suite: SUITE })]);
+  await initiateHandshake({
+    link,
+    resolver,
+    staticKey: generateStaticKeyPair(),
+    version: "flood-1",
+    suites: [SUITE],
+    mode: "reconnect",
+    responderKey: publicKeyFromBytes(Uint8Array.from(Buffer.from(deviceKeyHex, "hex"))),
+    timestamp: () => 1n,
+  }).catch(() => {}); // the script ends after the choice: message 1 is in link.sent
+  realMsg1.push(link.sent[1]!);
+}
+const ephemeral = realMsg1[0]!.subarray(0, 32);
+
+const offerFrame = encodeTcpFrame(offer);
+const attacks = [
+  () => Buffer.concat([offerFrame, encodeTcpFrame(realMsg1[count % realMsg1.length]!)]),
+  () => Buffer.concat([offerFrame, encodeTcpFrame(Buffer.concat([ephemeral, platform.randomBytes(64)]))]),
+  () => Buffer.concat([offerFrame, encodeTcpFrame(realMsg1[(count + 1) % realMsg1.length]!)]),
+  () => platform.randomBytes(1 + (count % 300)),
+];
 
 /** A socket from a chosen loopback source address; null if it could not connect. */
 function connectFrom(localAddress: string): Promise<net.Socket | null> {
@@ -60,40 +99,39 @@ function closed(s: net.Socket): Promise<void> {
   });
 }
 
-const validOffer = encodeTcpFrame(encodeOffer({ mode: "reconnect", suites: ["25519_ChaChaPoly_BLAKE2s"] }));
-const garbage = [
-  () => platform.randomBytes(1 + (count % 300)),
-  () => Uint8Array.of(0x04, 0x00),
-  () => Buffer.concat([validOffer, encodeTcpFrame(platform.randomBytes(96))]),
-];
-
 async function holder(i: number): Promise<void> {
-  const from = `127.0.0.${10 + Math.floor(i / PER_ADDRESS)}`;
+  const from = `127.0.1.${1 + i}`;
   while (running && count < MAX_CONNECTIONS) {
     const s = await connectFrom(from);
     if (!s) continue;
     sockets.add(s);
     count++;
-    if (i % 2 === 1) s.write(validOffer);
+    if (i % 2 === 1) s.write(offerFrame);
     await closed(s);
   }
 }
 
-async function flooder(w: number): Promise<void> {
+let next = 0;
+function floodAddress(): string {
+  const n = next++ % FLOOD_ADDRESSES;
+  return `127.0.${2 + Math.floor(n / 250)}.${1 + (n % 250)}`;
+}
+
+async function flooder(): Promise<void> {
   let n = 0;
   while (running && count < MAX_CONNECTIONS) {
-    const s = await connectFrom(`127.0.0.${50 + ((w + n++) % FLOOD_ADDRESSES)}`);
+    const s = await connectFrom(floodAddress());
     if (!s) continue;
     sockets.add(s);
     count++;
-    s.end(garbage[n % garbage.length]!());
+    s.end(attacks[n++ % attacks.length]!());
     await closed(s);
   }
 }
 
 await Promise.all([
-  ...Array.from({ length: IDLE }, (_, i) => holder(i)),
-  ...Array.from({ length: FLOOD_WORKERS }, (_, w) => flooder(w)),
+  ...Array.from({ length: HOLDERS }, (_, i) => holder(i)),
+  ...Array.from({ length: FLOOD_WORKERS }, () => flooder()),
 ]);
 process.stdout.write(`${count}\n`);
 process.exit(0);

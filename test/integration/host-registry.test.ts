@@ -33,6 +33,7 @@ const sample: Registry = {
       transport: { serial: { byId: "usb-qubes-air_pi-gpg_E6614103-if00" } },
       usbSerial: "E6614103",
       agentKey: KEY,
+      pairingId: new Uint8Array(16).fill(0xa5),
       pairedAt: "2026-01-02T03:04:05.678Z",
       lastSeen: null,
     },
@@ -80,6 +81,9 @@ describe("registry", () => {
     expect(await loadRegistry(path)).toEqual(sample);
     expect(parseRegistry(formatRegistry(sample), "x")).toEqual(sample);
     expect(readFileSync(path, "utf8")).toContain('"byId": "usb-qubes-air_pi-gpg_E6614103-if00"');
+    // The pairing id is hex in the file; a remote paired before pairing ids has none.
+    expect(readFileSync(path, "utf8")).toContain(`"pairing": "${"a5".repeat(16)}"`);
+    expect((await loadRegistry(path)).remotes[1]).not.toHaveProperty("pairingId");
   });
 
   test("refuses bad files with messages that name the entry and field", () => {
@@ -97,6 +101,9 @@ describe("registry", () => {
     expect(refused(entry({ agentKey: "qa-pub:1234" }))).toContain("64 hex digits");
     expect(refused(entry({ agentKey: `qa-priv:${"ab".repeat(32)}` }))).toContain("private key");
     expect(refused(entry({ mac: "aa-bb" }))).toContain('"mac"');
+    expect(refused(entry({ pairing: "ab".repeat(15) }))).toContain('"pairing"');
+    expect(refused(entry({ pairing: "AB".repeat(16) }))).toContain('"pairing"');
+    expect(refused(entry({ pairing: 5 }))).toContain('"pairing"');
     expect(refused(entry({ pairedAt: "yesterday" }))).toContain('"pairedAt"');
     expect(refused(entry({ lastSeen: 5 }))).toContain('"lastSeen"');
     expect(refused(entry({ colour: "red" }))).toContain('unknown field "colour"');

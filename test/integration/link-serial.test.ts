@@ -47,11 +47,22 @@ describe.skipIf(lacking(hasSocat() ? null : "socat"))("two processes over a pty 
     const { agent, agentKey, tty } = await setup(["--token", token]);
     const hostKey = newKey();
     const pairing = host(tty, hostKey, ["--mode", "pair-psk", "--token", token]);
-    expect((await pairing.waitFor((e) => e.event === "session")).peer).toBe(agentKey.pub);
+    const paired = await pairing.waitFor((e) => e.event === "session");
+    expect(paired.peer).toBe(agentKey.pub);
     expect((await pairing.waitFor((e) => e.event === "done")).ok).toBe(true);
     expect(await pairing.exited).toBe(0);
     await agent.waitFor((e) => e.event === "listening");
-    const again = host(tty, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub, "--bytes", "100000"]);
+    const id = String(paired.pairing);
+    const again = host(tty, hostKey, [
+      "--mode",
+      "reconnect",
+      "--peer",
+      agentKey.pub,
+      "--pairing",
+      id,
+      "--bytes",
+      "100000",
+    ]);
     expect((await again.waitFor((e) => e.event === "session")).mode).toBe("reconnect");
     expect((await again.waitFor((e) => e.event === "done")).ok).toBe(true);
   });

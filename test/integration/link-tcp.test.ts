@@ -46,7 +46,15 @@ describe("two processes over TCP", () => {
     expect((await pairing.waitFor((e) => e.event === "done")).ok).toBe(true);
     expect(await pairing.exited).toBe(0);
 
-    const reconnect = startHost(port, hostKey, ["--mode", "reconnect", "--peer", agentKey.pub]);
+    const id = String(paired.pairing);
+    const reconnect = startHost(port, hostKey, [
+      "--mode",
+      "reconnect",
+      "--peer",
+      agentKey.pub,
+      "--pairing",
+      id,
+    ]);
     expect((await reconnect.waitFor((e) => e.event === "session")).mode).toBe("reconnect");
     expect((await reconnect.waitFor((e) => e.event === "done")).ok).toBe(true);
 

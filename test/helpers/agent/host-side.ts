@@ -35,12 +35,23 @@ export function nextTimestamp(): bigint {
   return lastTs;
 }
 
+/**
+ * The pairing id each host key got at its last pairing through connectHost, as the host daemon
+ * keeps it in its registry: a reconnect sends it unless the test gives its own.
+ */
+const pairingIds = new Map<string, Uint8Array>();
+export function pairingIdFor(hostKey: StaticKeyPair): Uint8Array | undefined {
+  return pairingIds.get(Buffer.from(hostKey.publicKey).toString("hex"));
+}
+
 export interface HostOptions {
   mode: HandshakeMode;
   hostKey: StaticKeyPair;
   token?: Uint8Array;
   deviceKey?: StaticPublicKey;
   timestamp?: () => bigint;
+  /** reconnect: default pairingIdFor(hostKey). */
+  pairingId?: Uint8Array;
   onOpen?: (channel: Channel, meta: Uint8Array) => void;
 }
 
@@ -49,7 +60,7 @@ export async function connectHost(to: number | string, o: HostOptions): Promise<
   const stream =
     typeof to === "number" ? await tcpConnect("127.0.0.1", to) : await openSerial(to, { platform });
   const attempt = new DataView(platform.randomBytes(8).buffer).getBigUint64(0);
-  return connectAsInitiator(
+  const c = await connectAsInitiator(
     {
       link: typeof to === "number" ? new TcpRecordLink(stream) : new SerialRecordLink(stream, attempt),
       resolver,
@@ -59,10 +70,15 @@ export async function connectHost(to: number | string, o: HostOptions): Promise<
       mode: o.mode,
       responderKey: o.deviceKey,
       token: o.token,
+      pairingId: o.pairingId ?? pairingIdFor(o.hostKey),
       timestamp: o.timestamp ?? nextTimestamp,
     },
     { clock: systemClock, onOpen: o.onOpen ?? ((ch) => ch.close()) },
   );
+  if (o.mode !== "reconnect") {
+    pairingIds.set(Buffer.from(o.hostKey.publicKey).toString("hex"), c.established.pairingId);
+  }
+  return c;
 }
 
 /** Creates a token with the real `pair-token` command and pairs a fresh host key with it. */
