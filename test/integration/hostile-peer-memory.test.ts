@@ -32,6 +32,9 @@ const PING_RSS_BOUND_KIB = 32 * 1024;
 /** Malformed OPENs from a host that never reads: each is answered with a RESET. */
 const REFUSED_OPENS = 200_000;
 
+/** A spawned service's pipes (stdin, stdout, stderr) that may still be open after it answered. */
+const ECHO_CALL_FDS = 3;
+
 /** Open file descriptors of a process (Linux /proc). */
 function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
@@ -157,7 +160,10 @@ describe("hostile peer: channels that are never read", () => {
       `hostile-peer-memory: VmRSS baseline ${baseline} KiB, with 500 windows held ${peaks.join(", ")} KiB; open fds ${baselineFds} -> ${fds.join(", ")}`,
     );
     expect(Math.max(...peaks)).toBeLessThan(RSS_BOUND_KIB);
-    expect(fds).toEqual(fds.map(() => baselineFds));
+    // No fd per channel kept (a leak would be CHANNELS per wave). The slack is the pipes of an
+    // echo call that has answered but whose process the agent has not reaped yet: on a busy
+    // machine either count can catch them (a round under load saw 10 then 9, 9, 9).
+    for (const f of fds) expect(f).toBeLessThanOrEqual(baselineFds + ECHO_CALL_FDS);
     await stillServes(5_000);
   }, 120_000);
 });
