@@ -9,7 +9,7 @@
  */
 import { assert } from "./errors.ts";
 
-/** Smallest buffer the queue allocates once it must copy. */
+/** Smallest buffer the queue grows its own buffer to. */
 const MIN_CAPACITY = 256;
 
 export class ByteQueue {
@@ -41,7 +41,11 @@ export class ByteQueue {
       return;
     }
     if (this.frozen || this.end + chunk.length > this.buf.length) {
-      const next = new Uint8Array(Math.max(MIN_CAPACITY, 2 * (held + chunk.length)));
+      // Out of a buffer not ours (the usual case: frames were taken from it, a partial one is
+      // left): exactly what is needed, as a plain join would. Out of room in our own (a frame
+      // arriving in pieces): double, which keeps a byte-at-a-time frame linear.
+      const needed = held + chunk.length;
+      const next = new Uint8Array(this.frozen ? needed : Math.max(MIN_CAPACITY, 2 * needed));
       next.set(this.buf.subarray(this.start, this.end));
       this.buf = next;
       this.start = 0;
