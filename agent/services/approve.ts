@@ -11,6 +11,7 @@
  * Must never: take the approver's or the client's name from the payload, or grant before the
  * audit record is on disk.
  */
+import { concatBytes } from "../../core/bytes.ts";
 import { ProtocolError } from "../../core/errors.ts";
 import { parseApproveRequest } from "../../core/qrexec/approve-request.ts";
 import { isQubeName } from "../../core/qrexec/names.ts";
@@ -106,11 +107,5 @@ async function readLine(stdin: ByteSource, ms: number): Promise<Uint8Array> {
   } finally {
     clearTimeout(timer);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }

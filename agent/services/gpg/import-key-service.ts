@@ -15,6 +15,7 @@
  * Must never: let gpg read the client's bytes as sent, import into any home but the served
  * one, or show the client's text (user IDs) on the device.
  */
+import { concatBytes } from "../../../core/bytes.ts";
 import { KeyImportError, parseKeyImport } from "../../../core/gpg/openpgp-import.ts";
 import { GPG_IMPORT_LIMITS, Service } from "../../../core/qrexec/services.ts";
 import type { ByteSource } from "../../../transport/transport.ts";
@@ -158,11 +159,5 @@ async function readAll(stdin: ByteSource, ms: number): Promise<Uint8Array | "too
   } finally {
     clearTimeout(timer);
   }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }

@@ -9,6 +9,7 @@
  * hold more than prereadBytes plus one read chunk.
  */
 import { createHash } from "node:crypto";
+import { concatBytes } from "../../../core/bytes.ts";
 import { FrameReader } from "../../../core/gpg/v1-wire.ts";
 import { APPROVE_LIMITS } from "../../../core/qrexec/services.ts";
 import type { ByteSource } from "../../../transport/transport.ts";
@@ -41,15 +42,7 @@ export async function prereadData(
 ): Promise<Preread> {
   const chunks: Uint8Array[] = first.length > 0 ? [first] : [];
   let size = first.length;
-  const raw = () => {
-    const out = new Uint8Array(size);
-    let at = 0;
-    for (const c of chunks) {
-      out.set(c, at);
-      at += c.length;
-    }
-    return out;
-  };
+  const raw = () => concatBytes(chunks);
   const hashes = algos.flatMap((a) => (NODE_ALGO[a] ? [[a, createHash(NODE_ALGO[a]!)] as const] : []));
   const reader = new FrameReader(fdCount, false);
   let timer: ReturnType<typeof setTimeout> | undefined;
