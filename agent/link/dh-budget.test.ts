@@ -133,7 +133,12 @@ describe("half-open link pays for DH work", () => {
   const hostKey = generateStaticKeyPair();
   const agentKey = generateStaticKeyPair();
 
-  async function reconnect(spend: (ops: number) => boolean, pinned = true) {
+  /**
+   * A reconnect through a HalfOpenLink. `relay`: the host's messages reach the agent from
+   * another connection (an on-path attacker's address) whose peer never gets message 2 and so
+   * never holds the session keys.
+   */
+  async function reconnect(spend: (ops: number) => boolean, pinned = true, relay = false) {
     const [a, b] = duplexPair();
     const asked: number[] = [];
     const reconnected: string[] = [];
@@ -146,10 +151,26 @@ describe("half-open link pays for DH work", () => {
     });
     const tuning = { clock: systemClock, onOpen: () => {} };
     const peers = { isPinned: () => pinned, acceptTimestamp: () => true };
+    const hostLink = new TcpRecordLink(a);
+    if (relay) {
+      // The offer and message 1 go out; what the agent answers after message 1 never comes back.
+      let sent = 0;
+      const send = hostLink.sendHandshake.bind(hostLink);
+      const recv = hostLink.recvHandshake.bind(hostLink);
+      hostLink.sendHandshake = async (m) => {
+        await send(m);
+        sent++;
+      };
+      hostLink.recvHandshake = async () => {
+        const m = await recv();
+        if (sent >= 2) throw new Error("message 2 dropped by the relay");
+        return m;
+      };
+    }
     const outcome = await Promise.allSettled([
       connectAsInitiator(
         {
-          link: new TcpRecordLink(a),
+          link: hostLink,
           resolver,
           staticKey: hostKey,
           version: "h",
@@ -165,6 +186,9 @@ describe("half-open link pays for DH work", () => {
         tuning,
       ),
     ]);
+    // The host proves it holds the keys with a transport record (a ping, answered).
+    if (outcome[0].status === "fulfilled" && outcome[1].status === "fulfilled")
+      await outcome[0].value.session.ping();
     for (const o of outcome) if (o.status === "fulfilled") o.value.session.close();
     const device = outcome[1];
     return {
@@ -185,6 +209,11 @@ describe("half-open link pays for DH work", () => {
   test("no budget: refused with handshake-rate, nothing read", async () => {
     const r = await reconnect(() => false);
     expect(r).toEqual({ asked: [RESPONDER_DH_OPS.ik], reconnected: [], code: "handshake-rate" });
+  });
+
+  test("a real IK message 1 relayed from another address does not mark that address: its peer sends no record", async () => {
+    const r = await reconnect(() => true, true, true);
+    expect(r).toEqual({ asked: [RESPONDER_DH_OPS.ik], reconnected: [], code: null });
   });
 
   test("an unpinned key never marks its address", async () => {

@@ -22,7 +22,7 @@ type Progress = Pick<HalfOpen, "offered" | "authenticated">;
 export interface Admission {
   /** Pays for `ops` DH operations; false when the budget is spent. */
   spend(ops: number): boolean;
-  /** A pinned host completed a reconnect, or a token pairing, from this address. */
+  /** A pinned host (reconnect) or a token pairing sent its first transport record from here. */
   hostConnected(): void;
 }
 
@@ -103,12 +103,6 @@ export class HalfOpenLink implements RecordLink {
   }
 
   setRecvKey(cs: CipherState): void {
-    // Keys are installed once the handshake succeeded; for a reconnect that is after the
-    // timestamp (and pairing id) was accepted, so only the real host's address is remembered.
-    if (this.peerProved) {
-      this.peerProved = false;
-      this.admission?.hostConnected();
-    }
     this.inner.setRecvKey(cs);
   }
 
@@ -116,8 +110,16 @@ export class HalfOpenLink implements RecordLink {
     return this.inner.send(plaintext);
   }
 
-  recv(): Promise<Uint8Array | null> {
-    return this.inner.recv();
+  async recv(): Promise<Uint8Array | null> {
+    const record = await this.inner.recv();
+    // The address is remembered at the first transport record that decrypts, not when the keys
+    // are installed: a replayed IK message 1 from an on-path attacker's own address passes the
+    // timestamp and pairing id, but only the real host holds the keys to send a record.
+    if (record !== null && this.peerProved) {
+      this.peerProved = false;
+      this.admission?.hostConnected();
+    }
+    return record;
   }
 
   close(): void {
